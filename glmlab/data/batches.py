@@ -1,0 +1,167 @@
+"""From examples to batches: GLM samples are laid out in rows (packed or padded), the mask
+builder describes the attention structure, and everything becomes CPU tensors.
+
+Batch ``i`` is a pure function of (seed, i): row ``r`` takes the example at position
+``i * batch_size + r`` of a seeded per-epoch permutation, and its samples draw their spans
+from a generator seeded with ``(seed, i, r)``. Resuming at batch ``i`` therefore needs no
+loader state, and loader workers need no coordination.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from glmlab.objective import Objective
+from glmlab.structures import Batch, GLMSample, Segment, TokenizedText
+
+
+class ExampleSource(Protocol):
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> list[TokenizedText]: ...
+
+
+def collate_rows(
+    rows: Sequence[Sequence[GLMSample]], *, seq_len: int, pad_id: int, mask_builder: object
+) -> Batch:
+    """Lay out each row's samples side by side (padding the rest) and build the layout."""
+    batch_size = len(rows)
+    input_ids = np.full((batch_size, seq_len), pad_id, dtype=np.int64)
+    position_ids = np.zeros((batch_size, 2, seq_len), dtype=np.int64)
+    target_ids = np.zeros((batch_size, seq_len), dtype=np.int64)
+    loss_mask = np.zeros((batch_size, seq_len), dtype=np.float32)
+    segments: list[Segment] = []
+    for r, samples in enumerate(rows):
+        col = 0
+        for s in samples:
+            n = len(s)
+            if col + n > seq_len:
+                raise ValueError(
+                    f"row {r}: samples need {col + n} columns but seq_len is {seq_len}"
+                )
+            input_ids[r, col : col + n] = s.input_ids
+            position_ids[r, :, col : col + n] = s.position_ids
+            target_ids[r, col : col + n] = s.target_ids
+            loss_mask[r, col : col + n] = s.loss_mask
+            segments.append(Segment(r, col, n, s.sep))
+            col += n
+    layout = mask_builder.build(segments, batch_size=batch_size, seq_len=seq_len)
+    loss_positions = np.flatnonzero(loss_mask)
+    return Batch(
+        input_ids=torch.from_numpy(input_ids),
+        position_ids=torch.from_numpy(position_ids),
+        target_ids=torch.from_numpy(target_ids),
+        loss_mask=torch.from_numpy(loss_mask),
+        layout=layout,
+        loss_positions=torch.from_numpy(loss_positions.astype(np.int64)),
+    )
+
+
+def build_row(
+    pieces: Sequence[TokenizedText], objective: Objective, *, seq_len: int, rng: np.random.Generator
+) -> list[GLMSample]:
+    """One row's samples. Piece ``j`` may use what the pieces after it leave free, so Part B
+    of every piece fits: its budget is ``seq_len - used - sum(len(later pieces))``."""
+    remaining = sum(len(p) for p in pieces)
+    used = 0
+    samples = []
+    for piece in pieces:
+        remaining -= len(piece)
+        budget = seq_len - used - remaining
+        if budget < 2:
+            break
+        sample = objective.build(piece, max_len=budget, rng=rng)
+        samples.append(sample)
+        used += len(sample)
+    return samples
+
+
+class BatchSource:
+    """Deterministic, random-access batches over an example set (see the module docstring).
+
+    ``shuffle=False`` walks the examples in order (validation).
+    """
+
+    def __init__(
+        self,
+        examples: ExampleSource,
+        objective: Objective,
+        *,
+        mask_builder: object,
+        batch_size: int,
+        seq_len: int,
+        pad_id: int,
+        seed: int,
+        shuffle: bool = True,
+    ) -> None:
+        if len(examples) == 0:
+            raise ValueError(
+                "the example set is empty: the corpus produced no text of at least data.min_tokens tokens"
+            )
+        self.examples = examples
+        self.objective = objective
+        self.mask_builder = mask_builder
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.pad_id = pad_id
+        self.seed = seed
+        self.shuffle = shuffle
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 - one source per run; epochs change rarely
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng((self.seed, 0x5EED, epoch)).permutation(len(self.examples))
+
+    def example_index(self, i: int, r: int) -> int:
+        g = i * self.batch_size + r
+        epoch, k = divmod(g, len(self.examples))
+        return int(self._permutation(epoch)[k]) if self.shuffle else k
+
+    def rows(self, i: int) -> list[list[GLMSample]]:
+        out = []
+        for r in range(self.batch_size):
+            rng = np.random.default_rng((self.seed, i, r))
+            pieces = self.examples[self.example_index(i, r)]
+            out.append(build_row(pieces, self.objective, seq_len=self.seq_len, rng=rng))
+        return out
+
+    def batch(self, i: int) -> Batch:
+        return collate_rows(
+            self.rows(i), seq_len=self.seq_len, pad_id=self.pad_id, mask_builder=self.mask_builder
+        )
+
+
+class BatchDataset(torch.utils.data.Dataset):
+    """Map-style view of a :class:`BatchSource` for ``DataLoader(batch_size=None)``."""
+
+    def __init__(self, source: BatchSource, length: int) -> None:
+        self.source = source
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> Batch:
+        return self.source.batch(i)
+
+
+def _identity(batch: Batch) -> Batch:
+    return batch
+
+
+def make_loader(source: BatchSource, *, start: int, stop: int, workers: int, pin_memory: bool):
+    """Batches ``start .. stop-1`` in order, built in ``workers`` processes when > 0."""
+    dataset = BatchDataset(source, stop)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=range(start, stop),
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=False,
+        collate_fn=_identity,
+    )

@@ -1,0 +1,278 @@
+"""Text corpora, selected by name.
+
+``load_corpus(name, **options)`` returns a :class:`Corpus`: lists of training and
+validation documents plus a fingerprint (short sha256 over the name, the options and the
+contents) that downstream caches (tokenizer, tokenized examples) use as their key.
+
+Known corpora:
+
+``stdlib_docs`` (default; needs nothing but a Python install)
+    The docstrings of the running interpreter's standard library, read with :mod:`ast`
+    from the ``.py`` sources (never imported). Options: ``min_chars`` (200),
+    ``validation_fraction`` (0.05).
+``text_files``
+    Files matched by ``pattern`` (a glob; ``**`` recurses), one document per file
+    (``unit="file"``) or per blank-line separated paragraph (``unit="paragraph"``).
+    Options: ``pattern``, ``unit`` ("file"), ``min_chars`` (1), ``validation_fraction``.
+``jsonl``
+    One document per line of the JSON-lines file ``path``, taken from ``field``
+    ("text"). Options: ``path``, ``field``, ``min_chars`` (1), ``validation_fraction``.
+
+The train/validation split is decided per document by a hash of its text, so it does not
+depend on document order or on which other documents are present.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+import sys
+import sysconfig
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from glmlab.data.cache import cache_dir, cache_key
+from glmlab.io import write_text_atomic
+
+__all__ = ["Corpus", "known_corpora", "load_corpus", "split_train_validation"]
+
+log = logging.getLogger("glmlab")
+
+# Bump when the stdlib_docs extraction rules change, so stale caches are not reused.
+_STDLIB_FORMAT = 1
+# Directory names under the stdlib that are not standard-library documentation.
+_STDLIB_SKIP_DIRS = frozenset(
+    {"site-packages", "dist-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"}
+)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A named corpus split into training and validation documents."""
+
+    name: str
+    train: list[str]
+    validation: list[str]
+    fingerprint: str
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.train) + len(self.validation)
+
+    @property
+    def n_chars(self) -> int:
+        return sum(map(len, self.train)) + sum(map(len, self.validation))
+
+
+def _fingerprint(name: str, options: dict[str, Any], docs: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([name, options], sort_keys=True, default=str).encode("utf-8"))
+    for doc in docs:
+        # Length prefix so that document boundaries are part of the hash.
+        h.update(f"\x00{len(doc)}\x00".encode())
+        h.update(doc.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:16]
+
+
+def _is_validation(text: str, fraction: float) -> bool:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
+
+
+def split_train_validation(
+    docs: list[str], validation_fraction: float
+) -> tuple[list[str], list[str]]:
+    """Split ``docs`` by a hash of each text; order within each split is preserved.
+
+    When there are at least two documents and ``0 < validation_fraction < 1``, neither
+    split is left empty (the document with the most extreme hash is moved), because an
+    empty validation set would silently disable evaluation on small corpora.
+    """
+    if not 0.0 <= validation_fraction <= 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1], got {validation_fraction}")
+    flags = [_is_validation(d, validation_fraction) for d in docs]
+    if len(docs) >= 2 and 0.0 < validation_fraction < 1.0 and (all(flags) or not any(flags)):
+        scores = [hashlib.sha256(d.encode("utf-8", "surrogatepass")).digest() for d in docs]
+        flip = scores.index(min(scores) if not any(flags) else max(scores))
+        flags[flip] = not flags[flip]
+    train = [d for d, v in zip(docs, flags, strict=True) if not v]
+    validation = [d for d, v in zip(docs, flags, strict=True) if v]
+    return train, validation
+
+
+# --------------------------------------------------------------------------- stdlib_docs
+
+
+def _stdlib_files(root: Path) -> list[Path]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        # Prune in place so os.walk does not descend into skipped trees.
+        dirnames[:] = [d for d in dirnames if d not in _STDLIB_SKIP_DIRS]
+        files.extend(Path(dirpath) / f for f in filenames if f.endswith(".py"))
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _file_docstrings(path: Path) -> list[tuple[int, str]]:
+    """``(line, docstring)`` for the module and every class/function in one source file."""
+    try:
+        source = path.read_bytes()
+        with warnings.catch_warnings():
+            # Old escape sequences in some stdlib files trigger Deprecation/SyntaxWarnings.
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, filename=str(path))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node, clean=True)
+            if doc:
+                out.append((getattr(node, "lineno", 0), doc))
+    out.sort(key=lambda t: t[0])  # ast.walk is breadth-first; the contract is line order
+    return out
+
+
+def _parse_stdlib_docs(min_chars: int) -> list[str]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    seen: set[str] = set()
+    docs: list[str] = []
+    for path in _stdlib_files(root):
+        for _, doc in _file_docstrings(path):
+            if len(doc) >= min_chars and doc not in seen:
+                seen.add(doc)
+                docs.append(doc)
+    return docs
+
+
+def _load_stdlib_docs(*, min_chars: int = 200, validation_fraction: float = 0.05) -> list[str]:
+    # The split is cheap; only the parse is cached, so only parse-relevant options key it.
+    stdlib = sysconfig.get_paths()["stdlib"]
+    key = cache_key("stdlib_docs", _STDLIB_FORMAT, sys.version, stdlib, min_chars)
+    path = cache_dir() / "corpora" / f"stdlib_docs-{key}.json"
+    try:
+        docs = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(docs, list):
+            return docs
+    except (OSError, ValueError):
+        pass
+    docs = _parse_stdlib_docs(min_chars)
+    if not docs:
+        raise ValueError(
+            f"stdlib_docs found no docstrings of >= {min_chars} chars under {stdlib}; "
+            "is the standard library shipped as source (.py) on this install?"
+        )
+    write_text_atomic(path, json.dumps(docs, ensure_ascii=False))
+    return docs
+
+
+# ---------------------------------------------------------------------------- text_files
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+
+
+def _load_text_files(
+    *, pattern: str, unit: str = "file", min_chars: int = 1, validation_fraction: float = 0.05
+) -> list[str]:
+    if unit not in ("file", "paragraph"):
+        raise ValueError(f"text_files: unit must be 'file' or 'paragraph', got {unit!r}")
+    paths = sorted(
+        p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)
+    )
+    if not paths:
+        raise ValueError(
+            f"text_files: pattern {pattern!r} matched no files (cwd: {os.getcwd()}); "
+            "pass an absolute path or a glob such as '/data/books/**/*.txt' as "
+            "corpus_options.pattern"
+        )
+    docs: list[str] = []
+    for p in paths:
+        # Arbitrary user files: undecodable bytes become U+FFFD rather than aborting.
+        text = Path(p).read_text(encoding="utf-8", errors="replace")
+        pieces = _PARAGRAPH_BREAK.split(text) if unit == "paragraph" else [text]
+        docs.extend(d for d in (s.strip() for s in pieces) if len(d) >= max(min_chars, 1))
+    return docs
+
+
+# --------------------------------------------------------------------------------- jsonl
+
+
+def _load_jsonl(
+    *, path: str, field: str = "text", min_chars: int = 1, validation_fraction: float = 0.05
+) -> list[str]:
+    file = Path(os.path.expanduser(path))
+    if not file.is_file():
+        raise ValueError(f"jsonl: no such file {str(file)!r}; set corpus_options.path")
+    docs: list[str] = []
+    with file.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{file}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(record, dict) or field not in record:
+                raise ValueError(f"{file}:{lineno}: record has no field {field!r}")
+            text = record[field]
+            if not isinstance(text, str):
+                # A data error like the others, so the same exception type.
+                raise ValueError(
+                    f"{file}:{lineno}: field {field!r} is {type(text).__name__}, not a string"
+                )
+            if len(text) >= max(min_chars, 1):
+                docs.append(text)
+    return docs
+
+
+# ------------------------------------------------------------------------------ registry
+
+_LOADERS: dict[str, Callable[..., list[str]]] = {
+    "stdlib_docs": _load_stdlib_docs,
+    "text_files": _load_text_files,
+    "jsonl": _load_jsonl,
+}
+
+
+def known_corpora() -> list[str]:
+    """Names accepted by :func:`load_corpus`."""
+    return sorted(_LOADERS)
+
+
+def load_corpus(name: str = "stdlib_docs", **options: Any) -> Corpus:
+    """Load corpus ``name`` with loader-specific ``options`` (see the module docstring)."""
+    if name not in _LOADERS:
+        raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(known_corpora())}")
+    loader = _LOADERS[name]
+    params = inspect.signature(loader).parameters
+    unknown = set(options) - set(params)
+    if unknown:
+        raise ValueError(
+            f"corpus {name!r} does not accept option(s) {sorted(unknown)}; "
+            f"accepted: {sorted(params)}"
+        )
+    missing = [p.name for p in params.values() if p.default is p.empty and p.name not in options]
+    if missing:
+        raise ValueError(f"corpus {name!r} needs option(s) {missing}")
+    # Resolve defaults so that the fingerprint does not depend on how options were spelled.
+    resolved = {p.name: options.get(p.name, p.default) for p in params.values()}
+    docs = loader(**options)
+    train, validation = split_train_validation(docs, float(resolved["validation_fraction"]))
+    corpus = Corpus(name, train, validation, _fingerprint(name, resolved, docs))
+    log.debug(
+        "corpus %s: %d train / %d validation docs, %d chars, fingerprint %s",
+        name,
+        len(train),
+        len(validation),
+        corpus.n_chars,
+        corpus.fingerprint,
+    )
+    return corpus

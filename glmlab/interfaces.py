@@ -1,0 +1,99 @@
+"""The objects that plugin factories return. The hookspecs (:mod:`glmlab.hookspecs`) hand
+glmlab *factories*; these protocols say what the factories must build.
+
+Every factory is called with keyword arguments only: the fixed ones named below, plus the
+options from the plugin's config group (``conf/<kind>/<name>.yaml`` minus ``name``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from glmlab.structures import AttentionLayout, Segment, SpanSet, TokenizedText
+
+
+@runtime_checkable
+class SpanSampler(Protocol):
+    """Chooses the spans to blank out of one text.
+
+    Built as ``factory(**options)``.
+    """
+
+    def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
+        """Return the spans for ``text``.
+
+        Invariants (checked at run time, see :mod:`glmlab.objective`): spans sorted,
+        non-overlapping, non-empty, inside ``[0, keep)``; ``keep <= len(text)``;
+        ``keep + 2 * len(spans) <= max_len`` (Part A plus Part B fit the row). All
+        randomness comes from ``rng`` so that a seed fixes the result.
+        """
+        ...
+
+
+class PositionalScheme(Protocol):
+    """An ``nn.Module`` that turns the two position rows into model inputs.
+
+    Built as ``factory(dim=, n_heads=, head_dim=, max_positions=, **options)``.
+    """
+
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor | None:
+        """Additive embedding (B, L, dim) for ``position_ids`` (B, 2, L), or None."""
+        ...
+
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate queries and keys (B, H, L, D) by position; identity for additive schemes."""
+        ...
+
+
+class NormLayout(Protocol):
+    """Where the LayerNorms and residuals sit around each sublayer.
+
+    Built as ``factory(n_layers=, **options)``.
+    """
+
+    def wrap(self, sublayer: nn.Module, dim: int, kind: Literal["attention", "mlp"]) -> nn.Module:
+        """Return a module computing ``x -> residual-block(x)`` around ``sublayer``.
+
+        The returned module's ``forward(x, **kwargs)`` passes ``kwargs`` to ``sublayer``.
+        It may rescale the sublayer's initial weights (DeepNorm's beta) here.
+        """
+        ...
+
+    def final_norm(self, dim: int) -> nn.Module:
+        """The norm applied after the last block (``nn.Identity`` where none belongs)."""
+        ...
+
+
+class MaskBuilder(Protocol):
+    """Describes the attention structure of a batch. Built as ``factory(**options)``."""
+
+    def build(self, segments: list[Segment], *, batch_size: int, seq_len: int) -> AttentionLayout:
+        """Turn the samples' placement into an :class:`AttentionLayout` (no dense L x L)."""
+        ...
+
+
+class AttentionBackend(Protocol):
+    """Computes masked attention from an :class:`AttentionLayout`.
+
+    Built as ``factory(**options)``.
+    """
+
+    def is_available(self, device: torch.device) -> bool:
+        """Whether this backend can run on ``device`` in this process."""
+        ...
+
+    def prepare(self, layout: AttentionLayout) -> Any:
+        """Build the per-batch bias once (called once per forward, not per layer)."""
+        ...
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: Any
+    ) -> torch.Tensor:
+        """Attention output (B, H, L, D) for q, k, v (B, H, L, D), scaled by 1/sqrt(D)."""
+        ...

@@ -1,0 +1,279 @@
+"""The GLM objective: autoregressive blank infilling, plus the MLM and CLM baselines.
+
+:func:`build_glm_sample` is the pure core that users can check by hand. The paper's
+example (0-based, no [CLS]): ``x1..x6`` with spans ``[x3]`` and ``[x5 x6]``, Part B order
+``([x5 x6], [x3])``::
+
+    >>> s = build_glm_sample([1, 2, 3, 4, 5, 6], [(2, 3), (4, 6)],
+    ...                      mask_id=90, sop_id=91, eop_id=92, order=[1, 0])
+    >>> s.input_ids.tolist()
+    [1, 2, 90, 4, 90, 91, 5, 6, 91, 3]
+    >>> s.position_ids.tolist()
+    [[0, 1, 2, 3, 4, 4, 4, 4, 2, 2], [0, 0, 0, 0, 0, 1, 2, 3, 1, 2]]
+    >>> s.target_ids.tolist()[5:], s.sep
+    ([5, 6, 92, 3, 92], 5)
+
+The objective classes turn a :class:`TokenizedText` into a :class:`GLMSample` that fits a
+row budget; all randomness comes from the generator they are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from glmlab.structures import GLMSample, SpanSet, SpecialTokens, TokenizedText
+
+
+def _per_span(value: int | Sequence[int], n_spans: int, what: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.int64)
+    if arr.ndim == 0:
+        return np.full(n_spans, int(arr), dtype=np.int64)
+    if arr.shape != (n_spans,):
+        raise ValueError(
+            f"{what} must be one id or one id per span ({n_spans}), got {arr.shape[0]}"
+        )
+    return arr
+
+
+def build_glm_sample(
+    tokens: Sequence[int] | np.ndarray,
+    spans: Sequence[tuple[int, int]],
+    *,
+    mask_id: int | Sequence[int],
+    sop_id: int | Sequence[int],
+    eop_id: int,
+    order: Sequence[int] | np.ndarray | None = None,
+    part_b_position: int | None = None,
+) -> GLMSample:
+    """Lay out one GLM sample.
+
+    Args:
+        tokens: the text's token ids, ``x_0 .. x_{n-1}``.
+        spans: half-open ``(start, end)`` token index pairs, sorted and non-overlapping.
+        mask_id: the token that replaces each span in Part A; one id, or one per span
+            (the sentinel variant uses a distinct ``[MASK_i]`` per span).
+        sop_id: the token that starts each span in Part B; one id or one per span.
+        eop_id: the target after each span's last token.
+        order: the order of the spans in Part B, a permutation of ``range(len(spans))``;
+            ``None`` keeps text order. Shuffling draws it at random.
+        part_b_position: if given, Part B's first position row is this value instead of
+            the span's mask position (the sentinel variant's fixed out-of-range position).
+
+    Returns:
+        Part A (``tokens`` with each span replaced by one mask) then, for each span in
+        ``order``, ``[sop] span`` with targets ``span [eop]``. Position row 0: index in
+        Part A, Part B tokens carry their span's mask index; row 1: 0 in Part A, 1, 2, ...
+        inside each Part B span. Loss mask 1 on Part B only; ``sep`` = len(Part A).
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    n = tokens.shape[0]
+    m = len(spans)
+    bounds = np.asarray(spans, dtype=np.int64).reshape(m, 2)
+    starts, ends = bounds[:, 0], bounds[:, 1]
+    if m and (
+        (starts < 0).any()
+        or (ends > n).any()
+        or (ends <= starts).any()
+        or (starts[1:] < ends[:-1]).any()
+    ):
+        raise ValueError(
+            f"spans must be sorted, non-overlapping, non-empty and inside [0, {n}); got {list(map(tuple, bounds.tolist()))}"
+        )
+    order = np.arange(m) if order is None else np.asarray(order, dtype=np.int64)
+    if order.shape != (m,) or not np.array_equal(np.sort(order), np.arange(m)):
+        raise ValueError(f"order must be a permutation of range({m}), got {order.tolist()}")
+    mask_ids = _per_span(mask_id, m, "mask_id")
+    sop_ids = _per_span(sop_id, m, "sop_id")
+
+    # Part A: drop every span token but the first, which becomes the span's mask.
+    delta = np.zeros(n + 1, dtype=np.int64)
+    delta[starts] += 1
+    delta[ends] -= 1
+    in_span = np.cumsum(delta[:n]) > 0
+    keep = ~in_span
+    keep[starts] = True
+    part_a = tokens[keep]
+    mask_pos = np.cumsum(keep)[starts] - 1  # index of each span's mask inside Part A
+    part_a[mask_pos] = mask_ids
+    sep = part_a.shape[0]
+
+    # Part B: for span j = order[i], inputs [sop] x_s .. x_{e-1}, targets x_s .. x_{e-1} [eop].
+    lens_b = (ends - starts)[order] + 1
+    total_b = int(lens_b.sum())
+    span_of = np.repeat(order, lens_b)
+    first = np.repeat(np.cumsum(lens_b) - lens_b, lens_b)
+    offset = np.arange(total_b, dtype=np.int64) - first  # 0 at [sop]
+    src = starts[span_of] + offset
+    is_sop = offset == 0
+    is_last = offset == lens_b.repeat(lens_b) - 1
+    b_inputs = np.where(is_sop, sop_ids[span_of], tokens[np.minimum(src - 1, n - 1)])
+    b_targets = np.where(is_last, eop_id, tokens[np.minimum(src, n - 1)])
+    b_pos1 = mask_pos[span_of] if part_b_position is None else np.full(total_b, part_b_position)
+
+    input_ids = np.concatenate([part_a, b_inputs])
+    target_ids = np.concatenate([np.zeros(sep, dtype=np.int64), b_targets])
+    position_ids = np.stack(
+        [
+            np.concatenate([np.arange(sep, dtype=np.int64), b_pos1]),
+            np.concatenate([np.zeros(sep, dtype=np.int64), offset + 1]),
+        ]
+    )
+    loss_mask = np.concatenate([np.zeros(sep, np.float32), np.ones(total_b, np.float32)])
+    return GLMSample(input_ids, position_ids, target_ids, loss_mask, sep)
+
+
+class SamplerInvariantError(ValueError):
+    """A span sampler returned spans that break the sampler contract."""
+
+
+def check_span_set(spans: SpanSet, text_len: int, max_len: int, sampler: str) -> None:
+    """Raise :class:`SamplerInvariantError` naming ``sampler`` if ``spans`` is invalid."""
+    problem = None
+    if not 0 < spans.keep <= text_len:
+        problem = f"keep={spans.keep} outside (0, {text_len}]"
+    elif spans.glm_length() > max_len:
+        problem = f"keep + 2 * n_spans = {spans.glm_length()} exceeds max_len={max_len}"
+    elif spans.mask_kind not in ("MASK", "sMASK", "gMASK"):
+        problem = f"unknown mask_kind {spans.mask_kind!r}"
+    else:
+        prev_end = 0
+        for s, e in spans.spans:
+            if not (prev_end <= s < e <= spans.keep):
+                problem = (
+                    f"span ({s}, {e}) is empty, unsorted, overlapping or beyond keep={spans.keep}"
+                )
+                break
+            prev_end = e
+    if problem:
+        raise SamplerInvariantError(f"span sampler '{sampler}' broke an invariant: {problem}")
+
+
+class Objective:
+    """Turns one text into one training sample that fits ``max_len`` tokens."""
+
+    name: str = "objective"
+
+    def build(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> GLMSample:
+        raise NotImplementedError
+
+
+class GLMObjective(Objective):
+    """Blank infilling with a weighted per-sample mixture of span samplers.
+
+    ``samplers`` is a list of ``(registry name, sampler, weight)``. ``shuffle_spans`` draws
+    Part B's order at random (the paper's default); ``sentinels`` uses a distinct
+    ``[MASK_i]``/``[sop_i]`` pair per span with Part B's first position row pinned to
+    ``sentinel_position`` (the "w/ sentinel tokens" ablation).
+    """
+
+    name = "glm"
+
+    def __init__(
+        self,
+        samplers: list[tuple[str, object, float]],
+        specials: SpecialTokens,
+        *,
+        shuffle_spans: bool = True,
+        sentinels: bool = False,
+        sentinel_position: int | None = None,
+        check_invariants: bool = True,
+    ) -> None:
+        if not samplers:
+            raise ValueError(
+                "objective.samplers is empty: give at least one span sampler with weight > 0"
+            )
+        weights = np.asarray([w for _, _, w in samplers], dtype=np.float64)
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"sampler weights must be >= 0 and sum > 0, got {weights.tolist()}")
+        if sentinels and (not specials.sentinel_masks or sentinel_position is None):
+            raise ValueError(
+                "sentinels=true needs sentinel tokens in the tokenizer and a sentinel_position"
+            )
+        self.samplers = samplers
+        self.probs = weights / weights.sum()
+        self.specials = specials
+        self.shuffle_spans = shuffle_spans
+        self.sentinels = sentinels
+        self.sentinel_position = sentinel_position
+        self.check_invariants = check_invariants
+
+    def build(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> GLMSample:
+        k = 0 if len(self.samplers) == 1 else int(rng.choice(len(self.samplers), p=self.probs))
+        name, sampler, _ = self.samplers[k]
+        spans = sampler.sample(text, max_len=max_len, rng=rng)
+        if self.check_invariants:
+            check_span_set(spans, len(text), max_len, name)
+        m = len(spans.spans)
+        order = rng.permutation(m) if self.shuffle_spans else None
+        sp = self.specials
+        if self.sentinels:
+            if m > len(sp.sentinel_masks):
+                raise ValueError(
+                    f"sampler '{name}' drew {m} spans but the tokenizer has {len(sp.sentinel_masks)} "
+                    "sentinels: raise data.n_sentinels"
+                )
+            return build_glm_sample(
+                text.ids[: spans.keep],
+                spans.spans,
+                mask_id=sp.sentinel_masks[:m],
+                sop_id=sp.sentinel_sops[:m],
+                eop_id=sp.eop,
+                order=order,
+                part_b_position=self.sentinel_position,
+            )
+        return build_glm_sample(
+            text.ids[: spans.keep],
+            spans.spans,
+            mask_id=sp.mask_id(spans.mask_kind),
+            sop_id=sp.sop,
+            eop_id=sp.eop,
+            order=order,
+        )
+
+
+class MLMObjective(Objective):
+    """BERT's masked LM: ``ratio`` of the tokens are predicted; of those 80% become [MASK],
+    10% a random token, 10% stay. Everything is Part A (sep = length: bidirectional), the
+    loss sits on the chosen positions, and targets are the original tokens in place."""
+
+    name = "mlm"
+
+    def __init__(
+        self, specials: SpecialTokens, *, vocab_size: int, n_special: int, ratio: float = 0.15
+    ) -> None:
+        self.specials, self.vocab_size, self.n_special, self.ratio = (
+            specials,
+            vocab_size,
+            n_special,
+            ratio,
+        )
+
+    def build(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> GLMSample:
+        ids = text.ids[:max_len]
+        n = ids.shape[0]
+        n_pick = max(1, round(self.ratio * n))
+        picked = rng.choice(n, size=n_pick, replace=False)
+        roll = rng.random(n_pick)
+        inputs = ids.copy()
+        inputs[picked[roll < 0.8]] = self.specials.mask
+        rand = picked[(roll >= 0.8) & (roll < 0.9)]
+        inputs[rand] = rng.integers(self.n_special, self.vocab_size, size=rand.shape[0])
+        loss_mask = np.zeros(n, np.float32)
+        loss_mask[picked] = 1.0
+        positions = np.stack([np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+        return GLMSample(inputs, positions, ids.copy(), loss_mask, sep=n)
+
+
+class CLMObjective(Objective):
+    """GPT's left-to-right LM: input ``x_0..x_{n-2}`` predicts ``x_1..x_{n-1}``; sep = 0
+    (fully causal), loss on every position."""
+
+    name = "clm"
+
+    def build(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> GLMSample:
+        ids = text.ids[: max_len + 1]
+        n = ids.shape[0] - 1
+        positions = np.stack([np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+        return GLMSample(ids[:-1].copy(), positions, ids[1:].copy(), np.ones(n, np.float32), sep=0)

@@ -1,0 +1,319 @@
+"""The training loop for one run on the CPU or one GPU.
+
+A run directory holds ``metrics.jsonl`` (one JSON object per logged step and per
+evaluation), ``checkpoint.pt`` (model, optimizer, scheduler, RNG, data position) and, when
+the run ends, ``result.json``. Starting a run in a directory with a checkpoint resumes it:
+batches are a pure function of (seed, index), so the data position is one integer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from glmlab.assemble import RunSpec, build_mask_builder, build_objective, chunk_len, resolve_device
+from glmlab.data.batches import BatchSource, make_loader
+from glmlab.data.pipeline import PreparedData, prepare_data
+from glmlab.io import read_jsonl, write_jsonl_atomic
+from glmlab.model.build import build_model
+from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
+from glmlab.train.schedule import lr_factor
+
+log = logging.getLogger("glmlab")
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(f"loss is {loss} at step {step}")
+        self.step = step
+
+
+@dataclass
+class TrainOutcome:
+    status: str  # completed | stopped (stop_after) | diverged
+    step: int
+    final_val_loss: float | None
+    tokens_per_s: float | None
+    n_params: int
+    attention: str
+    error: str | None = None
+
+
+def load_data(spec: RunSpec) -> PreparedData:
+    d = spec.data
+    return prepare_data(
+        d.corpus,
+        d.corpus_options,
+        vocab_size=d.vocab_size,
+        n_sentinels=d.n_sentinels,
+        chunk_len=chunk_len(spec),
+        packing=d.packing,
+        min_tokens=d.min_tokens,
+    )
+
+
+def make_model(spec: RunSpec, vocab_size: int, device: torch.device) -> GLMModel:
+    m = spec.model
+    config = GLMConfig(
+        vocab_size=vocab_size,
+        n_layers=m.n_layers,
+        dim=m.dim,
+        n_heads=m.n_heads,
+        ffn=m.ffn,
+        ffn_mult=m.ffn_mult,
+        max_positions=spec.max_positions,
+        tie_embeddings=m.tie_embeddings,
+        dropout=m.dropout,
+        init_std=m.init_std,
+    )
+    (pos, pos_opts), (norm, norm_opts), (attn, attn_opts) = (
+        spec.positional,
+        spec.norm_layout,
+        spec.attention,
+    )
+    return build_model(
+        config,
+        positional=pos,
+        positional_options=pos_opts,
+        norm_layout=norm,
+        norm_options=norm_opts,
+        attention=attn,
+        attention_options=attn_opts,
+        device=device,
+    )
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Decay matrices only: norms, biases and position/embedding tables stay undecayed.
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class Trainer:
+    """Trains one :class:`RunSpec` in ``run_dir``; see the module docstring."""
+
+    def __init__(self, spec: RunSpec, run_dir: str | Path) -> None:
+        self.spec = spec
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        t = spec.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = resolve_device(t.device)
+        torch.manual_seed(spec.seed)
+
+        self.data = load_data(spec)
+        specials = self.data.tokenizer.specials
+        vocab = self.data.tokenizer.padded_vocab_size
+        objective = build_objective(spec, specials, vocab_size=self.data.tokenizer.vocab_size)
+        mask_builder = build_mask_builder(spec)
+        common = dict(mask_builder=mask_builder, seq_len=spec.data.seq_len, pad_id=specials.pad)
+        self.train_source = BatchSource(
+            self.data.train, objective, batch_size=t.batch_size, seed=spec.seed, **common
+        )
+        # Validation is the same held-out batches for every seed and variant of a sweep.
+        self.val_source = BatchSource(
+            self.data.validation,
+            objective,
+            batch_size=t.batch_size,
+            seed=12345,
+            shuffle=False,
+            **common,
+        )
+
+        self.model = make_model(spec, vocab, self.device)
+        self.n_params = self.model.num_parameters()
+        log.info(
+            "model: %s parameters (%s without embeddings), attention backend: %s",
+            f"{self.n_params:,}",
+            f"{self.model.num_parameters(exclude_embeddings=True):,}",
+            self.model.attention_name,
+        )
+        fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(self.model, t.weight_decay),
+            lr=t.lr,
+            betas=(t.beta1, t.beta2),
+            fused=fused,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: lr_factor(
+                s, warmup_steps=t.warmup_steps, max_steps=t.max_steps, min_lr_ratio=t.min_lr_ratio
+            ),
+        )
+        use_compile = t.compile if t.compile is not None else self.device.type == "cuda"
+        self.forward_loss = torch.compile(self.model.loss) if use_compile else self.model.loss
+        self.step = 0
+        # The loss/tokens accumulated since the last log line: checkpointed, so a resumed run
+        # logs exactly what an uninterrupted one does.
+        self.window_loss = torch.zeros((), device=self.device)
+        self.window_tokens = 0
+        self.window_steps = 0
+
+    # -- state ---------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()  # fp32 on the CPU: exact and deterministic
+
+    def save(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "micro_batch": self.step * self.spec.train.grad_accum,
+            "rng_cpu": torch.get_rng_state(),
+            "window": torch.tensor(
+                [float(self.window_loss), self.window_tokens, self.window_steps],
+                dtype=torch.float64,
+            ),
+        }
+        if torch.cuda.is_available():
+            state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        save_checkpoint(self.run_dir / CHECKPOINT, state)
+
+    def try_resume(self) -> bool:
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        state = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        loss, tokens, steps = state["window"].tolist()
+        self.window_loss.fill_(loss)
+        self.window_tokens, self.window_steps = int(tokens), int(steps)
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+        # Metrics logged after the checkpoint would be logged again: drop them.
+        rows = [r for r in read_jsonl(self.run_dir / METRICS) if r["step"] <= self.step]
+        write_jsonl_atomic(self.run_dir / METRICS, rows)
+        log.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    def _log(self, row: dict[str, Any]) -> None:
+        with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
+    # -- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        self.model.eval()
+        total, weight = 0.0, 0.0
+        for i in range(self.spec.train.eval_batches):
+            batch = self.val_source.batch(i).to(self.device)
+            n = batch.loss_mask.sum()
+            with self._autocast():
+                loss = self.model.loss(batch)
+            total += float(loss) * float(n)
+            weight += float(n)
+        self.model.train()
+        return total / max(weight, 1.0)
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self) -> TrainOutcome:
+        t = self.spec.train
+        self.try_resume()
+        end = t.max_steps if t.stop_after is None else min(t.max_steps, self.step + t.stop_after)
+        loader = make_loader(
+            self.train_source,
+            start=self.step * t.grad_accum,
+            stop=end * t.grad_accum,
+            workers=self.spec.data.workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        batches = iter(loader)
+        self.model.train()
+        val_loss: float | None = None
+        tok_s: float | None = None
+        window_start = time.perf_counter()
+        bar = tqdm(
+            total=t.max_steps,
+            initial=self.step,
+            disable=not t.progress,
+            desc="train",
+            unit="step",
+            leave=False,
+        )
+        while self.step < end:
+            for _ in range(t.grad_accum):
+                batch = next(batches).to(self.device)
+                with self._autocast():
+                    loss = self.forward_loss(batch) / t.grad_accum
+                loss.backward()
+                self.window_loss += loss.detach()
+                self.window_tokens += int(batch.layout.batch_size * batch.layout.seq_len)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self.window_steps += 1
+            bar.update(1)
+
+            if self.step % t.log_interval == 0 or self.step == t.max_steps:
+                mean_loss = (
+                    float(self.window_loss) / self.window_steps
+                )  # the only host sync per window
+                if not math.isfinite(mean_loss):
+                    bar.close()
+                    raise Diverged(self.step, mean_loss)
+                elapsed = time.perf_counter() - window_start
+                tok_s = self.window_tokens / max(elapsed, 1e-9)
+                self._log(
+                    {
+                        "step": self.step,
+                        "loss": mean_loss,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "tokens_per_s": tok_s,
+                    }
+                )
+                bar.set_postfix(loss=f"{mean_loss:.3f}")
+                self.window_loss.zero_()
+                self.window_tokens, self.window_steps = 0, 0
+                window_start = time.perf_counter()
+            if self.step % t.eval_interval == 0 or self.step == t.max_steps:
+                val_loss = self.evaluate()
+                self._log({"step": self.step, "val_loss": val_loss})
+            if self.step % t.checkpoint_interval == 0 or self.step == end:
+                self.save()
+        bar.close()
+        if val_loss is None:
+            val_loss = next(
+                (
+                    r["val_loss"]
+                    for r in reversed(read_jsonl(self.run_dir / METRICS))
+                    if "val_loss" in r
+                ),
+                None,
+            )
+        status = "completed" if self.step >= t.max_steps else "stopped"
+        return TrainOutcome(
+            status, self.step, val_loss, tok_s, self.n_params, self.model.attention_name
+        )

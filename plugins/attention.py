@@ -1,0 +1,50 @@
+"""Built-in attention backends: ``eager`` (the reference) and ``sdpa``.
+
+Both consume the layout's dense boolean mask, built once per batch by ``prepare`` and
+broadcast over heads. Every row of it allows at least the diagonal, so no softmax row is
+empty (padding attends to itself).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from glmlab import hookimpl
+from glmlab.structures import AttentionLayout
+
+
+class DenseMaskAttention:
+    """Shared ``is_available`` / ``prepare`` of the dense-mask backends."""
+
+    def is_available(self, device: torch.device) -> bool:
+        return True
+
+    def prepare(self, layout: AttentionLayout) -> torch.Tensor:
+        """(B, 1, L, L) bool, True where attention is allowed."""
+        return layout.dense_mask().unsqueeze(1)
+
+
+class EagerAttention(DenseMaskAttention):
+    """Explicit ``softmax(QK^T / sqrt(D))V`` in float32: the reference other backends match."""
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: torch.Tensor
+    ) -> torch.Tensor:
+        scores = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5
+        probs = scores.masked_fill(~prepared, float("-inf")).softmax(dim=-1)
+        return (probs @ v.float()).to(q.dtype)
+
+
+class SDPAttention(DenseMaskAttention):
+    """``torch.nn.functional.scaled_dot_product_attention`` with the dense boolean mask."""
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: torch.Tensor
+    ) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=prepared)
+
+
+@hookimpl
+def glmlab_attention_backends() -> dict[str, type[DenseMaskAttention]]:
+    return {"eager": EagerAttention, "sdpa": SDPAttention}
