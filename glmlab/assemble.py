@@ -18,6 +18,7 @@ from glmlab.config import (
     plugin_choice,
     to_dataclass,
 )
+from glmlab.model.build import checked_mask_builder
 from glmlab.objective import CLMObjective, GLMObjective, MLMObjective, Objective
 from glmlab.registry import PluginRegistry, get_registry
 from glmlab.structures import SpecialTokens
@@ -106,8 +107,9 @@ def build_objective(
 
 
 def build_mask_builder(spec: RunSpec, registry: PluginRegistry | None = None) -> Any:
+    """The configured mask builder; every layout it builds is checked (names the plugin)."""
     name, options = spec.mask_builder
-    return (registry or get_registry()).create("mask_builder", name, **options)
+    return checked_mask_builder(name, options, registry)
 
 
 def resolve_device(name: str) -> torch.device:

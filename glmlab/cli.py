@@ -1,7 +1,10 @@
 """The ``glmlab`` console script: tools around runs (training is ``python -m glmlab``).
 
 glmlab plugins [--json]        list every registered plugin
-glmlab report SWEEP_DIR        rebuild a sweep's report.md
+glmlab report SWEEP_DIR        rebuild a sweep's report (report.md, report.html, curves)
+glmlab compare DIR DIR [...] --out OUT   side-by-side report of two or more sweeps
+glmlab inspect [OVERRIDES...]  one training sample of a config: table + attention mask
+glmlab infill --checkpoint RUN_DIR --text "..."   fill the [MASK] blanks of a text
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ import argparse
 import json
 import sys
 
+from glmlab.hookspecs import API_VERSION, KINDS
 from glmlab.registry import PluginError, get_registry
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    entries = [e.describe() for e in get_registry().entries()]
+    entries = [{**e.describe(), "hook": KINDS[e.kind]} for e in get_registry().entries()]
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
-    cols = ["kind", "name", "distribution", "version", "module"]
+    print(f"glmlab hook API version {API_VERSION}")
+    cols = ["kind", "name", "distribution", "version", "module", "hook"]
     widths = [max(len(c), *(len(e[c]) for e in entries)) for c in cols]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     for e in entries:
@@ -29,7 +34,60 @@ def _plugins(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from glmlab.sweep_report import build_report
 
-    print(build_report(args.sweep_dir, baseline=args.baseline))
+    path = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric)
+    print(f"{path}\n{path.with_suffix('.html')}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from glmlab.compare import compare_sweeps
+
+    path = compare_sweeps(args.sweep_dirs, args.out)
+    print(f"{path}\n{path.with_suffix('.html')}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from glmlab.inspect import (
+        compose_config,
+        inspect_sample,
+        render_mask_art,
+        render_table,
+        save_mask_png,
+    )
+
+    cfg = compose_config(args.overrides)
+    ins = inspect_sample(cfg, batch=args.batch, row=args.row, index=args.sample)
+    s = ins.sample
+    print(
+        f"sample {args.sample} of {ins.samples_in_row} in row {args.row} of training batch "
+        f"{args.batch}: {len(s)} tokens, sep = {s.sep}, "
+        f"{int(s.loss_mask.sum())} loss positions\n"
+    )
+    print(render_table(ins))
+    print()
+    print(render_mask_art(ins.mask, s.sep))
+    title = " ".join(args.overrides) or "default config"
+    if save_mask_png(ins, args.png, title):
+        print(f"\nattention mask picture: {args.png}")
+    else:
+        print("\n(no PNG: matplotlib is not installed; pip install 'glmlab[report]')")
+    return 0
+
+
+def _infill(args: argparse.Namespace) -> int:
+    from glmlab.infill import Infiller
+
+    result = Infiller(args.checkpoint, device=args.device).fill(
+        args.text,
+        top_k=args.top_k,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+    )
+    print(result.text)
+    for i, fill in enumerate(result.fills):
+        print(f"  blank {i}: {fill!r}", file=sys.stderr)
     return 0
 
 
@@ -48,11 +106,34 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the baseline variant's overrides, e.g. objective.shuffle_spans=true",
     )
+    p.add_argument(
+        "--metric", nargs="+", default=None, help="verdict metric(s), default report.metric"
+    )
     p.set_defaults(func=_report)
+    p = sub.add_parser("compare", help="compare two or more sweep directories side by side")
+    p.add_argument("sweep_dirs", nargs="+")
+    p.add_argument("--out", required=True, help="folder for compare.md and compare.html")
+    p.set_defaults(func=_compare)
+    p = sub.add_parser("inspect", help="show one training sample of a config")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m glmlab")
+    p.add_argument("--batch", type=int, default=0, help="training batch index")
+    p.add_argument("--row", type=int, default=0, help="row of the batch")
+    p.add_argument("--sample", type=int, default=0, help="sample of the row (rows are packed)")
+    p.add_argument("--png", default="inspect_mask.png", help="where to draw the mask")
+    p.set_defaults(func=_inspect)
+    p = sub.add_parser("infill", help="fill the [MASK] blanks of a text with a trained GLM")
+    p.add_argument("--checkpoint", required=True, help="run directory (config.yaml, checkpoint.pt)")
+    p.add_argument("--text", required=True, help='e.g. "Return the [MASK] of the list."')
+    p.add_argument("--top-k", type=int, default=1, help="1: greedy; k > 1: sample the top k")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-tokens", type=int, default=32, help="per blank")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.set_defaults(func=_infill)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (PluginError, FileNotFoundError) as exc:
+    except (PluginError, FileNotFoundError, ValueError) as exc:
         print(f"glmlab: {exc}", file=sys.stderr)
         return 2
 

@@ -64,6 +64,14 @@ class TrainConfig:
     compile: bool | None = None  # None: on for CUDA, off on CPU
     threads: int | None = None  # torch intra-op threads on CPU; None leaves torch's default
     progress: bool = True
+    # The evaluation suite (glmlab/evaluation.py, docs/EVALUATION.md): at the end of the run
+    # and every eval_suite_interval steps if set; items and seed are the same for every variant.
+    eval_suite: bool = True
+    eval_suite_interval: int | None = None
+    eval_suite_items: int = 64  # held-out passages per infilling task
+    cloze_items: int = 64
+    cloze_distractors: int = 3  # wrong candidates per cloze item (chance = 1 / (k + 1))
+    eval_suite_seed: int = 1234
 
 
 @dataclass

@@ -13,7 +13,10 @@ with which arguments it is called. Hooks take no arguments and are called once, 
 registry loads. Names are unique per kind across all installed distributions.
 
 A plugin module may set ``GLMLAB_API_VERSION = <int>``; a value other than
-:data:`API_VERSION` is refused at registration.
+:data:`API_VERSION` is refused at registration. The version changes only when a change
+breaks existing plugins; optional additions (such as ``attention_bias``) keep it.
+``docs/PLUGINS.md`` is the authoring guide; :mod:`glmlab.testing` holds the contract tests
+a plugin author runs against their plugin.
 """
 
 from __future__ import annotations
@@ -49,7 +52,11 @@ def glmlab_positional_schemes() -> Mapping[str, Callable[..., object]]:
     (B, L, dim) embedding or None) and ``rotate(q, k, position_ids)`` (rotated queries and
     keys, or the inputs unchanged). ``position_ids`` is (B, 2, L): row 0 the position in
     Part A, row 1 the position inside a span (0 in Part A). Positions are below
-    ``max_positions + 1`` (one extra slot for the sentinel variant).
+    ``max_positions + 1`` (one extra slot for the sentinel variant). Optionally,
+    ``attention_bias(position_ids)`` returns a float additive bias broadcastable to
+    (B, H, L, L), or None; it needs an attention backend with ``supports_bias = True``.
+    Outputs depend on ``position_ids`` only, never on the column, so packing samples into
+    one row changes nothing.
     """
 
 
@@ -79,8 +86,10 @@ def glmlab_attention_backends() -> Mapping[str, Callable[..., object]]:
     """Attention backends: name -> ``factory(**options) -> AttentionBackend``.
 
     ``is_available(device)`` says whether it runs here; ``prepare(layout)`` builds the
-    per-batch bias once; ``attend(q, k, v, prepared)`` returns (B, H, L, D) outputs that must
-    match the ``eager`` reference backend within dtype tolerance.
+    per-batch mask once; ``attend(q, k, v, prepared, bias=None)`` returns (B, H, L, D)
+    outputs that must match the ``eager`` reference backend within dtype tolerance. A
+    backend that sets ``supports_bias = True`` adds a positional scheme's additive ``bias``
+    to the scores (masked positions stay masked); without it the model never passes one.
     """
 
 

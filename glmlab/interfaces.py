@@ -38,6 +38,13 @@ class PositionalScheme(Protocol):
     """An ``nn.Module`` that turns the two position rows into model inputs.
 
     Built as ``factory(dim=, n_heads=, head_dim=, max_positions=, **options)``.
+
+    A scheme MAY also define ``attention_bias(position_ids) -> Tensor | None``: a float
+    additive attention bias (B, H, L, L), or any shape broadcastable to it (e.g.
+    (1, H, L, L)), added to the scaled scores before the mask (ALiBi). The model calls it
+    once per forward and passes the result to the attention backend, which must declare
+    ``supports_bias = True``; :func:`glmlab.model.build.build_model` refuses the pair
+    otherwise.
     """
 
     def embed(self, position_ids: torch.Tensor) -> torch.Tensor | None:
@@ -74,7 +81,12 @@ class MaskBuilder(Protocol):
     """Describes the attention structure of a batch. Built as ``factory(**options)``."""
 
     def build(self, segments: list[Segment], *, batch_size: int, seq_len: int) -> AttentionLayout:
-        """Turn the samples' placement into an :class:`AttentionLayout` (no dense L x L)."""
+        """Turn the samples' placement into an :class:`AttentionLayout` (no dense L x L).
+
+        ``segments`` come in any order; the layout lists them row-major. Segments outside
+        the batch, empty, with ``sep`` outside ``[0, length]`` or overlapping raise
+        ValueError. Runs check every layout (:func:`glmlab.model.build.check_layout`).
+        """
         ...
 
 
@@ -82,18 +94,39 @@ class AttentionBackend(Protocol):
     """Computes masked attention from an :class:`AttentionLayout`.
 
     Built as ``factory(**options)``.
+
+    A backend MAY also define ``prepare_host(layout) -> dict[str, Any]``: work that depends
+    only on the batch's structure (sequence lengths, block offsets, gather indices), done on
+    the CPU once per batch by the data collator, in loader workers, off the training loop.
+    The result lands in ``layout.host``; its tensors are pinned and reach the device with
+    the batch, where ``prepare`` reads them without a host sync. ``prepare`` must still
+    work (more slowly) on a layout whose ``host`` lacks them.
     """
+
+    supports_bias: bool
+    """Whether ``attend`` accepts a positional scheme's additive ``bias``; a backend that
+    does not define it counts as False (the model then never passes ``bias``)."""
 
     def is_available(self, device: torch.device) -> bool:
         """Whether this backend can run on ``device`` in this process."""
         ...
 
     def prepare(self, layout: AttentionLayout) -> Any:
-        """Build the per-batch bias once (called once per forward, not per layer)."""
+        """Build the per-batch mask once (called once per forward, not per layer)."""
         ...
 
     def attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: Any
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prepared: Any,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Attention output (B, H, L, D) for q, k, v (B, H, L, D), scaled by 1/sqrt(D)."""
+        """Attention output (B, H, L, D) for q, k, v (B, H, L, D), scaled by 1/sqrt(D).
+
+        ``bias`` (float, broadcastable to (B, H, L, L)) is added to the scaled scores; the
+        layout's disallowed positions stay disallowed whatever the bias. The model passes
+        ``bias`` only when the positional scheme produced one.
+        """
         ...

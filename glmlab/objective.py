@@ -23,14 +23,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from glmlab.registry import PluginError, get_registry
 from glmlab.structures import GLMSample, SpanSet, SpecialTokens, TokenizedText
 
 
 def _per_span(value: int | Sequence[int], n_spans: int, what: str) -> np.ndarray:
+    """``value`` as an int64 array: 0-d for one id shared by every span, else one per span."""
     arr = np.asarray(value, dtype=np.int64)
-    if arr.ndim == 0:
-        return np.full(n_spans, int(arr), dtype=np.int64)
-    if arr.shape != (n_spans,):
+    if arr.ndim and arr.shape != (n_spans,):
         raise ValueError(
             f"{what} must be one id or one id per span ({n_spans}), got {arr.shape[0]}"
         )
@@ -70,57 +70,50 @@ def build_glm_sample(
     tokens = np.asarray(tokens, dtype=np.int64)
     n = tokens.shape[0]
     m = len(spans)
-    bounds = np.asarray(spans, dtype=np.int64).reshape(m, 2)
+    bounds = np.array(spans, dtype=np.int64).reshape(m, 2)
     starts, ends = bounds[:, 0], bounds[:, 1]
-    if m and (
-        (starts < 0).any()
-        or (ends > n).any()
-        or (ends <= starts).any()
-        or (starts[1:] < ends[:-1]).any()
-    ):
-        raise ValueError(
-            f"spans must be sorted, non-overlapping, non-empty and inside [0, {n}); got {list(map(tuple, bounds.tolist()))}"
-        )
     order = np.arange(m) if order is None else np.asarray(order, dtype=np.int64)
-    if order.shape != (m,) or not np.array_equal(np.sort(order), np.arange(m)):
+    if order.shape != (m,) or sorted(order.tolist()) != list(range(m)):
         raise ValueError(f"order must be a permutation of range({m}), got {order.tolist()}")
     mask_ids = _per_span(mask_id, m, "mask_id")
     sop_ids = _per_span(sop_id, m, "sop_id")
 
-    # Part A: drop every span token but the first, which becomes the span's mask.
-    delta = np.zeros(n + 1, dtype=np.int64)
-    delta[starts] += 1
-    delta[ends] -= 1
-    in_span = np.cumsum(delta[:n]) > 0
-    keep = ~in_span
-    keep[starts] = True
-    part_a = tokens[keep]
-    mask_pos = np.cumsum(keep)[starts] - 1  # index of each span's mask inside Part A
-    part_a[mask_pos] = mask_ids
-    sep = part_a.shape[0]
+    # The inputs are one gather from ``tokens`` over 2m + 1 half-open ranges: Part A's m + 1
+    # unmasked stretches, each ending with its span's first token (the mask's slot), then
+    # for span j = order[i] the range [s_j - 1, e_j), whose first slot becomes [sop]. A few
+    # whole-sample numpy calls instead of per-span work: this runs once per sample on the
+    # loader's critical path.
+    lo = np.concatenate([[0], ends, starts[order] - 1])
+    hi = np.concatenate([starts + 1, [n], ends[order]])
+    lens = hi - lo
+    # The spans are sorted, non-overlapping, non-empty and inside [0, n) exactly when each
+    # stretch before a span holds at least its mask, the last one is not negative, and each
+    # Part B range holds [sop] and at least one token.
+    if m and (lens[:m].min() < 1 or lens[m] < 0 or lens[m + 1 :].min() < 2):
+        raise ValueError(
+            f"spans must be sorted, non-overlapping, non-empty and inside [0, {n}); got {list(map(tuple, bounds.tolist()))}"
+        )
+    cum = lens.cumsum()
+    first = cum - lens
+    offset = np.arange(int(cum[-1])) - first.repeat(lens)  # index inside each range
+    input_ids = tokens[offset + lo.repeat(lens)]  # s_j - 1 = -1 only at a [sop] slot
+    sep = int(cum[m])
+    mask_pos = cum[:m] - 1  # index of each span's mask inside Part A
+    input_ids[mask_pos] = mask_ids
+    input_ids[first[m + 1 :]] = sop_ids[order] if sop_ids.ndim else sop_ids
 
-    # Part B: for span j = order[i], inputs [sop] x_s .. x_{e-1}, targets x_s .. x_{e-1} [eop].
-    lens_b = (ends - starts)[order] + 1
-    total_b = int(lens_b.sum())
-    span_of = np.repeat(order, lens_b)
-    first = np.repeat(np.cumsum(lens_b) - lens_b, lens_b)
-    offset = np.arange(total_b, dtype=np.int64) - first  # 0 at [sop]
-    src = starts[span_of] + offset
-    is_sop = offset == 0
-    is_last = offset == lens_b.repeat(lens_b) - 1
-    b_inputs = np.where(is_sop, sop_ids[span_of], tokens[np.minimum(src - 1, n - 1)])
-    b_targets = np.where(is_last, eop_id, tokens[np.minimum(src, n - 1)])
-    b_pos1 = mask_pos[span_of] if part_b_position is None else np.full(total_b, part_b_position)
-
-    input_ids = np.concatenate([part_a, b_inputs])
-    target_ids = np.concatenate([np.zeros(sep, dtype=np.int64), b_targets])
-    position_ids = np.stack(
-        [
-            np.concatenate([np.arange(sep, dtype=np.int64), b_pos1]),
-            np.concatenate([np.zeros(sep, dtype=np.int64), offset + 1]),
-        ]
+    # Part B's targets are its next inputs (x_s .. x_{e-1}), with [eop] after each span.
+    target_ids = np.zeros(input_ids.shape[0], dtype=np.int64)
+    target_ids[sep:-1] = input_ids[sep + 1 :]
+    target_ids[cum[m + 1 :] - 1] = eop_id
+    position_ids = np.zeros((2, input_ids.shape[0]), dtype=np.int64)
+    position_ids[0, :sep] = np.arange(sep)
+    position_ids[0, sep:] = (
+        mask_pos[order].repeat(lens[m + 1 :]) if part_b_position is None else part_b_position
     )
-    loss_mask = np.concatenate([np.zeros(sep, np.float32), np.ones(total_b, np.float32)])
+    position_ids[1, sep:] = offset[sep:] + 1  # 1 at [sop]
+    loss_mask = np.zeros(input_ids.shape[0], dtype=np.float32)
+    loss_mask[sep:] = 1.0
     return GLMSample(input_ids, position_ids, target_ids, loss_mask, sep)
 
 
@@ -128,8 +121,23 @@ class SamplerInvariantError(ValueError):
     """A span sampler returned spans that break the sampler contract."""
 
 
+def _sampler_label(sampler: str) -> str:
+    """``sampler`` with its distribution and version, when the registry knows the name."""
+    try:
+        entry = get_registry().get("span_sampler", sampler)
+    except PluginError:
+        return f"span sampler '{sampler}'"
+    return f"span sampler '{sampler}' (distribution '{entry.distribution}' {entry.version})"
+
+
 def check_span_set(spans: SpanSet, text_len: int, max_len: int, sampler: str) -> None:
-    """Raise :class:`SamplerInvariantError` naming ``sampler`` if ``spans`` is invalid."""
+    """Raise :class:`SamplerInvariantError` naming ``sampler`` (registry name) and its
+    distribution if ``spans`` is invalid."""
+    if not isinstance(spans, SpanSet):
+        raise SamplerInvariantError(
+            f"{_sampler_label(sampler)} broke an invariant: sample() returned "
+            f"{type(spans).__name__}, not a SpanSet"
+        )
     problem = None
     if not 0 < spans.keep <= text_len:
         problem = f"keep={spans.keep} outside (0, {text_len}]"
@@ -147,7 +155,7 @@ def check_span_set(spans: SpanSet, text_len: int, max_len: int, sampler: str) ->
                 break
             prev_end = e
     if problem:
-        raise SamplerInvariantError(f"span sampler '{sampler}' broke an invariant: {problem}")
+        raise SamplerInvariantError(f"{_sampler_label(sampler)} broke an invariant: {problem}")
 
 
 class Objective:
@@ -193,6 +201,9 @@ class GLMObjective(Objective):
             )
         self.samplers = samplers
         self.probs = weights / weights.sum()
+        # The draws of rng.choice(len(samplers), p=probs), without its per-call checks of p.
+        self.cdf = self.probs.cumsum()
+        self.cdf /= self.cdf[-1]
         self.specials = specials
         self.shuffle_spans = shuffle_spans
         self.sentinels = sentinels
@@ -200,7 +211,7 @@ class GLMObjective(Objective):
         self.check_invariants = check_invariants
 
     def build(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> GLMSample:
-        k = 0 if len(self.samplers) == 1 else int(rng.choice(len(self.samplers), p=self.probs))
+        k = 0 if len(self.samplers) == 1 else int(self.cdf.searchsorted(rng.random(), "right"))
         name, sampler, _ = self.samplers[k]
         spans = sampler.sample(text, max_len=max_len, rng=rng)
         if self.check_invariants:

@@ -43,7 +43,7 @@ def register_resolvers() -> None:
 
 def variant_overrides(overrides: list[str]) -> list[str]:
     """The overrides that define a variant: all but the seed and the experiment choice."""
-    skip = ("seed", "experiment", "name")
+    skip = ("seed", "experiment", "name", "train.stop_after")  # stop_after: a preemption drill
     spelled = {"True": "true", "False": "false", "None": "null"}  # sweeps print Python's spelling
     out = []
     for o in overrides:
@@ -54,8 +54,12 @@ def variant_overrides(overrides: list[str]) -> list[str]:
 
 
 def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict[str, Any]:
-    """Train the composed config in ``run_dir`` and return (and write) its result."""
+    """Train the composed config in ``run_dir`` and return (and write) its result. In a
+    run of several processes every rank trains and only rank 0 writes files."""
+    from glmlab.train.distributed import job_logs, process_ranks
+
     run_dir = Path(run_dir)
+    is_main = process_ranks()[0] == 0
     result_path = run_dir / RESULT
     if result_path.exists():
         previous = read_json(result_path)
@@ -71,6 +75,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         "step": 0,
         "final_val_loss": None,
         "error": None,
+        "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
     }
     started = time.perf_counter()
     trainer = None
@@ -78,10 +83,12 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         from glmlab.assemble import parse_config
         from glmlab.train.trainer import Diverged, Trainer
 
-        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        if is_main:
+            write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         spec = parse_config(cfg)
         try:
-            trainer = Trainer(spec, run_dir)
+            parallel = OmegaConf.select(cfg, "distributed.parallel", default="ddp")
+            trainer = Trainer(spec, run_dir, parallel=parallel)
             outcome = trainer.fit()
             result.update(
                 status=outcome.status,
@@ -90,14 +97,20 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
                 tokens_per_s=outcome.tokens_per_s,
                 n_params=outcome.n_params,
                 attention=outcome.attention,
+                eval=outcome.eval,  # the evaluation suite's final metrics, or None
             )
         except Diverged as exc:
             result.update(status="diverged", step=exc.step, error=str(exc))
             log.warning("run %s diverged: %s", run_dir, exc)
     except Exception as exc:
         result.update(error=f"{type(exc).__name__}: {exc}", step=getattr(trainer, "step", 0))
-        write_text_atomic(run_dir / "error.log", traceback.format_exc())
+        if is_main:
+            write_text_atomic(run_dir / "error.log", traceback.format_exc())
         log.error("run %s failed: %s", run_dir, result["error"])
+    finally:
+        if trainer is not None:
+            trainer.dist.close()
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
-    write_json_atomic(result_path, result)
+    if is_main:
+        write_json_atomic(result_path, result)
     return result

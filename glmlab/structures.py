@@ -9,8 +9,9 @@ Everything here is backend-neutral: samples are numpy arrays, batches are CPU te
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -101,6 +102,10 @@ class AttentionLayout:
     (-1 for padding) and ``prefix_end`` (B, L) int32 the absolute column where the
     bidirectional prefix of that column's segment ends. Backends derive their own bias
     (dense boolean mask, block-diagonal varlen biases, block masks) from these fields.
+
+    ``host`` holds what an attention backend's optional ``prepare_host(layout)`` built on
+    the CPU in the data collator (index tensors, block offsets, flags): its tensors are
+    pinned and moved with the layout, so the forward finds them on the device.
     """
 
     batch_size: int
@@ -108,16 +113,25 @@ class AttentionLayout:
     segments: list[tuple[int, int, int, int]]
     segment_ids: torch.Tensor
     prefix_end: torch.Tensor
+    host: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def to(self, device: torch.device | str, non_blocking: bool = True) -> AttentionLayout:
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AttentionLayout:
+        """A copy with ``fn`` applied to every tensor (device caches are not carried)."""
         return AttentionLayout(
             batch_size=self.batch_size,
             seq_len=self.seq_len,
             segments=self.segments,
-            segment_ids=self.segment_ids.to(device, non_blocking=non_blocking),
-            prefix_end=self.prefix_end.to(device, non_blocking=non_blocking),
+            segment_ids=fn(self.segment_ids),
+            prefix_end=fn(self.prefix_end),
+            host={k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in self.host.items()},
         )
+
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> AttentionLayout:
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> AttentionLayout:
+        return self._map(torch.Tensor.pin_memory)
 
     def dense_mask(self) -> torch.Tensor:
         """Boolean (B, L, L) mask, True where attention is allowed. Reference consumer."""
@@ -171,13 +185,7 @@ class Batch:
             position_ids=self.position_ids.pin_memory(),
             target_ids=self.target_ids.pin_memory(),
             loss_mask=self.loss_mask.pin_memory(),
-            layout=AttentionLayout(
-                self.layout.batch_size,
-                self.layout.seq_len,
-                self.layout.segments,
-                self.layout.segment_ids.pin_memory(),
-                self.layout.prefix_end.pin_memory(),
-            ),
+            layout=self.layout.pin_memory(),
             loss_positions=self.loss_positions.pin_memory(),
         )
 

@@ -2,7 +2,9 @@
 
 Both consume the layout's dense boolean mask, built once per batch by ``prepare`` and
 broadcast over heads. Every row of it allows at least the diagonal, so no softmax row is
-empty (padding attends to itself).
+empty (padding attends to itself). Both take a positional scheme's additive ``bias``: it is
+added to the scores and the disallowed positions are then set to -inf, so a bias never
+reopens a masked position.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from glmlab.structures import AttentionLayout
 class DenseMaskAttention:
     """Shared ``is_available`` / ``prepare`` of the dense-mask backends."""
 
+    supports_bias = True
+
     def is_available(self, device: torch.device) -> bool:
         return True
 
@@ -29,9 +33,16 @@ class EagerAttention(DenseMaskAttention):
     """Explicit ``softmax(QK^T / sqrt(D))V`` in float32: the reference other backends match."""
 
     def attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: torch.Tensor
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prepared: torch.Tensor,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         scores = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5
+        if bias is not None:
+            scores = scores + bias.float()
         probs = scores.masked_fill(~prepared, float("-inf")).softmax(dim=-1)
         return (probs @ v.float()).to(q.dtype)
 
@@ -40,8 +51,16 @@ class SDPAttention(DenseMaskAttention):
     """``torch.nn.functional.scaled_dot_product_attention`` with the dense boolean mask."""
 
     def attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: torch.Tensor
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prepared: torch.Tensor,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if bias is not None:
+            # sdpa takes one mask: a float one (in q's dtype) carries both bias and mask.
+            prepared = bias.to(q.dtype).masked_fill(~prepared, float("-inf"))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=prepared)
 
 

@@ -48,21 +48,25 @@ class PrefixMaskBuilder:
         rows, starts, lengths, seps = table.T
         prefix = self.prefix_lengths(lengths, seps)
 
-        # One entry per covered column: its row, its column, its segment.
-        first = np.cumsum(lengths) - lengths
-        offsets = np.arange(int(lengths.sum())) - np.repeat(first, lengths)
-        r = np.repeat(rows, lengths)
-        c = np.repeat(starts, lengths) + offsets
-        segment_ids = np.full((batch_size, seq_len), -1, dtype=np.int32)
-        segment_ids[r, c] = np.repeat(np.arange(len(ordered), dtype=np.int32), lengths)
-        prefix_end = np.zeros((batch_size, seq_len), dtype=np.int32)  # unused on padding
-        prefix_end[r, c] = np.repeat(starts + prefix, lengths)
+        # Row-major, the flattened (B, L) columns alternate gap (padding, possibly empty) and
+        # segment runs: run-length decode both per-column fields with one repeat each.
+        n = len(ordered)
+        flat_start = rows * seq_len + starts
+        runs = np.empty(2 * n + 1, dtype=np.int64)
+        runs[0::2] = np.append(flat_start, batch_size * seq_len)
+        runs[0::2] -= np.insert(flat_start + lengths, 0, 0)
+        runs[1::2] = lengths
+        ids = np.full(2 * n + 1, -1, dtype=np.int32)
+        ids[1::2] = np.arange(n)
+        ends = np.zeros(2 * n + 1, dtype=np.int32)  # unused on padding
+        ends[1::2] = starts + prefix
+        shape = (batch_size, seq_len)
         return AttentionLayout(
             batch_size=batch_size,
             seq_len=seq_len,
             segments=[tuple(x) for x in np.stack([rows, starts, lengths, prefix], axis=1).tolist()],
-            segment_ids=torch.from_numpy(segment_ids),
-            prefix_end=torch.from_numpy(prefix_end),
+            segment_ids=torch.from_numpy(ids.repeat(runs).reshape(shape)),
+            prefix_end=torch.from_numpy(ends.repeat(runs).reshape(shape)),
         )
 
 

@@ -20,11 +20,14 @@ def _place_in_order(
     """Place spans of ``lengths`` (in that order) uniformly in ``[0, keep)`` with at least
     one unmasked token between consecutive spans (stars and bars over the free tokens)."""
     m = lengths.shape[0]
-    free = keep - int(lengths.sum()) - (m - 1)
-    slots = np.sort(rng.choice(free + m, size=m, replace=False))
-    # Span i starts after (slots[i] - i) free tokens and the spans (+ mandatory gaps) before it.
-    starts = slots - np.arange(m) + np.concatenate([[0], np.cumsum(lengths[:-1] + 1)])
-    return list(zip(starts.tolist(), (starts + lengths).tolist(), strict=True))
+    cum = lengths.cumsum()
+    free = keep - int(cum[-1]) - (m - 1)
+    slots = rng.choice(free + m, size=m, replace=False)
+    slots.sort()
+    # Span i starts after (slots[i] - i) free tokens, the i spans before it and their i
+    # mandatory gaps: slots[i] + (sum of the earlier lengths).
+    ends = slots + cum
+    return list(zip((ends - lengths).tolist(), ends.tolist(), strict=True))
 
 
 class TokenSpanSampler:
@@ -53,18 +56,24 @@ class TokenSpanSampler:
         pmf = np.exp(log_pmf)
         self.lengths = k
         self.probs = pmf / pmf.sum()
+        # rng.choice(k, p=probs) draws searchsorted(cdf, rng.random()); precomputing the CDF
+        # gives the same draws without choice()'s per-call validation of p.
+        self.cdf = self.probs.cumsum()
+        self.cdf /= self.cdf[-1]
         self.mean_len = float((k * self.probs).sum())
         self.mask_ratio = mask_ratio
         self.mask_kind = mask_kind
 
     def _draw_lengths(self, target: int, rng: np.random.Generator) -> np.ndarray:
-        out = np.empty(0, dtype=np.int64)
-        while out.sum() < target:
-            batch = rng.choice(self.lengths, size=int(target / self.mean_len) + 4, p=self.probs)
-            out = np.concatenate([out, batch])
-        cum = np.cumsum(out)
-        m = int(np.searchsorted(cum, target)) + 1
-        out = out[:m].copy()
+        size = int(target / self.mean_len) + 4
+        out = self.lengths[self.cdf.searchsorted(rng.random(size), side="right")]
+        cum = out.cumsum()
+        while cum[-1] < target:  # rare: one more batch of draws
+            more = self.lengths[self.cdf.searchsorted(rng.random(size), side="right")]
+            out = np.concatenate([out, more])
+            cum = out.cumsum()
+        m = int(cum.searchsorted(target)) + 1
+        out = out[:m]
         out[-1] -= int(cum[m - 1]) - target
         return out
 
@@ -74,9 +83,11 @@ class TokenSpanSampler:
             target = int(self.mask_ratio * keep)
             if target < 1:
                 return SpanSet((), keep, self.mask_kind)
-            lengths = self._draw_lengths(target, rng)
-            while lengths.shape[0] > 1 and int(lengths.sum()) + lengths.shape[0] - 1 > keep:
-                lengths = lengths[:-1]  # cannot place them all with gaps: drop the last
+            lengths = self._draw_lengths(target, rng)  # they sum to target
+            total = target
+            while lengths.shape[0] > 1 and total + lengths.shape[0] - 1 > keep:
+                total -= int(lengths[-1])  # cannot place them all with gaps: drop the last
+                lengths = lengths[:-1]
             if keep + 2 * lengths.shape[0] <= max_len:
                 return SpanSet(tuple(_place_in_order(lengths, keep, rng)), keep, self.mask_kind)
             keep = max(1, max_len - 2 * lengths.shape[0])  # drop the tail so Part B fits; redraw
@@ -95,6 +106,8 @@ class SentenceSpanSampler:
 
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
         keep = min(len(text), max_len)
+        if max_len < 3:  # no span fits beside a kept token: the loop below would never end
+            return SpanSet((), keep, self.mask_kind)
         while True:
             ends = text.sentence_ends[text.sentence_ends <= keep]
             if ends.shape[0] == 0 or ends[-1] != keep:

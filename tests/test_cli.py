@@ -36,9 +36,9 @@ def test_rerun_in_finished_directory_is_skipped(tmp_path):
 
 
 def test_bad_plugin_name_is_one_clear_error(tmp_path):
-    proc = run_glmlab([*TINY, "positional.name=alibi", "hydra.run.dir=run"], cwd=tmp_path)
+    proc = run_glmlab([*TINY, "positional.name=no_such_scheme", "hydra.run.dir=run"], cwd=tmp_path)
     assert proc.returncode != 0
-    assert "no positional plugin named 'alibi'" in proc.stderr
+    assert "no positional plugin named 'no_such_scheme'" in proc.stderr
     assert "'rope' (glmlab)" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "failed"

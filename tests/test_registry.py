@@ -35,9 +35,9 @@ def test_builtins_come_from_glmlab_entry_points():
 
 def test_unknown_name_lists_available_with_distribution():
     with pytest.raises(UnknownPluginError) as info:
-        get_registry().get("positional", "alibi")
+        get_registry().get("positional", "no_such_scheme")
     msg = str(info.value)
-    assert "no positional plugin named 'alibi'" in msg
+    assert "no positional plugin named 'no_such_scheme'" in msg
     assert "'rope' (glmlab)" in msg and "'learned_2d' (glmlab)" in msg
 
 

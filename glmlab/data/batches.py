@@ -10,14 +10,14 @@ loader state, and loader workers need no coordination.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from glmlab.objective import Objective
-from glmlab.structures import Batch, GLMSample, Segment, TokenizedText
+from glmlab.structures import AttentionLayout, Batch, GLMSample, Segment, TokenizedText
 
 
 class ExampleSource(Protocol):
@@ -25,10 +25,20 @@ class ExampleSource(Protocol):
     def __getitem__(self, i: int) -> list[TokenizedText]: ...
 
 
+HostPrep = Callable[[AttentionLayout], dict[str, Any]]
+"""An attention backend's ``prepare_host``: per-batch CPU work the collator does for it."""
+
+
 def collate_rows(
-    rows: Sequence[Sequence[GLMSample]], *, seq_len: int, pad_id: int, mask_builder: object
+    rows: Sequence[Sequence[GLMSample]],
+    *,
+    seq_len: int,
+    pad_id: int,
+    mask_builder: object,
+    host_prep: HostPrep | None = None,
 ) -> Batch:
-    """Lay out each row's samples side by side (padding the rest) and build the layout."""
+    """Lay out each row's samples side by side (padding the rest) and build the layout;
+    ``host_prep`` (an attention backend's ``prepare_host``) fills ``layout.host``."""
     batch_size = len(rows)
     input_ids = np.full((batch_size, seq_len), pad_id, dtype=np.int64)
     position_ids = np.zeros((batch_size, 2, seq_len), dtype=np.int64)
@@ -50,6 +60,8 @@ def collate_rows(
             segments.append(Segment(r, col, n, s.sep))
             col += n
     layout = mask_builder.build(segments, batch_size=batch_size, seq_len=seq_len)
+    if host_prep is not None:
+        layout.host = host_prep(layout)
     loss_positions = np.flatnonzero(loss_mask)
     return Batch(
         input_ids=torch.from_numpy(input_ids),
@@ -80,10 +92,20 @@ def build_row(
     return samples
 
 
+def _row_generator(seed: int, i: int, r: int) -> np.random.Generator:
+    """``np.random.default_rng((seed, i, r))``, faster: given as uint32 words (when they fit),
+    SeedSequence reads the same entropy without coercing a tuple element by element."""
+    key = (seed, i, r)
+    if all(0 <= x < 2**32 for x in key):
+        return np.random.default_rng(np.array(key, dtype=np.uint32))
+    return np.random.default_rng(key)
+
+
 class BatchSource:
     """Deterministic, random-access batches over an example set (see the module docstring).
 
-    ``shuffle=False`` walks the examples in order (validation).
+    ``shuffle=False`` walks the examples in order (validation). ``host_prep`` is the model's
+    attention backend's ``prepare_host`` (when it has one), run on every batch's layout.
     """
 
     def __init__(
@@ -97,6 +119,7 @@ class BatchSource:
         pad_id: int,
         seed: int,
         shuffle: bool = True,
+        host_prep: HostPrep | None = None,
     ) -> None:
         if len(examples) == 0:
             raise ValueError(
@@ -110,6 +133,7 @@ class BatchSource:
         self.pad_id = pad_id
         self.seed = seed
         self.shuffle = shuffle
+        self.host_prep = host_prep
 
     @functools.lru_cache(maxsize=2)  # noqa: B019 - one source per run; epochs change rarely
     def _permutation(self, epoch: int) -> np.ndarray:
@@ -123,14 +147,18 @@ class BatchSource:
     def rows(self, i: int) -> list[list[GLMSample]]:
         out = []
         for r in range(self.batch_size):
-            rng = np.random.default_rng((self.seed, i, r))
+            rng = _row_generator(self.seed, i, r)
             pieces = self.examples[self.example_index(i, r)]
             out.append(build_row(pieces, self.objective, seq_len=self.seq_len, rng=rng))
         return out
 
     def batch(self, i: int) -> Batch:
         return collate_rows(
-            self.rows(i), seq_len=self.seq_len, pad_id=self.pad_id, mask_builder=self.mask_builder
+            self.rows(i),
+            seq_len=self.seq_len,
+            pad_id=self.pad_id,
+            mask_builder=self.mask_builder,
+            host_prep=self.host_prep,
         )
 
 

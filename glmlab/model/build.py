@@ -1,19 +1,24 @@
-"""Build a :class:`GLMModel` from plugin names, through the registry."""
+"""Build a :class:`GLMModel` (and a checked mask builder) from plugin names, through the
+registry."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import numpy as np
 import torch
 
-from glmlab.interfaces import AttentionBackend
-from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.interfaces import AttentionBackend, MaskBuilder
+from glmlab.model.glm import GLMConfig, GLMModel, broken, describe, plugin_label
 from glmlab.registry import PluginError, PluginRegistry, get_registry
+from glmlab.structures import AttentionLayout, Segment
 
 log = logging.getLogger("glmlab")
 
 # ``attention: auto`` on CUDA takes the first of these that is registered and runs there.
+# flex before sdpa: no L x L mask, and the faster whole GLM step in /work/shared/GPU.md's H100
+# measurements (sdpa's dense mask wins the isolated attention call at L <= 1024 there).
 AUTO_CUDA_PREFERENCE = ("xformers", "flex", "sdpa")
 AUTO_CPU_BACKEND = "sdpa"
 
@@ -32,20 +37,27 @@ def available_backends(registry: PluginRegistry, device: torch.device) -> list[s
 
 
 def resolve_attention(
-    name: str, options: dict[str, Any], device: torch.device, registry: PluginRegistry
+    name: str,
+    options: dict[str, Any],
+    device: torch.device,
+    registry: PluginRegistry,
+    needs_bias: bool = False,
 ) -> tuple[str, AttentionBackend]:
     """The attention backend ``name`` built with ``options``, checked to run on ``device``.
 
     ``auto`` picks the first registered, available backend of :data:`AUTO_CUDA_PREFERENCE`
-    on CUDA and ``sdpa`` elsewhere. Raises ValueError, listing what is available, when the
-    chosen backend cannot run on ``device``.
+    on CUDA and ``sdpa`` elsewhere, skipping those without ``supports_bias`` when
+    ``needs_bias`` (the positional scheme adds an attention bias). Raises ValueError,
+    listing what is available, when the chosen backend cannot run on ``device``.
     """
     if name == "auto":
         candidates = AUTO_CUDA_PREFERENCE if device.type == "cuda" else (AUTO_CPU_BACKEND,)
         registered = set(registry.names("attention"))
         for candidate in (c for c in candidates if c in registered):
             backend = registry.create("attention", candidate, **options)
-            if backend.is_available(device):
+            if backend.is_available(device) and (
+                not needs_bias or getattr(backend, "supports_bias", False)
+            ):
                 return candidate, backend
         raise ValueError(
             f"attention 'auto' found none of {list(candidates)} available on {device}; "
@@ -80,25 +92,127 @@ def build_model(
     """
     registry = registry or get_registry()
     device = torch.device(device)
+    scheme = registry.create(
+        "positional",
+        positional,
+        dim=config.dim,
+        n_heads=config.n_heads,
+        head_dim=config.head_dim,
+        max_positions=config.max_positions,
+        **(positional_options or {}),
+    )
+    probe = torch.stack([torch.arange(4), torch.zeros(4, dtype=torch.long)])[None]  # (1, 2, 4)
+    make_bias = getattr(scheme, "attention_bias", None)
+    with torch.no_grad():
+        needs_bias = make_bias is not None and make_bias(probe) is not None
     attention_name, backend = resolve_attention(
-        attention, attention_options or {}, device, registry
+        attention, attention_options or {}, device, registry, needs_bias
     )
     log.info("attention backend: %s (requested %r) on %s", attention_name, attention, device)
     model = GLMModel(
         config,
-        positional=registry.create(
-            "positional",
-            positional,
-            dim=config.dim,
-            n_heads=config.n_heads,
-            head_dim=config.head_dim,
-            max_positions=config.max_positions,
-            **(positional_options or {}),
-        ),
+        positional=scheme,
         norm_layout=registry.create(
             "norm_layout", norm_layout, n_layers=config.n_layers, **(norm_options or {})
         ),
         attention=backend,
+        labels={
+            kind: plugin_label(registry.get(kind, name))
+            for kind, name in [
+                ("positional", positional),
+                ("norm_layout", norm_layout),
+                ("attention", attention_name),
+            ]
+        },
     )
     model.attention_name = attention_name
+    # Checks the bias and refuses a backend that cannot take it (naming both plugins) here,
+    # not at the first training step.
+    with torch.no_grad():
+        model.attention_bias(probe)
     return model.to(device)
+
+
+def check_layout(
+    layout: AttentionLayout, segments: list[Segment], batch_size: int, seq_len: int, plugin: str
+) -> None:
+    """Raise :class:`~glmlab.model.glm.PluginContractError` naming ``plugin`` unless
+    ``layout`` describes ``segments`` the way :class:`AttentionLayout` says.
+
+    Checks the sizes, the (B, L) int32 ``segment_ids`` / ``prefix_end``, one row-major entry
+    per segment with its row, start and length and a prefix in ``[0, length]``, and that the
+    per-column fields agree with those entries. Which keys a query sees is the conformance
+    kit's job (:mod:`glmlab.testing`), not a run's.
+    """
+    if not isinstance(layout, AttentionLayout):
+        raise broken(plugin, f"build() returned {describe(layout)}, not an AttentionLayout")
+    if (layout.batch_size, layout.seq_len) != (batch_size, seq_len):
+        raise broken(
+            plugin,
+            f"layout size (batch_size, seq_len) = {(layout.batch_size, layout.seq_len)} for a "
+            f"batch of {(batch_size, seq_len)}",
+        )
+    for field in ("segment_ids", "prefix_end"):
+        t = getattr(layout, field)
+        if not (
+            isinstance(t, torch.Tensor)
+            and t.shape == (batch_size, seq_len)
+            and t.dtype == torch.int32
+        ):
+            raise broken(
+                plugin,
+                f"layout.{field} is {describe(t)}; expected an int32 tensor (B, L) = "
+                f"{(batch_size, seq_len)}",
+            )
+    n = len(segments)
+    try:
+        entries = np.array(layout.segments, dtype=np.int64).reshape(-1, 4)
+    except (TypeError, ValueError):  # ragged or non-numeric entries
+        entries = np.zeros((0, 0), dtype=np.int64)
+    given = np.array([(s.row, s.start, s.length) for s in segments], dtype=np.int64).reshape(-1, 3)
+    given = given[np.lexsort((given[:, 1], given[:, 0]))]  # row-major
+    if entries.shape != (n, 4) or not np.array_equal(entries[:, :3], given):
+        raise broken(
+            plugin,
+            f"layout.segments (first entries {layout.segments[:3]}) does not list the {n} "
+            "segments row-major as (row, start, length, prefix), one entry each",
+        )
+    rows, starts, lengths, prefix = entries.T
+    if ((prefix < 0) | (prefix > lengths)).any():
+        raise broken(plugin, "layout.segments has a prefix outside [0, length]")
+    # The per-column fields these entries imply, run-length decoded (segments are sorted).
+    first = np.cumsum(lengths) - lengths
+    columns = np.repeat(rows * seq_len + starts - first, lengths) + np.arange(lengths.sum())
+    expected = np.full(batch_size * seq_len, -1, dtype=np.int64)
+    expected[columns] = np.repeat(np.arange(n), lengths)
+    if not np.array_equal(layout.segment_ids.cpu().numpy().reshape(-1), expected):
+        raise broken(plugin, "layout.segment_ids does not match layout.segments (-1 on padding)")
+    prefix_end = layout.prefix_end.cpu().numpy().reshape(-1)[columns]
+    if not np.array_equal(prefix_end, np.repeat(starts + prefix, lengths)):
+        raise broken(plugin, "layout.prefix_end is not start + prefix on every segment column")
+
+
+class CheckedMaskBuilder:
+    """A mask builder whose every layout goes through :func:`check_layout`.
+
+    The check runs where the layout is built: in the data pipeline, on the CPU, off the
+    model's forward path.
+    """
+
+    def __init__(self, builder: MaskBuilder, plugin: str) -> None:
+        self.builder = builder
+        self.plugin = plugin
+
+    def build(self, segments: list[Segment], *, batch_size: int, seq_len: int) -> AttentionLayout:
+        layout = self.builder.build(segments, batch_size=batch_size, seq_len=seq_len)
+        check_layout(layout, segments, batch_size, seq_len, self.plugin)
+        return layout
+
+
+def checked_mask_builder(
+    name: str, options: dict[str, Any] | None = None, registry: PluginRegistry | None = None
+) -> CheckedMaskBuilder:
+    """The mask builder ``name`` built with ``options``, its layouts checked at run time."""
+    registry = registry or get_registry()
+    builder = registry.create("mask_builder", name, **(options or {}))
+    return CheckedMaskBuilder(builder, plugin_label(registry.get("mask_builder", name)))

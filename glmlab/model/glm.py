@@ -5,13 +5,17 @@ the positional scheme (additive embedding and/or rotation of q and k), the norm 
 (where the LayerNorms and residuals sit) and the attention backend (how the GLM mask is
 applied). This module never imports a built-in plugin; :mod:`glmlab.model.build` looks them
 up by name.
+
+The model checks what the plugins hand back (shapes and dtypes only: no host sync) and
+raises :class:`PluginContractError` naming the plugin, its distribution and the broken
+invariant, instead of failing somewhere deep inside a later layer.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from glmlab.interfaces import AttentionBackend, NormLayout, PositionalScheme
+from glmlab.registry import PluginEntry, PluginError
 from glmlab.structures import AttentionLayout, Batch
 
 Rotate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -67,6 +72,41 @@ class GLMConfig:
     def out_init_std(self) -> float:
         """Init std of the projections that write into the residual stream (GPT-2 / Megatron)."""
         return self.init_std / math.sqrt(2 * self.n_layers)
+
+
+class PluginContractError(PluginError):
+    """A plugin handed back something that breaks its contract; the message names the
+    plugin, its distribution and the broken invariant."""
+
+
+def plugin_label(entry: PluginEntry) -> str:
+    """How guard messages name a registered plugin: kind, name, distribution and version."""
+    return (
+        f"{entry.kind} plugin '{entry.name}' (distribution '{entry.distribution}' {entry.version})"
+    )
+
+
+def broken(plugin: str, invariant: str) -> PluginContractError:
+    """The error for ``plugin`` (a :func:`plugin_label`) breaking ``invariant``.
+
+    Callers test first and build the message only on failure: the checks sit on the
+    forward path, so a passing check must cost no string formatting.
+    """
+    return PluginContractError(f"{plugin} broke an invariant: {invariant}")
+
+
+def describe(value: object) -> str:
+    """``value``'s dtype and shape (or type) for an error message."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def broadcastable(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` with the same number of dimensions."""
+    return len(shape) == len(target) and all(
+        s in (1, t) for s, t in zip(shape, target, strict=True)
+    )
 
 
 def _init_linear(linear: nn.Linear, std: float) -> None:
@@ -144,7 +184,12 @@ class Block(nn.Module):
 
 
 class GLMModel(nn.Module):
-    """GLM: token embedding (+ positional embedding), blocks, final norm, tied head."""
+    """GLM: token embedding (+ positional embedding), blocks, final norm, tied head.
+
+    ``labels`` maps a plugin kind (``positional``, ``norm_layout``, ``attention``) to how
+    guard messages name that plugin (:func:`plugin_label`); :func:`~glmlab.model.build.build_model`
+    fills it from the registry, and a missing kind is named by its class.
+    """
 
     def __init__(
         self,
@@ -153,14 +198,37 @@ class GLMModel(nn.Module):
         positional: PositionalScheme,
         norm_layout: NormLayout,
         attention: AttentionBackend,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
+        self.labels = {
+            "positional": f"positional plugin {type(positional).__name__}",
+            "norm_layout": f"norm_layout plugin {type(norm_layout).__name__}",
+            "attention": f"attention plugin {type(attention).__name__}",
+            **(labels or {}),
+        }
+        if not isinstance(positional, nn.Module):
+            raise broken(
+                self.labels["positional"],
+                f"the factory built {describe(positional)}, not an nn.Module",
+            )
         self.config = config
         self.tok = nn.Embedding(config.vocab_size, config.dim)
         self.positional = positional
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, norm_layout) for _ in range(config.n_layers))
         self.norm = norm_layout.final_norm(config.dim)
+        # A non-module here would be stored as a plain attribute: its parameters would
+        # silently never train.
+        for what, module in [
+            *(("wrap()", m) for block in self.blocks for m in (block.attn, block.mlp)),
+            ("final_norm()", self.norm),
+        ]:
+            if not isinstance(module, nn.Module):
+                raise broken(
+                    self.labels["norm_layout"],
+                    f"{what} returned {describe(module)}, not an nn.Module",
+                )
         self.head = (
             None if config.tie_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
         )
@@ -180,14 +248,91 @@ class GLMModel(nn.Module):
         x = self.tok(input_ids)
         pos = self.positional.embed(position_ids)
         if pos is not None:
+            if not (
+                isinstance(pos, torch.Tensor) and pos.shape == x.shape and pos.is_floating_point()
+            ):
+                raise broken(
+                    self.labels["positional"],
+                    f"embed() returned {describe(pos)}; expected None or a float tensor "
+                    f"(B, L, dim) = {tuple(x.shape)}",
+                )
             x = x + pos
         x = self.drop(x)
-        # The mask is built once per forward and shared by every layer.
-        attend = functools.partial(self.attention.attend, prepared=self.attention.prepare(layout))
-        rotate = functools.partial(self.positional.rotate, position_ids=position_ids)
+        # The mask and the positional bias are built once per forward and shared by every layer.
+        attend = functools.partial(
+            self._attend,
+            prepared=self.attention.prepare(layout),
+            bias=self.attention_bias(position_ids),
+        )
+        rotate = functools.partial(self._rotate, position_ids=position_ids)
         for block in self.blocks:
-            x = block(x, rotate=rotate, attend=attend)
+            y = block(x, rotate=rotate, attend=attend)
+            if y.shape != x.shape:
+                raise broken(
+                    self.labels["norm_layout"],
+                    f"a wrapped block returned {describe(y)} for an input of shape {tuple(x.shape)}",
+                )
+            x = y
         return self.norm(x)
+
+    def attention_bias(self, position_ids: torch.Tensor) -> torch.Tensor | None:
+        """The positional scheme's additive attention bias for ``position_ids`` (None when
+        it defines none), checked against the contract and the backend's ``supports_bias``."""
+        make = getattr(self.positional, "attention_bias", None)
+        bias = None if make is None else make(position_ids)
+        if bias is None:
+            return None
+        batch, length = position_ids.shape[0], position_ids.shape[-1]
+        target = (batch, self.config.n_heads, length, length)
+        if not (
+            isinstance(bias, torch.Tensor)
+            and bias.is_floating_point()
+            and broadcastable(tuple(bias.shape), target)
+        ):
+            raise broken(
+                self.labels["positional"],
+                f"attention_bias() returned {describe(bias)}; expected None or a float tensor "
+                f"broadcastable to (B, H, L, L) = {target}",
+            )
+        if not getattr(self.attention, "supports_bias", False):
+            raise PluginContractError(
+                f"{self.labels['positional']} adds an attention bias, but "
+                f"{self.labels['attention']} does not accept one (it does not set "
+                "supports_bias = True). Pick an attention backend that supports a bias "
+                "(eager, sdpa) or another positional scheme."
+            )
+        return bias
+
+    def _rotate(
+        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rq, rk = self.positional.rotate(q, k, position_ids)
+        if rq.shape != q.shape or rk.shape != k.shape:
+            raise broken(
+                self.labels["positional"],
+                f"rotate() returned q {describe(rq)} and k {describe(rk)} for q and k of "
+                f"shape {tuple(q.shape)}; rotation must keep the shapes",
+            )
+        return rq, rk
+
+    def _attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prepared: object,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        # ``bias`` only when there is one: backends written without it keep working.
+        extra = {} if bias is None else {"bias": bias}
+        out = self.attention.attend(q, k, v, prepared, **extra)
+        if not (isinstance(out, torch.Tensor) and out.shape == q.shape):
+            raise broken(
+                self.labels["attention"],
+                f"attend() returned {describe(out)} for queries of shape {tuple(q.shape)}; "
+                "expected (B, H, L, D), the queries' shape",
+            )
+        return out
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., dim) -> (..., vocab_size), through the token embedding when tied."""

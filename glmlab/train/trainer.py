@@ -1,4 +1,5 @@
-"""The training loop for one run on the CPU or one GPU.
+"""The training loop for one run on the CPU, one GPU, or several processes (DDP/FSDP,
+see ``glmlab/train/distributed.py``).
 
 A run directory holds ``metrics.jsonl`` (one JSON object per logged step and per
 evaluation), ``checkpoint.pt`` (model, optimizer, scheduler, RNG, data position) and, when
@@ -23,10 +24,12 @@ from tqdm import tqdm
 from glmlab.assemble import RunSpec, build_mask_builder, build_objective, chunk_len, resolve_device
 from glmlab.data.batches import BatchSource, make_loader
 from glmlab.data.pipeline import PreparedData, prepare_data
+from glmlab.evaluation import EvalSuite, efficiency, reset_peak_memory
 from glmlab.io import read_jsonl, write_jsonl_atomic
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
+from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
 from glmlab.train.schedule import lr_factor
 
 log = logging.getLogger("glmlab")
@@ -52,6 +55,7 @@ class TrainOutcome:
     n_params: int
     attention: str
     error: str | None = None
+    eval: dict[str, float] | None = None  # the final evaluation suite (glmlab/evaluation.py)
 
 
 def load_data(spec: RunSpec) -> PreparedData:
@@ -114,14 +118,17 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 class Trainer:
     """Trains one :class:`RunSpec` in ``run_dir``; see the module docstring."""
 
-    def __init__(self, spec: RunSpec, run_dir: str | Path) -> None:
+    def __init__(self, spec: RunSpec, run_dir: str | Path, *, parallel: str = "ddp") -> None:
         self.spec = spec
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         t = spec.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = resolve_device(t.device)
+        # Several processes (torchrun, a multi-task Slurm job): see glmlab/train/distributed.py.
+        self.dist = init_distributed(resolve_device(t.device))
+        self.device = self.dist.device
+        # Rank 0's directory is the run's: ranks started apart may name theirs differently.
+        self.run_dir = Path(self.dist.broadcast(str(run_dir)))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(spec.seed)
 
         self.data = load_data(spec)
@@ -144,6 +151,10 @@ class Trainer:
         )
 
         self.model = make_model(spec, vocab, self.device)
+        # The backend's per-batch host work (xformers: block offsets, gather indices) runs
+        # in the collator, in the loader's workers, instead of in the forward.
+        host_prep = getattr(self.model.attention, "prepare_host", None)
+        self.train_source.host_prep = self.val_source.host_prep = host_prep
         self.n_params = self.model.num_parameters()
         log.info(
             "model: %s parameters (%s without embeddings), attention backend: %s",
@@ -151,6 +162,8 @@ class Trainer:
             f"{self.model.num_parameters(exclude_embeddings=True):,}",
             self.model.attention_name,
         )
+        # FSDP shards the parameters in place: wrap before the optimizer takes them.
+        self.parallel = ParallelModel(self.model, self.dist, parallel)
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(
             _param_groups(self.model, t.weight_decay),
@@ -165,7 +178,7 @@ class Trainer:
             ),
         )
         use_compile = t.compile if t.compile is not None else self.device.type == "cuda"
-        self.forward_loss = torch.compile(self.model.loss) if use_compile else self.model.loss
+        self.forward_loss = torch.compile(self.parallel.loss) if use_compile else self.parallel.loss
         self.step = 0
         # The loss/tokens accumulated since the last log line: checkpointed, so a resumed run
         # logs exactly what an uninterrupted one does.
@@ -180,9 +193,15 @@ class Trainer:
         return contextlib.nullcontext()  # fp32 on the CPU: exact and deterministic
 
     def save(self) -> None:
+        # Collective: FSDP gathers its shards; the window becomes the ranks' mean, from which
+        # every rank (and a resume) carries on.
+        model_state, optimizer_state = self.parallel.state_dicts(self.optimizer)
+        self.dist.mean_(self.window_loss)
+        if not self.dist.is_main:
+            return
         state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model_state,
+            "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "micro_batch": self.step * self.spec.train.grad_accum,
@@ -201,8 +220,7 @@ class Trainer:
         if not path.exists():
             return False
         state = load_checkpoint(path, map_location=self.device)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.parallel.load_state_dicts(self.optimizer, state["model"], state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
         loss, tokens, steps = state["window"].tolist()
@@ -212,12 +230,15 @@ class Trainer:
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
         # Metrics logged after the checkpoint would be logged again: drop them.
-        rows = [r for r in read_jsonl(self.run_dir / METRICS) if r["step"] <= self.step]
-        write_jsonl_atomic(self.run_dir / METRICS, rows)
+        if self.dist.is_main:
+            rows = [r for r in read_jsonl(self.run_dir / METRICS) if r["step"] <= self.step]
+            write_jsonl_atomic(self.run_dir / METRICS, rows)
         log.info("resumed from %s at step %d", path, self.step)
         return True
 
     def _log(self, row: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
 
@@ -226,23 +247,51 @@ class Trainer:
     def evaluate(self) -> float:
         self.model.eval()
         total, weight = 0.0, 0.0
-        for i in range(self.spec.train.eval_batches):
-            batch = self.val_source.batch(i).to(self.device)
-            n = batch.loss_mask.sum()
+        # Rank r takes batches r, r + world, ...; every rank runs ceil(n / world) forwards
+        # (FSDP gathers parameters in each), the ones past n with weight 0.
+        n_batches, world = self.spec.train.eval_batches, self.dist.world_size
+        for i in range(self.dist.rank, -(-n_batches // world) * world, world):
+            batch = self.val_source.batch(i % n_batches).to(self.device)
+            n = batch.loss_mask.sum() if i < n_batches else 0.0
             with self._autocast():
-                loss = self.model.loss(batch)
+                loss = self.parallel.eval_loss(batch)
             total += float(loss) * float(n)
             weight += float(n)
+        total, weight = self.dist.host_sum([total, weight])
         self.model.train()
         return total / max(weight, 1.0)
 
+    def run_eval_suite(self) -> dict[str, float] | None:
+        """The evaluation suite on the current weights: its row in metrics.jsonl holds the
+        (deterministic) task metrics; the returned dict adds throughput and peak memory."""
+        if self.parallel.kind == "fsdp":
+            # The suite calls the bare model, whose root parameters FSDP keeps sharded.
+            log.warning("evaluation suite skipped: not supported under FSDP")
+            return None
+        metrics = EvalSuite(self.spec, self.data, self.device).run(self.model)
+        self._log({"step": self.step, "eval": metrics})
+        return {**metrics, **efficiency(read_jsonl(self.run_dir / METRICS), self.device)}
+
     # -- training ------------------------------------------------------------------------
     def fit(self) -> TrainOutcome:
+        """Train from the checkpoint, if any, to ``max_steps`` (or ``stop_after`` steps on).
+        A preemption signal ends the process after the current step's checkpoint."""
+        self.preemption = PreemptionGuard(self.dist)
+        with self.preemption:
+            return self._fit()
+
+    def _fit(self) -> TrainOutcome:
         t = self.spec.train
+        reset_peak_memory(self.device)
         self.try_resume()
         end = t.max_steps if t.stop_after is None else min(t.max_steps, self.step + t.stop_after)
+        if self.device.type == "cuda" and self.spec.data.workers == 0:
+            log.warning(
+                "data.workers=0: batches are built in the training loop, between GPU steps; "
+                "data.workers=1 (or more) builds them in a pinned-memory loader process"
+            )
         loader = make_loader(
-            self.train_source,
+            shard(self.train_source, self.dist),
             start=self.step * t.grad_accum,
             stop=end * t.grad_accum,
             workers=self.spec.data.workers,
@@ -256,17 +305,19 @@ class Trainer:
         bar = tqdm(
             total=t.max_steps,
             initial=self.step,
-            disable=not t.progress,
+            disable=not t.progress or not self.dist.is_main,
             desc="train",
             unit="step",
             leave=False,
         )
         while self.step < end:
-            for _ in range(t.grad_accum):
+            for m in range(t.grad_accum):
                 batch = next(batches).to(self.device)
-                with self._autocast():
-                    loss = self.forward_loss(batch) / t.grad_accum
-                loss.backward()
+                # Ranks all-reduce gradients once per step: on its last micro-step.
+                with self.parallel.gradient_sync(m == t.grad_accum - 1):
+                    with self._autocast():
+                        loss = self.forward_loss(batch) / t.grad_accum
+                    loss.backward()
                 self.window_loss += loss.detach()
                 self.window_tokens += int(batch.layout.batch_size * batch.layout.seq_len)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
@@ -279,13 +330,14 @@ class Trainer:
 
             if self.step % t.log_interval == 0 or self.step == t.max_steps:
                 mean_loss = (
-                    float(self.window_loss) / self.window_steps
+                    float(self.dist.mean_(self.window_loss)) / self.window_steps
                 )  # the only host sync per window
                 if not math.isfinite(mean_loss):
                     bar.close()
                     raise Diverged(self.step, mean_loss)
                 elapsed = time.perf_counter() - window_start
-                tok_s = self.window_tokens / max(elapsed, 1e-9)
+                # Every rank's batches have the same shape: the run's throughput is world x this.
+                tok_s = self.window_tokens * self.dist.world_size / max(elapsed, 1e-9)
                 self._log(
                     {
                         "step": self.step,
@@ -301,8 +353,15 @@ class Trainer:
             if self.step % t.eval_interval == 0 or self.step == t.max_steps:
                 val_loss = self.evaluate()
                 self._log({"step": self.step, "val_loss": val_loss})
-            if self.step % t.checkpoint_interval == 0 or self.step == end:
+            if t.eval_suite and t.eval_suite_interval and self.step % t.eval_suite_interval == 0:
+                if self.step < t.max_steps:  # the final one runs below, after the checkpoint
+                    self.run_eval_suite()
+            preempted = self.preemption.requested() and self.step < end
+            if preempted or self.step % t.checkpoint_interval == 0 or self.step == end:
                 self.save()
+            if preempted:
+                bar.close()
+                self.preemption.stop(self.step)
         bar.close()
         if val_loss is None:
             val_loss = next(
@@ -314,6 +373,14 @@ class Trainer:
                 None,
             )
         status = "completed" if self.step >= t.max_steps else "stopped"
+        # After the last checkpoint: a run that dies in the suite resumes into the suite alone.
+        suite = self.run_eval_suite() if t.eval_suite and status == "completed" else None
         return TrainOutcome(
-            status, self.step, val_loss, tok_s, self.n_params, self.model.attention_name
+            status,
+            self.step,
+            val_loss,
+            tok_s,
+            self.n_params,
+            self.model.attention_name,
+            eval=suite,
         )

@@ -1,0 +1,1 @@
+"""glmlab's benchmarks: ``python benchmarks/<name>.py --help``; results in docs/PERFORMANCE.md."""

@@ -1,0 +1,1 @@
+"""Config-group files this package adds to glmlab's Hydra search path."""

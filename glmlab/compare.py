@@ -1,0 +1,156 @@
+"""Side-by-side comparison of sweeps: ``glmlab compare DIR1 DIR2 [...] --out OUT``.
+
+For the variants and metrics the sweeps share (e.g. the CPU and the GPU sweep of one
+experiment, or one sweep before and after a plugin change) it writes ``compare.md`` and a
+self-contained ``compare.html``: each sweep's mean ± std, its difference to its own
+baseline, and the change from the first sweep tested with Welch's t-test. Significant
+changes are bold, and a variant whose verdict against its baseline differs between sweeps
+is marked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from glmlab.io import write_text_atomic
+from glmlab.report_html import markdown_to_html
+from glmlab.sweep_report import (
+    Sweep,
+    Variant,
+    describe,
+    differing_config,
+    fmt,
+    fmt_delta,
+    load_sweep,
+    md_cell,
+    metric_info,
+    welch_test,
+)
+
+DIFFERENT_VERDICT = "⚠ verdict differs"
+
+
+def sweep_names(sweeps: Sequence[Sweep]) -> list[str]:
+    """Short unique names: the directory name, with parent folders added while two clash."""
+    depth = 1
+    while True:
+        names = ["/".join(s.dir.resolve().parts[-depth:]) for s in sweeps]
+        if len(set(names)) == len(names) or depth > 8:
+            return names
+        depth += 1
+
+
+def _verdict_key(sweep: Sweep, variant: Variant, metric: str) -> str:
+    """``+`` / ``-`` for a significant difference to the baseline, ``=`` otherwise."""
+    if sweep.baseline is None or variant.label == sweep.baseline.label:
+        return "="
+    test = welch_test(variant.values(metric), sweep.baseline.values(metric))
+    if test is None or not test.significant:
+        return "="
+    return "+" if test.diff > 0 else "-"
+
+
+def _summary(values: list[float], digits: int) -> str:
+    s = describe(values)
+    if s is None:
+        return "–"
+    return f"{fmt(s.mean, digits)} ± {fmt(s.std, digits)} (n={s.n})"
+
+
+def _vs_baseline(sweep: Sweep, label: str, metric: str, digits: int) -> str:
+    if sweep.baseline is None:
+        return "–"
+    if label == sweep.baseline.label:
+        return "baseline"
+    variant = next(v for v in sweep.variants if v.label == label)
+    test = welch_test(variant.values(metric), sweep.baseline.values(metric))
+    return fmt_delta(test, digits) if test else "–"
+
+
+def render_comparison(sweeps: Sequence[Sweep]) -> str:
+    """The comparison as markdown (see the module docstring)."""
+    names = sweep_names(sweeps)
+    first = names[0]
+    lines = [
+        f"# Comparison: {' vs '.join(names)}",
+        "",
+        "| sweep | directory | runs | completed | diverged | baseline |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in zip(names, sweeps, strict=True):
+        done = sum(r.status == "completed" for r in s.runs)
+        div = sum(r.status == "diverged" for r in s.runs)
+        base = md_cell(s.baseline.label) if s.baseline else "–"
+        lines.append(f"| {name} | `{s.dir.resolve()}` | {len(s.runs)} | {done} | {div} | {base} |")
+    lines += [
+        "",
+        "Cells: mean ± sample std over seeds (n completed runs). “vs baseline”: the variant's "
+        f"difference to its own sweep's baseline ± standard error; “change”: this sweep minus "
+        f"{first} ± standard error. Both use Welch's two-sided t-test; **bold** = significant "
+        f"at 5%. {DIFFERENT_VERDICT}: the variant beats, loses to or ties its baseline in one "
+        "sweep but not in another.",
+        "",
+    ]
+
+    by_sweep = {name: s.runs for name, s in zip(names, sweeps, strict=True)}
+    swept = {o.split("=", 1)[0] for s in sweeps for v in s.variants for o in v.label.split(", ")}
+    settings = {k: row for k, row in differing_config(by_sweep).items() if k not in swept}
+    lines += ["## Settings that differ between the sweeps", ""]
+    if settings:
+        lines += ["| config key | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for key, row in settings.items():
+            lines.append(f"| {key} | " + " | ".join(md_cell(row[n]) for n in names) + " |")
+    else:
+        lines.append("None: the sweeps ran the same settings.")
+
+    labels = [v.label for v in sweeps[0].variants]
+    shared = [lab for lab in labels if all(lab in {v.label for v in s.variants} for s in sweeps)]
+    metrics = [m for m in sweeps[0].metrics() if all(m in s.metrics() for s in sweeps[1:])]
+    lines += ["", "## Metrics", ""]
+    if not shared or not metrics:
+        lines.append("The sweeps share no variant with a completed run and a common metric.")
+    for metric in metrics:
+        info = metric_info(metric)
+        header = ["variant"]
+        for i, name in enumerate(names):
+            header += [name, f"{name} vs baseline"] + ([f"change {name} − {first}"] if i else [])
+        lines += [f"### {info.label}", "", "| " + " | ".join(header) + " | |"]
+        lines.append("|---" * (len(header) + 1) + "|")
+        for label in shared:
+            variants = [next(v for v in s.variants if v.label == label) for s in sweeps]
+            row = [md_cell(label)]
+            for i, (s, v) in enumerate(zip(sweeps, variants, strict=True)):
+                row += [
+                    _summary(v.values(metric), info.digits),
+                    _vs_baseline(s, label, metric, info.digits),
+                ]
+                if i:
+                    test = welch_test(v.values(metric), variants[0].values(metric))
+                    row.append(fmt_delta(test, info.digits) if test else "–")
+            keys = {_verdict_key(s, v, metric) for s, v in zip(sweeps, variants, strict=True)}
+            row.append(DIFFERENT_VERDICT if len(keys) > 1 else "")
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+
+    only = [
+        f"- {md_cell(v.label)}: only in {', '.join(n for n, s in zip(names, sweeps, strict=True) if v.label in {x.label for x in s.variants})}"
+        for s in sweeps
+        for v in s.variants
+        if v.label not in shared
+    ]
+    lines += ["## Variants not in every sweep", "", *(list(dict.fromkeys(only)) or ["None."])]
+    return "\n".join(lines) + "\n"
+
+
+def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path) -> Path:
+    """Write ``compare.md`` and ``compare.html`` into ``out``; return the .md path."""
+    if len(sweep_dirs) < 2:
+        raise ValueError("compare needs at least two sweep directories")
+    sweeps = [load_sweep(d) for d in sweep_dirs]
+    out = Path(out)
+    md = render_comparison(sweeps)
+    path = write_text_atomic(out / "compare.md", md)
+    title = f"Comparison: {' vs '.join(sweep_names(sweeps))}"
+    write_text_atomic(out / "compare.html", markdown_to_html(md, base_dir=out, title=title))
+    return path

@@ -1,0 +1,419 @@
+"""The evaluation suite: the same held-out items, scored the same way, for every variant.
+
+Items are built from the validation split chunked the GLM way (whatever the run's
+objective), with seeds of their own, so every variant and seed of a sweep sees the same
+passages, the same spans and the same scored tokens:
+
+- ``infill_token``: token-level spans (15% of the tokens, Poisson(3) lengths), the NLU proxy;
+- ``infill_sentence``: whole sentences (15% of the tokens);
+- ``doc_gen``: the last 50% of each passage, the NLG proxy;
+- ``cloze``: a span of 2-6 tokens in a passage, ranked against ``k`` distractors of the
+  same token length from other passages by the summed log-probability over the span.
+
+Infilling metrics are the mean negative log-likelihood per span token (``*_loss``) and its
+exponential (``*_ppl``). A GLM model reads each item through the training sample builder
+(:class:`~glmlab.objective.GLMObjective`, spans in text order, its own mask tokens and
+sentinel setting); an MLM or CLM model reads it in its own layout. docs/EVALUATION.md
+states the protocol and why it is fair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import resource
+import statistics
+import sys
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from glmlab.assemble import RunSpec, build_mask_builder, build_objective
+from glmlab.data.batches import collate_rows
+from glmlab.data.examples import ExampleSet
+from glmlab.data.pipeline import PreparedData
+from glmlab.model.glm import GLMModel
+from glmlab.objective import GLMObjective
+from glmlab.registry import get_registry
+from glmlab.structures import GLMSample, MaskKind, SpanSet, SpecialTokens, TokenizedText
+
+MIN_PASSAGE_TOKENS = 16  # shorter validation pieces leave no room for spans and context
+CLOZE_SPAN_TOKENS = (2, 6)  # inclusive range of the cloze answer's length in tokens
+
+
+@dataclass(frozen=True)
+class InfillTask:
+    """One infilling task: a span sampler from the registry and its natural mask token."""
+
+    name: str
+    sampler: str
+    options: dict[str, Any]
+    mask_kind: MaskKind
+
+
+TASKS: tuple[InfillTask, ...] = (
+    InfillTask("infill_token", "token", {"mask_ratio": 0.15, "poisson_lambda": 3.0}, "MASK"),
+    InfillTask("infill_sentence", "sentence", {"mask_ratio": 0.15}, "sMASK"),
+    InfillTask("doc_gen", "document", {"min_ratio": 0.5, "max_ratio": 0.5}, "gMASK"),
+)
+
+
+class _AfterFirstToken:
+    """Wraps a span sampler so that no span covers a passage's first token: a
+    left-to-right model then has context for every scored token."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
+        ends = text.sentence_ends - 1
+        rest = TokenizedText(text.ids[1:], ends[ends > 0])
+        spans = self.inner.sample(rest, max_len=max_len - 1, rng=rng)
+        shifted = tuple((s + 1, e + 1) for s, e in spans.spans)
+        return SpanSet(shifted, spans.keep + 1, spans.mask_kind)
+
+
+class PresetSpans:
+    """A span sampler that returns the spans last assigned to ``spans``: it lets chosen
+    spans (evaluation items, a user's blanks) go through the training sample builder."""
+
+    def __init__(self) -> None:
+        self.spans: SpanSet | None = None
+
+    def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
+        if self.spans is None:
+            raise RuntimeError("PresetSpans.sample called before spans were assigned")
+        return self.spans
+
+
+class Layout(Protocol):
+    """How a model family reads an item: the passage and its spans become one sample whose
+    loss mask marks the scored targets. ``cloze`` selects the multiple-choice score."""
+
+    def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample: ...
+
+
+class GLMLayout:
+    """A GLM model's reading: the training builder (mask tokens, sentinels, 2D positions),
+    spans in text order. Infilling scores the span tokens; the cloze score adds each span's
+    [eop] (GLM's multi-token cloze rule)."""
+
+    def __init__(self, spec: RunSpec, objective: GLMObjective) -> None:
+        self.preset = PresetSpans()
+        self.specials = objective.specials
+        # Each task uses the mask token the model was trained with for that span kind.
+        self.trained_kinds = {getattr(s, "mask_kind", "MASK") for _, s, _ in objective.samplers}
+        self.builder = GLMObjective(
+            [("preset", self.preset, 1.0)],
+            objective.specials,
+            shuffle_spans=False,
+            sentinels=objective.sentinels,
+            sentinel_position=objective.sentinel_position,
+        )
+        self.max_len = spec.data.seq_len
+
+    def mask_kind(self, natural: MaskKind) -> MaskKind:
+        """``natural`` if the model was trained with it, else [MASK] if it was, else the
+        first (alphabetically) mask token it knows."""
+        if natural in self.trained_kinds:
+            return natural
+        return "MASK" if "MASK" in self.trained_kinds else min(self.trained_kinds)
+
+    def build(self, ids: np.ndarray, spans: SpanSet) -> GLMSample:
+        """``ids`` with ``spans`` laid out exactly as in training (no shuffling)."""
+        self.preset.spans = spans
+        text = TokenizedText(ids, np.asarray([len(ids)], dtype=np.int64))
+        # No randomness is drawn: one sampler and no shuffle.
+        return self.builder.build(text, max_len=self.max_len, rng=np.random.default_rng(0))
+
+    def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample:
+        s = self.build(ids, dataclasses.replace(spans, mask_kind=self.mask_kind(spans.mask_kind)))
+        if cloze:
+            return s
+        content = s.loss_mask * (s.target_ids != self.specials.eop)
+        return dataclasses.replace(s, loss_mask=content.astype(np.float32))
+
+
+class MLMLayout:
+    """A BERT model's reading: every span token becomes [MASK] (the span lengths are
+    therefore given away), the whole passage is visible, each masked token is scored on
+    its own."""
+
+    def __init__(self, specials: SpecialTokens) -> None:
+        self.mask_id = specials.mask
+
+    def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample:
+        ids = ids[: spans.keep]
+        n = ids.shape[0]
+        inputs = ids.copy()
+        scored = np.zeros(n, np.float32)
+        for s, e in spans.spans:
+            inputs[s:e] = self.mask_id
+            scored[s:e] = 1.0
+        positions = np.stack([np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+        return GLMSample(inputs, positions, ids.copy(), scored, sep=n)
+
+
+class CLMLayout:
+    """A GPT model's reading: the uncorrupted passage left to right. Infilling scores the
+    span tokens given everything before them; the cloze score adds every token after the
+    answer, the only way a left-to-right model can use the right context."""
+
+    def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample:
+        ids = ids[: spans.keep]
+        n = ids.shape[0] - 1
+        scored = np.zeros(n, np.float32)  # position i predicts token i + 1
+        for s, e in spans.spans:
+            if s < 1:
+                raise ValueError("a left-to-right model cannot score a span at token 0")
+            scored[s - 1 : (n if cloze else e - 1)] = 1.0
+        positions = np.stack([np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+        return GLMSample(ids[:-1].copy(), positions, ids[1:].copy(), scored, sep=0)
+
+
+@dataclass(frozen=True)
+class ClozeItem:
+    """A passage, the answer's span in it and the candidates; ``candidates[0]`` is true."""
+
+    ids: np.ndarray
+    span: tuple[int, int]
+    candidates: tuple[np.ndarray, ...]
+
+
+def passages(validation: ExampleSet, n: int) -> list[TokenizedText]:
+    """The first ``n`` validation pieces of at least :data:`MIN_PASSAGE_TOKENS` tokens."""
+    out: list[TokenizedText] = []
+    for p in range(validation.n_pieces):
+        piece = validation.piece(p)
+        if len(piece) >= MIN_PASSAGE_TOKENS:
+            out.append(piece)
+            if len(out) == n:
+                break
+    if not out:
+        raise ValueError(
+            f"the validation split has no passage of {MIN_PASSAGE_TOKENS}+ tokens to evaluate on"
+        )
+    return out
+
+
+def infill_items(
+    texts: Sequence[TokenizedText], task: InfillTask, *, seq_len: int, seed: int
+) -> list[tuple[np.ndarray, SpanSet]]:
+    """The spans of ``task`` in each passage, from the registry's sampler (fixed seeds)."""
+    options = {**task.options, "mask_kind": task.mask_kind}
+    sampler = _AfterFirstToken(get_registry().create("span_sampler", task.sampler, **options))
+    stream = zlib.crc32(task.name.encode())  # one random stream per task, stable across runs
+    items = []
+    for i, text in enumerate(texts):
+        rng = np.random.default_rng((seed, stream, i))
+        items.append((text.ids, sampler.sample(text, max_len=seq_len, rng=rng)))
+    return items
+
+
+def cloze_items(
+    texts: Sequence[TokenizedText], *, n_items: int, n_distractors: int, seq_len: int, seed: int
+) -> list[ClozeItem]:
+    """``n_items`` cloze items over ``texts`` (cycled): the answer is a random span of
+    :data:`CLOZE_SPAN_TOKENS` tokens after the first token; the distractors are distinct
+    spans of the same length from other passages, none equal to the answer."""
+    lo, hi = CLOZE_SPAN_TOKENS
+    items = []
+    for j in range(n_items):
+        rng = np.random.default_rng((seed, zlib.crc32(b"cloze"), j))
+        p = j % len(texts)
+        ids = texts[p].ids[: seq_len - 2]  # Part B adds [sop] and [eop]
+        length = int(rng.integers(lo, min(hi, ids.shape[0] - 2) + 1))
+        start = int(rng.integers(1, ids.shape[0] - length + 1))
+        truth = ids[start : start + length]
+        pool = [q for q in range(len(texts)) if q != p and len(texts[q]) >= length]
+        candidates = [truth]
+        for _ in range(100 * n_distractors):
+            if len(candidates) == n_distractors + 1 or not pool:
+                break
+            other = texts[pool[int(rng.integers(len(pool)))]].ids
+            at = int(rng.integers(0, other.shape[0] - length + 1))
+            cand = other[at : at + length]
+            if not any(np.array_equal(cand, c) for c in candidates):
+                candidates.append(cand)
+        if len(candidates) < n_distractors + 1:
+            raise ValueError(f"cloze item {j}: found too few distinct distractors")
+        items.append(ClozeItem(ids, (start, start + length), tuple(candidates)))
+    return items
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    # The trainer's policy: bf16 on CUDA, exact fp32 on the CPU.
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def score_samples(
+    model: GLMModel,
+    samples: Sequence[GLMSample],
+    *,
+    mask_builder: object,
+    seq_len: int,
+    pad_id: int,
+    device: torch.device,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample: the summed log-probability of its scored targets, and their count."""
+    sums, counts = [], []
+    host_prep = getattr(model.attention, "prepare_host", None)  # as the trainer's batches
+    for a in range(0, len(samples), batch_size):
+        chunk = samples[a : a + batch_size]
+        batch = collate_rows(
+            [[s] for s in chunk],
+            seq_len=seq_len,
+            pad_id=pad_id,
+            mask_builder=mask_builder,
+            host_prep=host_prep,
+        ).to(device)
+        with _autocast(device):
+            hidden = model(batch.input_ids, batch.position_ids, batch.layout)
+        where = batch.loss_positions
+        logits = model.logits(hidden.reshape(-1, hidden.shape[-1])[where]).float()
+        logp = -F.cross_entropy(logits, batch.target_ids.reshape(-1)[where], reduction="none")
+        weight = batch.loss_mask.reshape(-1)[where].float()
+        rows = torch.div(where, seq_len, rounding_mode="floor")
+        zeros = torch.zeros(len(chunk), device=device)
+        sums.append(zeros.index_add(0, rows, logp * weight).cpu())
+        counts.append(zeros.index_add(0, rows, weight).cpu())
+    return torch.cat(sums).double().numpy(), torch.cat(counts).double().numpy()
+
+
+def cloze_credit(scores: np.ndarray) -> float:
+    """1 if ``scores[0]`` (the true answer) is the unique maximum, 1/t if it ties with
+    t - 1 others for the maximum, else 0."""
+    best = scores.max()
+    if scores[0] < best:
+        return 0.0
+    return 1.0 / float((scores == best).sum())
+
+
+class EvalSuite:
+    """The suite for one run: fixed items (see the module docstring) and the layout of the
+    run's model family. :meth:`run` scores a model on them."""
+
+    def __init__(self, spec: RunSpec, data: PreparedData, device: torch.device) -> None:
+        t = spec.train
+        tokenizer = data.tokenizer
+        self.spec, self.device = spec, device
+        self.pad_id = tokenizer.specials.pad
+        self.mask_builder = build_mask_builder(spec)
+        objective = build_objective(spec, tokenizer.specials, vocab_size=tokenizer.vocab_size)
+        self.layout: Layout
+        if isinstance(objective, GLMObjective):
+            self.layout = GLMLayout(spec, objective)
+        elif spec.objective.kind == "mlm":
+            self.layout = MLMLayout(tokenizer.specials)
+        else:
+            self.layout = CLMLayout()
+        texts = passages(eval_examples(spec, data), max(t.eval_suite_items, t.cloze_items))
+        seq_len = spec.data.seq_len
+        self.infill = {
+            task.name: infill_items(
+                texts[: t.eval_suite_items], task, seq_len=seq_len, seed=t.eval_suite_seed
+            )
+            for task in TASKS
+        }
+        self.cloze = cloze_items(
+            texts,
+            n_items=t.cloze_items,
+            n_distractors=t.cloze_distractors,
+            seq_len=seq_len,
+            seed=t.eval_suite_seed,
+        )
+
+    def _score(self, model: GLMModel, samples: Sequence[GLMSample]) -> tuple[np.ndarray, ...]:
+        return score_samples(
+            model,
+            samples,
+            mask_builder=self.mask_builder,
+            seq_len=self.spec.data.seq_len,
+            pad_id=self.pad_id,
+            device=self.device,
+            batch_size=self.spec.train.batch_size,
+        )
+
+    def run(self, model: GLMModel) -> dict[str, float]:
+        """Every task's metrics for ``model`` (put in eval mode for the duration)."""
+        was_training = model.training
+        model.eval()
+        try:
+            out: dict[str, float] = {}
+            for name, items in self.infill.items():
+                samples = [self.layout.sample(ids, spans, cloze=False) for ids, spans in items]
+                logp, n = self._score(model, samples)
+                loss = float(-logp.sum() / max(n.sum(), 1.0))
+                out[f"{name}_loss"] = loss
+                out[f"{name}_ppl"] = math.exp(min(loss, 700.0))  # exp overflows past ~709
+            samples = []
+            for item in self.cloze:
+                s, e = item.span
+                for cand in item.candidates:
+                    ids = np.concatenate([item.ids[:s], cand, item.ids[e:]])
+                    spans = SpanSet(((s, e),), ids.shape[0], "MASK")
+                    samples.append(self.layout.sample(ids, spans, cloze=True))
+            logp, _ = self._score(model, samples)
+            per_item = np.split(logp, np.cumsum([len(i.candidates) for i in self.cloze])[:-1])
+            out["cloze_acc"] = float(np.mean([cloze_credit(s) for s in per_item]))
+            return out
+        finally:
+            model.train(was_training)
+
+
+def eval_examples(spec: RunSpec, data: PreparedData) -> ExampleSet:
+    """The validation split chunked for a GLM objective: MLM and CLM runs chunk their own
+    data differently, and the suite must read the same passages for every variant."""
+    if spec.objective.kind == "glm":
+        return data.validation
+    from glmlab.train.trainer import load_data  # the trainer imports this module
+
+    glm = dataclasses.replace(spec, objective=dataclasses.replace(spec.objective, kind="glm"))
+    return load_data(glm).validation
+
+
+# -- efficiency -------------------------------------------------------------------------
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory window (the process's RSS high-water mark on the CPU, so
+    that each run of a sequential multirun reports its own peak)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):  # not Linux: ru_maxrss is then the process's peak
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory since :func:`reset_peak_memory`: ``torch.cuda.max_memory_allocated``
+    on CUDA; on the CPU the process's peak resident set (VmHWM, else ``ru_maxrss``)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS
+
+
+def efficiency(metrics_rows: Sequence[dict[str, Any]], device: torch.device) -> dict[str, float]:
+    """Training throughput (median tokens/s over the logged windows, robust to the slow
+    first one) and peak memory in MiB."""
+    rates = [r["tokens_per_s"] for r in metrics_rows if r.get("tokens_per_s")]
+    out = {"peak_mem_mb": round(peak_memory_mb(device), 1)}
+    if rates:
+        out["train_tokens_per_s"] = round(statistics.median(rates), 1)
+    return out

@@ -1,0 +1,119 @@
+"""The positional-scheme contract."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from glmlab.model.glm import GLMModel, broadcastable, describe
+from glmlab.registry import get_registry
+from glmlab.structures import Batch
+from glmlab.testing.base import PluginContract
+from glmlab.testing.samples import collate, pack, random_glm_samples, tiny_config
+
+
+class PositionalSchemeContract(PluginContract):
+    """Contract tests for a positional scheme: shapes and dtypes of ``embed``, ``rotate``
+    and the optional ``attention_bias``; a model using it runs under every registered mask
+    builder; and packing samples into one row changes none of their hidden states (the
+    scheme reads ``position_ids``, never the column).
+
+    ``config`` overrides the tiny model's shape (``dim``, ``n_heads``, ``max_positions``...)
+    where the scheme needs, say, a head dim divisible by 4.
+    """
+
+    kind = "positional"
+    config: ClassVar[dict[str, Any]] = {}
+
+    def model(self, attention: str = "eager") -> GLMModel:
+        torch.manual_seed(0)
+        config = tiny_config(**self.config)
+        registry = get_registry()
+        scheme = self.make(
+            dim=config.dim,
+            n_heads=config.n_heads,
+            head_dim=config.head_dim,
+            max_positions=config.max_positions,
+        )
+        return GLMModel(
+            config,
+            positional=scheme,
+            norm_layout=registry.create("norm_layout", "pre_ln", n_layers=config.n_layers),
+            attention=registry.create("attention", attention),
+            labels={"positional": self.label},
+        )
+
+    def batch(
+        self, model: GLMModel, mask_builder: str = "glm", packed: bool = True, seed: int = 0
+    ) -> Batch:
+        seq_len = model.config.max_positions  # as in a run: max_positions = seq_len
+        rng = np.random.default_rng(seed)
+        samples = random_glm_samples(rng, 6, max_len=seq_len, sentinel_position=seq_len)
+        rows = pack(samples, seq_len) if packed else [[s] for s in samples]
+        return collate(rows, get_registry().create("mask_builder", mask_builder), seq_len)
+
+    def test_builds_a_module(self) -> None:
+        scheme = self.model().positional
+        assert isinstance(scheme, nn.Module), (
+            f"{self.label} built {describe(scheme)}, not an nn.Module"
+        )
+
+    def test_shapes_and_dtypes(self) -> None:
+        model = self.model()
+        scheme, config = model.positional, model.config
+        pos = self.batch(model).position_ids
+        batch, length = pos.shape[0], pos.shape[-1]
+        with torch.no_grad():
+            emb = scheme.embed(pos)
+            if emb is not None:
+                assert emb.shape == (batch, length, config.dim) and emb.is_floating_point(), (
+                    f"{self.label}: embed() returned {describe(emb)}, expected float {(batch, length, config.dim)}"
+                )
+                assert torch.isfinite(emb).all()
+            for dtype in (torch.float32, torch.bfloat16):
+                q, k = torch.randn(2, batch, config.n_heads, length, config.head_dim).to(dtype)
+                rq, rk = scheme.rotate(q, k, pos)
+                for x, rx in ((q, rq), (k, rk)):
+                    assert rx.shape == x.shape and rx.dtype == dtype, (
+                        f"{self.label}: rotate() turned {describe(x)} into {describe(rx)}"
+                    )
+                    assert torch.isfinite(rx).all()
+            make_bias = getattr(scheme, "attention_bias", None)
+            bias = None if make_bias is None else make_bias(pos)
+            if bias is not None:
+                target = (batch, config.n_heads, length, length)
+                assert bias.is_floating_point() and broadcastable(tuple(bias.shape), target), (
+                    f"{self.label}: attention_bias() returned {describe(bias)}, expected float "
+                    f"broadcastable to {target}"
+                )
+                assert torch.isfinite(bias).all()
+
+    def test_every_mask_builder(self) -> None:
+        """A model using the scheme trains one step, finite, under each registered builder."""
+        for builder in get_registry().names("mask_builder"):
+            model = self.model()
+            loss = model.loss(self.batch(model, builder))
+            loss.backward()
+            assert torch.isfinite(loss), f"{self.label} with mask builder '{builder}': loss {loss}"
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            assert all(torch.isfinite(g).all() for g in grads), (
+                f"{self.label}: non-finite grad with '{builder}'"
+            )
+
+    def test_packed_rows_match_one_sample_per_row(self) -> None:
+        model = self.model()
+        packed, alone = self.batch(model, packed=True), self.batch(model, packed=False)
+        with torch.no_grad():
+            h_packed = model(packed.input_ids, packed.position_ids, packed.layout)
+            h_alone = model(alone.input_ids, alone.position_ids, alone.layout)
+        for i, (row, start, length, _) in enumerate(packed.layout.segments):
+            torch.testing.assert_close(
+                h_packed[row, start : start + length],
+                h_alone[i, :length],
+                atol=1e-5,
+                rtol=1e-5,
+                msg=lambda m, i=i: f"{self.label}: sample {i} changes when packed into a row: {m}",
+            )

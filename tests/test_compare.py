@@ -1,0 +1,91 @@
+"""``glmlab compare``: shared variants and metrics side by side, differences marked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from glmlab.compare import DIFFERENT_VERDICT, compare_sweeps
+from tests.conftest import run_glmlab
+from tests.test_report import BASE, OFF, TINY_SWEEP, write_run
+
+
+def synthetic(sweep: Path, off_values: list[float], dim: int, extra: str | None = None) -> Path:
+    for seed, val in enumerate([5.0, 5.2, 5.4]):
+        write_run(sweep, f"on{seed}", BASE, seed, val=val, cloze=0.3)
+    for seed, val in enumerate(off_values):
+        write_run(sweep, f"off{seed}", OFF, seed, val=val, cloze=0.3)
+    if extra:
+        write_run(sweep, "extra0", extra, 0, val=5.0, cloze=0.3)
+    for run in sweep.iterdir():
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "model": {"dim": dim}}))
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"report": {"baseline": BASE}}))
+    return sweep
+
+
+def test_compare_marks_changes_and_differing_verdicts(tmp_path):
+    cpu = synthetic(tmp_path / "cpu" / "abl", [5.1, 5.3, 5.5], dim=128)
+    # On the "GPU" the variant is much worse: a significant change and a different verdict.
+    gpu = synthetic(tmp_path / "gpu" / "abl", [7.0, 7.1, 7.2], dim=768, extra="objective.x=1")
+    md = compare_sweeps([cpu, gpu], tmp_path / "out").read_text()
+    assert "# Comparison: cpu/abl vs gpu/abl" in md  # same folder name: parents added
+    assert "| model.dim | 128 | 768 |" in md
+    assert "objective.shuffle_spans |" not in md  # the swept key is not a setting difference
+    row = next(line for line in md.splitlines() if line.startswith(f"| {OFF} | 5.3000"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # variant, cpu, cpu vs baseline, gpu, gpu vs baseline, change gpu - cpu, marker
+    assert (
+        cells[1] == "5.3000 ± 0.2000 (n=3)" and cells[2] == "+0.1000 ± 0.1633"
+    )  # sqrt(0.2²/3 + 0.2²/3)
+    assert cells[3] == "7.1000 ± 0.1000 (n=3)" and cells[4].startswith("**+1.9000")
+    assert cells[5] == "**+1.8000 ± 0.1291**" and cells[6] == DIFFERENT_VERDICT
+    base_row = next(line for line in md.splitlines() if line.startswith(f"| {BASE} | 5.2000"))
+    assert "baseline" in base_row and DIFFERENT_VERDICT not in base_row
+    assert "- objective.x=1: only in gpu/abl" in md
+    assert "<table>" in (tmp_path / "out" / "compare.html").read_text()
+
+
+def test_compare_needs_two_sweeps(tmp_path):
+    with pytest.raises(ValueError, match="at least two"):
+        compare_sweeps([tmp_path], tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_compare_two_real_sweeps(tmp_path):
+    common = [*TINY_SWEEP, "seed=0,1"]
+    common += ["objective.shuffle_spans=true,false", f"report.baseline='{BASE}'"]
+    assert run_glmlab(["-m", *common, "name=before"], cwd=tmp_path).returncode == 0
+    proc = run_glmlab(["-m", *common, "name=after", "model.dim=48"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sweeps = tmp_path / "sweeps"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "glmlab.cli",
+            "compare",
+            str(sweeps / "before"),
+            str(sweeps / "after"),
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "# Comparison: before vs after" in md
+    assert "| model.dim | 32 | 48 |" in md
+    for label in (BASE, OFF):
+        assert any(line.startswith(f"| {label} | ") and "(n=2)" in line for line in md.splitlines())
+    for section in ("### validation loss", "### token infilling loss", "### cloze accuracy"):
+        assert section in md
+    results = [json.loads(p.read_text()) for p in (sweeps / "after").glob("*/result.json")]
+    assert {r["status"] for r in results} == {"completed"}
+    assert (tmp_path / "cmp" / "compare.html").exists()

@@ -1,0 +1,404 @@
+"""The conformance kit (glmlab.testing) against every built-in plugin; the kit catching
+broken plugins; and the runtime guards that name a plugin breaking its contract."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from glmlab import hookimpl
+from glmlab.model.build import build_model, checked_mask_builder
+from glmlab.model.glm import PluginContractError
+from glmlab.objective import GLMObjective, SamplerInvariantError
+from glmlab.registry import PluginRegistry, get_registry
+from glmlab.structures import AttentionLayout, Segment, SpanSet, SpecialTokens, TokenizedText
+from glmlab.testing import (
+    AttentionBackendContract,
+    MaskBuilderContract,
+    NormLayoutContract,
+    PluginContract,
+    PositionalSchemeContract,
+    SpanSamplerContract,
+)
+from glmlab.testing.samples import random_segments, tiny_config
+
+approx = pytest.approx
+
+# -- every built-in passes its contract ------------------------------------------------
+
+
+class TestTokenSampler(SpanSamplerContract):
+    name = "token"
+    declared = {
+        "mask_ratio": approx(0.15, abs=0.005),
+        "max_mask_ratio": 0.15,
+        "mean_span_length": approx(3.1, abs=0.15),  # Poisson(3) on 1..39: 3.16, last trimmed
+        "max_span_length": 39,
+        "min_gap": 1,
+        "mask_kind": "MASK",
+    }
+
+
+class TestSentenceSampler(SpanSamplerContract):
+    name = "sentence"
+    declared = {"mask_ratio": approx(0.175, abs=0.02), "mask_kind": "sMASK"}
+
+
+class TestDocumentSampler(SpanSamplerContract):
+    name = "document"
+    declared = {"mask_ratio": approx(0.75, abs=0.03), "spans_per_sample": 1, "mask_kind": "gMASK"}
+
+
+class TestGMaskSampler(SpanSamplerContract):
+    name = "gmask"
+    declared = {"mask_ratio": approx(0.5, abs=0.04), "spans_per_sample": 1, "mask_kind": "gMASK"}
+
+
+class TestLearned2D(PositionalSchemeContract):
+    name = "learned_2d"
+
+
+class TestLearned1D(PositionalSchemeContract):
+    name = "learned_1d"
+
+
+class TestLearned1DPinned(PositionalSchemeContract):
+    name = "learned_1d"
+    options = {"pin_part_b": True}
+
+
+class TestRope(PositionalSchemeContract):
+    name = "rope"
+
+
+class TestRope2D(PositionalSchemeContract):
+    name = "rope_2d"
+
+
+class TestPreLN(NormLayoutContract):
+    name = "pre_ln"
+
+
+class TestPostLN(NormLayoutContract):
+    name = "post_ln"
+
+
+class TestDeepNorm(NormLayoutContract):
+    name = "deepnorm"
+
+
+class TestDeepNormGLM130B(NormLayoutContract):
+    name = "deepnorm"
+    options = {"constants": "glm130b"}
+
+
+class TestGLMMask(MaskBuilderContract):
+    name = "glm"
+
+    def attends(self, segment: Segment, query: int, key: int) -> bool:
+        return key < segment.sep or key <= query
+
+
+class TestCausalMask(MaskBuilderContract):
+    name = "causal"
+
+    def attends(self, segment: Segment, query: int, key: int) -> bool:
+        return key <= query
+
+
+class TestBidirectionalMask(MaskBuilderContract):
+    name = "bidirectional"
+
+    def attends(self, segment: Segment, query: int, key: int) -> bool:
+        return True
+
+
+class TestEager(AttentionBackendContract):
+    name = "eager"
+
+
+class TestSDPA(AttentionBackendContract):
+    name = "sdpa"
+
+
+class TestFlex(AttentionBackendContract):  # CUDA only: skipped, saying so, elsewhere
+    name = "flex"
+
+
+class TestXFormers(AttentionBackendContract):  # CUDA only: skipped, saying so, elsewhere
+    name = "xformers"
+
+
+def test_every_builtin_has_a_conformance_class() -> None:
+    covered = {
+        (cls.kind, cls.name)
+        for name, cls in globals().items()
+        if name.startswith("Test") and isinstance(cls, type) and issubclass(cls, PluginContract)
+    }
+    builtins = {(e.kind, e.name) for e in get_registry().entries() if e.distribution == "glmlab"}
+    missing = sorted(builtins - covered)
+    assert not missing, f"add a conformance class to tests/test_conformance.py for {missing}"
+
+
+# -- the kit catches broken plugins ----------------------------------------------------
+
+
+class GlobalRandomSampler:
+    """Draws from Python's global generator instead of the one it is given."""
+
+    def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
+        keep = min(len(text), max_len - 2)
+        start = random.randrange(keep) if keep > 1 else 0
+        return SpanSet(((start, start + 1),) if keep > 1 else (), max(keep, 1))
+
+
+class ColumnPositions(nn.Module):
+    """Embeds the column index instead of ``position_ids``: packing changes its output."""
+
+    def __init__(self, *, dim: int, n_heads: int, head_dim: int, max_positions: int) -> None:
+        super().__init__()
+        self.table = nn.Embedding(max_positions, dim)
+
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
+        columns = torch.arange(position_ids.shape[-1], device=position_ids.device)
+        return self.table(columns).expand(position_ids.shape[0], -1, -1)
+
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return q, k
+
+
+def test_kit_catches_a_sampler_using_global_randomness() -> None:
+    class TestBroken(SpanSamplerContract):
+        factory = GlobalRandomSampler
+
+    with pytest.raises(AssertionError, match="rng passed to sample"):
+        TestBroken().test_deterministic_under_a_seed()
+
+
+def test_kit_catches_a_sampler_missing_its_declared_statistics() -> None:
+    class TestBroken(SpanSamplerContract):
+        name = "token"
+        declared = {"mask_ratio": 0.3, "mask_kind": "MASK"}
+
+    with pytest.raises(AssertionError, match=r"declared mask_ratio .* 0\.3, measured 0\.15"):
+        TestBroken().test_declared_statistics()
+
+
+def test_kit_catches_a_scheme_that_reads_the_column() -> None:
+    class TestBroken(PositionalSchemeContract):
+        factory = ColumnPositions
+
+    with pytest.raises(AssertionError, match="changes when packed"):
+        TestBroken().test_packed_rows_match_one_sample_per_row()
+
+
+def test_kit_catches_a_mask_builder_against_its_definition() -> None:
+    class TestBroken(MaskBuilderContract):
+        name = "causal"  # claims GLM's definition
+
+        def attends(self, segment: Segment, query: int, key: int) -> bool:
+            return key < segment.sep or key <= query
+
+    with pytest.raises(AssertionError, match="disagrees with its declared definition"):
+        TestBroken().test_matches_the_declared_definition()
+
+
+# -- runtime guards name the plugin, its distribution and the invariant ---------------
+
+
+class WideEmbedding(ColumnPositions):
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(*position_ids.shape[::2], self.table.embedding_dim + 1)
+
+
+class Truncating(ColumnPositions):
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return q[..., :-1], k
+
+
+class Biased(ColumnPositions):
+    def embed(self, position_ids: torch.Tensor) -> None:
+        return None
+
+    def attention_bias(self, position_ids: torch.Tensor) -> torch.Tensor:
+        length = position_ids.shape[-1]
+        return torch.zeros(1, 1, length, length)
+
+
+class BadBias(Biased):
+    def attention_bias(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(3, 3, dtype=torch.long)
+
+
+class NoBiasAttention:
+    """sdpa without ``supports_bias``: a backend written before the bias existed."""
+
+    def __init__(self) -> None:
+        self.inner = get_registry().create("attention", "sdpa")
+
+    def is_available(self, device: torch.device) -> bool:
+        return True
+
+    def prepare(self, layout: AttentionLayout) -> torch.Tensor:
+        return self.inner.prepare(layout)
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: torch.Tensor
+    ) -> torch.Tensor:
+        return self.inner.attend(q, k, v, prepared)
+
+
+class HeadMergingAttention(NoBiasAttention):
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: torch.Tensor
+    ) -> torch.Tensor:
+        return super().attend(q, k, v, prepared).sum(dim=1)
+
+
+class NotAModuleLayout:
+    def __init__(self, *, n_layers: int) -> None:
+        pass
+
+    def wrap(self, sublayer: nn.Module, dim: int, kind: str) -> object:
+        return lambda x, **kwargs: x + sublayer(x, **kwargs)
+
+    def final_norm(self, dim: int) -> nn.Module:
+        return nn.Identity()
+
+
+class Int64Layouts:
+    def __init__(self) -> None:
+        self.inner = get_registry().create("mask_builder", "glm")
+
+    def build(self, segments: list[Segment], *, batch_size: int, seq_len: int) -> AttentionLayout:
+        layout = self.inner.build(segments, batch_size=batch_size, seq_len=seq_len)
+        layout.segment_ids = layout.segment_ids.long()
+        return layout
+
+
+class BrokenPlugins:
+    """One plugin object registering a broken plugin of each model-side kind."""
+
+    @hookimpl
+    def glmlab_positional_schemes(self) -> dict[str, type]:
+        return {
+            "wide": WideEmbedding,
+            "truncating": Truncating,
+            "biased": Biased,
+            "bad_bias": BadBias,
+        }
+
+    @hookimpl
+    def glmlab_attention_backends(self) -> dict[str, type]:
+        return {"no_bias": NoBiasAttention, "head_merging": HeadMergingAttention}
+
+    @hookimpl
+    def glmlab_norm_layouts(self) -> dict[str, type]:
+        return {"not_a_module": NotAModuleLayout}
+
+    @hookimpl
+    def glmlab_mask_builders(self) -> dict[str, type]:
+        return {"int64": Int64Layouts}
+
+
+@pytest.fixture(scope="module")
+def broken_registry() -> PluginRegistry:
+    registry = PluginRegistry()
+    registry.load_entry_points()
+    registry.register(BrokenPlugins(), distribution="glmlab-broken", version="6.6")
+    return registry
+
+
+def forward(registry: PluginRegistry, **plugins: str) -> torch.Tensor:
+    model = build_model(tiny_config(), registry=registry, **{"attention": "sdpa", **plugins})
+    rng = np.random.default_rng(0)
+    segments = random_segments(rng, 2, 8)
+    layout = registry.create("mask_builder", "glm").build(segments, batch_size=2, seq_len=8)
+    ids = torch.zeros(2, 8, dtype=torch.long)
+    return model(ids, torch.zeros(2, 2, 8, dtype=torch.long), layout)
+
+
+@pytest.mark.parametrize(
+    ("plugins", "who", "invariant"),
+    [
+        ({"positional": "wide"}, "positional plugin 'wide'", r"embed\(\) returned .* \(2, 8, 33\)"),
+        (
+            {"positional": "truncating"},
+            "positional plugin 'truncating'",
+            r"rotate\(\) .* keep the shapes",
+        ),
+        (
+            {"positional": "bad_bias"},
+            "positional plugin 'bad_bias'",
+            r"attention_bias\(\) returned .*int64",
+        ),
+        (
+            {"attention": "head_merging"},
+            "attention plugin 'head_merging'",
+            r"attend\(\) returned .* \(2, 8, 8\)",
+        ),
+        (
+            {"norm_layout": "not_a_module"},
+            "norm_layout plugin 'not_a_module'",
+            r"wrap\(\) returned a function",
+        ),
+    ],
+)
+def test_guard_names_plugin_distribution_and_invariant(
+    broken_registry, plugins, who, invariant
+) -> None:
+    with pytest.raises(
+        PluginContractError,
+        match=rf"{who} \(distribution 'glmlab-broken' 6\.6\) broke an invariant: {invariant}",
+    ):
+        forward(broken_registry, **plugins)
+
+
+def test_bias_needs_a_backend_that_takes_it(broken_registry) -> None:
+    with pytest.raises(PluginContractError) as info:
+        build_model(
+            tiny_config(), positional="biased", attention="no_bias", registry=broken_registry
+        )
+    message = str(info.value)
+    assert (
+        "positional plugin 'biased' (distribution 'glmlab-broken' 6.6) adds an attention bias"
+        in message
+    )
+    assert (
+        "attention plugin 'no_bias' (distribution 'glmlab-broken' 6.6) does not accept one"
+        in message
+    )
+    # Without a bias the same backend is fine: the model never passes one.
+    assert forward(broken_registry, attention="no_bias").shape == (2, 8, 32)
+
+
+def test_mask_builder_layouts_are_checked_where_built(broken_registry) -> None:
+    builder = checked_mask_builder("int64", registry=broken_registry)
+    with pytest.raises(
+        PluginContractError,
+        match=r"mask_builder plugin 'int64' \(distribution 'glmlab-broken' 6\.6\) broke an invariant: layout\.segment_ids is a torch\.int64",
+    ):
+        builder.build([Segment(0, 0, 3, 1)], batch_size=1, seq_len=4)
+
+
+def test_sampler_guard_names_the_distribution() -> None:
+    class Overlapping:
+        def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
+            return SpanSet(((0, 2), (1, 3)), keep=4)
+
+    specials = SpecialTokens(0, 1, 2, 3, 4, 5, (), ())
+    objective = GLMObjective([("token", Overlapping(), 1.0)], specials)
+    text = TokenizedText(np.arange(6, 12), np.array([6]))
+    with pytest.raises(
+        SamplerInvariantError,
+        match=r"span sampler 'token' \(distribution 'glmlab' .*\) broke an invariant: span \(1, 3\)",
+    ):
+        objective.build(text, max_len=16, rng=np.random.default_rng(0))

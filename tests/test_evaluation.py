@@ -1,0 +1,180 @@
+"""The evaluation suite: same items and scored tokens for every model family, hand-checked
+layouts, fixed cloze items, and its place in a run's metrics and result."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+from glmlab.assemble import build_objective, parse_config
+from glmlab.evaluation import (
+    CLMLayout,
+    EvalSuite,
+    GLMLayout,
+    MLMLayout,
+    cloze_credit,
+    cloze_items,
+    passages,
+)
+from glmlab.run import execute_run
+from glmlab.structures import SpanSet
+from glmlab.train.trainer import load_data, make_model
+from tests.conftest import TINY
+
+CPU = torch.device("cpu")
+
+
+def spec_of(*overrides: str):
+    with initialize_config_module("glmlab.conf", version_base="1.3"):
+        return parse_config(compose("config", overrides=[*TINY, *overrides]))
+
+
+def suite_of(*overrides: str) -> EvalSuite:
+    spec = spec_of(*overrides)
+    return EvalSuite(spec, load_data(spec), CPU)
+
+
+def test_every_model_family_gets_the_same_items_and_scored_tokens():
+    suites = {
+        o or "glm": suite_of(*([o] if o else []))
+        for o in ("", "objective=mlm", "objective=clm", "objective.sentinels=true")
+    }
+    ref = suites["glm"]
+    for name, suite in suites.items():
+        for task, items in suite.infill.items():
+            assert len(items) == 64
+            for (ids, spans), (ref_ids, ref_spans) in zip(items, ref.infill[task], strict=True):
+                assert np.array_equal(ids, ref_ids) and spans.spans == ref_spans.spans, name
+                assert spans.spans[0][0] >= 1  # the first token stays as context
+            scored = [suite.layout.sample(i, s, cloze=False).loss_mask.sum() for i, s in items]
+            expected = [sum(e - s for s, e in sp.spans) for _, sp in ref.infill[task]]
+            assert scored == expected, (name, task)
+        assert all(
+            all(np.array_equal(a, b) for a, b in zip(c.candidates, r.candidates, strict=True))
+            for c, r in zip(suite.cloze, ref.cloze, strict=True)
+        )
+    # The document task masks the second half of each passage as one [gMASK] suffix.
+    ids, spans = ref.infill["doc_gen"][0]
+    ((start, end),) = spans.spans
+    assert end == spans.keep and abs((end - start) - (spans.keep - 1) / 2) <= 1
+
+
+def test_layouts_by_hand():
+    ids = np.arange(10, 20)
+    spans = SpanSet(((2, 4), (6, 7)), 10, "MASK")
+    spec = spec_of()
+    data = load_data(spec)
+    specials = data.tokenizer.specials
+
+    mlm = MLMLayout(specials).sample(ids, spans, cloze=False)
+    assert mlm.input_ids.tolist() == [
+        10,
+        11,
+        specials.mask,
+        specials.mask,
+        14,
+        15,
+        specials.mask,
+        17,
+        18,
+        19,
+    ]
+    assert np.flatnonzero(mlm.loss_mask).tolist() == [2, 3, 6] and mlm.sep == 10
+    assert mlm.target_ids.tolist() == ids.tolist()
+
+    clm = CLMLayout().sample(ids, spans, cloze=False)
+    assert clm.input_ids.tolist() == list(range(10, 19)) and clm.sep == 0
+    assert clm.target_ids[np.flatnonzero(clm.loss_mask)].tolist() == [12, 13, 16]
+    clm_cloze = CLMLayout().sample(ids, SpanSet(((2, 4),), 10, "MASK"), cloze=True)
+    assert clm_cloze.target_ids[clm_cloze.loss_mask > 0].tolist() == list(range(12, 20))
+
+    glm = GLMLayout(spec, build_objective(spec, specials, vocab_size=data.tokenizer.vocab_size))
+    sample = glm.sample(ids, spans, cloze=False)
+    assert sample.input_ids[: sample.sep].tolist() == [
+        10,
+        11,
+        specials.mask,
+        14,
+        15,
+        specials.mask,
+        17,
+        18,
+        19,
+    ]
+    assert sample.target_ids[sample.loss_mask > 0].tolist() == [12, 13, 16]  # no [eop]
+    cloze = glm.sample(ids, spans, cloze=True)
+    assert cloze.target_ids[cloze.loss_mask > 0].tolist() == [
+        12,
+        13,
+        specials.eop,
+        16,
+        specials.eop,
+    ]
+    # A token-only model reads sentence spans with the [MASK] it knows, [sMASK] if trained on it.
+    assert glm.mask_kind("sMASK") == "MASK"
+    sent_spec = spec_of("objective=glm_sent")
+    sent = GLMLayout(
+        sent_spec, build_objective(sent_spec, specials, vocab_size=data.tokenizer.vocab_size)
+    )
+    assert sent.mask_kind("sMASK") == "sMASK" and sent.mask_kind("gMASK") == "MASK"
+
+
+def test_cloze_items_are_fixed_by_seed_with_distinct_same_length_distractors():
+    texts = passages(load_data(spec_of()).validation, 40)
+    items = cloze_items(texts, n_items=30, n_distractors=4, seq_len=64, seed=7)
+    again = cloze_items(texts, n_items=30, n_distractors=4, seq_len=64, seed=7)
+    other = cloze_items(texts, n_items=30, n_distractors=4, seq_len=64, seed=8)
+    for item, same in zip(items, again, strict=True):
+        s, e = item.span
+        assert np.array_equal(item.candidates[0], item.ids[s:e]) and s >= 1
+        assert len(item.candidates) == 5
+        assert {len(c) for c in item.candidates} == {e - s}
+        assert len({tuple(c) for c in item.candidates}) == 5
+        assert all(
+            np.array_equal(a, b) for a, b in zip(item.candidates, same.candidates, strict=True)
+        )
+    assert [i.span for i in items] != [i.span for i in other]
+
+
+def test_cloze_credit_by_hand():
+    assert cloze_credit(np.array([-1.0, -2.0, -3.0])) == 1.0
+    assert cloze_credit(np.array([-2.0, -1.0, -3.0])) == 0.0
+    assert cloze_credit(np.array([-1.0, -1.0, -3.0, -1.0])) == pytest.approx(1 / 3)
+
+
+def test_suite_is_deterministic_and_consistent():
+    spec = spec_of()
+    data = load_data(spec)
+    torch.manual_seed(0)
+    model = make_model(spec, data.tokenizer.padded_vocab_size, CPU)
+    suite = EvalSuite(spec, data, CPU)
+    first, second = suite.run(model), EvalSuite(spec, data, CPU).run(model)
+    assert first == second
+    assert model.training  # the suite restores the mode it found
+    for task in ("infill_token", "infill_sentence", "doc_gen"):
+        loss = first[f"{task}_loss"]
+        # An untrained model is close to uniform over the padded vocabulary.
+        assert abs(loss - math.log(data.tokenizer.padded_vocab_size)) < 0.5
+        assert first[f"{task}_ppl"] == pytest.approx(math.exp(loss))
+    assert 0.0 <= first["cloze_acc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_run_writes_suite_to_metrics_and_result(tmp_path):
+    with initialize_config_module("glmlab.conf", version_base="1.3"):
+        cfg = compose(
+            "config", overrides=[*TINY, "train.eval_suite_interval=4", "train.max_steps=8"]
+        )
+    result = execute_run(cfg, tmp_path, [])
+    assert result["status"] == "completed"
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    suite_rows = [r for r in rows if "eval" in r]
+    assert [r["step"] for r in suite_rows] == [4, 8]
+    final = json.loads((tmp_path / "result.json").read_text())["eval"]
+    assert final.items() >= suite_rows[-1]["eval"].items()
+    assert final["peak_mem_mb"] > 10 and final["train_tokens_per_s"] > 0

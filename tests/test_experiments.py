@@ -1,0 +1,83 @@
+"""The experiment set: every experiment composes (CPU and GPU scale), names a baseline that
+it sweeps, runs >= 3 seeds; one runs end to end with reduced steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_module
+
+from glmlab.assemble import parse_config
+from glmlab.run import register_resolvers
+from tests.conftest import run_glmlab
+from tests.test_report import TINY_SWEEP
+
+EXPERIMENTS = sorted(
+    p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml")
+)
+
+
+def test_the_experiment_set_is_complete():
+    assert set(EXPERIMENTS) >= {
+        "span_shuffle_ablation",
+        "posenc_ablation",
+        "norm_ablation",
+        "objective_ablation",
+        "sentinel_ablation",
+        "tie_embeddings_ablation",
+    }
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("scale", ["cpu", "gpu"])
+def test_experiment_composes_with_a_swept_baseline_and_three_seeds(experiment, scale):
+    register_resolvers()
+    with initialize_config_module("glmlab.conf", version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[f"+experiment={experiment}", f"scale={scale}"],
+            return_hydra_config=True,
+        )
+    spec = parse_config(cfg)  # every key is a known one
+    assert cfg.name == experiment
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    assert len(params.pop("seed")) >= 3
+    baseline = cfg.report.baseline
+    key, _, value = baseline.partition("=")
+    assert value in params[key], f"{experiment}: baseline {baseline} is not a swept value"
+    assert len(params[key]) >= 2
+    if scale == "gpu":
+        assert spec.model.dim == 768 and spec.data.seq_len == 512 and spec.train.device == "cuda"
+        assert cfg.hydra.sweep.dir == f"sweeps/{experiment}_gpu"
+    else:
+        assert spec.model.dim <= 128 and spec.train.device == "auto"
+        assert cfg.hydra.sweep.dir == f"sweeps/{experiment}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_cfg_job_prints_the_experiment(experiment, tmp_path):
+    proc = run_glmlab([f"+experiment={experiment}", "--cfg", "job"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(proc.stdout)["name"] == experiment
+
+
+@pytest.mark.slow
+def test_an_experiment_runs_end_to_end(tmp_path):
+    proc = run_glmlab(["+experiment=sentinel_ablation", *TINY_SWEEP, "-m"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sweep = tmp_path / "sweeps" / "sentinel_ablation"
+    results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    swept = [next(o for o in r["variant"] if o.startswith("objective.sentinels=")) for r in results]
+    assert sorted(zip(swept, (r["seed"] for r in results), strict=True)) == [
+        (f"objective.sentinels={v}", s) for v in ("false", "true") for s in (0, 1, 2)
+    ]
+    assert all(r["status"] == "completed" and r["eval"]["cloze_acc"] >= 0 for r in results)
+    md = (sweep / "report.md").read_text()
+    assert "| objective.sentinels=false **(baseline)** | 3 / 3 |" in md
+    assert "- objective.sentinels=true: validation loss " in md
+    assert "- objective.sentinels=true: cloze accuracy " in md
+    assert "| objective.sentinels | False | True |" in md

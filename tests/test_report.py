@@ -1,0 +1,252 @@
+"""Sweep reports: statistics against hand-computed values on synthetic runs, failing and
+diverging runs in a real sweep, resuming a half-finished sweep, and the HTML in a browser."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from glmlab.sweep_report import build_report, describe, t_quantile, t_sf2, welch_test
+from tests.conftest import TINY, run_glmlab
+
+BASE, OFF = "objective.shuffle_spans=true", "objective.shuffle_spans=false"
+
+
+def write_run(
+    sweep: Path,
+    name: str,
+    variant: str,
+    seed: int,
+    *,
+    status: str = "completed",
+    val: float | None = None,
+    cloze: float | None = None,
+    step: int = 20,
+    error: str | None = None,
+) -> None:
+    """A run directory as a glmlab multirun leaves it: result, config and metrics."""
+    run = sweep / name
+    run.mkdir(parents=True)
+    result = {
+        "status": status,
+        "seed": seed,
+        "step": step,
+        "variant": [variant],
+        "final_val_loss": val,
+        "error": error,
+        "run_dir": str(run),
+    }
+    if status == "completed":
+        result["eval"] = {"cloze_acc": cloze, "infill_token_loss": val + 1, "infill_token_ppl": 1.0}
+    (run / "result.json").write_text(json.dumps(result))
+    shuffle = variant.endswith("true")
+    config = {"seed": seed, "objective": {"shuffle_spans": shuffle, "kind": "glm"}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = [
+        {"step": s, "loss": 7.0 - s / 10 + seed / 10 + (0 if shuffle else 0.3)}
+        for s in range(2, step + 1, 2)
+    ]
+    rows += [{"step": step, "val_loss": val}] if val is not None else []
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture
+def synthetic_sweep(tmp_path: Path) -> Path:
+    sweep = tmp_path / "sweep"
+    for seed, (val, cloze) in enumerate([(5.0, 0.30), (5.2, 0.31), (5.4, 0.32)]):
+        write_run(sweep, f"on{seed}", BASE, seed, val=val, cloze=cloze)
+    for seed, (val, cloze) in enumerate([(5.5, 0.50), (5.6, 0.52), (5.7, 0.51)]):
+        write_run(sweep, f"off{seed}", OFF, seed, val=val, cloze=cloze)
+    write_run(sweep, "off3", OFF, 3, status="diverged", step=7, error="loss is nan at step 7")
+    write_run(sweep, "on3", BASE, 3, status="failed", step=0, error="ValueError: boom")
+    # A run killed before it wrote result.json: Hydra had saved its overrides.
+    cut = sweep / "cut"
+    (cut / ".hydra").mkdir(parents=True)
+    (cut / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([OFF, "seed=4"]))
+    (cut / "config.yaml").write_text(
+        yaml.safe_dump({"seed": 4, "objective": {"shuffle_spans": False, "kind": "glm"}})
+    )
+    (cut / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 6.0}) + "\n")
+    return sweep
+
+
+def test_t_distribution_against_tables():
+    # Two-sided 5% critical values of Student's t (any statistics table).
+    for df, crit in [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281)]:
+        assert t_quantile(0.975, df) == pytest.approx(crit, abs=1e-4)
+        assert t_sf2(crit, df) == pytest.approx(0.05, abs=1e-4)
+    assert t_sf2(0.0, 3) == pytest.approx(1.0)
+    # t = 1 with 1 df: P(|T| >= 1) = 1/2 exactly (Cauchy).
+    assert t_sf2(1.0, 1) == pytest.approx(0.5)
+
+
+def test_describe_and_welch_by_hand():
+    s = describe([5.0, 5.2, 5.4])
+    assert (s.n, s.mean, s.std) == (3, pytest.approx(5.2), pytest.approx(0.2))
+    half = 4.302653 * 0.2 / math.sqrt(3)  # t(0.975, 2) * std / sqrt(n)
+    assert s.ci == (pytest.approx(5.2 - half, abs=1e-5), pytest.approx(5.2 + half, abs=1e-5))
+    assert describe([1.0]).std is None and describe([]) is None
+
+    w = welch_test([5.5, 5.6, 5.7], [5.0, 5.2, 5.4])
+    se = math.sqrt(0.2**2 / 3 + 0.1**2 / 3)
+    df = se**4 / ((0.2**2 / 3) ** 2 / 2 + (0.1**2 / 3) ** 2 / 2)
+    assert w.diff == pytest.approx(0.4) and w.se == pytest.approx(se)
+    assert w.t == pytest.approx(0.4 / se) and w.df == pytest.approx(df)
+    # p from the t distribution with df = 2.941 (scipy.stats.ttest_ind(equal_var=False)).
+    assert w.p == pytest.approx(0.0547868, abs=1e-6) and not w.significant
+    assert welch_test([0.50, 0.52, 0.51], [0.30, 0.31, 0.32]).p == pytest.approx(
+        1.64831e-5, rel=1e-4
+    )
+    assert welch_test([1.0], [2.0, 3.0]) is None
+
+
+def test_report_statistics_verdicts_and_problem_runs(synthetic_sweep):
+    md = build_report(
+        synthetic_sweep, baseline=BASE, metric=["final_val_loss", "cloze_acc"]
+    ).read_text()
+    # Table rows: mean ± std, 95% CI, n, delta ± SE (bold when significant), p.
+    assert f"| {BASE} **(baseline)** | 5.2000 ± 0.2000 | [4.7032, 5.6968] | 3 | – | – |" in md
+    assert f"| {OFF} | 5.6000 ± 0.1000 | [5.3516, 5.8484] | 3 | +0.4000 ± 0.1291 | 0.0548 |" in md
+    assert (
+        f"| {OFF} | 0.5100 ± 0.0100 | [0.4852, 0.5348] | 3 | **+0.2000 ± 0.0082** | 1.65e-05 |"
+        in md
+    )
+    # One verdict per variant and verdict metric, the diverged run named and excluded.
+    assert (
+        f"- {OFF}: validation loss +0.4000 ± 0.1291 vs baseline (Welch's t = 3.10, df = 2.9, "
+        "p = 0.0548): not significant at 5%; 1 of 5 runs diverged (at steps 7) and are excluded."
+    ) in md
+    assert f"- {OFF}: cloze accuracy +0.2000 ± 0.0082 vs baseline" in md
+    assert "significant at 5%, better; 1 of 5" in md
+    # The key that differs between variants is found in the configs; the seed is not listed.
+    assert "| objective.shuffle_spans | True | False |" in md
+    assert "| seed |" not in md
+    assert f"| {BASE} **(baseline)** | 3 / 4 | 0 | 1 | 0 | 0,1,2,3 |" in md
+    assert f"| {OFF} | 3 / 5 | 1 | 0 | 1 | 0,1,2,3,4 |" in md
+    assert f"- diverged: {OFF}, seed 3 at step 7: loss is nan at step 7" in md
+    assert f"- failed: {BASE}, seed 3 at step 0: ValueError: boom" in md
+    assert f"- unfinished: {OFF}, seed 4 at step 4: no result.json" in md
+    assert "ppl at mean" in md and "infill_token_ppl" not in md
+
+    html = (synthetic_sweep / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 1 and "<table>" in html
+    assert "<strong>+0.2000 ± 0.0082</strong>" in html
+    assert (synthetic_sweep / "loss_curves.png").stat().st_size > 10_000
+
+
+def test_report_without_matplotlib(synthetic_sweep, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    md = build_report(synthetic_sweep, baseline=BASE).read_text()
+    assert "matplotlib is not installed" in md and "![" not in md
+    assert not (synthetic_sweep / "loss_curves.png").exists()
+    assert "data:image" not in (synthetic_sweep / "report.html").read_text()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_html_report_renders_in_headless_chromium(synthetic_sweep, tmp_path):
+    from matplotlib.image import imread
+
+    build_report(synthetic_sweep, baseline=BASE)
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,900",
+            (synthetic_sweep / "report.html").resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.exists(), proc.stderr
+    pixels = imread(shot)[..., :3]
+    colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 20  # text, table shading and headings: not a blank page
+    assert (pixels < 0.5).mean() > 0.005  # some dark ink on the page
+
+
+# A smaller evaluation suite keeps the end-to-end sweeps quick.
+TINY_SWEEP = [*TINY, "train.eval_suite_items=8", "train.cloze_items=8"]
+
+
+@pytest.mark.slow
+def test_real_sweep_with_failing_and_diverging_runs(tmp_path):
+    proc = run_glmlab(
+        [
+            "-m",
+            *TINY_SWEEP,
+            "name=mixed",
+            "train.lr=0.003,1e30,-1",
+            "seed=0,1",
+            "report.baseline='train.lr=0.003'",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    sweep = tmp_path / "sweeps" / "mixed"
+    md = (sweep / "report.md").read_text()
+    assert "- train.lr=1e+30: diverged in 2 of 2 runs (at steps 2, 2): nothing to compare." in md
+    assert "- failed: train.lr=-1, seed 0 at step 0: ValueError: Invalid learning rate: -1" in md
+    assert "- diverged: train.lr=1e+30, seed 1 at step 2: loss is nan" in md
+    assert "| train.lr=0.003 **(baseline)** | 2 / 2 |" in md
+    assert "### token infilling loss" in md
+    assert (sweep / "report.html").stat().st_size > (sweep / "report.md").stat().st_size
+
+
+@pytest.mark.slow
+def test_rerun_resumes_a_half_finished_sweep(tmp_path):
+    args = ["-m", *TINY_SWEEP, "name=half"]
+    assert run_glmlab([*args, "seed=0"], cwd=tmp_path).returncode == 0
+    # Seed 1 is cut off after 3 of 6 steps (a preemption drill: stop_after is not part of
+    # the run directory's name); seed 0 is finished and skipped.
+    proc = run_glmlab([*args, "seed=0,1", "train.stop_after=3"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sweep = tmp_path / "sweeps" / "half"
+    assert "already completed: skipped" in proc.stderr + proc.stdout
+    assert "- stopped: (defaults), seed 1 at step 3" in (sweep / "report.md").read_text()
+
+    proc = run_glmlab([*args, "seed=0,1"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stderr + proc.stdout
+    assert "already completed: skipped" in out and "at step 3" in out and "resumed from" in out
+    assert len(list(sweep.glob("*/result.json"))) == 2
+    results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    assert {(r["seed"], r["status"], r["step"]) for r in results} == {
+        (0, "completed", 6),
+        (1, "completed", 6),
+    }
+    md = (sweep / "report.md").read_text()
+    assert "| (defaults) | 2 / 2 |" in md and "every run completed" in md
+
+
+@pytest.mark.slow
+def test_report_command_rebuilds_markdown_and_html(synthetic_sweep):
+    (synthetic_sweep / "multirun.yaml").write_text(yaml.safe_dump({"report": {"baseline": BASE}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmlab.cli", "report", str(synthetic_sweep)],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "report.html" in proc.stdout
+    assert f"{BASE} **(baseline)**" in (synthetic_sweep / "report.md").read_text()

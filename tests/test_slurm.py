@@ -1,0 +1,178 @@
+"""Through a real single-node Slurm cluster (scripts/slurm_cluster.sh): a sweep with
+hydra-submitit-launcher's submitit_slurm launcher and its report, a failed job's logs,
+DDP across a job's tasks, and preempted jobs that resume to an uninterrupted run's end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from glmlab.train.checkpoint import load_checkpoint
+from tests.conftest import TINY, run_glmlab
+from tests.test_distributed import RUN, assert_same_run
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm_cluster.sh"
+# Small requests: the node has as many CPUs as this machine.
+SLURM = [
+    "hydra/launcher=submitit_slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=10",
+]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    """A running cluster (started here unless one already runs; stopped if started here)."""
+    was_running = subprocess.run([SCRIPT, "status"], capture_output=True).returncode == 0
+    proc = subprocess.run([SCRIPT, "start"], capture_output=True, text=True, timeout=120)
+    if proc.returncode == 2:  # not root, or slurm-wlm/munge not installed
+        pytest.skip(f"no Slurm cluster on this machine: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = re.search(r"SLURM_CONF=(\S+?)\)", proc.stdout).group(1)
+    yield
+    if previous is None:
+        del os.environ["SLURM_CONF"]
+    else:
+        os.environ["SLURM_CONF"] = previous
+    if not was_running:
+        subprocess.run([SCRIPT, "stop"], capture_output=True, timeout=60)
+
+
+def slurm(*args: str) -> str:
+    return subprocess.run(args, capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def job_steps_here(job: str) -> bool:
+    """Whether processes of ``job`` still run on this node (its slurmstepd)."""
+    pattern = rf"slurmstepd: \[{job}\."
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def start_glmlab(tmp_path: Path) -> Iterator[Callable[..., Callable[[], None]]]:
+    """``start_glmlab(args, name)`` runs ``python -m glmlab ARGS`` in the background (output
+    in ``NAME.log``) and returns a function that waits for it to succeed. What still runs
+    at teardown (after a failure) is killed."""
+    procs: list[subprocess.Popen] = []
+
+    def start(args: list[str], name: str) -> Callable[[], None]:
+        log = tmp_path / f"{name}.log"
+        with log.open("w") as out:
+            command = [sys.executable, "-m", "glmlab", *args]
+            procs.append(subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=out))
+        proc = procs[-1]
+
+        def succeeded() -> None:
+            assert proc.wait(timeout=300) == 0, log.read_text()[-4000:]
+
+        return succeeded
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sweep_writes_its_report_and_a_failed_jobs_logs(slurm_cluster, tmp_path):
+    proc = run_glmlab(
+        ["-m", *TINY, *SLURM, "name=cluster", "positional.name=learned_2d,no_such_scheme"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sweep = tmp_path / "sweeps" / "cluster"
+    results = {
+        r["status"]: r for r in (json.loads(p.read_text()) for p in sweep.glob("*/result.json"))
+    }
+    assert results.keys() == {"completed", "failed"}
+    logs = results["failed"]["job_logs"]
+    assert Path(logs["stderr"]).is_relative_to(sweep / ".submitit")
+    assert "no positional plugin named 'no_such_scheme'" in Path(logs["stdout"]).read_text()
+    report = (sweep / "report.md").read_text()
+    assert "no positional plugin named 'no_such_scheme'" in report
+    assert f"stdout `{logs['stdout']}`, stderr `{logs['stderr']}`" in report
+    assert results["completed"]["step"] == 6
+
+
+def test_job_with_two_tasks_trains_ddp_like_one_process(slurm_cluster, tmp_path, start_glmlab):
+    one = start_glmlab([*RUN, "train.grad_accum=4", "hydra.run.dir=one"], "one")
+    proc = run_glmlab(
+        ["-m", *RUN, *SLURM, "train.grad_accum=2", "name=ddp", "hydra.launcher.tasks_per_node=2"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    one()
+    (run_dir,) = (p.parent for p in (tmp_path / "sweeps" / "ddp").glob("*/result.json"))
+    assert_same_run(tmp_path / "one", run_dir)
+
+
+def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path, start_glmlab):
+    run = [*RUN, "train.max_steps=600", "train.log_interval=10", "train.eval_interval=100"]
+    run += ["train.checkpoint_interval=1000"]  # no periodic checkpoint to fall back on
+    straight = start_glmlab([*run, "hydra.run.dir=straight"], "straight")
+    # max_num_timeout=1: submitit requeues a job once after a timeout signal.
+    sweep = start_glmlab(
+        ["-m", *run, *SLURM, "hydra.launcher.max_num_timeout=1", "name=pre"], "sweep"
+    )
+    sweep_dir = tmp_path / "sweeps" / "pre"
+
+    def last_step() -> int:
+        # Whole lines only: the job may be writing the last one.
+        lines = [
+            ln for p in sweep_dir.glob("*/metrics.jsonl") for ln in p.read_text().split("\n")[:-1]
+        ]
+        return max((json.loads(line)["step"] for line in lines), default=0)
+
+    def preempt(command: list[str], after_step: int) -> int:
+        """Send ``command JOBID`` once the job has logged ``after_step``; return the step
+        its checkpoint holds when the job is back in the queue."""
+        wait_until(lambda: last_step() >= after_step, f"step {after_step}")
+        (job,) = slurm("squeue", "-h", "-o", "%i").split()
+        slurm(*command, job)
+        wait_until(
+            lambda: slurm("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING", "requeue"
+        )
+        # Slurm holds a requeued job for a while (Reason=BeginTime); start it sooner, but
+        # only once the old instance's processes are gone (their late exit would end the new
+        # one) and a whole second after its credential was revoked (slurmd refuses a launch
+        # credential from the same second: "Job credential revoked").
+        wait_until(lambda: not job_steps_here(job), "the old instance to end")
+        time.sleep(2)
+        slurm("scontrol", "update", f"JobId={job}", "StartTime=now")
+        (checkpoint,) = sweep_dir.glob("*/checkpoint.pt")
+        return load_checkpoint(checkpoint)["step"]
+
+    # Slurm's requeue (SIGTERM, as for preemption): glmlab checkpoints and exits, Slurm requeues.
+    first = preempt(["scontrol", "requeue"], after_step=20)
+    # submitit's timeout signal (SIGUSR2): glmlab checkpoints, submitit's hook requeues.
+    second = preempt(["scancel", "--signal=USR2"], after_step=first + 20)
+    assert 20 <= first < second < 600
+
+    sweep()
+    straight()
+    (run_dir,) = (p.parent for p in sweep_dir.glob("*/result.json"))
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
+    assert_same_run(tmp_path / "straight", run_dir, exact=True)  # no step lost or repeated
+    job_out = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_0_log.*"))
+    assert f"glmlab: preempted after step {first}" in job_out
+    assert "Calling checkpoint method." in job_out and "Requeued job" in job_out
+    assert job_out.count("Starting with JobEnvironment") == 3
