@@ -8,21 +8,9 @@ import torch
 
 from glmlab.registry import get_registry
 from glmlab.structures import Segment
+from glmlab.testing.samples import random_segments
 
 PREFIX = {"glm": lambda s: s.sep, "causal": lambda s: 0, "bidirectional": lambda s: s.length}
-
-
-def random_segments(rng: np.random.Generator, batch_size: int, seq_len: int) -> list[Segment]:
-    """Several samples packed per row from column 0, random trailing padding, some empty rows."""
-    segments = []
-    for row in range(batch_size):
-        col = 0
-        while rng.random() < 0.8 and col < seq_len:
-            length = int(rng.integers(1, seq_len - col + 1))
-            segments.append(Segment(row, col, length, int(rng.integers(0, length + 1))))
-            col += length
-    rng.shuffle(segments)  # builders must not depend on the input order
-    return segments
 
 
 def brute_force_mask(
