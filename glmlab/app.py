@@ -11,6 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from glmlab.run import execute_run, register_resolvers
+from glmlab.rundir import RunStatus
 
 register_resolvers()
 
@@ -20,10 +21,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     result = execute_run(cfg, run_dir, list(hc.overrides.task))
-    if (
-        hc.mode != RunMode.MULTIRUN
-        and result["status"] != "completed"
-        and result["status"] != "stopped"
+    if hc.mode != RunMode.MULTIRUN and result["status"] not in (
+        RunStatus.COMPLETED,
+        RunStatus.STOPPED,
     ):
         # A single run reports its failure as one clear message and a non-zero exit.
         raise SystemExit(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from glmlab.io import write_text_atomic
 from glmlab.report_html import markdown_to_html
+from glmlab.rundir import RunStatus
 from glmlab.sweep_report import (
     Sweep,
     Variant,
@@ -79,8 +80,8 @@ def render_comparison(sweeps: Sequence[Sweep]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, s in zip(names, sweeps, strict=True):
-        done = sum(r.status == "completed" for r in s.runs)
-        div = sum(r.status == "diverged" for r in s.runs)
+        done = sum(r.status == RunStatus.COMPLETED for r in s.runs)
+        div = sum(r.status == RunStatus.DIVERGED for r in s.runs)
         base = md_cell(s.baseline.label) if s.baseline else "–"
         lines.append(f"| {name} | `{s.dir.resolve()}` | {len(s.runs)} | {done} | {div} | {base} |")
     lines += [

@@ -22,9 +22,10 @@ from glmlab.assemble import build_mask_builder, build_objective, parse_config, r
 from glmlab.data.batches import collate_rows
 from glmlab.evaluation import GLMLayout
 from glmlab.objective import GLMObjective
+from glmlab.rundir import CHECKPOINT
 from glmlab.structures import SpanSet
 from glmlab.train.checkpoint import load_checkpoint
-from glmlab.train.trainer import CHECKPOINT, load_data, make_model
+from glmlab.train.trainer import load_data, make_model
 
 BLANK = re.compile(r"\[(MASK|sMASK|gMASK)\]")
 

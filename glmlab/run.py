@@ -18,11 +18,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab.io import read_json, write_json_atomic, write_text_atomic
+from glmlab.rundir import CONFIG, ERROR_LOG, FINISHED, RESULT, RunStatus
 
 log = logging.getLogger("glmlab")
-
-RESULT = "result.json"
-FINISHED = ("completed", "diverged")
 
 
 def run_dir_name(override_dirname: str, max_len: int = 96) -> str:
@@ -71,7 +69,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         "variant": variant_overrides(overrides),
         "seed": int(cfg.seed),
         "run_dir": str(run_dir),
-        "status": "failed",
+        "status": RunStatus.FAILED.value,
         "step": 0,
         "final_val_loss": None,
         "error": None,
@@ -84,7 +82,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         from glmlab.train.trainer import Diverged, Trainer
 
         if is_main:
-            write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+            write_text_atomic(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
         spec = parse_config(cfg)
         try:
             parallel = OmegaConf.select(cfg, "distributed.parallel", default="ddp")
@@ -100,12 +98,12 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
                 eval=outcome.eval,  # the evaluation suite's final metrics, or None
             )
         except Diverged as exc:
-            result.update(status="diverged", step=exc.step, error=str(exc))
+            result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
             log.warning("run %s diverged: %s", run_dir, exc)
     except Exception as exc:
         result.update(error=f"{type(exc).__name__}: {exc}", step=getattr(trainer, "step", 0))
         if is_main:
-            write_text_atomic(run_dir / "error.log", traceback.format_exc())
+            write_text_atomic(run_dir / ERROR_LOG, traceback.format_exc())
         log.error("run %s failed: %s", run_dir, result["error"])
     finally:
         if trainer is not None:

@@ -22,9 +22,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from glmlab import rundir
 from glmlab.io import read_json, read_jsonl, write_text_atomic
 from glmlab.report_html import markdown_to_html
-from glmlab.run import RESULT, variant_overrides
+from glmlab.run import variant_overrides
+from glmlab.rundir import RESULT, RunStatus
 
 log = logging.getLogger("glmlab")
 
@@ -204,7 +206,7 @@ class Run:
     @cached_property
     def metrics(self) -> dict[str, float]:
         """Final metric values of a completed run: ``final_val_loss`` and the suite's."""
-        if self.status != "completed":
+        if self.status != RunStatus.COMPLETED:
             return {}
         values = {
             "final_val_loss": self.result.get("final_val_loss"),
@@ -218,7 +220,7 @@ class Run:
 
     def curve(self, key: str) -> dict[int, float]:
         """``{step: value}`` of ``key`` (``loss`` or ``val_loss``) from metrics.jsonl."""
-        return {r["step"]: r[key] for r in read_jsonl(self.dir / "metrics.jsonl") if key in r}
+        return {r["step"]: r[key] for r in read_jsonl(self.dir / rundir.METRICS) if key in r}
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -295,7 +297,7 @@ def _read_run(run_dir: Path) -> Run:
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.exists() else []
     seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), None)
-    steps = [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")]
+    steps = [r["step"] for r in read_jsonl(run_dir / rundir.METRICS)]
     return Run(
         run_dir,
         {
@@ -413,11 +415,11 @@ def _steps(runs: Iterable[Run]) -> str:
 def verdict(sweep: Sweep, variant: Variant, metric_name: str) -> str:
     """One plain sentence: the variant's difference to the baseline on one metric."""
     m = metric_info(metric_name)
-    diverged = variant.with_status("diverged")
+    diverged = variant.with_status(RunStatus.DIVERGED)
     n_runs = len(variant.runs)
     values = variant.values(metric_name)
     if not values:
-        if variant.with_status("completed"):
+        if variant.with_status(RunStatus.COMPLETED):
             return f"no completed run reports {m.label}"
         if diverged:
             return f"diverged in {len(diverged)} of {n_runs} runs (at steps {_steps(diverged)}): nothing to compare"
@@ -448,7 +450,7 @@ def render_problem_runs(sweep: Sweep) -> list[str]:
     lines = []
     for v in sweep.variants:
         for r in v.runs:
-            if r.status == "completed":
+            if r.status == RunStatus.COMPLETED:
                 continue
             res = r.result
             lines.append(
@@ -497,7 +499,9 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
 
 def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     """The report as markdown; ``curves`` says whether :data:`CURVES` was written."""
-    counts = {s: sum(r.status == s for r in sweep.runs) for s in ("completed", "diverged")}
+    counts = {
+        s: sum(r.status == s for r in sweep.runs) for s in (RunStatus.COMPLETED, RunStatus.DIVERGED)
+    }
     others = len(sweep.runs) - sum(counts.values())
     base = f"`{sweep.baseline.label}`" if sweep.baseline else "none named (set report.baseline)"
     lines = [
@@ -532,9 +536,9 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     ]
     for v in sweep.variants:
         mark = " **(baseline)**" if v is sweep.baseline else ""
-        ok = len(v.with_status("completed"))
-        div = len(v.with_status("diverged"))
-        failed = len(v.with_status("failed"))
+        ok = len(v.with_status(RunStatus.COMPLETED))
+        div = len(v.with_status(RunStatus.DIVERGED))
+        failed = len(v.with_status(RunStatus.FAILED))
         seeds = ",".join(str(r.seed) for r in v.runs)
         lines.append(
             f"| {md_cell(v.label)}{mark} | {ok} / {len(v.runs)} | {div} | {failed} | "
@@ -601,7 +605,7 @@ def plot_curves(sweep: Sweep, path: Path) -> bool:
             )
             firsts += [c[min(c)] for c in curves]
             lowest = min(lowest, *(min(c.values()) for c in curves))
-            for r in v.with_status("diverged"):
+            for r in v.with_status(RunStatus.DIVERGED):
                 c = r.curve(key)
                 if c:
                     last = max(c)

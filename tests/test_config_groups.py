@@ -18,9 +18,7 @@ from glmlab.data.pipeline import prepare_data
 from glmlab.run import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-OPTIONS = sorted(
-    (f.parent.name, f.stem) for f in CONF.glob("*/*.yaml") if f.parent.name != "hydra"
-)
+OPTIONS = sorted((f.parent.name, f.stem) for f in CONF.glob("*/*.yaml") if f.parent.name != "hydra")
 
 # Groups whose options need a value the user must give (``???``), and a tiny one that works.
 REQUIRED = {
@@ -77,7 +75,11 @@ def test_option_composes_and_parses(group: str, option: str, tiny_corpus: dict[s
 def test_data_group_loads(option: str, tiny_corpus: dict[str, str]) -> None:
     """The data groups load a corpus end to end (the user's own file for jsonl/text_files)."""
     register_resolvers()
-    overrides = _overrides("data", option, tiny_corpus) + ["data.vocab_size=512", "data.n_sentinels=16"]
+    overrides = [
+        *_overrides("data", option, tiny_corpus),
+        "data.vocab_size=512",
+        "data.n_sentinels=16",
+    ]
     with initialize_config_module(config_module="glmlab.conf", version_base=None):
         cfg = compose(config_name="config", overrides=overrides)
     spec = parse_config(cfg)

@@ -28,14 +28,12 @@ from glmlab.evaluation import EvalSuite, efficiency, reset_peak_memory
 from glmlab.io import read_jsonl, write_jsonl_atomic
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.rundir import CHECKPOINT, METRICS, RunStatus
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
 from glmlab.train.schedule import lr_factor
 
 log = logging.getLogger("glmlab")
-
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
 
 
 class Diverged(RuntimeError):
@@ -48,7 +46,7 @@ class Diverged(RuntimeError):
 
 @dataclass
 class TrainOutcome:
-    status: str  # completed | stopped (stop_after) | diverged
+    status: RunStatus  # completed | stopped (stop_after, preemption)
     step: int
     final_val_loss: float | None
     tokens_per_s: float | None
@@ -372,9 +370,9 @@ class Trainer:
                 ),
                 None,
             )
-        status = "completed" if self.step >= t.max_steps else "stopped"
+        status = RunStatus.COMPLETED if self.step >= t.max_steps else RunStatus.STOPPED
         # After the last checkpoint: a run that dies in the suite resumes into the suite alone.
-        suite = self.run_eval_suite() if t.eval_suite and status == "completed" else None
+        suite = self.run_eval_suite() if t.eval_suite and status == RunStatus.COMPLETED else None
         return TrainOutcome(
             status,
             self.step,
