@@ -103,6 +103,7 @@ def build_objective(
         shuffle_spans=spec.objective.shuffle_spans,
         sentinels=spec.objective.sentinels,
         sentinel_position=spec.max_positions,  # the extra table row past every real position
+        task_sampling=spec.objective.task_sampling,
     )
 
 

@@ -81,6 +81,7 @@ class ObjectiveConfig:
     sentinels: bool = False
     samplers: dict[str, dict[str, Any]] = field(default_factory=lambda: {"token": {"weight": 1.0}})
     mlm_ratio: float = 0.15
+    task_sampling: str = "batch"  # batch: one sampler per batch (the reference) | sample
 
 
 def to_dataclass(cls: type[T], node: DictConfig | dict | None, group: str) -> T:

@@ -61,7 +61,7 @@ class InfillTask:
 TASKS: tuple[InfillTask, ...] = (
     InfillTask("infill_token", "token", {"mask_ratio": 0.15, "poisson_lambda": 3.0}, "MASK"),
     InfillTask("infill_sentence", "sentence", {"mask_ratio": 0.15}, "sMASK"),
-    InfillTask("doc_gen", "document", {"min_ratio": 0.5, "max_ratio": 0.5}, "gMASK"),
+    InfillTask("doc_gen", "document_suffix", {"min_ratio": 0.5, "max_ratio": 0.5}, "gMASK"),
 )
 
 

@@ -19,7 +19,7 @@ row budget; all randomness comes from the generator they are given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -46,6 +46,7 @@ def build_glm_sample(
     eop_id: int,
     order: Sequence[int] | np.ndarray | None = None,
     part_b_position: int | None = None,
+    final_eop: bool = True,
 ) -> GLMSample:
     """Lay out one GLM sample.
 
@@ -60,6 +61,8 @@ def build_glm_sample(
             ``None`` keeps text order. Shuffling draws it at random.
         part_b_position: if given, Part B's first position row is this value instead of
             the span's mask position (the sentinel variant's fixed out-of-range position).
+        final_eop: ``False`` drops the last Part B span's [eop]: its input is
+            ``[sop] span[:-1]`` and its targets ``span`` (the reference's document-level suffix).
 
     Returns:
         Part A (``tokens`` with each span replaced by one mask) then, for each span in
@@ -114,6 +117,12 @@ def build_glm_sample(
     position_ids[1, sep:] = offset[sep:] + 1  # 1 at [sop]
     loss_mask = np.zeros(input_ids.shape[0], dtype=np.float32)
     loss_mask[sep:] = 1.0
+    if not final_eop and m:
+        # The last input (the span's last token) only predicts [eop]: drop it; the input
+        # before it already predicts that token.
+        end = input_ids.shape[0] - 1
+        input_ids, position_ids = input_ids[:end], position_ids[:, :end]
+        target_ids, loss_mask = target_ids[:end], loss_mask[:end]
     return GLMSample(input_ids, position_ids, target_ids, loss_mask, sep)
 
 
@@ -145,6 +154,8 @@ def check_span_set(spans: SpanSet, text_len: int, max_len: int, sampler: str) ->
         problem = f"keep + 2 * n_spans = {spans.glm_length()} exceeds max_len={max_len}"
     elif spans.mask_kind not in ("MASK", "sMASK", "gMASK"):
         problem = f"unknown mask_kind {spans.mask_kind!r}"
+    elif not spans.eop and len(spans.spans) != 1:
+        problem = f"eop=False needs exactly one span, got {len(spans.spans)}"
     else:
         prev_end = 0
         for s, e in spans.spans:
@@ -158,22 +169,72 @@ def check_span_set(spans: SpanSet, text_len: int, max_len: int, sampler: str) ->
         raise SamplerInvariantError(f"{_sampler_label(sampler)} broke an invariant: {problem}")
 
 
+def fill_row(
+    pieces: Sequence[TokenizedText],
+    build: Callable[[TokenizedText, int], GLMSample | None],
+    *,
+    seq_len: int,
+) -> list[GLMSample]:
+    """One row's samples, one per piece. Piece ``j`` may use what the pieces after it leave
+    free, so Part B of every piece fits: its budget is ``seq_len - used - sum(len(later))``.
+    ``build(piece, budget)`` makes the sample."""
+    remaining = sum(len(p) for p in pieces)
+    used = 0
+    samples = []
+    for piece in pieces:
+        remaining -= len(piece)
+        budget = seq_len - used - remaining
+        if budget < 2:
+            break
+        sample = build(piece, budget)
+        samples.append(sample)
+        used += len(sample)
+    return samples
+
+
 class Objective:
-    """Turns one text into one training sample that fits ``max_len`` tokens."""
+    """Turns texts into training samples that fit their row."""
 
     name: str = "objective"
 
     def build(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> GLMSample:
+        """One sample for ``text`` in at most ``max_len`` tokens."""
         raise NotImplementedError
+
+    def build_rows(
+        self,
+        rows: Sequence[Sequence[TokenizedText]],
+        *,
+        seq_len: int,
+        rng: np.random.Generator,
+        row_rngs: Sequence[np.random.Generator],
+    ) -> list[list[GLMSample]]:
+        """One batch: the samples of each row (its pieces side by side in ``seq_len``).
+        ``rng`` draws what belongs to the whole batch, ``row_rngs[r]`` what belongs to row
+        ``r``. By default every piece is built on its own (:func:`fill_row`)."""
+        return [
+            fill_row(pieces, lambda t, n, g=g: self.build(t, max_len=n, rng=g), seq_len=seq_len)
+            for pieces, g in zip(rows, row_rngs, strict=True)
+        ]
+
+
+TASK_SAMPLING = ("batch", "sample")
 
 
 class GLMObjective(Objective):
-    """Blank infilling with a weighted per-sample mixture of span samplers.
+    """Blank infilling with a weighted mixture of span samplers (the "tasks").
 
-    ``samplers`` is a list of ``(registry name, sampler, weight)``. ``shuffle_spans`` draws
-    Part B's order at random (the paper's default); ``sentinels`` uses a distinct
-    ``[MASK_i]``/``[sop_i]`` pair per span with Part B's first position row pinned to
-    ``sentinel_position`` (the "w/ sentinel tokens" ablation).
+    ``samplers`` is a list of ``(registry name, sampler, weight)``. ``task_sampling``:
+    ``batch`` draws one sampler per batch, as the reference does; ``sample`` draws one per
+    piece. ``shuffle_spans`` draws Part B's order at random (the paper's default);
+    ``sentinels`` numbers the spans by their place in Part B: the first uses the plain
+    [MASK] / [sop], the j-th [MASK_j] / [sop_j] (sentence and document spans keep their own
+    mask token), with Part B's first position row pinned to ``sentinel_position`` (the
+    "w/ sentinel tokens" ablation).
+
+    A sampler may define ``for_batch(texts, rng)`` (what it draws once per batch, e.g. the
+    document length; called with the batch's pieces) and ``sample_row(texts, max_len, rng)``
+    (one budget over a packed row's pieces, e.g. sentences); see docs/PLUGINS.md.
     """
 
     name = "glm"
@@ -187,6 +248,7 @@ class GLMObjective(Objective):
         sentinels: bool = False,
         sentinel_position: int | None = None,
         check_invariants: bool = True,
+        task_sampling: str = "batch",
     ) -> None:
         if not samplers:
             raise ValueError(
@@ -199,6 +261,10 @@ class GLMObjective(Objective):
             raise ValueError(
                 "sentinels=true needs sentinel tokens in the tokenizer and a sentinel_position"
             )
+        if task_sampling not in TASK_SAMPLING:
+            raise ValueError(
+                f"objective.task_sampling must be one of {list(TASK_SAMPLING)}, got {task_sampling!r}"
+            )
         self.samplers = samplers
         self.probs = weights / weights.sum()
         # The draws of rng.choice(len(samplers), p=probs), without its per-call checks of p.
@@ -209,38 +275,128 @@ class GLMObjective(Objective):
         self.sentinels = sentinels
         self.sentinel_position = sentinel_position
         self.check_invariants = check_invariants
+        self.task_sampling = task_sampling
+
+    def _draw_task(self, rng: np.random.Generator) -> int:
+        if len(self.samplers) == 1:
+            return 0
+        return int(self.cdf.searchsorted(rng.random(), "right"))
 
     def build(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> GLMSample:
-        k = 0 if len(self.samplers) == 1 else int(self.cdf.searchsorted(rng.random(), "right"))
-        name, sampler, _ = self.samplers[k]
+        name, sampler, _ = self.samplers[self._draw_task(rng)]
+        return self._sample(text, sampler, name, max_len=max_len, rng=rng)
+
+    def build_rows(
+        self,
+        rows: Sequence[Sequence[TokenizedText]],
+        *,
+        seq_len: int,
+        rng: np.random.Generator,
+        row_rngs: Sequence[np.random.Generator],
+    ) -> list[list[GLMSample]]:
+        tasks = (
+            [self._draw_task(rng)] if self.task_sampling == "batch" else range(len(self.samplers))
+        )
+        pieces = [p for row in rows for p in row]
+        bound = {}
+        for k in tasks:  # what a sampler draws once per batch
+            sampler = self.samplers[k][1]
+            for_batch = getattr(sampler, "for_batch", None)
+            bound[k] = sampler if for_batch is None else for_batch(pieces, rng=rng)
+        out = []
+        for row, g in zip(rows, row_rngs, strict=True):
+            if self.task_sampling == "batch":
+                k = tasks[0]
+                name = self.samplers[k][0]
+                sample_row = getattr(bound[k], "sample_row", None)
+                if sample_row is not None:
+                    out.append(self._row_from_spans(row, sample_row, name, seq_len, g))
+                    continue
+
+            def build(text: TokenizedText, budget: int, g: np.random.Generator = g) -> GLMSample:
+                k = tasks[0] if self.task_sampling == "batch" else self._draw_task(g)
+                name = self.samplers[k][0]
+                return self._sample(text, bound[k], name, max_len=budget, rng=g)
+
+            out.append(fill_row(row, build, seq_len=seq_len))
+        return out
+
+    def _row_from_spans(
+        self,
+        row: Sequence[TokenizedText],
+        sample_row: Callable[..., list[SpanSet]],
+        name: str,
+        seq_len: int,
+        rng: np.random.Generator,
+    ) -> list[GLMSample]:
+        span_sets = sample_row(row, max_len=seq_len, rng=rng)
+        if self.check_invariants and not 0 < len(span_sets) <= len(row):
+            raise SamplerInvariantError(
+                f"{_sampler_label(name)} broke an invariant: sample_row() returned "
+                f"{len(span_sets)} span sets for a row of {len(row)} pieces"
+            )
+        samples, used = [], 0
+        for text, spans in zip(row, span_sets, strict=False):
+            sample = self._layout(text, spans, name, max_len=seq_len - used, rng=rng)
+            samples.append(sample)
+            used += len(sample)
+        return samples
+
+    def _sample(
+        self,
+        text: TokenizedText,
+        sampler: object,
+        name: str,
+        *,
+        max_len: int,
+        rng: np.random.Generator,
+    ) -> GLMSample:
         spans = sampler.sample(text, max_len=max_len, rng=rng)
+        return self._layout(text, spans, name, max_len=max_len, rng=rng)
+
+    def _layout(
+        self,
+        text: TokenizedText,
+        spans: SpanSet,
+        name: str,
+        *,
+        max_len: int,
+        rng: np.random.Generator,
+    ) -> GLMSample:
+        """``spans`` of ``text`` as a GLM sample: Part B's order drawn, mask tokens chosen."""
         if self.check_invariants:
             check_span_set(spans, len(text), max_len, name)
         m = len(spans.spans)
-        order = rng.permutation(m) if self.shuffle_spans else None
+        order = rng.permutation(m) if self.shuffle_spans else np.arange(m)
         sp = self.specials
-        if self.sentinels:
+        mask_id: int | np.ndarray = sp.mask_id(spans.mask_kind)
+        sop_id: int | np.ndarray = sp.sop
+        part_b_position = None
+        if self.sentinels and m:
             if m > len(sp.sentinel_masks):
                 raise ValueError(
                     f"sampler '{name}' drew {m} spans but the tokenizer has {len(sp.sentinel_masks)} "
                     "sentinels: raise data.n_sentinels"
                 )
-            return build_glm_sample(
-                text.ids[: spans.keep],
-                spans.spans,
-                mask_id=sp.sentinel_masks[:m],
-                sop_id=sp.sentinel_sops[:m],
-                eop_id=sp.eop,
-                order=order,
-                part_b_position=self.sentinel_position,
-            )
+            # Numbered by Part B's order: the j-th span of Part B uses [MASK_j] / [sop_j],
+            # the first the plain [MASK] / [sop]. ``order[j]`` is that span's text index.
+            by_rank_sop = np.array([sp.sop, *sp.sentinel_sops[1:m]], dtype=np.int64)
+            sop_id = np.empty(m, dtype=np.int64)
+            sop_id[order] = by_rank_sop
+            if spans.mask_kind == "MASK":
+                by_rank_mask = np.array([sp.mask, *sp.sentinel_masks[1:m]], dtype=np.int64)
+                mask_id = np.empty(m, dtype=np.int64)
+                mask_id[order] = by_rank_mask
+            part_b_position = self.sentinel_position
         return build_glm_sample(
             text.ids[: spans.keep],
             spans.spans,
-            mask_id=sp.mask_id(spans.mask_kind),
-            sop_id=sp.sop,
+            mask_id=mask_id,
+            sop_id=sop_id,
             eop_id=sp.eop,
             order=order,
+            part_b_position=part_b_position,
+            final_eop=spans.eop,
         )
 
 

@@ -41,12 +41,15 @@ class SpanSet:
     ``spans``: half-open ``(start, end)`` pairs into the first ``keep`` tokens, sorted,
     non-overlapping, each non-empty. ``keep``: how many leading tokens of the text the
     sample uses (a sampler may drop a tail so that the GLM sample fits ``max_len``).
-    ``mask_kind``: which mask token replaces the spans in Part A.
+    ``mask_kind``: which mask token replaces the spans in Part A. ``eop``: whether each
+    span's targets end with [eop]; ``False`` (one span only: the reference's document-level
+    suffix) lays Part B out as ``[sop] span[:-1]`` with targets ``span``.
     """
 
     spans: tuple[tuple[int, int], ...]
     keep: int
     mask_kind: MaskKind = "MASK"
+    eop: bool = True
 
     @property
     def n_masked(self) -> int:
@@ -54,7 +57,7 @@ class SpanSet:
 
     def glm_length(self) -> int:
         """Length of the GLM sample built from these spans: Part A + Part B."""
-        return self.keep + 2 * len(self.spans)
+        return self.keep + 2 * len(self.spans) - (0 if self.eop or not self.spans else 1)
 
 
 @dataclass(frozen=True)

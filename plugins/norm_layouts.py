@@ -4,13 +4,16 @@ A layout wraps each sublayer ``f`` with its LayerNorm and residual:
 
 - ``pre_ln``: ``x + f(LN(x))``, a final LayerNorm after the last block (GLM, Megatron).
 - ``post_ln``: ``LN(x + f(x))``, no final norm (the last block already ends in one).
-- ``deepnorm``: ``LN(alpha * x + f(x))``, no final norm; at wrap time the sublayer's
-  value/output projections (attention) and both FFN matrices are scaled by ``beta``. The
-  sublayer names those tensors through ``deepnorm_scaled_parameters()``.
+- ``deepnorm``: ``LN(alpha * x + f(x))``, no final norm; Xavier-normal init with gain
+  ``beta`` on the value, attention-output and both FFN matrices, gain 1 on query and key
+  (``init_projections``). GLM-130B's constants by default, with a LayerNorm on the first
+  block's input (``input_norm``): GLM-130B's layer ``a = LN(x); h = alpha * a + Attn(a);
+  m = LN(h); out = alpha * m + MLP(m)`` is this stack with the LN moved to the next input.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import torch
@@ -73,15 +76,25 @@ class PostLN:
 
 
 # N = number of layers -> (alpha, beta). DeepNet's decoder-only constants, and GLM-130B's.
-DEEPNORM_CONSTANTS = {
+DEEPNORM_CONSTANTS: dict[str, Callable[[int], tuple[float, float]]] = {
     "deepnet": lambda n: ((2 * n) ** 0.25, (8 * n) ** -0.25),
     "glm130b": lambda n: ((2 * n) ** 0.5, (2 * n) ** -0.5),
 }
 
 
+BETA_GAIN = ("v", "out", "ffn_in", "ffn_out")  # Xavier-normal gain beta; the others gain 1
+
+
 class DeepNorm:
-    """DeepNorm: ``LN(alpha * x + f(x))`` and a ``beta`` init gain on the value, output and
-    FFN matrices. ``alpha`` / ``beta`` left as None come from ``constants``."""
+    """DeepNorm (DeepNet; GLM-130B): ``LN(alpha * x + f(x))`` around every sublayer, and
+    Xavier-normal init with gain ``beta`` on the value, attention-output and both FFN
+    matrices, gain 1 on query and key; nothing else scales them.
+
+    ``constants``: ``glm130b`` (default: alpha = (2N)^1/2, beta = (2N)^-1/2) or ``deepnet``
+    (alpha = (2N)^1/4, beta = (8N)^-1/4); ``alpha`` / ``beta`` given explicitly win.
+    ``input_norm``: a LayerNorm on the first block's input (the embeddings), as GLM-130B's
+    layer has; None means on for ``glm130b``, off for ``deepnet``.
+    """
 
     def __init__(
         self,
@@ -89,7 +102,8 @@ class DeepNorm:
         n_layers: int,
         alpha: float | None = None,
         beta: float | None = None,
-        constants: Literal["deepnet", "glm130b"] = "deepnet",
+        constants: Literal["deepnet", "glm130b"] = "glm130b",
+        input_norm: bool | None = None,
     ) -> None:
         if constants not in DEEPNORM_CONSTANTS:
             raise ValueError(
@@ -100,18 +114,18 @@ class DeepNorm:
         self.constants = constants
         self.alpha = default_alpha if alpha is None else float(alpha)
         self.beta = default_beta if beta is None else float(beta)
+        self.use_input_norm = constants == "glm130b" if input_norm is None else bool(input_norm)
+
+    def init_projections(self, projections: Mapping[str, torch.Tensor], kind: SublayerKind) -> None:
+        """Xavier-normal, gain ``beta`` for ``v out ffn_in ffn_out``, 1 for the rest."""
+        for role, weight in projections.items():
+            nn.init.xavier_normal_(weight, gain=self.beta if role in BETA_GAIN else 1.0)
 
     def wrap(self, sublayer: nn.Module, dim: int, kind: SublayerKind) -> nn.Module:
-        scaled = getattr(sublayer, "deepnorm_scaled_parameters", None)
-        if scaled is None:
-            raise TypeError(
-                f"deepnorm needs the {kind} sublayer {type(sublayer).__name__} to define "
-                "deepnorm_scaled_parameters() (the tensors its beta rescales)"
-            )
-        with torch.no_grad():
-            for tensor in scaled():
-                tensor.mul_(self.beta)
         return PostNormResidual(sublayer, dim, self.alpha)
+
+    def input_norm(self, dim: int) -> nn.Module:
+        return nn.LayerNorm(dim) if self.use_input_norm else nn.Identity()
 
     def final_norm(self, dim: int) -> nn.Module:
         return nn.Identity()

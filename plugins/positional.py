@@ -2,9 +2,10 @@
 
 Every scheme reads GLM's two position rows ``position_ids`` (B, 2, L): row 0 the position
 in Part A (a Part B token carries its span's mask position), row 1 the position inside a
-span (0 in Part A, 1 at [sop]). The 1D schemes fold them into one position:
-``pos1 + pos2`` (Part B counts on from its mask, GLM-130B's [gMASK] layout) or, with
-``pin_part_b``, ``pos1`` alone (Part B pinned at the mask, GLM-130B's [MASK] layout).
+span (0 in Part A, 1 at [sop]). The 1D schemes fold them into one position: with
+``pin_part_b`` (the default) ``pos1`` (Part B pinned at its mask, GLM-130B's [MASK] layout),
+except, with ``suffix_counts_on``, a span whose mask ends Part A (GLM-130B's [gMASK]: a
+suffix), which counts on as ``pos1 + pos2``; without ``pin_part_b`` every span counts on.
 """
 
 from __future__ import annotations
@@ -34,12 +35,38 @@ class PositionalScheme(nn.Module):
         return q, k
 
 
+def suffix_spans(position_ids: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool: the Part B tokens of spans whose mask is the last token of their
+    sample's Part A (a suffix span: GLM-130B's [gMASK] layout).
+
+    Read from the rows alone: a sample starts at a Part A column with ``pos1 == 0``; its
+    Part A ends at its largest Part A ``pos1``; Part B columns carry their mask's ``pos1``.
+    """
+    pos1, pos2 = position_ids[:, 0], position_ids[:, 1]
+    part_a = pos2 == 0
+    sample = (part_a & (pos1 == 0)).long().cumsum(-1)  # (B, L) sample index per column
+    last_a = torch.full_like(pos1, -1).scatter_reduce(
+        1, sample, torch.where(part_a, pos1, -1), reduce="amax"
+    )
+    return ~part_a & (pos1 == last_a.gather(1, sample))
+
+
 def one_d_positions(
-    position_ids: torch.Tensor, pin_part_b: bool, max_positions: int
+    position_ids: torch.Tensor,
+    pin_part_b: bool,
+    max_positions: int,
+    suffix_counts_on: bool = False,
 ) -> torch.Tensor:
-    """(B, L) 1D positions from (B, 2, L): ``pos1 + pos2``, or ``pos1`` when ``pin_part_b``,
-    clamped to ``max_positions`` (a span running past the table reuses its last row)."""
-    pos = position_ids[:, 0] if pin_part_b else position_ids[:, 0] + position_ids[:, 1]
+    """(B, L) 1D positions from (B, 2, L): ``pos1`` when ``pin_part_b`` (with
+    ``suffix_counts_on``, ``pos1 + pos2`` on suffix spans), else ``pos1 + pos2``; clamped to
+    ``max_positions`` (a span running past the table reuses its last row)."""
+    pos1, pos2 = position_ids[:, 0], position_ids[:, 1]
+    if not pin_part_b:
+        pos = pos1 + pos2
+    elif suffix_counts_on:
+        pos = pos1 + pos2 * suffix_spans(position_ids)
+    else:
+        pos = pos1
     return pos.clamp(max=max_positions)
 
 
@@ -97,30 +124,50 @@ class Learned2DPositions(PositionalScheme):
 
 
 class Learned1DPositions(PositionalScheme):
-    """One learned table over the 1D position (the paper's "w/o 2D positions" ablation)."""
+    """The paper's "w/o 2D positions" ablation (the reference's ``--no-block-position``):
+    one learned table over the 1D position (Part B pinned at its mask with ``pin_part_b``)
+    plus, with ``block_indicator``, the block-position table reduced to an indicator
+    (row 0 in Part A, row 1 in Part B), as the reference keeps it."""
 
-    def __init__(self, *, pin_part_b: bool = False, **fixed: int) -> None:
+    def __init__(
+        self, *, pin_part_b: bool = True, block_indicator: bool = True, **fixed: int
+    ) -> None:
         super().__init__(**fixed)
         self.pin_part_b = pin_part_b
         self.pos = nn.Embedding(self.max_positions + 1, self.dim)
+        self.block = nn.Embedding(2, self.dim) if block_indicator else None
 
     def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
-        return self.pos(one_d_positions(position_ids, self.pin_part_b, self.max_positions))
+        out = self.pos(one_d_positions(position_ids, self.pin_part_b, self.max_positions))
+        if self.block is not None:
+            out = out + self.block((position_ids[:, 1] > 0).long())
+        return out
 
 
 class RotaryPositions(PositionalScheme):
-    """GLM-130B: 1D RoPE over the full head dim, on the 1D position."""
+    """GLM-130B: 1D RoPE over the full head dim, on the 1D position: Part B pinned at its
+    [MASK]'s position, a suffix span ([gMASK]) counting on (:func:`one_d_positions`)."""
 
-    def __init__(self, *, base: float = 10000.0, pin_part_b: bool = False, **fixed: int) -> None:
+    def __init__(
+        self,
+        *,
+        base: float = 10000.0,
+        pin_part_b: bool = True,
+        suffix_counts_on: bool = True,
+        **fixed: int,
+    ) -> None:
         super().__init__(**fixed)
         self.pin_part_b = pin_part_b
+        self.suffix_counts_on = suffix_counts_on
         self.table = RotaryTable(self.head_dim, self.max_positions, base)
 
     def rotate(
         self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cos, sin = self.table.cos_sin(
-            one_d_positions(position_ids, self.pin_part_b, self.max_positions)
+            one_d_positions(
+                position_ids, self.pin_part_b, self.max_positions, self.suffix_counts_on
+            )
         )
         return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
 

@@ -1,40 +1,57 @@
-"""Built-in span samplers: ``token``, ``sentence``, ``document`` and ``gmask``.
+"""Built-in span samplers: ``token``, ``sentence``, ``document``, ``document_suffix`` and
+``gmask``.
 
-All randomness comes from the generator passed to ``sample``; every sampler keeps
-``keep + 2 * n_spans <= max_len`` by dropping the text's tail when the row is too short.
+Each follows the reference procedure of THUDM/GLM's ``ConstructBlockStrategy``
+(``blocklm_utils.py``; see docs/FIDELITY.md). All randomness comes from the generator
+passed in; every sampler keeps ``keep + 2 * n_spans <= max_len`` (one less for a span without
+[eop]) by dropping the text's tail when the row is too short.
+
+Two optional hooks extend the one-text ``sample`` contract (docs/PLUGINS.md):
+``sample_row(texts, max_len, rng)`` spends one budget over every piece of a packed row (the
+sentence sampler), and ``for_batch(texts, rng)`` draws what the reference draws once per
+batch (the document sampler's span length).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from glmlab import hookimpl
 from glmlab.structures import MaskKind, SpanSet, TokenizedText
 
+MAX_REDRAWS = 1000  # draws of span lengths before a sampler clips them (never reached in practice)
 
-def _place_in_order(
-    lengths: np.ndarray, keep: int, rng: np.random.Generator
-) -> list[tuple[int, int]]:
-    """Place spans of ``lengths`` (in that order) uniformly in ``[0, keep)`` with at least
-    one unmasked token between consecutive spans (stars and bars over the free tokens)."""
+
+def place_spans(lengths: np.ndarray, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Place spans of ``lengths`` (in that order) in ``[0, n)`` as the reference's
+    ``sample_spans`` does: one uniform slot in ``0 .. n - sum - m + 1`` per span, drawn
+    independently and sorted; span ``i`` starts after the free tokens of its slot, the spans
+    before it and one mandatory unmasked token after each of them. Needs
+    ``sum(lengths) + m - 1 <= n``."""
+    lengths = np.asarray(lengths, dtype=np.int64)
     m = lengths.shape[0]
-    cum = lengths.cumsum()
-    free = keep - int(cum[-1]) - (m - 1)
-    slots = rng.choice(free + m, size=m, replace=False)
-    slots.sort()
-    # Span i starts after (slots[i] - i) free tokens, the i spans before it and their i
-    # mandatory gaps: slots[i] + (sum of the earlier lengths).
-    ends = slots + cum
-    return list(zip((ends - lengths).tolist(), ends.tolist(), strict=True))
+    free = n - int(lengths.sum()) - m + 1
+    if free < 0:
+        raise ValueError(f"spans of lengths {lengths.tolist()} do not fit {n} tokens with gaps")
+    slots = np.sort(rng.integers(0, free + 1, size=m))
+    starts = slots + np.concatenate([[0], lengths.cumsum()[:-1]]) + np.arange(m)
+    return list(zip(starts.tolist(), (starts + lengths).tolist(), strict=True))
 
 
 class TokenSpanSampler:
-    """GLM's token-level spans (NLU): lengths ~ Poisson(``poisson_lambda``) restricted to
-    ``1..max_span_len`` and renormalised, drawn until ``mask_ratio`` of the tokens are
-    covered (the last span is trimmed so the count is exact), placed uniformly at random,
-    non-overlapping, with at least one unmasked token between spans."""
+    """GLM's token-level spans (NLU), the reference procedure: lengths ~ Poisson(``poisson_lambda``)
+    restricted to ``1..max_span_len`` and renormalised, drawn until they cover at least
+    ``int(mask_ratio * n)`` tokens (never trimmed, so the ratio overshoots a little), shuffled,
+    then placed by :func:`place_spans`.
+
+    Lengths that cannot be placed with a gap between spans (``sum + m - 1 > n``) are redrawn:
+    the reference drops such a sample, so redrawing keeps exactly the distribution of the
+    samples it keeps. After :data:`MAX_REDRAWS` failures (texts of a few tokens only) the
+    last lengths are dropped until the rest fit.
+    """
 
     def __init__(
         self,
@@ -64,7 +81,8 @@ class TokenSpanSampler:
         self.mask_ratio = mask_ratio
         self.mask_kind = mask_kind
 
-    def _draw_lengths(self, target: int, rng: np.random.Generator) -> np.ndarray:
+    def draw_lengths(self, target: int, rng: np.random.Generator) -> np.ndarray:
+        """Lengths drawn one by one until their sum reaches ``target``, in random order."""
         size = int(target / self.mean_len) + 4
         out = self.lengths[self.cdf.searchsorted(rng.random(size), side="right")]
         cum = out.cumsum()
@@ -72,31 +90,46 @@ class TokenSpanSampler:
             more = self.lengths[self.cdf.searchsorted(rng.random(size), side="right")]
             out = np.concatenate([out, more])
             cum = out.cumsum()
-        m = int(cum.searchsorted(target)) + 1
-        out = out[:m]
-        out[-1] -= int(cum[m - 1]) - target
-        return out
+        out = out[: int(cum.searchsorted(target)) + 1]  # the first prefix reaching target
+        return rng.permutation(out)
 
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
         keep = min(len(text), max_len)
-        while True:
+        for _ in range(MAX_REDRAWS):
             target = int(self.mask_ratio * keep)
             if target < 1:
                 return SpanSet((), keep, self.mask_kind)
-            lengths = self._draw_lengths(target, rng)  # they sum to target
-            total = target
-            while lengths.shape[0] > 1 and total + lengths.shape[0] - 1 > keep:
-                total -= int(lengths[-1])  # cannot place them all with gaps: drop the last
-                lengths = lengths[:-1]
-            if keep + 2 * lengths.shape[0] <= max_len:
-                return SpanSet(tuple(_place_in_order(lengths, keep, rng)), keep, self.mask_kind)
-            keep = max(1, max_len - 2 * lengths.shape[0])  # drop the tail so Part B fits; redraw
+            lengths = self.draw_lengths(target, rng)
+            m = lengths.shape[0]
+            if int(lengths.sum()) + m - 1 > keep:
+                continue  # cannot be placed: the reference drops the sample; redraw
+            if keep + 2 * m > max_len:
+                keep = max(1, max_len - 2 * m)  # drop the tail so Part B fits; redraw
+                continue
+            return SpanSet(tuple(place_spans(lengths, keep, rng)), keep, self.mask_kind)
+        while lengths.shape[0] and (
+            int(lengths.sum()) + lengths.shape[0] - 1 > keep
+            or keep + 2 * lengths.shape[0] > max_len
+        ):
+            lengths = lengths[:-1]
+        return SpanSet(tuple(place_spans(lengths, keep, rng)), keep, self.mask_kind)
+
+
+def _sentences(text: TokenizedText, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends of the sentences in the first ``keep`` tokens (a cut tail counts)."""
+    ends = text.sentence_ends[text.sentence_ends <= keep]
+    if ends.shape[0] == 0 or ends[-1] != keep:
+        ends = np.append(ends, keep)
+    return np.concatenate([[0], ends[:-1]]).astype(np.int64), ends.astype(np.int64)
 
 
 class SentenceSpanSampler:
-    """GLM's sentence-level spans (seq2seq): whole sentences, taken in random order until
-    they cover at least ``mask_ratio`` of the tokens, each replaced by ``[sMASK]``.
-    Sentence boundaries come from :func:`glmlab.data.sentences.split_sentences`."""
+    """GLM's sentence-level spans (seq2seq), the reference procedure: the row's sentences in
+    random order, taken until they cover at least ``int(mask_ratio * n)`` of the row's ``n``
+    tokens (at least one sentence). The budget belongs to the whole packed row
+    (:meth:`sample_row`); :meth:`sample` is the one-piece row. Sentence boundaries are the
+    pieces' ``sentence_ends`` (after every token holding ``. ? ! ; :`` or a newline, see
+    :func:`glmlab.data.sentences.sentence_end_table`)."""
 
     def __init__(self, mask_ratio: float = 0.15, mask_kind: MaskKind = "sMASK") -> None:
         if not 0 < mask_ratio < 1:
@@ -105,29 +138,98 @@ class SentenceSpanSampler:
         self.mask_kind = mask_kind
 
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
-        keep = min(len(text), max_len)
-        if max_len < 3:  # no span fits beside a kept token: the loop below would never end
-            return SpanSet((), keep, self.mask_kind)
+        return self.sample_row([text], max_len=max_len, rng=rng)[0]
+
+    def sample_row(
+        self, texts: Sequence[TokenizedText], *, max_len: int, rng: np.random.Generator
+    ) -> list[SpanSet]:
+        """Spans for every piece of one row; together they fit ``max_len``. When they do not,
+        the row's last tokens are dropped and the sentences redrawn; pieces left with no
+        token get no SpanSet (the list is then shorter than ``texts``)."""
+        keeps = [len(t) for t in texts]
+        excess = sum(keeps) - max_len
+        for j in reversed(range(len(keeps))):  # the text alone must fit first
+            cut = min(max(excess, 0), keeps[j])
+            keeps[j] -= cut
+            excess -= cut
         while True:
-            ends = text.sentence_ends[text.sentence_ends <= keep]
-            if ends.shape[0] == 0 or ends[-1] != keep:
-                ends = np.append(ends, keep)  # the cut tail counts as a sentence
-            starts = np.concatenate([[0], ends[:-1]])
-            target = self.mask_ratio * keep
-            picked = rng.permutation(ends.shape[0])
+            keeps = [k for k in keeps if k > 0]
+            if not keeps:
+                return [SpanSet((), min(len(texts[0]), max(max_len, 1)), self.mask_kind)]
+            parts = [_sentences(t, k) for t, k in zip(texts, keeps, strict=False)]
+            piece = np.concatenate([np.full(s.shape[0], j) for j, (s, _) in enumerate(parts)])
+            starts = np.concatenate([s for s, _ in parts])
+            ends = np.concatenate([e for _, e in parts])
+            target = int(self.mask_ratio * sum(keeps))
+            picked = rng.permutation(starts.shape[0])
             covered = np.cumsum((ends - starts)[picked])
-            n_take = int(np.searchsorted(covered, target)) + 1
+            n_take = min(int(np.searchsorted(covered, target)) + 1, picked.shape[0])
             chosen = np.sort(picked[:n_take])
-            if keep + 2 * chosen.shape[0] <= max_len:
-                spans = tuple(zip(starts[chosen].tolist(), ends[chosen].tolist(), strict=True))
-                return SpanSet(spans, keep, self.mask_kind)
-            keep = max(1, max_len - 2 * chosen.shape[0])
+            excess = sum(keeps) + 2 * n_take - max_len
+            if excess <= 0:
+                return [
+                    SpanSet(
+                        tuple((int(starts[c]), int(ends[c])) for c in chosen if piece[c] == j),
+                        k,
+                        self.mask_kind,
+                    )
+                    for j, k in enumerate(keeps)
+                ]
+            keeps[-1] -= min(excess, keeps[-1])  # drop the row's tail so Part B fits; redraw
+
+
+class DocumentSpanSampler:
+    """GLM's document-level spans (generation), the reference procedure: one length per
+    batch, uniform in ``[int(min_ratio * shortest), longest - 2]`` over the batch's texts
+    (:meth:`for_batch`); per text ``min(length, n - 2)``, so at least two tokens of context
+    remain. With probability ``suffix_prob`` the span is the text's suffix, laid out without
+    [eop] (Part B input ``[sop] target[:-1]``, targets ``target``); otherwise one span of that
+    length placed like a token-level span, with [eop]. ``mask_kind``: ``MASK`` as the
+    reference without task masks, ``gMASK`` with them.
+
+    Unbound (:meth:`sample` before :meth:`for_batch`), the text is its own batch: a length
+    uniform in ``[int(min_ratio * n), n - 2]``.
+    """
+
+    def __init__(
+        self,
+        min_ratio: float = 0.5,
+        suffix_prob: float = 0.5,
+        mask_kind: MaskKind = "gMASK",
+        length: int | None = None,
+    ) -> None:
+        if not 0 <= min_ratio <= 1:
+            raise ValueError(f"min_ratio must be in [0, 1], got {min_ratio}")
+        if not 0 <= suffix_prob <= 1:
+            raise ValueError(f"suffix_prob must be in [0, 1], got {suffix_prob}")
+        self.min_ratio, self.suffix_prob, self.mask_kind = min_ratio, suffix_prob, mask_kind
+        self.length = length
+
+    def for_batch(
+        self, texts: Sequence[TokenizedText], *, rng: np.random.Generator
+    ) -> DocumentSpanSampler:
+        """This sampler with the batch's span length drawn from ``texts``' lengths."""
+        sizes = [len(t) for t in texts] or [0]
+        lo, hi = int(self.min_ratio * min(sizes)), max(sizes) - 2
+        length = int(rng.integers(lo, hi + 1)) if hi >= lo else max(hi, 0)
+        return DocumentSpanSampler(self.min_ratio, self.suffix_prob, self.mask_kind, length)
+
+    def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
+        if self.length is None:
+            return self.for_batch([text], rng=rng).sample(text, max_len=max_len, rng=rng)
+        keep = max(1, min(len(text), max_len - 2))
+        length = min(self.length, keep - 2)
+        if length < 1:
+            return SpanSet((), keep, self.mask_kind)
+        if rng.random() < self.suffix_prob:
+            return SpanSet(((keep - length, keep),), keep, self.mask_kind, eop=False)
+        return SpanSet(tuple(place_spans(np.array([length]), keep, rng)), keep, self.mask_kind)
 
 
 class SuffixSpanSampler:
     """One span at the end of the text, its length a uniform fraction in
-    ``[min_ratio, max_ratio]`` of the text, replaced by ``[gMASK]``: GLM's document-level
-    objective (50-100%) and GLM-130B's gMASK (a prefix kept as context, the rest masked)."""
+    ``[min_ratio, max_ratio]`` of the text, with [eop]: GLM-130B's [gMASK] (a prefix kept as
+    context, the rest masked) and ``document_suffix`` (glmlab's former document level)."""
 
     def __init__(
         self, min_ratio: float, max_ratio: float, mask_kind: MaskKind = "gMASK", min_prefix: int = 0
@@ -147,9 +249,11 @@ class SuffixSpanSampler:
         return SpanSet(((keep - length, keep),), keep, self.mask_kind)
 
 
-def document_sampler(
+def document_suffix_sampler(
     min_ratio: float = 0.5, max_ratio: float = 1.0, mask_kind: MaskKind = "gMASK"
 ) -> SuffixSpanSampler:
+    """Always a suffix of ``min_ratio..max_ratio`` of the text, with [eop] (not the
+    reference's document level: kept as a named option and for evaluation)."""
     return SuffixSpanSampler(min_ratio, max_ratio, mask_kind)
 
 
@@ -167,6 +271,7 @@ def glmlab_span_samplers() -> dict[str, object]:
     return {
         "token": TokenSpanSampler,
         "sentence": SentenceSpanSampler,
-        "document": document_sampler,
+        "document": DocumentSpanSampler,
+        "document_suffix": document_suffix_sampler,
         "gmask": gmask_sampler,
     }

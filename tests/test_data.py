@@ -287,7 +287,18 @@ def test_tokenize_documents(small_tokenizer: GLMTokenizer) -> None:
         assert small_tokenizer.decode(doc.ids) == text
         if text:
             _check_tokenized(doc)
-    assert len(docs[0].sentence_ends) == 3 and len(docs[3].sentence_ends) == 3
+    # The reference's token rule: a sentence ends after every token holding . ? ! ; : or a
+    # newline (here "!" and "\n" are separate tokens: "\n" is a sentence of its own).
+    for doc in (docs[0], docs[3]):
+        pieces = np.split(doc.ids, doc.sentence_ends[:-1])
+        texts_of = [small_tokenizer.decode(p) for p in pieces]
+        assert all(any(c in small_tokenizer.decode(p[-1:]) for c in ".?!;:\n") for p in pieces[:-1])
+        assert all(
+            not any(c in small_tokenizer.decode([t]) for c in ".?!;:\n")
+            for p in pieces
+            for t in p[:-1]
+        ), texts_of
+    assert len(docs[3].sentence_ends) == 3
 
 
 def _synthetic_docs(rng: np.random.Generator, n: int) -> list[TokenizedText]:

@@ -104,19 +104,29 @@ def test_deepnorm_constants(constants: str, alpha, beta) -> None:
     assert (layout.alpha, layout.beta) == (2.0, 0.5)
 
 
-def test_deepnorm_rescales_value_output_and_ffn_only() -> None:
-    # Same seed: the same draws before DeepNorm rescales them.
-    plain = tiny_model(norm_layout="post_ln").blocks[0]
-    deep = tiny_model(norm_layout="deepnorm").blocks[0]
-    beta = (8 * 2) ** -0.25
-    qk_rows = 2 * 64
-    deep_qkv, plain_qkv = deep.attn.sublayer.qkv.weight, plain.attn.sublayer.qkv.weight
-    torch.testing.assert_close(deep_qkv[:qk_rows], plain_qkv[:qk_rows])
-    torch.testing.assert_close(deep_qkv[qk_rows:], beta * plain_qkv[qk_rows:])
-    for sub, name in [("attn", "out"), ("mlp", "fc"), ("mlp", "proj")]:
-        d = getattr(getattr(deep, sub).sublayer, name).weight
-        p = getattr(getattr(plain, sub).sublayer, name).weight
-        torch.testing.assert_close(d, beta * p)
+@pytest.mark.parametrize("ffn", ["gelu", "geglu"])
+def test_deepnorm_init_is_xavier_normal_with_gain_beta(ffn: str) -> None:
+    """Value, attention output and both FFN matrices: Xavier-normal with gain beta; query
+    and key: gain 1; nothing else scales them (no N(0, 0.02), no 1/sqrt(2N))."""
+    n_layers, dim = 4, 256
+    model = tiny_model(
+        norm_layout="deepnorm", config={"n_layers": n_layers, "dim": dim, "ffn": ffn}
+    )
+    beta = (2 * n_layers) ** -0.5  # GLM-130B's constants, the default
+    for block in model.blocks:
+        attn, mlp = block.attn.sublayer, block.mlp.sublayer
+        q, k, v = attn.qkv.weight.chunk(3)
+        for w, gain in [
+            (q, 1.0),
+            (k, 1.0),
+            (v, beta),
+            (attn.out.weight, beta),
+            (mlp.fc.weight, beta),
+            (mlp.proj.weight, beta),
+        ]:
+            fan_out, fan_in = w.shape
+            expected = gain * math.sqrt(2.0 / (fan_in + fan_out))
+            assert w.std().item() == pytest.approx(expected, rel=0.03), (w.shape, gain)
 
 
 def test_init_std() -> None:
@@ -164,14 +174,38 @@ POS_1D = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 3, 4, 32]])  # pos1 + pos2, clamped
 POS_PINNED = POS[:, 0]
 
 
-@pytest.mark.parametrize(("pin", "expected"), [(False, POS_1D), (True, POS_PINNED)])
-def test_one_d_position_rule(pin: bool, expected: torch.Tensor) -> None:
-    learned = scheme("learned_1d", pin_part_b=pin)
-    torch.testing.assert_close(learned.embed(POS), learned.pos.weight[expected])
+# GLM-130B: a span whose mask ends Part A (pos1 4: a [gMASK] suffix) counts on, the others
+# are pinned at their mask.
+POS_GLM130B = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 2, 2, 31]])
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"pin_part_b": False}, POS_1D),
+        ({"pin_part_b": True, "suffix_counts_on": False}, POS_PINNED),
+        ({}, POS_GLM130B),  # rope's default
+    ],
+)
+def test_one_d_position_rule(options: dict, expected: torch.Tensor) -> None:
     q, k = torch.randn(2, 1, 4, 10, 16).unbind(0)
-    rq, rk = scheme("rope", pin_part_b=pin).rotate(q, k, POS)
+    rq, rk = scheme("rope", **options).rotate(q, k, POS)
     torch.testing.assert_close(rq, direct_rope(q, expected))
     torch.testing.assert_close(rk, direct_rope(k, expected))
+
+
+@pytest.mark.parametrize(("pin", "expected"), [(False, POS_1D), (True, POS_PINNED)])
+def test_learned_1d_keeps_the_block_row_as_an_indicator(pin: bool, expected) -> None:
+    """The reference's --no-block-position: one position table plus the block-position
+    table read at 0 in Part A and 1 in Part B."""
+    learned = scheme("learned_1d", pin_part_b=pin)
+    indicator = (POS[:, 1] > 0).long()
+    assert indicator.tolist() == [[0, 0, 0, 0, 0, 1, 1, 1, 1, 1]]
+    torch.testing.assert_close(
+        learned.embed(POS), learned.pos.weight[expected] + learned.block.weight[indicator]
+    )
+    plain = scheme("learned_1d", pin_part_b=pin, block_indicator=False)
+    torch.testing.assert_close(plain.embed(POS), plain.pos.weight[expected])
 
 
 def test_learned_2d_sums_two_tables() -> None:

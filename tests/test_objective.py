@@ -129,8 +129,11 @@ def test_glm_objective_maps_mask_kinds_and_sentinels():
         sentinel_position=128,
     )
     s = sent.build(text, max_len=14, rng=rng)
-    assert s.input_ids[:6].tolist() == [20, 6, 22, 23, 7, 26]
-    assert s.input_ids[s.sep] == 9 and (s.position_ids[0, s.sep :] == 128).all()
+    # Numbered by Part B's order (the reference): the first span of Part B has the plain
+    # [MASK] / [sop], the second [MASK_1] / [sop_1].
+    assert s.input_ids[:6].tolist() == [20, 1, 22, 23, 7, 26]
+    assert s.input_ids[s.sep :].tolist() == [4, 21, 10, 24, 25]
+    assert (s.position_ids[0, s.sep :] == 128).all()
 
 
 def test_glm_objective_guard_names_the_sampler():

@@ -2,8 +2,9 @@
 builder describes the attention structure, and everything becomes CPU tensors.
 
 Batch ``i`` is a pure function of (seed, i): row ``r`` takes the example at position
-``i * batch_size + r`` of a seeded per-epoch permutation, and its samples draw their spans
-from a generator seeded with ``(seed, i, r)``. Resuming at batch ``i`` therefore needs no
+``i * batch_size + r`` of a seeded per-epoch permutation, its samples draw their spans
+from a generator seeded with ``(seed, i, r)``, and what the objective draws once per batch
+(the task, the document length) comes from one seeded with ``(seed, i, 2**32 - 1)``. Resuming at batch ``i`` therefore needs no
 loader state, and loader workers need no coordination.
 """
 
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from glmlab.objective import Objective
+from glmlab.objective import Objective, fill_row
 from glmlab.structures import AttentionLayout, Batch, GLMSample, Segment, TokenizedText
 
 
@@ -76,23 +77,14 @@ def collate_rows(
 def build_row(
     pieces: Sequence[TokenizedText], objective: Objective, *, seq_len: int, rng: np.random.Generator
 ) -> list[GLMSample]:
-    """One row's samples. Piece ``j`` may use what the pieces after it leave free, so Part B
-    of every piece fits: its budget is ``seq_len - used - sum(len(later pieces))``."""
-    remaining = sum(len(p) for p in pieces)
-    used = 0
-    samples = []
-    for piece in pieces:
-        remaining -= len(piece)
-        budget = seq_len - used - remaining
-        if budget < 2:
-            break
-        sample = objective.build(piece, max_len=budget, rng=rng)
-        samples.append(sample)
-        used += len(sample)
-    return samples
+    """One row's samples, each piece built on its own (see :func:`glmlab.objective.fill_row`)."""
+    return fill_row(pieces, lambda t, n: objective.build(t, max_len=n, rng=rng), seq_len=seq_len)
 
 
-def _row_generator(seed: int, i: int, r: int) -> np.random.Generator:
+_BATCH_STREAM = 2**32 - 1  # the generator key of batch-level draws (no row has this index)
+
+
+def _row_generator(seed: int, i: int, r: int) -> np.random.Generator:  # r: row or stream
     """``np.random.default_rng((seed, i, r))``, faster: given as uint32 words (when they fit),
     SeedSequence reads the same entropy without coercing a tuple element by element."""
     key = (seed, i, r)
@@ -145,12 +137,12 @@ class BatchSource:
         return int(self._permutation(epoch)[k]) if self.shuffle else k
 
     def rows(self, i: int) -> list[list[GLMSample]]:
-        out = []
-        for r in range(self.batch_size):
-            rng = _row_generator(self.seed, i, r)
-            pieces = self.examples[self.example_index(i, r)]
-            out.append(build_row(pieces, self.objective, seq_len=self.seq_len, rng=rng))
-        return out
+        return self.objective.build_rows(
+            [self.examples[self.example_index(i, r)] for r in range(self.batch_size)],
+            seq_len=self.seq_len,
+            rng=_row_generator(self.seed, i, _BATCH_STREAM),
+            row_rngs=[_row_generator(self.seed, i, r) for r in range(self.batch_size)],
+        )
 
     def batch(self, i: int) -> Batch:
         return collate_rows(

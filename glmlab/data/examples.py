@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from glmlab.data.sentences import split_sentences
+from glmlab.data.sentences import sentence_end_table, sentence_ends, split_sentences
 from glmlab.io import atomic_write
 from glmlab.structures import TokenizedText
 
@@ -30,9 +30,12 @@ _FORMAT = 1  # stored in every .npz; bump when the layout changes
 def tokenize_documents(tokenizer: GLMTokenizer, texts: Sequence[str]) -> list[TokenizedText]:
     """Encode ``texts`` sentence by sentence (one batch call) into :class:`TokenizedText`.
 
-    ``sentence_ends`` are the cumulative sentence lengths, strictly increasing, the last
-    equal to ``len(ids)``; an empty text gives empty ``ids`` and ``sentence_ends``.
+    ``sentence_ends`` follow the reference's token rule
+    (:func:`glmlab.data.sentences.sentence_ends`): after every token holding ``. ? ! ; :``
+    or a newline, and at ``len(ids)``; an empty text gives empty ``ids`` and
+    ``sentence_ends``.
     """
+    table = sentence_end_table(lambda i: tokenizer.decode([i]), tokenizer.vocab_size)
     per_doc = [split_sentences(t) for t in texts]
     flat = [s for sents in per_doc for s in sents]
     encoded = tokenizer.encode_batch(flat) if flat else []
@@ -46,10 +49,7 @@ def tokenize_documents(tokenizer: GLMTokenizer, texts: Sequence[str]) -> list[To
             pos += n
             continue
         ids = np.concatenate(encoded[pos : pos + n]).astype(np.int64, copy=False)
-        # A sentence that encodes to nothing would repeat an end; unique() drops it.
-        ends = np.unique(np.cumsum(lengths[pos : pos + n]))
-        ends = ends[ends > 0]
-        docs.append(TokenizedText(ids, ends))
+        docs.append(TokenizedText(ids, sentence_ends(ids, table)))
         pos += n
     return docs
 

@@ -17,7 +17,7 @@ __all__ = ["PreparedData", "prepare_data"]
 
 log = logging.getLogger("glmlab")
 
-_FORMAT = 1  # bump when tokenization/chunking rules change, to invalidate cached examples
+_FORMAT = 2  # bump when tokenization/chunking rules change, to invalidate cached examples
 
 
 @dataclass(frozen=True)

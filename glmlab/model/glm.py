@@ -118,8 +118,9 @@ def _init_linear(linear: nn.Linear, std: float) -> None:
 class Attention(nn.Module):
     """Multi-head self-attention; rotation and masking come from the plugins.
 
-    Weights are initialised here, before the norm layout wraps the module, so that a
-    layout's rescaling (DeepNorm's beta) applies to the final init.
+    Weights start from GLM's init (N(0, init_std), the output projection
+    init_std / sqrt(2N)); a norm layout with ``init_projections`` then owns the init of the
+    named matrices in :meth:`projections`.
     """
 
     def __init__(self, config: GLMConfig) -> None:
@@ -131,10 +132,11 @@ class Attention(nn.Module):
         _init_linear(self.qkv, config.init_std)
         _init_linear(self.out, config.out_init_std)
 
-    def deepnorm_scaled_parameters(self) -> list[torch.Tensor]:
-        """The value rows of the fused qkv weight and the output weight (views, in place)."""
-        v_rows = self.qkv.weight.shape[0] * 2 // 3
-        return [self.qkv.weight[v_rows:], self.out.weight]
+    def projections(self) -> dict[str, torch.Tensor]:
+        """The weight matrices by role: ``q``, ``k``, ``v`` (row blocks of the fused qkv
+        weight, views) and ``out``; a norm layout may re-initialise them in place."""
+        q, k, v = self.qkv.weight.chunk(3, dim=0)
+        return {"q": q, "k": k, "v": v, "out": self.out.weight}
 
     def forward(self, x: torch.Tensor, *, rotate: Rotate, attend: Attend) -> torch.Tensor:
         q, k, v = rearrange(
@@ -158,8 +160,9 @@ class MLP(nn.Module):
         _init_linear(self.fc, config.init_std)
         _init_linear(self.proj, config.out_init_std)
 
-    def deepnorm_scaled_parameters(self) -> list[torch.Tensor]:
-        return [self.fc.weight, self.proj.weight]
+    def projections(self) -> dict[str, torch.Tensor]:
+        """The weight matrices by role: ``ffn_in`` (both GeGLU halves) and ``ffn_out``."""
+        return {"ffn_in": self.fc.weight, "ffn_out": self.proj.weight}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc(x)
@@ -172,12 +175,20 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Attention then MLP, each wrapped by the norm layout."""
+    """Attention then MLP, each wrapped by the norm layout. A layout that defines
+    ``init_projections(projections, kind)`` initialises the sublayers' named matrices
+    (``q k v out``, ``ffn_in ffn_out``; see :meth:`Attention.projections`)."""
 
     def __init__(self, config: GLMConfig, norm_layout: NormLayout) -> None:
         super().__init__()
-        self.attn = norm_layout.wrap(Attention(config), config.dim, "attention")
-        self.mlp = norm_layout.wrap(MLP(config), config.dim, "mlp")
+        attn, mlp = Attention(config), MLP(config)
+        init = getattr(norm_layout, "init_projections", None)
+        if init is not None:
+            with torch.no_grad():
+                init(attn.projections(), "attention")
+                init(mlp.projections(), "mlp")
+        self.attn = norm_layout.wrap(attn, config.dim, "attention")
+        self.mlp = norm_layout.wrap(mlp, config.dim, "mlp")
 
     def forward(self, x: torch.Tensor, *, rotate: Rotate, attend: Attend) -> torch.Tensor:
         return self.mlp(self.attn(x, rotate=rotate, attend=attend))
@@ -216,6 +227,9 @@ class GLMModel(nn.Module):
         self.tok = nn.Embedding(config.vocab_size, config.dim)
         self.positional = positional
         self.drop = nn.Dropout(config.dropout)
+        # A layout may normalise the first block's input (GLM-130B's DeepNorm); None if not.
+        make_input_norm = getattr(norm_layout, "input_norm", None)
+        self.input_norm = None if make_input_norm is None else make_input_norm(config.dim)
         self.blocks = nn.ModuleList(Block(config, norm_layout) for _ in range(config.n_layers))
         self.norm = norm_layout.final_norm(config.dim)
         # A non-module here would be stored as a plain attribute: its parameters would
@@ -223,6 +237,7 @@ class GLMModel(nn.Module):
         for what, module in [
             *(("wrap()", m) for block in self.blocks for m in (block.attn, block.mlp)),
             ("final_norm()", self.norm),
+            *([("input_norm()", self.input_norm)] if make_input_norm is not None else []),
         ]:
             if not isinstance(module, nn.Module):
                 raise broken(
@@ -258,6 +273,8 @@ class GLMModel(nn.Module):
                 )
             x = x + pos
         x = self.drop(x)
+        if self.input_norm is not None:
+            x = self.input_norm(x)
         # The mask and the positional bias are built once per forward and shared by every layer.
         attend = functools.partial(
             self._attend,

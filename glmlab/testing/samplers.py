@@ -108,7 +108,12 @@ class SpanSamplerContract(PluginContract):
                     spans = sampler.sample(text, max_len=max_len, rng=rng)
                     self._check(spans, n, max_len)
                     sample = build_glm_sample(
-                        text.ids[: spans.keep], spans.spans, mask_id=MASK, sop_id=SOP, eop_id=EOP
+                        text.ids[: spans.keep],
+                        spans.spans,
+                        mask_id=MASK,
+                        sop_id=SOP,
+                        eop_id=EOP,
+                        final_eop=spans.eop,
                     )
                     assert len(sample) <= max_len
 
