@@ -94,13 +94,14 @@ def sentence_stats(
 
 
 def document_stats(
-    docs: Sequence[TokenizedText], batch_size: int, seed: int = 0
+    docs: Sequence[TokenizedText], batch_size: int, seed: int = 0, draws: int = 1
 ) -> dict[str, float]:
-    """The document level over batches of ``batch_size`` consecutive documents."""
+    """The document level over batches of ``batch_size`` consecutive documents, each batch
+    drawn ``draws`` times."""
     base = get_registry().create("span_sampler", "document")
     rng = np.random.default_rng(seed)
     fractions, at_end, context = [], [], []
-    for i in range(0, len(docs) - batch_size + 1, batch_size):
+    for i in [j for j in range(0, len(docs) - batch_size + 1, batch_size) for _ in range(draws)]:
         batch = docs[i : i + batch_size]
         sampler = base.for_batch(batch, rng=rng)
         for d in batch:

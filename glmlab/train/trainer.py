@@ -101,12 +101,13 @@ def make_model(spec: RunSpec, vocab_size: int, device: torch.device) -> GLMModel
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # Decay matrices only: norms, biases and position/embedding tables stay undecayed.
+    # As the reference: every parameter except biases and LayerNorm weights (the 1-D ones)
+    # is decayed, the token and position embeddings included (tests/test_fidelity.py).
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+        (decay if p.ndim >= 2 else no_decay).append(p)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
