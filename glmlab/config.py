@@ -25,6 +25,7 @@ class ModelConfig:
     ffn_mult: int = 4
     tie_embeddings: bool = True
     dropout: float = 0.0
+    attention_dropout: float = 0.0
     init_std: float = 0.02
 
 

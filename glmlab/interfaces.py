@@ -107,6 +107,10 @@ class AttentionBackend(Protocol):
     """Whether ``attend`` accepts a positional scheme's additive ``bias``; a backend that
     does not define it counts as False (the model then never passes ``bias``)."""
 
+    supports_dropout: bool
+    """Whether ``attend`` accepts ``dropout_p`` (dropout on the attention probabilities,
+    passed only while training with ``model.attention_dropout > 0``); absent counts as False."""
+
     def is_available(self, device: torch.device) -> bool:
         """Whether this backend can run on ``device`` in this process."""
         ...

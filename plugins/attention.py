@@ -20,6 +20,7 @@ class DenseMaskAttention:
     """Shared ``is_available`` / ``prepare`` of the dense-mask backends."""
 
     supports_bias = True
+    supports_dropout = True  # dropout_p: dropout on the attention probabilities
 
     def is_available(self, device: torch.device) -> bool:
         return True
@@ -39,11 +40,14 @@ class EagerAttention(DenseMaskAttention):
         v: torch.Tensor,
         prepared: torch.Tensor,
         bias: torch.Tensor | None = None,
+        dropout_p: float = 0.0,
     ) -> torch.Tensor:
         scores = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5
         if bias is not None:
             scores = scores + bias.float()
         probs = scores.masked_fill(~prepared, float("-inf")).softmax(dim=-1)
+        if dropout_p > 0:
+            probs = torch.nn.functional.dropout(probs, dropout_p)
         return (probs @ v.float()).to(q.dtype)
 
 
@@ -57,11 +61,12 @@ class SDPAttention(DenseMaskAttention):
         v: torch.Tensor,
         prepared: torch.Tensor,
         bias: torch.Tensor | None = None,
+        dropout_p: float = 0.0,
     ) -> torch.Tensor:
         if bias is not None:
             # sdpa takes one mask: a float one (in q's dtype) carries both bias and mask.
             prepared = bias.to(q.dtype).masked_fill(~prepared, float("-inf"))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=prepared)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=prepared, dropout_p=dropout_p)
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from glmlab.fidelity_stats import (
     token_stats,
 )
 from glmlab.model.build import build_model
-from glmlab.model.glm import GLMConfig
+from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.objective import GLMObjective, build_glm_sample
 from glmlab.registry import get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
@@ -371,3 +372,66 @@ def test_weight_decay_rule() -> None:
     assert all(n.endswith(".bias") or ".norm" in n or n.startswith("norm.") for n in kept), kept
     assert all(n.endswith("weight") and "norm" not in n for n in decayed), decayed
     assert len(decayed) + len(kept) == len(names)
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+def test_attention_dropout_reaches_the_backend_only_while_training() -> None:
+    """The reference's attention dropout (0.1) acts on the attention probabilities."""
+    seen: list[dict] = []
+    eager = get_registry().create("attention", "eager")
+
+    class Spy:
+        supports_bias = supports_dropout = True
+
+        def is_available(self, device):
+            return True
+
+        def prepare(self, layout):
+            return eager.prepare(layout)
+
+        def attend(self, q, k, v, prepared, **extra):
+            seen.append(extra)
+            return eager.attend(q, k, v, prepared, **extra)
+
+    torch.manual_seed(0)
+    config = GLMConfig(
+        vocab_size=64, n_layers=1, dim=32, n_heads=4, max_positions=32, attention_dropout=0.5
+    )
+    registry = get_registry()
+    fixed = {"dim": 32, "n_heads": 4, "head_dim": 8, "max_positions": 32}
+    model = GLMModel(
+        config,
+        positional=registry.create("positional", "learned_2d", **fixed),
+        norm_layout=registry.create("norm_layout", "pre_ln", n_layers=1),
+        attention=Spy(),
+    )
+    samples = random_glm_samples(np.random.default_rng(0), 4, max_len=32)
+    batch = collate(pack(samples, 32), registry.create("mask_builder", "glm"), 32)
+    a = model(batch.input_ids, batch.position_ids, batch.layout)
+    b = model(batch.input_ids, batch.position_ids, batch.layout)
+    assert seen[-1] == {"dropout_p": 0.5} and not torch.equal(a, b)
+    model.eval()
+    seen.clear()
+    a = model(batch.input_ids, batch.position_ids, batch.layout)
+    assert seen == [{}] and torch.equal(a, model(batch.input_ids, batch.position_ids, batch.layout))
+
+
+def test_attention_dropout_selects_a_backend_that_applies_it() -> None:
+    config = GLMConfig(
+        vocab_size=64, n_layers=1, dim=32, n_heads=4, max_positions=32, attention_dropout=0.1
+    )
+    assert build_model(config, attention="auto").attention_name == "sdpa"
+    for name in ("eager", "sdpa"):
+        assert build_model(config, attention=name).attention.supports_dropout
+
+
+def test_gpu_scale_uses_the_reference_dropout() -> None:
+    from omegaconf import OmegaConf
+
+    from glmlab.config import ModelConfig
+
+    gpu = OmegaConf.load(Path(__file__).parents[1] / "conf" / "scale" / "gpu.yaml")
+    assert gpu.model.dropout == 0.1 and gpu.model.attention_dropout == 0.1
+    assert ModelConfig().dropout == 0.0 and ModelConfig().attention_dropout == 0.0  # CPU

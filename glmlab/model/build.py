@@ -42,21 +42,28 @@ def resolve_attention(
     device: torch.device,
     registry: PluginRegistry,
     needs_bias: bool = False,
+    needs_dropout: bool = False,
 ) -> tuple[str, AttentionBackend]:
     """The attention backend ``name`` built with ``options``, checked to run on ``device``.
 
     ``auto`` picks the first registered, available backend of :data:`AUTO_CUDA_PREFERENCE`
     on CUDA and ``sdpa`` elsewhere, skipping those without ``supports_bias`` when
-    ``needs_bias`` (the positional scheme adds an attention bias). Raises ValueError,
-    listing what is available, when the chosen backend cannot run on ``device``.
+    ``needs_bias`` (the positional scheme adds an attention bias) and those without
+    ``supports_dropout`` when ``needs_dropout`` (``attention_dropout > 0``; then ``sdpa``
+    also serves CUDA). Raises ValueError, listing what is available, when the chosen backend
+    cannot run on ``device`` or cannot apply attention dropout.
     """
     if name == "auto":
         candidates = AUTO_CUDA_PREFERENCE if device.type == "cuda" else (AUTO_CPU_BACKEND,)
+        if needs_dropout and AUTO_CPU_BACKEND not in candidates:
+            candidates = (*candidates, AUTO_CPU_BACKEND)
         registered = set(registry.names("attention"))
         for candidate in (c for c in candidates if c in registered):
             backend = registry.create("attention", candidate, **options)
-            if backend.is_available(device) and (
-                not needs_bias or getattr(backend, "supports_bias", False)
+            if (
+                backend.is_available(device)
+                and (not needs_bias or getattr(backend, "supports_bias", False))
+                and (not needs_dropout or getattr(backend, "supports_dropout", False))
             ):
                 return candidate, backend
         raise ValueError(
@@ -68,6 +75,12 @@ def resolve_attention(
         raise ValueError(
             f"attention backend '{name}' is not available on {device}; "
             f"available there: {available_backends(registry, device)}"
+        )
+    if needs_dropout and not getattr(backend, "supports_dropout", False):
+        raise ValueError(
+            f"attention backend '{name}' applies no attention dropout (it does not set "
+            "supports_dropout = True) but model.attention_dropout > 0: set "
+            "model.attention_dropout=0 or pick attention=sdpa, eager or auto"
         )
     return name, backend
 
@@ -106,7 +119,12 @@ def build_model(
     with torch.no_grad():
         needs_bias = make_bias is not None and make_bias(probe) is not None
     attention_name, backend = resolve_attention(
-        attention, attention_options or {}, device, registry, needs_bias
+        attention,
+        attention_options or {},
+        device,
+        registry,
+        needs_bias,
+        needs_dropout=config.attention_dropout > 0,
     )
     log.info("attention backend: %s (requested %r) on %s", attention_name, attention, device)
     model = GLMModel(

@@ -36,7 +36,9 @@ Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 class GLMConfig:
     """Shape and init of the Transformer; the plugins are chosen separately.
 
-    ``ffn``: ``gelu`` (tanh-GELU MLP, inner ``ffn_mult * dim``, GLM) or ``geglu``
+    ``dropout``: on the embeddings and each sublayer's output (the reference's hidden
+    dropout); ``attention_dropout``: on the attention probabilities, in backends with
+    ``supports_dropout``. ``ffn``: ``gelu`` (tanh-GELU MLP, inner ``ffn_mult * dim``, GLM) or ``geglu``
     (``x1 * gelu(x2)``, inner ``2/3 * ffn_mult * dim`` rounded up to a multiple of 64 so
     the parameter count matches the GELU MLP; GLM-130B's 8h/3).
     """
@@ -50,6 +52,7 @@ class GLMConfig:
     ffn_mult: int = 4
     tie_embeddings: bool = True
     dropout: float = 0.0
+    attention_dropout: float = 0.0
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
@@ -340,8 +343,10 @@ class GLMModel(nn.Module):
         prepared: object,
         bias: torch.Tensor | None,
     ) -> torch.Tensor:
-        # ``bias`` only when there is one: backends written without it keep working.
-        extra = {} if bias is None else {"bias": bias}
+        # ``bias`` and ``dropout_p`` only when used: backends written without them keep working.
+        extra: dict[str, object] = {} if bias is None else {"bias": bias}
+        if self.training and self.config.attention_dropout > 0:
+            extra["dropout_p"] = self.config.attention_dropout
         out = self.attention.attend(q, k, v, prepared, **extra)
         if not (isinstance(out, torch.Tensor) and out.shape == q.shape):
             raise broken(

@@ -81,6 +81,7 @@ def make_model(spec: RunSpec, vocab_size: int, device: torch.device) -> GLMModel
         max_positions=spec.max_positions,
         tie_embeddings=m.tie_embeddings,
         dropout=m.dropout,
+        attention_dropout=m.attention_dropout,
         init_std=m.init_std,
     )
     (pos, pos_opts), (norm, norm_opts), (attn, attn_opts) = (
