@@ -77,7 +77,7 @@ class _AfterFirstToken:
         rest = TokenizedText(text.ids[1:], ends[ends > 0])
         spans = self.inner.sample(rest, max_len=max_len - 1, rng=rng)
         shifted = tuple((s + 1, e + 1) for s, e in spans.spans)
-        return SpanSet(shifted, spans.keep + 1, spans.mask_kind)
+        return dataclasses.replace(spans, spans=shifted, keep=spans.keep + 1)
 
 
 class PresetSpans:
