@@ -21,6 +21,12 @@ class SpanSampler(Protocol):
     """Chooses the spans to blank out of one text.
 
     Built as ``factory(**options)``.
+
+    A sampler MAY also define ``for_batch(texts, *, rng) -> SpanSampler`` (what it draws
+    once per batch, from every piece of the batch; the ``document`` length) and
+    ``sample_row(texts, *, max_len, rng) -> list[SpanSet]`` (one budget over a packed row's
+    pieces, fitting ``max_len`` together; the ``sentence`` sampler). The objective calls
+    them when they exist (docs/PLUGINS.md).
     """
 
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
@@ -28,8 +34,9 @@ class SpanSampler(Protocol):
 
         Invariants (checked at run time, see :mod:`glmlab.objective`): spans sorted,
         non-overlapping, non-empty, inside ``[0, keep)``; ``keep <= len(text)``;
-        ``keep + 2 * len(spans) <= max_len`` (Part A plus Part B fit the row). All
-        randomness comes from ``rng`` so that a seed fixes the result.
+        ``keep + 2 * len(spans) <= max_len`` (Part A plus Part B fit the row; one less
+        with ``eop=False``, which needs exactly one span). All randomness comes from
+        ``rng`` so that a seed fixes the result.
         """
         ...
 
@@ -62,13 +69,17 @@ class NormLayout(Protocol):
     """Where the LayerNorms and residuals sit around each sublayer.
 
     Built as ``factory(n_layers=, **options)``.
+
+    A layout MAY also define ``init_projections(projections, kind)``, which owns the init
+    of each block's named weight matrices (``q k v out`` for attention, ``ffn_in ffn_out``
+    for the MLP; in-place views, called under ``no_grad``; DeepNorm's Xavier gains), and
+    ``input_norm(dim) -> nn.Module``, applied to the first block's input (GLM-130B).
     """
 
     def wrap(self, sublayer: nn.Module, dim: int, kind: Literal["attention", "mlp"]) -> nn.Module:
         """Return a module computing ``x -> residual-block(x)`` around ``sublayer``.
 
         The returned module's ``forward(x, **kwargs)`` passes ``kwargs`` to ``sublayer``.
-        It may rescale the sublayer's initial weights (DeepNorm's beta) here.
         """
         ...
 
