@@ -31,11 +31,20 @@ are the constant L, so that ``torch.compile`` sees no per-batch Python values.
 
 xformers is imported lazily: this module imports, and registers the backend, without it;
 :meth:`XFormersAttention.is_available` is true only where a real call succeeds.
+
+``flash_varlen`` is the same plan and assembly with PyTorch's own varlen FlashAttention
+(``torch.nn.attention.varlen.varlen_attn``, a custom op that ``torch.compile`` traces)
+instead of xformers: the kernel xformers' ``fa2F@...-pt`` operator calls, without xformers'
+per-call dispatch. Flash aligns a causal block's diagonal to its bottom right, as call B
+needs; :meth:`FlashVarlenAttention.is_available` checks that on the device against a
+dense computation before the backend is ever used.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -216,6 +225,8 @@ class XFormersAttention:
     """GLM attention with xformers' block-diagonal varlen kernels (module docstring)."""
 
     supports_bias = False  # the flash varlen kernels take no additive bias
+    make_bias: BiasFactory = staticmethod(lambda *args: xformers_bias(*args))
+    kernel: VarlenKernel = staticmethod(lambda *args: xformers_kernel(*args))
 
     def is_available(self, device: torch.device) -> bool:
         return device.type == "cuda" and torch.cuda.is_available() and _xformers_runs(str(device))
@@ -228,7 +239,7 @@ class XFormersAttention:
         host = layout.host
         if not all(key in host for key in PLAN_KEYS):
             host = self._plan_here(layout)
-        return varlen_batch(host, layout.seq_len, xformers_bias)
+        return varlen_batch(host, layout.seq_len, self.make_bias)
 
     def attend(
         self,
@@ -239,8 +250,8 @@ class XFormersAttention:
         bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if bias is not None:
-            raise ValueError("the xformers backend takes no additive attention bias")
-        return varlen_glm_attention(q, k, v, prepared, xformers_kernel)
+            raise ValueError(f"the {type(self).__name__} backend takes no additive attention bias")
+        return varlen_glm_attention(q, k, v, prepared, self.kernel)
 
     def _plan_here(self, layout: AttentionLayout) -> dict[str, Any]:
         """The plan for a batch that did not come through a collator running
@@ -257,6 +268,83 @@ class XFormersAttention:
         return plan
 
 
+def torch_varlen_bias(
+    q_seqstart: torch.Tensor, k_seqstart: torch.Tensor, max_seqlen: int, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """``flash_varlen``'s "bias": the block offsets, the bound and the causal flag."""
+    return q_seqstart, k_seqstart, max_seqlen, causal
+
+
+def torch_varlen_kernel(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: tuple[torch.Tensor, torch.Tensor, int, bool],
+) -> torch.Tensor:
+    """One call of PyTorch's varlen flash attention on (1, n, H, D) inputs; causal blocks
+    are aligned bottom-right (a window of (-1, 0), or ``is_causal`` on older torch)."""
+    from torch.nn.attention.varlen import varlen_attn
+
+    q_seqstart, k_seqstart, max_seqlen, causal = bias
+    if causal:
+        extra = {"window_size": (-1, 0)} if _VARLEN_HAS_WINDOW() else {"is_causal": True}
+    else:
+        extra = {}
+    out = varlen_attn(q[0], k[0], v[0], q_seqstart, k_seqstart, max_seqlen, max_seqlen, **extra)
+    return out.unsqueeze(0)
+
+
+@functools.cache
+def _VARLEN_HAS_WINDOW() -> bool:
+    from torch.nn.attention.varlen import varlen_attn
+
+    return "window_size" in inspect.signature(varlen_attn).parameters
+
+
+@functools.cache
+def _torch_varlen_runs(device: str) -> bool:
+    """Whether ``flash_varlen`` runs forward and backward on ``device`` and its causal
+    blocks are bottom-right aligned: a GLM-shaped probe against a dense computation."""
+    try:
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(1, 24, 2, 64, device=device, dtype=torch.bfloat16) for _ in range(3))
+        q.requires_grad_()
+        q_seqstart = torch.tensor([0, 4, 10], device=device, dtype=torch.int32)  # 4 and 6 queries
+        k_seqstart = torch.tensor([0, 8, 24], device=device, dtype=torch.int32)  # 8 and 16 keys
+        out = torch_varlen_kernel(q[:, :10], k, v, (q_seqstart, k_seqstart, 16, True))
+        out.float().sum().backward()
+        for (q0, q1), (k0, k1) in zip(
+            itertools.pairwise([0, 4, 10]), itertools.pairwise([0, 8, 24]), strict=True
+        ):
+            n_q, n_k = q1 - q0, k1 - k0
+            allowed = torch.ones(n_q, n_k, device=device).tril(n_k - n_q).bool()
+            want = torch.nn.functional.scaled_dot_product_attention(
+                *(
+                    t[0, a:b].transpose(0, 1).float()
+                    for t, a, b in [(q, q0, q1), (k, k0, k1), (v, k0, k1)]
+                ),
+                attn_mask=allowed,
+            ).transpose(0, 1)
+            if not torch.allclose(out[0, q0:q1].float(), want, atol=2e-2, rtol=2e-2):
+                raise RuntimeError("causal blocks are not aligned bottom-right")
+    except Exception as e:  # ImportError, no kernel, another alignment: all "no"
+        log.info("attention backend 'flash_varlen' unavailable on %s: %s", device, e)
+        return False
+    return True
+
+
+class FlashVarlenAttention(XFormersAttention):
+    """The ``xformers`` plan and assembly with PyTorch's own varlen flash kernel."""
+
+    make_bias: BiasFactory = staticmethod(lambda *args: torch_varlen_bias(*args))
+    kernel: VarlenKernel = staticmethod(lambda *args: torch_varlen_kernel(*args))
+
+    def is_available(self, device: torch.device) -> bool:
+        return (
+            device.type == "cuda" and torch.cuda.is_available() and _torch_varlen_runs(str(device))
+        )
+
+
 @functools.cache
 def _warn_once() -> None:
     log.warning(
@@ -268,4 +356,4 @@ def _warn_once() -> None:
 
 @hookimpl
 def glmlab_attention_backends() -> dict[str, type[XFormersAttention]]:
-    return {"xformers": XFormersAttention}
+    return {"xformers": XFormersAttention, "flash_varlen": FlashVarlenAttention}

@@ -222,6 +222,27 @@ def test_biases_are_built_once_per_batch_and_skipped_calls_cost_nothing(
     assert not {"index", "index_put", "index_put_", "_index_put_impl_", "sort"} & set(ops.names)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_flash_varlen_prepares_the_same_calls(seed: int) -> None:
+    """``flash_varlen`` hands its kernel the plan's offsets, bound and causal flag: with the
+    reference kernel in place of torch's CUDA one, its output and gradients equal eager's."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    layout = random_layout(rng, 3, int(rng.integers(2, 24)))
+    backend = get_registry().create("attention", "flash_varlen")
+    layout.host = backend.prepare_host(layout)
+    plan = backend.prepare(layout)
+    qkv = [torch.randn(3, 2, layout.seq_len, 8) for _ in range(3)]
+    grad = torch.randn(3, 2, layout.seq_len, 8)
+    out, grads = fwd_bwd(
+        lambda q, k, v: varlen_glm_attention(q, k, v, plan, reference_kernel), qkv, grad
+    )
+    ref, ref_grads = fwd_bwd(eager(layout), qkv, grad)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-5)
+
+
 class OpNames(TorchDispatchMode):
     """The aten operators dispatched while active, by name."""
 
@@ -277,7 +298,7 @@ def test_batch_source_runs_the_host_prep_and_batches_carry_it() -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["xformers", "flex"])
+@pytest.mark.parametrize("name", ["xformers", "flex", "flash_varlen"])
 def test_gpu_backends_are_registered_and_refuse_the_cpu(name: str) -> None:
     backend = get_registry().create("attention", name)
     assert not backend.is_available(torch.device("cpu"))
@@ -313,7 +334,7 @@ def gpu_backend(name: str):
 
 @pytest.mark.gpu
 @needs_cuda
-@pytest.mark.parametrize("name", ["xformers", "flex", "sdpa"])
+@pytest.mark.parametrize("name", ["xformers", "flash_varlen", "flex", "sdpa"])
 @pytest.mark.parametrize("seed", range(3))
 def test_backend_matches_eager_on_gpu(name: str, seed: int) -> None:
     backend = gpu_backend(name)
@@ -337,7 +358,7 @@ def test_backend_matches_eager_on_gpu(name: str, seed: int) -> None:
 @pytest.mark.gpu
 @pytest.mark.slow
 @needs_cuda
-@pytest.mark.parametrize("name", ["xformers", "flex"])
+@pytest.mark.parametrize("name", ["xformers", "flash_varlen", "flex"])
 def test_compiled_model_loss_matches_eager_on_gpu(name: str) -> None:
     """The trainer's path: host plan in the collator, pinned batch, compiled loss, bf16."""
     gpu_backend(name)
