@@ -280,6 +280,21 @@ def test_other_ranks_take_rank_zeros_decision_without_measuring() -> None:
     assert got == decided
 
 
+def test_a_failure_on_rank_zero_reaches_every_rank() -> None:
+    def broken_sample():
+        raise OSError("corpus unreadable")
+
+    sent = []
+    kwargs = dict(n_heads=4, head_dim=16, make_bias=None, needs_bias=False, preference=PREFERENCE)
+    main = MeasureOn(sample=broken_sample, broadcast=lambda obj: sent.append(obj) or obj)
+    with pytest.raises(RuntimeError, match="failed on rank 0: OSError: corpus unreadable"):
+        measure_auto(get_registry(), {}, torch.device("cpu"), measure_on=main, **kwargs)
+    # rank 0 still took part in the broadcast, so the others do not wait forever
+    other = MeasureOn(sample=broken_sample, is_main=False, broadcast=lambda _: sent[0])
+    with pytest.raises(RuntimeError, match="corpus unreadable"):
+        measure_auto(get_registry(), {}, torch.device("cpu"), measure_on=other, **kwargs)
+
+
 def test_only_auto_on_cuda_with_a_sample_is_measured() -> None:
     measure_on = MeasureOn(sample=glm_batch)
     cuda, cpu = torch.device("cuda"), torch.device("cpu")

@@ -325,34 +325,69 @@ def measure_auto(
 ) -> AttentionSelection:
     """``auto``'s decision for a run on ``device`` (module docstring): rank 0 times or reads
     the cache, every rank gets its decision. The table is logged on rank 0."""
-    selection = None
+    decision: dict[str, Any] | None = None
+    failure: Exception | None = None
     if measure_on.is_main:
-        candidates, left_out = timing_candidates(registry, options, device, needs_bias)
-        batch = measure_on.sample()
-        layout = batch.layout
-        bias = None
-        if make_bias is not None and needs_bias:
-            with torch.no_grad():
-                bias = make_bias(batch.position_ids.to(device))
-        shape = {
-            "batch_size": layout.batch_size,
-            "seq_len": layout.seq_len,
-            "n_heads": n_heads,
-            "head_dim": head_dim,
-            "dtype": str(measure_on.dtype).removeprefix("torch."),
-            "bias": needs_bias,
-        }
-        timer = forward_backward_timer(
-            registry,
-            options,
-            layout,
-            n_heads=n_heads,
-            head_dim=head_dim,
-            dtype=measure_on.dtype,
-            device=device,
-            bias=bias,
-            budget_s=measure_on.budget_s / max(1, len(candidates)),
-        )
+        try:
+            decision = _decide_on_main(
+                registry,
+                options,
+                device,
+                n_heads=n_heads,
+                head_dim=head_dim,
+                make_bias=make_bias,
+                needs_bias=needs_bias,
+                measure_on=measure_on,
+                preference=preference,
+            ).as_dict()
+        except Exception as e:  # the other ranks wait for a decision: send them the error
+            failure, decision = e, {"error": f"{type(e).__name__}: {e}"}
+    shared = measure_on.broadcast(decision)
+    if "error" in shared:
+        raise RuntimeError(f"attention 'auto' failed on rank 0: {shared['error']}") from failure
+    return AttentionSelection.from_dict(shared)
+
+
+def _decide_on_main(
+    registry: PluginRegistry,
+    options: Mapping[str, Any],
+    device: torch.device,
+    *,
+    n_heads: int,
+    head_dim: int,
+    make_bias: Callable[[torch.Tensor], torch.Tensor | None] | None,
+    needs_bias: bool,
+    measure_on: MeasureOn,
+    preference: Sequence[str],
+) -> AttentionSelection:
+    """Rank 0's part of :func:`measure_auto`: candidates, sample, timer, decision."""
+    candidates, left_out = timing_candidates(registry, options, device, needs_bias)
+    batch = measure_on.sample()
+    layout = batch.layout
+    bias = None
+    if make_bias is not None and needs_bias:
+        with torch.no_grad():
+            bias = make_bias(batch.position_ids.to(device))
+    shape = {
+        "batch_size": layout.batch_size,
+        "seq_len": layout.seq_len,
+        "n_heads": n_heads,
+        "head_dim": head_dim,
+        "dtype": str(measure_on.dtype).removeprefix("torch."),
+        "bias": needs_bias,
+    }
+    timer = forward_backward_timer(
+        registry,
+        options,
+        layout,
+        n_heads=n_heads,
+        head_dim=head_dim,
+        dtype=measure_on.dtype,
+        device=device,
+        bias=bias,
+        budget_s=measure_on.budget_s / max(1, len(candidates)),
+    )
+    with torch.enable_grad():
         selection = choose(
             candidates,
             timer,
@@ -361,6 +396,5 @@ def measure_auto(
             cache=SelectionCache() if measure_on.use_cache else None,
             not_candidates=left_out,
         )
-        log.info("%s", selection.summary())
-    shared = measure_on.broadcast(None if selection is None else selection.as_dict())
-    return AttentionSelection.from_dict(shared)
+    log.info("%s", selection.summary())
+    return selection
