@@ -268,6 +268,20 @@ class XFormersAttention:
         return plan
 
 
+try:  # PyTorch's varlen flash attention (torch >= 2.9)
+    from torch.nn.attention.varlen import varlen_attn
+except ImportError:  # an older torch: flash_varlen is unavailable
+    varlen_attn = None
+
+# How this torch's varlen_attn makes a block causal, aligned bottom-right: a (-1, 0) window
+# (torch >= 2.10), else ``is_causal``. Decided here, not in the (compiled) forward.
+VARLEN_CAUSAL: dict[str, Any] = (
+    {"window_size": (-1, 0)}
+    if varlen_attn is not None and "window_size" in inspect.signature(varlen_attn).parameters
+    else {"is_causal": True}
+)
+
+
 def torch_varlen_bias(
     q_seqstart: torch.Tensor, k_seqstart: torch.Tensor, max_seqlen: int, causal: bool
 ) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
@@ -282,42 +296,31 @@ def torch_varlen_kernel(
     bias: tuple[torch.Tensor, torch.Tensor, int, bool],
 ) -> torch.Tensor:
     """One call of PyTorch's varlen flash attention on (1, n, H, D) inputs; causal blocks
-    are aligned bottom-right (a window of (-1, 0), or ``is_causal`` on older torch)."""
-    from torch.nn.attention.varlen import varlen_attn
-
+    are aligned bottom-right (:data:`VARLEN_CAUSAL`)."""
     q_seqstart, k_seqstart, max_seqlen, causal = bias
-    if causal:
-        extra = {"window_size": (-1, 0)} if _VARLEN_HAS_WINDOW() else {"is_causal": True}
-    else:
-        extra = {}
+    extra = VARLEN_CAUSAL if causal else {}
     out = varlen_attn(q[0], k[0], v[0], q_seqstart, k_seqstart, max_seqlen, max_seqlen, **extra)
     return out.unsqueeze(0)
 
 
 @functools.cache
-def _VARLEN_HAS_WINDOW() -> bool:
-    from torch.nn.attention.varlen import varlen_attn
-
-    return "window_size" in inspect.signature(varlen_attn).parameters
-
-
-@functools.cache
 def _torch_varlen_runs(device: str) -> bool:
-    """Whether ``flash_varlen`` runs forward and backward on ``device`` and its causal
-    blocks are bottom-right aligned: a GLM-shaped probe against a dense computation."""
+    """Whether ``flash_varlen`` runs forward and backward on ``device``, on q, k, v laid out
+    as the model's qkv projection makes them, with causal blocks aligned bottom-right: a
+    GLM-shaped probe against a dense computation."""
     try:
         torch.manual_seed(0)
-        q, k, v = (torch.randn(1, 24, 2, 64, device=device, dtype=torch.bfloat16) for _ in range(3))
-        q.requires_grad_()
-        q_seqstart = torch.tensor([0, 4, 10], device=device, dtype=torch.int32)  # 4 and 6 queries
-        k_seqstart = torch.tensor([0, 8, 24], device=device, dtype=torch.int32)  # 8 and 16 keys
-        out = torch_varlen_kernel(q[:, :10], k, v, (q_seqstart, k_seqstart, 16, True))
+        qkv = torch.randn(1, 24, 3 * 2 * 64, device=device, dtype=torch.bfloat16)
+        qkv.requires_grad_()
+        q, k, v = qkv.view(1, 24, 3, 2, 64).unbind(2)  # views: token stride 3 * H * D
+        q_lens, k_lens = [0, 4, 10], [0, 8, 24]  # two blocks: 4 queries / 8 keys, 6 / 16
+        seqstarts = [torch.tensor(x, device=device, dtype=torch.int32) for x in (q_lens, k_lens)]
+        out = torch_varlen_kernel(q[:, :10], k, v, (*seqstarts, 16, True))
         out.float().sum().backward()
         for (q0, q1), (k0, k1) in zip(
-            itertools.pairwise([0, 4, 10]), itertools.pairwise([0, 8, 24]), strict=True
+            itertools.pairwise(q_lens), itertools.pairwise(k_lens), strict=True
         ):
-            n_q, n_k = q1 - q0, k1 - k0
-            allowed = torch.ones(n_q, n_k, device=device).tril(n_k - n_q).bool()
+            allowed = torch.ones(q1 - q0, k1 - k0, device=device).tril(k1 - k0 - q1 + q0).bool()
             want = torch.nn.functional.scaled_dot_product_attention(
                 *(
                     t[0, a:b].transpose(0, 1).float()
@@ -327,7 +330,7 @@ def _torch_varlen_runs(device: str) -> bool:
             ).transpose(0, 1)
             if not torch.allclose(out[0, q0:q1].float(), want, atol=2e-2, rtol=2e-2):
                 raise RuntimeError("causal blocks are not aligned bottom-right")
-    except Exception as e:  # ImportError, no kernel, another alignment: all "no"
+    except Exception as e:  # no varlen_attn, no kernel, another alignment: all "no"
         log.info("attention backend 'flash_varlen' unavailable on %s: %s", device, e)
         return False
     return True
