@@ -160,6 +160,21 @@ def test_an_unreadable_cache_entry_is_measured_again(
     assert cache.load(KEY) is None
 
 
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / sel.CACHE_SUBDIR).write_text("a file where the cache folder should be")
+    with caplog.at_level(logging.WARNING, logger="glmlab"):
+        got = choose(
+            ["sdpa"],
+            table({"sdpa": 1.0}),
+            preference=PREFERENCE,
+            key=KEY,
+            cache=SelectionCache(tmp_path),
+        )
+    assert got.method == "measured" and "decision not cached" in caplog.text
+
+
 # -- candidates, the timer, and the run-level entry point --------------------------------
 
 

@@ -170,7 +170,11 @@ class SelectionCache:
             return None
 
     def store(self, key: Mapping[str, Any], selection: AttentionSelection) -> None:
-        write_json_atomic(self.path(key), {"key": dict(key), "selection": selection.as_dict()})
+        """Write the decision; a cache that cannot be written costs a warning, not the run."""
+        try:
+            write_json_atomic(self.path(key), {"key": dict(key), "selection": selection.as_dict()})
+        except OSError as e:
+            log.warning("attention auto: decision not cached (%s)", e)
 
 
 def choose(
