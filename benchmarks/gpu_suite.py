@@ -14,10 +14,12 @@ part measured stays; then this script appends one ``suite_part`` object per part
 succeed). The tests' part carries pytest's counts. Every object has the environment: date,
 GPU, driver, torch / CUDA / xformers / glmlab versions, commit.
 
-Budget per part (caps, seconds): tests 110, attention 100, Base 110, Large 170, profile 40;
-sized from /work/shared/GPU.md (GPU tests 62 s; one compiled 24-layer step pair did not
-finish in 150 s with 6 warm-up steps, so the steps here take 3 warm-up steps, 4 s timed,
-and one compilation per model: the batches' varying sizes are marked dynamic first).
+Caps per part (seconds): tests 130, attention 90, Base 110, Large 240, profile 40; the
+budget bounds the sum, so Large gets what the parts before it leave. Sized from
+/work/shared/GPU.md (GPU tests 62 s with two GPU backends, three now; one compiled 24-layer
+step pair did not finish in 150 s with 6 warm-up steps, so the steps here take 3 warm-up
+steps, 4 s timed, and one compilation per model: the batches' varying sizes are marked
+dynamic first). None of these times is measured for this code.
 """
 
 from __future__ import annotations
@@ -96,14 +98,14 @@ def plan(args: argparse.Namespace, junit: Path) -> list[Part]:
     step = ["benchmarks/train_step.py", "--seconds", "4", "--warmup", "3", *out]
     table = ["benchmarks/attention.py", "--seconds", "0.5", "--min-iters", "5"]
     return [
-        Part("gpu_tests", 110, [*tests, "-m", "gpu", "tests/test_attention_gpu_backends.py"]),
+        Part("gpu_tests", 130, [*tests, "-m", "gpu", "tests/test_attention_gpu_backends.py"]),
         Part(
             "attention",
-            100,
+            90,
             [*table, "--eager-max-len", "1024", *out],
         ),
         Part("train_base", 110, [*step, "--shapes", "base", "--min-steps", "10"]),
-        Part("train_large", 170, [*step, "--shapes", "large", "--min-steps", "5"]),
+        Part("train_large", 240, [*step, "--shapes", "large", "--min-steps", "5"]),
         Part(
             "attention_profile",
             40,
