@@ -190,10 +190,15 @@ class NeedsOptions:
         self.window = window
 
 
+class BrokenCheck:
+    def is_available(self, device: torch.device) -> bool:
+        raise RuntimeError("driver query failed")
+
+
 class ExtraBackends:
     @hookimpl
     def glmlab_attention_backends(self):
-        return {"biasless": Biasless, "needs_options": NeedsOptions}
+        return {"biasless": Biasless, "needs_options": NeedsOptions, "broken_check": BrokenCheck}
 
 
 def registry_with_extras() -> PluginRegistry:
@@ -210,6 +215,7 @@ def test_timing_candidates_skip_the_reference_unavailable_and_biasless_backends(
     assert left_out["eager"] == sel.NOT_TIMED["eager"]
     assert "not available on cpu" in left_out["xformers"] and "not available" in left_out["flex"]
     assert "cannot be built" in left_out["needs_options"]
+    assert "not available" in left_out["broken_check"]  # its check raised: left out, run goes on
     names, left_out = timing_candidates(registry, {}, torch.device("cpu"), needs_bias=True)
     assert names == ["sdpa"] and "no attention bias" in left_out["biasless"]
 

@@ -229,7 +229,12 @@ def timing_candidates(
         except PluginError as e:
             left_out[name] = f"cannot be built with options {dict(options)}: {e}"
             continue
-        if not backend.is_available(device):
+        try:
+            available = backend.is_available(device)
+        except Exception as e:  # a third-party backend's check must not stop the run
+            available = False
+            log.warning("attention auto: '%s'.is_available raised %s; skipped", name, e)
+        if not available:
             left_out[name] = f"not available on {device}"
         elif needs_bias and not getattr(backend, "supports_bias", False):
             left_out[name] = "takes no attention bias (the positional scheme adds one)"
