@@ -16,8 +16,13 @@ head runs: the loss positions for GLM, every position for the baseline), plus
 
     python benchmarks/train_step.py --json                 # CUDA: GLM-Base and GLM-Large
     python benchmarks/train_step.py --device cpu --quick   # smoke test, tiny shape
+    python benchmarks/train_step.py --shapes large --seconds 4 --warmup 3 --out r.jsonl
 
-Targets (docs/PERFORMANCE.md): GLM >= 1.10x the baseline's tokens/s at GLM-Large, MFU >= 0.47.
+Compiled, the first step compiles (``first_step_s``); the dimensions that vary between the
+pre-built batches are marked dynamic first, so one compilation serves them all.
+
+Targets (docs/PERFORMANCE.md): GLM >= 1.10x the baseline's tokens/s at GLM-Base and
+GLM-Large, with peak memory no higher than the baseline's.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 from benchmarks.attention import allowed_pairs
 from benchmarks.collate import make_source
-from benchmarks.common import emit, environment
+from benchmarks.common import append_jsonl, emit, environment
+from glmlab.data.batches import BatchSource
+from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.structures import Batch
@@ -95,16 +102,27 @@ def block_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.blocks.parameters())
 
 
-def measure(
-    step: Callable[[int], None], device: torch.device, warmup: int, seconds: float, min_steps: int
-) -> tuple[float, int]:
-    """Seconds per step over ``seconds`` (at least ``min_steps``) after ``warmup`` steps. The
-    device is synchronised every 10 steps (as a loop's periodic metric sync would be) and at
-    the end, not per step, so host and device work overlap as in training."""
-    for i in range(warmup):
-        step(i)
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def measure(
+    step: Callable[[int], None], device: torch.device, warmup: int, seconds: float, min_steps: int
+) -> tuple[float, int, float, float]:
+    """Seconds per step over ``seconds`` (at least ``min_steps``) after ``warmup`` steps (at
+    least one), with the seconds of the first step (compilation) and of the whole warm-up.
+    The device is synchronised every 10 steps (as a loop's periodic metric sync would be)
+    and at the end, not per step, so host and device work overlap as in training."""
+    start = time.perf_counter()
+    step(0)
+    _sync(device)
+    first_s = time.perf_counter() - start
+    for i in range(1, warmup):
+        step(i)
+    _sync(device)
+    warmup_s = time.perf_counter() - start
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start, n = time.perf_counter(), 0
     while n < min_steps or time.perf_counter() - start < seconds:
@@ -112,9 +130,8 @@ def measure(
         n += 1
         if device.type == "cuda" and n % 10 == 0:
             torch.cuda.synchronize(device)  # bound the queue so the clock stays honest
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / n, n
+    _sync(device)
+    return (time.perf_counter() - start) / n, n, first_s, warmup_s
 
 
 def make_step(
@@ -122,8 +139,10 @@ def make_step(
     model: nn.Module,
     inputs: list[Any],
     device: torch.device,
+    on_device: Callable[[Any], None] = lambda x: None,
 ) -> Callable[[int], None]:
-    """One optimizer step on ``inputs[i % len(inputs)]`` (moved to ``device`` each time)."""
+    """One optimizer step on ``inputs[i % len(inputs)]`` (moved to ``device`` each time,
+    then handed to ``on_device``)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
 
     def autocast() -> contextlib.AbstractContextManager:
@@ -133,6 +152,7 @@ def make_step(
 
     def step(i: int) -> None:
         x = inputs[i % len(inputs)].to(device, non_blocking=True)
+        on_device(x)
         with autocast():
             loss = loss_fn(x)
         loss.backward()
@@ -143,17 +163,60 @@ def make_step(
     return step
 
 
-def glm_batches(model: GLMModel, args: argparse.Namespace, device: torch.device) -> list[Batch]:
-    source = make_source(
+def glm_source(model: GLMModel | None, args: argparse.Namespace) -> BatchSource:
+    """Token-span GLM batches of the benchmark's shape (with ``model``'s host plan)."""
+    return make_source(
         "token",
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         n_texts=args.batch_size * args.batches,
-        host_prep=getattr(model.attention, "prepare_host", None),
+        host_prep=getattr(model.attention, "prepare_host", None) if model else None,
         vocab=args.vocab,
     )
+
+
+def glm_batches(model: GLMModel, args: argparse.Namespace, device: torch.device) -> list[Batch]:
+    source = glm_source(model, args)
     batches = [source.batch(i) for i in range(args.batches)]
     return [b.pin_memory() for b in batches] if device.type == "cuda" else batches
+
+
+def batch_tensors(batch: Batch) -> dict[str, torch.Tensor]:
+    """A batch's tensors by name, the backend's host plan included."""
+    named = {
+        name: getattr(batch, name)
+        for name in ("input_ids", "position_ids", "target_ids", "loss_mask", "loss_positions")
+    }
+    named["segment_ids"], named["prefix_end"] = batch.layout.segment_ids, batch.layout.prefix_end
+    named |= {f"host.{k}": v for k, v in batch.layout.host.items() if isinstance(v, torch.Tensor)}
+    return named
+
+
+def varying_dims(batches: list[Batch]) -> dict[str, list[int]]:
+    """Per tensor name, the dimensions whose size differs between ``batches`` (the number
+    of loss positions, the host plan's index lengths): marked dynamic before the first
+    compiled step, so that one compilation serves every batch instead of a recompilation
+    at the first batch of another size."""
+    shapes: dict[str, set[tuple[int, ...]]] = {}
+    for batch in batches:
+        for name, t in batch_tensors(batch).items():
+            shapes.setdefault(name, set()).add(tuple(t.shape))
+    return {
+        name: [d for d in range(len(next(iter(s)))) if len({shape[d] for shape in s}) > 1]
+        for name, s in shapes.items()
+        if len(s) > 1 and len({len(shape) for shape in s}) == 1
+    }
+
+
+def mark_dynamic(dims: dict[str, list[int]]) -> Callable[[Batch], None]:
+    """Marks ``dims`` (:func:`varying_dims`) dynamic on a batch's tensors."""
+
+    def mark(batch: Batch) -> None:
+        tensors = batch_tensors(batch)
+        for name, ds in dims.items():
+            torch._dynamo.mark_dynamic(tensors[name], ds)
+
+    return mark
 
 
 def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
@@ -164,7 +227,9 @@ def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> lis
     results = []
 
     def record(name: str, model: nn.Module, step: Callable[[int], None], flops: float) -> None:
-        per_step, steps = measure(step, device, args.warmup, args.seconds, args.min_steps)
+        per_step, steps, first_s, warmup_s = measure(
+            step, device, args.warmup, args.seconds, args.min_steps
+        )
         results.append(
             {
                 "benchmark": "train_step",
@@ -180,6 +245,8 @@ def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> lis
                 "params": sum(p.numel() for p in model.parameters()),
                 "step_ms": per_step * 1e3,
                 "steps": steps,
+                "first_step_s": first_s,  # compilation included
+                "warmup_s": warmup_s,
                 "tokens_per_s": B * L / per_step,
                 "mfu": flops / per_step / peak if peak else None,
                 "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30
@@ -201,14 +268,18 @@ def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> lis
     del baseline, loss_fn
 
     config = GLMConfig(vocab_size=vocab, n_layers=layers, dim=dim, n_heads=heads, max_positions=L)
-    glm = build_model(config, attention=args.attention, device=device)
+    # ``auto`` on CUDA times the backends on a batch of this shape, as the trainer does.
+    measure_on = MeasureOn(sample=lambda: glm_source(None, args).batch(0))
+    glm = build_model(config, attention=args.attention, device=device, measure_on=measure_on)
     batches = glm_batches(glm, args, device)
     loss_fn = torch.compile(glm.loss) if compile_ else glm.loss
+    on_device = mark_dynamic(varying_dims(batches)) if compile_ else lambda batch: None
     head = sum(b.n_loss_tokens for b in batches) / len(batches)
     pairs = sum(allowed_pairs(b.layout) for b in batches) / len(batches)
     flops = 6 * block_params(glm) * B * L + 6 * dim * vocab * head + 12 * layers * dim * pairs
-    record("glmlab", glm, make_step(loss_fn, glm, batches, device), flops)
+    record("glmlab", glm, make_step(loss_fn, glm, batches, device, on_device), flops)
     results[-1]["attention"] = glm.attention_name
+    results[-1]["attention_selection"] = glm.attention_selection.as_dict()
     results[-1]["vs_baseline_tokens_per_s"] = (
         results[-1]["tokens_per_s"] / results[0]["tokens_per_s"]
     )
@@ -232,6 +303,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     compile_.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--quick", action="store_true", help="tiny shape and times (CPU smoke test)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--out", metavar="FILE", help="also append each shape's rows to this JSONL file")
     args = p.parse_args(argv)
     if args.quick:
         args.shapes, args.seq_len, args.batch_size, args.vocab = ["tiny"], 64, 4, 512
@@ -243,7 +315,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     device = torch.device(args.device)
     env = environment(device)
-    rows = [{**r, **env} for shape in args.shapes for r in run_shape(shape, args, device)]
+    rows = []
+    for shape in args.shapes:
+        rows += [{**r, **env} for r in run_shape(shape, args, device)]
+        append_jsonl(args.out, rows[-2:])
     emit(
         rows,
         args.json,

@@ -95,6 +95,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
                 tokens_per_s=outcome.tokens_per_s,
                 n_params=outcome.n_params,
                 attention=outcome.attention,
+                attention_selection=outcome.attention_selection,
                 eval=outcome.eval,  # the evaluation suite's final metrics, or None
             )
         except Diverged as exc:

@@ -462,6 +462,26 @@ def render_problem_runs(sweep: Sweep) -> list[str]:
     return lines or ["None: every run completed."]
 
 
+def render_attention(sweep: Sweep) -> list[str]:
+    """Per variant, the attention backend its runs used and how it was chosen, with the
+    forward + backward times ``auto`` measured (``attention_selection`` in result.json)."""
+    lines = []
+    for v in sweep.variants:
+        chosen: dict[str, int] = {}
+        for r in v.runs:
+            s = r.result.get("attention_selection")
+            if not s:
+                continue
+            timed = ", ".join(
+                f"{name} {ms:.3g} ms"
+                for name, ms in sorted((s.get("timings_ms") or {}).items(), key=lambda x: x[1])
+            )
+            text = f"{s['backend']} ({s['method']}{': ' + timed if timed else ''})"
+            chosen[text] = chosen.get(text, 0) + 1
+        lines += [f"- {v.label}: {text}, {n} of {len(v.runs)} runs" for text, n in chosen.items()]
+    return lines
+
+
 def _metric_table(sweep: Sweep, name: str) -> list[str]:
     m = metric_info(name)
     direction = {True: "higher is better", False: "lower is better", None: ""}[m.higher_is_better]
@@ -557,6 +577,8 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
             )
     else:
         lines.append("Nothing but the seed.")
+    if attention := render_attention(sweep):
+        lines += ["", "## Attention backend", "", *attention]
     lines += ["", "## Loss curves", ""]
     if curves:
         lines += [

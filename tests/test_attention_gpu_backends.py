@@ -14,19 +14,21 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from glmlab.data.batches import BatchSource
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig
 from glmlab.objective import GLMObjective
+from glmlab.plugins import attention_xformers
 from glmlab.plugins.attention_xformers import (
-    PLAN_KEYS,
-    VarlenBatch,
+    varlen_batch,
     varlen_glm_attention,
     varlen_plan,
 )
 from glmlab.registry import get_registry
 from glmlab.structures import AttentionLayout, Segment, SpecialTokens, TokenizedText
+from glmlab.testing.syncs import HostSyncs
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs CUDA: xformers/flex training paths")
@@ -63,16 +65,21 @@ def reference_mask(
     return mask
 
 
+def reference_bias(
+    q_seqstart: torch.Tensor, k_seqstart: torch.Tensor, max_seqlen: int, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """The bias factory's arguments, kept for :func:`reference_kernel`."""
+    return q_seqstart, k_seqstart, max_seqlen, causal
+
+
 def reference_kernel(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    q_seqstart: torch.Tensor,
-    k_seqstart: torch.Tensor,
-    max_seqlen: int,
-    causal: bool,
+    bias: tuple[torch.Tensor, torch.Tensor, int, bool],
 ) -> torch.Tensor:
     """The varlen kernel's contract on (1, n, H, D) inputs, computed densely."""
+    q_seqstart, k_seqstart, max_seqlen, causal = bias
     assert all(int(torch.diff(s).max()) <= max_seqlen for s in (q_seqstart, k_seqstart))
     mask = reference_mask(q_seqstart, k_seqstart, causal)
     assert mask.shape == (q.shape[1], k.shape[1])
@@ -129,7 +136,11 @@ def test_varlen_plan_matches_layout(seed: int) -> None:
     assert plan["b_index"].tolist() == torch.nonzero(part_b).flatten().tolist()
     assert plan["pad_index"].tolist() == torch.nonzero(seg < 0).flatten().tolist()
     assert torch.equal(plan["fill_index"], torch.cat([plan["b_index"], plan["pad_index"]]))
-    assert (plan["has_part_a"], plan["has_part_b"]) == (bool(part_a.any()), bool(part_b.any()))
+    assert (plan["has_part_a"], plan["has_part_b"], plan["has_padding"]) == (
+        bool(part_a.any()),
+        bool(part_b.any()),
+        bool((seg < 0).any()),
+    )
 
     # Call A: blocks tile all N columns, at most L long; each is one whole Part A or holds none.
     a = plan["a_seqstart"].tolist()
@@ -161,8 +172,7 @@ def test_varlen_assembly_matches_eager(seed: int) -> None:
     torch.manual_seed(seed)
     B, L = int(rng.integers(1, 4)), int(rng.integers(1, 24))
     layout = random_layout(rng, B, L)
-    host = varlen_plan(layout.segments, B, L)
-    plan = VarlenBatch(*(host[key] for key in PLAN_KEYS), seq_len=L)
+    plan = varlen_batch(varlen_plan(layout.segments, B, L), L, reference_bias)
     qkv = [torch.randn(B, 2, L, 8) for _ in range(3)]
     grad = torch.randn(B, 2, L, 8)
     out, grads = fwd_bwd(
@@ -174,13 +184,90 @@ def test_varlen_assembly_matches_eager(seed: int) -> None:
         torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-5)
 
 
-def test_xformers_prepare_reads_the_host_plan_or_builds_it() -> None:
+@pytest.mark.parametrize(
+    ("segments", "calls", "gathers"),
+    [
+        ([Segment(0, 0, 8, 5), Segment(1, 0, 6, 6)], ["A", "B"], 2),  # padding, Parts A and B
+        ([Segment(0, 0, 8, 5), Segment(1, 0, 8, 3)], ["A", "B"], 1),  # no padding
+        ([Segment(0, 0, 8, 8), Segment(1, 0, 5, 5)], ["A"], 1),  # no Part B
+        ([Segment(0, 0, 8, 0), Segment(1, 0, 8, 0)], ["B"], 1),  # no Part A, no padding
+    ],
+)
+def test_biases_are_built_once_per_batch_and_skipped_calls_cost_nothing(
+    segments: list[Segment], calls: list[str], gathers: int
+) -> None:
+    """``prepare`` builds each call's bias once; ``attend``, run as every layer of a model
+    would, builds none, reads nothing back to the host, gathers with ``index_select`` (not
+    advanced indexing, whose backward sorts) and issues only the calls the batch needs."""
+    layout = get_registry().create("mask_builder", "glm").build(segments, batch_size=2, seq_len=8)
+    built, called = [], []
+
+    def make_bias(q_seqstart, k_seqstart, max_seqlen, causal):
+        built.append("B" if causal else "A")
+        return built[-1]
+
+    def kernel(q, k, v, bias):
+        called.append(bias)
+        return q * 2.0
+
+    plan = varlen_batch(varlen_plan(layout.segments, 2, 8), 8, make_bias)
+    assert built == calls
+    q, k, v = (torch.randn(2, 2, 8, 4, requires_grad=True) for _ in range(3))
+    with HostSyncs() as syncs, OpNames() as ops:
+        for _layer in range(3):
+            varlen_glm_attention(q, k, v, plan, kernel).sum().backward()
+    assert built == calls and called == calls * 3
+    assert syncs.ops == []
+    assert ops.count("index_select") == 3 * (gathers + 1)  # + index_copy's backward
+    assert not {"index", "index_put", "index_put_", "_index_put_impl_", "sort"} & set(ops.names)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_flash_varlen_prepares_the_same_calls(seed: int) -> None:
+    """``flash_varlen`` hands its kernel the plan's offsets, bound and causal flag: with the
+    reference kernel in place of torch's CUDA one, its output and gradients equal eager's."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    layout = random_layout(rng, 3, int(rng.integers(2, 24)))
+    backend = get_registry().create("attention", "flash_varlen")
+    layout.host = backend.prepare_host(layout)
+    plan = backend.prepare(layout)
+    qkv = [torch.randn(3, 2, layout.seq_len, 8) for _ in range(3)]
+    grad = torch.randn(3, 2, layout.seq_len, 8)
+    out, grads = fwd_bwd(
+        lambda q, k, v: varlen_glm_attention(q, k, v, plan, reference_kernel), qkv, grad
+    )
+    ref, ref_grads = fwd_bwd(eager(layout), qkv, grad)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-5)
+
+
+class OpNames(TorchDispatchMode):
+    """The aten operators dispatched while active, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def count(self, name: str) -> int:
+        return self.names.count(name)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_xformers_prepare_reads_the_host_plan_or_builds_it(monkeypatch) -> None:
+    monkeypatch.setattr(attention_xformers, "xformers_bias", reference_bias)
     backend = get_registry().create("attention", "xformers")
     layout = random_layout(np.random.default_rng(0), 3, 16)
     from_forward = backend.prepare(layout)  # no host plan: built in place (and warned)
     layout.host = backend.prepare_host(layout)
     from_host = backend.prepare(layout.to("cpu"))
-    for a, b in zip(from_host, from_forward, strict=True):
+    flat = [torch.utils._pytree.tree_leaves(p) for p in (from_host, from_forward)]
+    assert len(flat[0]) == len(flat[1]) > 5
+    for a, b in zip(*flat, strict=True):
         assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
 
 
@@ -211,7 +298,7 @@ def test_batch_source_runs_the_host_prep_and_batches_carry_it() -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["xformers", "flex"])
+@pytest.mark.parametrize("name", ["xformers", "flex", "flash_varlen"])
 def test_gpu_backends_are_registered_and_refuse_the_cpu(name: str) -> None:
     backend = get_registry().create("attention", name)
     assert not backend.is_available(torch.device("cpu"))
@@ -247,7 +334,7 @@ def gpu_backend(name: str):
 
 @pytest.mark.gpu
 @needs_cuda
-@pytest.mark.parametrize("name", ["xformers", "flex", "sdpa"])
+@pytest.mark.parametrize("name", ["xformers", "flash_varlen", "flex", "sdpa"])
 @pytest.mark.parametrize("seed", range(3))
 def test_backend_matches_eager_on_gpu(name: str, seed: int) -> None:
     backend = gpu_backend(name)
@@ -271,7 +358,7 @@ def test_backend_matches_eager_on_gpu(name: str, seed: int) -> None:
 @pytest.mark.gpu
 @pytest.mark.slow
 @needs_cuda
-@pytest.mark.parametrize("name", ["xformers", "flex"])
+@pytest.mark.parametrize("name", ["xformers", "flash_varlen", "flex"])
 def test_compiled_model_loss_matches_eager_on_gpu(name: str) -> None:
     """The trainer's path: host plan in the collator, pinned batch, compiled loss, bf16."""
     gpu_backend(name)

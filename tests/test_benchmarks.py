@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from benchmarks import attention, train_step
+from benchmarks import attention, gpu_suite, train_step
+from benchmarks.collate import make_source
+from glmlab.model.glm import GLMConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,14 +36,34 @@ def test_collate_prints_one_json_object_per_mode() -> None:
         assert {"torch", "date", "cpu"} <= r.keys()
 
 
-def test_attention_quick_on_cpu() -> None:
-    rows = attention.main(["--device", "cpu", "--quick", "--json"])
+def test_attention_quick_on_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "attention.jsonl"
+    rows = attention.main(["--device", "cpu", "--quick", "--json", "--out", str(out)])
     measured = [r for r in rows if not r.get("summary")]
     assert {r["backend"] for r in measured} == {"eager", "sdpa"}  # what runs on a CPU
     assert all(r["ms"] > 0 and r["useful_tflops"] > 0 for r in measured)
     summaries = [r for r in rows if r.get("summary")]
     assert [r["seq_len"] for r in summaries] == [32, 64]
-    assert all(r["backend"] == "sdpa" for r in summaries)  # auto on the CPU
+    assert all(r["auto_choice"] == "sdpa" for r in summaries)  # eager is never auto's choice
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+
+
+def test_attention_summary_applies_the_xformers_targets() -> None:
+    ms = {"eager": 0.1, "sdpa": 1.0, "flex": 2.0, "xformers": 1.2}
+    low = attention.summary_row(512, ms)
+    assert low["auto_choice"] == "sdpa"  # the fastest candidate; eager is not one
+    assert low["xformers_vs_best_of_sdpa_flex"] == pytest.approx(1 / 1.2)
+    assert low["xformers_target_met"] is True  # >= 0.8x below L = 2048
+    assert attention.summary_row(2048, ms)["xformers_target_met"] is False  # >= 1x from 2048
+    assert "xformers_target_met" not in attention.summary_row(2048, {"sdpa": 1.0})
+
+
+def test_attention_profile_writes_the_tables(tmp_path: Path) -> None:
+    path = tmp_path / "profile.txt"
+    attention.main(["--device", "cpu", "--quick", "--profile", "sdpa", "--profile-out", str(path)])
+    text = path.read_text()
+    assert text.count("== sdpa, L=") == 2 and "-- by host time" in text
+    assert "aten::scaled_dot_product_attention" in text or "aten::_scaled_dot" in text
 
 
 def test_allowed_pairs_counts_the_glm_mask() -> None:
@@ -49,10 +72,97 @@ def test_allowed_pairs_counts_the_glm_mask() -> None:
     assert attention.allowed_pairs(layout) == int(dense.sum())
 
 
-def test_train_step_quick_on_cpu() -> None:
-    rows = train_step.main(["--device", "cpu", "--quick", "--json"])
+def test_train_step_quick_on_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "train.jsonl"
+    rows = train_step.main(["--device", "cpu", "--quick", "--json", "--out", str(out)])
     assert [r["model"] for r in rows] == ["causal_baseline", "glmlab"]
-    glm = rows[1]
-    assert glm["attention"] == "sdpa" and glm["tokens_per_s"] > 0
-    assert glm["vs_baseline_tokens_per_s"] == glm["tokens_per_s"] / rows[0]["tokens_per_s"]
+    baseline, glm = rows
+    # The models are the shapes asked for: tiny (2 x 64, 2 heads), vocabulary 512, L = 64.
+    causal = train_step.CausalLM(2, 64, 2, 512, 64)
+    assert baseline["params"] == sum(p.numel() for p in causal.parameters())
+    config = GLMConfig(vocab_size=512, n_layers=2, dim=64, n_heads=2, max_positions=64)
+    assert glm["params"] == train_step.build_model(config).num_parameters()
+    assert glm["attention"] == "sdpa" and glm["attention_selection"]["method"] == "default"
+    assert all(r["steps"] >= 2 and r["first_step_s"] <= r["warmup_s"] for r in rows)
     assert glm["mfu"] is None  # no peak FLOP/s known for a CPU
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+
+
+def test_varying_batch_sizes_are_marked_dynamic() -> None:
+    source = make_source("token", seq_len=64, batch_size=4, n_texts=16, host_prep=None, vocab=512)
+    batches = [source.batch(i) for i in range(4)]
+    assert len({b.n_loss_tokens for b in batches}) > 1  # else this test checks nothing
+    assert train_step.varying_dims(batches) == {"loss_positions": [0]}
+    assert train_step.varying_dims(batches[:1]) == {}
+    marked = batches[0]
+    train_step.mark_dynamic({"loss_positions": [0]})(marked)
+    assert marked.loss_positions._dynamo_dynamic_indices == {0}
+
+
+def test_suite_counts_pytest_results_and_kills_a_part_over_time(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest" errors="1" failures="2" skipped="3" tests="10">'
+        "</testsuite></testsuites>"
+    )
+    assert gpu_suite.pytest_counts(junit) == {"passed": 4, "failed": 2, "errors": 1, "skipped": 3}
+    assert gpu_suite.pytest_counts(tmp_path / "absent.xml") == {}
+    slow = gpu_suite.Part("sleeper", 60, ["-c", "import time; time.sleep(60)"])
+    row = gpu_suite.run_part(slow, timeout_s=1)
+    assert row["status"] == "timeout" and row["returncode"] == -9
+    failing = gpu_suite.Part("raiser", 60, ["-c", "raise SystemExit('broken part')"])
+    row = gpu_suite.run_part(failing, timeout_s=60)
+    assert row["status"] == "failed" and "broken part" in row["stderr_tail"]
+
+
+def test_suite_out_of_budget_records_every_part_as_not_run(tmp_path: Path) -> None:
+    out = tmp_path / "suite.jsonl"
+    rows = gpu_suite.main(["--dry", "--out", str(out), "--budget-s", "0"])
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines == rows
+    assert [r["part"] for r in rows] == [
+        "gpu_tests",
+        "attention",
+        "train_base",
+        "train_large",
+        "attention_profile",
+    ]
+    assert {r["status"] for r in rows} == {"not_run"}
+
+
+@pytest.mark.slow
+def test_suite_dry_run_writes_one_well_formed_jsonl(tmp_path: Path) -> None:
+    """The h100.sh ``suite`` stage, rehearsed on the CPU at tiny shapes."""
+    out = tmp_path / "suite.jsonl"
+    subprocess.run(
+        [sys.executable, "benchmarks/gpu_suite.py", "--dry", "--out", str(out)],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    )
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    for r in rows:  # every measurement says when, where and with what
+        assert {
+            "benchmark",
+            "date",
+            "gpu",
+            "driver",
+            "torch",
+            "cuda",
+            "xformers",
+            "glmlab",
+        } <= r.keys()
+    parts = {r["part"]: r for r in rows if r["benchmark"] == "suite_part"}
+    assert list(parts) == [
+        "gpu_tests",
+        "attention",
+        "train_base",
+        "train_large",
+        "attention_profile",
+    ]
+    assert all(p["status"] == "ok" for p in parts.values()), parts
+    assert parts["gpu_tests"]["passed"] > 0 and parts["gpu_tests"]["failed"] == 0
+    kinds = [r["benchmark"] for r in rows]
+    assert kinds.count("train_step") == 4  # baseline and GLM, for each training part
+    assert sum(1 for r in rows if r["benchmark"] == "attention" and r.get("summary")) == 2
+    assert "-- by host time" in (tmp_path / "attention_profile_sdpa.txt").read_text()

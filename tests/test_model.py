@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from glmlab import hookimpl
+from glmlab.model import loss as chunked
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.registry import PluginRegistry, UnknownPluginError, get_registry
 from glmlab.structures import Batch, Segment
+from glmlab.testing.syncs import HostSyncs
 
 VOCAB, MASK, SOP, EOP = 128, 1, 2, 3
 
@@ -233,6 +235,94 @@ def test_loss_matches_full_logits_reference(tie: bool) -> None:
     ce = F.cross_entropy(logits.reshape(-1, VOCAB), batch.target_ids.reshape(-1), reduction="none")
     w = batch.loss_mask.reshape(-1)
     torch.testing.assert_close(model.loss(batch), (ce * w).sum() / w.sum())
+
+
+def reference_head_loss(hidden, weight, targets, scale):
+    """The head and cross-entropy with the whole (n, vocab) logits."""
+    return (F.cross_entropy(hidden @ weight.T, targets, reduction="none") * scale).sum()
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 3, 7, 40])  # 40: more chunks than rows
+def test_chunked_head_loss_and_grads_equal_the_whole_logits(chunks: int) -> None:
+    torch.manual_seed(chunks)
+    n, dim, vocab = 29, 16, 50
+    hidden, weight = torch.randn(n, dim), torch.randn(vocab, dim)
+    targets = torch.randint(0, vocab, (n,))
+    scale = torch.rand(n) / n
+    results = []
+    for fn in (chunked.linear_cross_entropy, reference_head_loss):
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        extra = {"chunks": chunks} if fn is chunked.linear_cross_entropy else {}
+        loss = fn(h, w, targets, scale, **extra)
+        (2.5 * loss).backward()  # an incoming gradient other than 1
+        results.append((loss.detach(), h.grad, w.grad))
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # the loss-only path
+        torch.testing.assert_close(
+            chunked.linear_cross_entropy(hidden, weight, targets, scale, chunks), results[1][0]
+        )
+
+
+class LogitRows(torch.utils._python_dispatch.TorchDispatchMode):
+    """The most rows of any (rows, VOCAB) tensor an operator computed while active (views,
+    such as the transposed embedding, are not computed)."""
+
+    most = 0
+    VIEWS = ("t", "transpose", "permute", "expand", "view", "_unsafe_view", "detach", "alias")
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__ in self.VIEWS:
+            return out
+        for t in out if isinstance(out, tuple | list) else [out]:
+            if isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape[-1] == VOCAB:
+                self.most = max(self.most, t.shape[0])
+        return out
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_model_loss_in_chunks_equals_the_whole_logits_and_never_builds_them(
+    tie: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = glm_batch()
+    batch.loss_mask[0, 12] = 0.5
+    n_loss = batch.n_loss_tokens
+    # 12 chunks: at most 8 rows each if every one of the B * L = 96 rows were a loss row.
+    monkeypatch.setattr(chunked, "LOGITS_CHUNK_BYTES", 8 * VOCAB * 4)
+    assert chunked.n_chunks(batch.input_ids.numel(), VOCAB, 8 * VOCAB * 4) == 12
+    models = [tiny_model(config={"tie_embeddings": tie}) for _ in range(2)]
+    hidden = models[1](batch.input_ids, batch.position_ids, batch.layout)
+    logits = models[1].logits(hidden)  # the reference: every position's logits
+    ce = F.cross_entropy(logits.reshape(-1, VOCAB), batch.target_ids.reshape(-1), reduction="none")
+    w = batch.loss_mask.reshape(-1)
+    want = (ce * w).sum() / w.sum()
+    want.backward()
+    with LogitRows() as rows:
+        got = models[0].loss(batch)
+        got.backward()
+    torch.testing.assert_close(got, want)
+    for (name, p), q in zip(models[0].named_parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-5, msg=name)
+    # Logits exist one chunk (n_loss / 12 rows) at a time, never for all n_loss rows.
+    assert rows.most == -(-n_loss // 12) and n_loss == 25
+    monkeypatch.setattr(chunked, "LOGITS_CHUNK_BYTES", 2**30)  # one chunk: all rows at once
+    with LogitRows() as rows:
+        models[0].loss(batch).backward()
+    assert rows.most == n_loss
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_loss_forward_and_backward_read_nothing_back_to_the_host(attention: str) -> None:
+    model = build_model(tiny_config(), positional="rope_2d", attention=attention)
+    batch = glm_batch()
+    with HostSyncs() as syncs:
+        model.loss(batch).backward()
+    assert syncs.ops == []
+    with HostSyncs() as syncs:  # the detector sees what it should
+        (model.loss(batch) > 0).item()
+        batch.loss_mask.nonzero()
+    assert syncs.ops == ["_local_scalar_dense", "nonzero"]
 
 
 def test_loss_without_loss_positions_is_zero_with_grad() -> None:

@@ -47,6 +47,12 @@ def write_run(
     }
     if status == "completed":
         result["eval"] = {"cloze_acc": cloze, "infill_token_loss": val + 1, "infill_token_ppl": 1.0}
+        result["attention_selection"] = {
+            "backend": "sdpa",
+            "method": "measured" if seed < 2 else "cached",
+            "requested": "auto",
+            "timings_ms": {"xformers": 2.5, "sdpa": 0.68, "flex": 0.7},
+        }
     (run / "result.json").write_text(json.dumps(result))
     shuffle = variant.endswith("true")
     config = {"seed": seed, "objective": {"shuffle_spans": shuffle, "kind": "glm"}}
@@ -136,6 +142,10 @@ def test_report_statistics_verdicts_and_problem_runs(synthetic_sweep):
     assert f"- failed: {BASE}, seed 3 at step 0: ValueError: boom" in md
     assert f"- unfinished: {OFF}, seed 4 at step 4: no result.json" in md
     assert "ppl at mean" in md and "infill_token_ppl" not in md
+    # How auto chose the attention backend, with its measured times, fastest first.
+    timed = "sdpa 0.68 ms, flex 0.7 ms, xformers 2.5 ms"
+    assert f"- {BASE}: sdpa (measured: {timed}), 2 of 4 runs" in md
+    assert f"- {OFF}: sdpa (cached: {timed}), 1 of 5 runs" in md
 
     html = (synthetic_sweep / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 1 and "<table>" in html

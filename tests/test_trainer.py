@@ -101,3 +101,18 @@ def test_lr_schedule_warmup_then_cosine():
         and f[110] == pytest.approx(0.1)
     )
     assert all(a >= b for a, b in itertools.pairwise(f[10:]))
+
+
+def test_result_records_how_the_attention_backend_was_chosen(tmp_path):
+    result = execute_run(config("train.max_steps=2", "attention=auto"), tmp_path, [])
+    assert result["status"] == "completed"
+    written = json.loads((tmp_path / "result.json").read_text())["attention_selection"]
+    # The CPU: auto stays sdpa, untimed (CUDA times the candidates: test_attention_select.py).
+    assert written == {
+        "backend": "sdpa",
+        "method": "default",
+        "requested": "auto",
+        "timings_ms": {},
+        "skipped": {},
+        "shape": {},
+    }

@@ -10,16 +10,23 @@ import numpy as np
 import torch
 
 from glmlab.interfaces import AttentionBackend, MaskBuilder
+from glmlab.model.attention_select import (
+    AttentionSelection,
+    MeasureOn,
+    measure_auto,
+    should_measure,
+)
 from glmlab.model.glm import GLMConfig, GLMModel, broken, describe, plugin_label
 from glmlab.registry import PluginError, PluginRegistry, get_registry
 from glmlab.structures import AttentionLayout, Segment
 
 log = logging.getLogger("glmlab")
 
-# ``attention: auto`` on CUDA takes the first of these that is registered and runs there.
-# flex before sdpa: no L x L mask, and the faster whole GLM step in /work/shared/GPU.md's H100
-# measurements (sdpa's dense mask wins the isolated attention call at L <= 1024 there).
-AUTO_CUDA_PREFERENCE = ("xformers", "flex", "sdpa")
+# ``attention: auto`` on CUDA times its candidates on the run's shape (attention_select.py)
+# and takes the fastest; this order breaks ties there, and is the choice (first registered
+# and available) when nothing is measured. sdpa first: the fastest GLM-Base training step on
+# the H100 (2026-11-27: sdpa 1.05x, flex 0.985x, xformers 0.92x of the causal baseline).
+AUTO_CUDA_PREFERENCE = ("sdpa", "flex", "xformers")
 AUTO_CPU_BACKEND = "sdpa"
 
 
@@ -96,12 +103,16 @@ def build_model(
     attention_options: dict[str, Any] | None = None,
     device: torch.device | str = "cpu",
     registry: PluginRegistry | None = None,
+    measure_on: MeasureOn | None = None,
 ) -> GLMModel:
     """A :class:`GLMModel` on ``device`` from the named plugins (GLM's choices by default).
 
     The positional factory gets ``dim``, ``n_heads``, ``head_dim``, ``max_positions``; the
     norm layout gets ``n_layers``; each plus its options. ``model.attention_name`` is the
-    resolved backend name (``auto`` resolved).
+    resolved backend name (``auto`` resolved). With ``measure_on``, ``auto`` on CUDA times
+    the candidate backends on its sample batch and takes the fastest
+    (:mod:`glmlab.model.attention_select`); ``model.attention_selection`` says what was
+    chosen and how.
     """
     registry = registry or get_registry()
     device = torch.device(device)
@@ -118,14 +129,33 @@ def build_model(
     make_bias = getattr(scheme, "attention_bias", None)
     with torch.no_grad():
         needs_bias = make_bias is not None and make_bias(probe) is not None
-    attention_name, backend = resolve_attention(
-        attention,
-        attention_options or {},
-        device,
-        registry,
-        needs_bias,
-        needs_dropout=config.attention_dropout > 0,
-    )
+    needs_dropout = config.attention_dropout > 0
+    if should_measure(attention, device, measure_on):
+        selection = measure_auto(
+            registry,
+            attention_options or {},
+            device,
+            n_heads=config.n_heads,
+            head_dim=config.head_dim,
+            make_bias=make_bias,
+            needs_bias=needs_bias,
+            measure_on=measure_on,
+            preference=AUTO_CUDA_PREFERENCE,
+            needs_dropout=needs_dropout,
+        )
+        attention_name = selection.backend
+        backend = registry.create("attention", attention_name, **(attention_options or {}))
+    else:
+        attention_name, backend = resolve_attention(
+            attention,
+            attention_options or {},
+            device,
+            registry,
+            needs_bias,
+            needs_dropout=needs_dropout,
+        )
+        method = "default" if attention == "auto" else "explicit"
+        selection = AttentionSelection(attention_name, method, attention)
     log.info("attention backend: %s (requested %r) on %s", attention_name, attention, device)
     model = GLMModel(
         config,
@@ -144,6 +174,7 @@ def build_model(
         },
     )
     model.attention_name = attention_name
+    model.attention_selection = selection
     # Checks the bias and refuses a backend that cannot take it (naming both plugins) here,
     # not at the first training step.
     with torch.no_grad():

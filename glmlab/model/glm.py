@@ -25,6 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from glmlab.interfaces import AttentionBackend, NormLayout, PositionalScheme
+from glmlab.model.loss import linear_cross_entropy, n_chunks
 from glmlab.registry import PluginEntry, PluginError
 from glmlab.structures import AttentionLayout, Batch
 
@@ -363,16 +364,24 @@ class GLMModel(nn.Module):
     def loss(self, batch: Batch) -> torch.Tensor:
         """``sum(CE * w) / sum(w)`` over ``batch.loss_positions``, ``w`` the loss mask there.
 
-        The head runs only at the loss positions (Part B is ~20% of a GLM batch). With no
-        loss positions the result is a zero that still backpropagates.
+        The head runs only at the loss positions (Part B is ~20% of a GLM batch), in chunks
+        whose count depends on the batch's size only, so the logits never exist whole
+        (:mod:`glmlab.model.loss`). With no loss positions the result is a zero that still
+        backpropagates.
         """
         hidden = self(batch.input_ids, batch.position_ids, batch.layout)
         where = batch.loss_positions
-        logits = self.logits(hidden.reshape(-1, self.config.dim)[where]).float()
-        ce = F.cross_entropy(logits, batch.target_ids.reshape(-1)[where], reduction="none")
         weight = batch.loss_mask.reshape(-1)[where].float()
         # The clamp only matters for an empty selection (0 / 0); it keeps the grad finite.
-        return (ce * weight).sum() / weight.sum().clamp_min(torch.finfo(torch.float32).tiny)
+        scale = weight / weight.sum().clamp_min(torch.finfo(torch.float32).tiny)
+        head = self.tok.weight if self.head is None else self.head.weight
+        return linear_cross_entropy(
+            hidden.reshape(-1, self.config.dim)[where],
+            head,
+            batch.target_ids.reshape(-1)[where],
+            scale,
+            chunks=n_chunks(batch.input_ids.numel(), self.config.vocab_size),
+        )
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Parameter count; ``exclude_embeddings`` leaves out the token and positional

@@ -26,6 +26,7 @@ from glmlab.data.batches import BatchSource, make_loader
 from glmlab.data.pipeline import PreparedData, prepare_data
 from glmlab.evaluation import EvalSuite, efficiency, reset_peak_memory
 from glmlab.io import read_jsonl, write_jsonl_atomic
+from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.rundir import CHECKPOINT, METRICS, RunStatus
@@ -54,6 +55,7 @@ class TrainOutcome:
     attention: str
     error: str | None = None
     eval: dict[str, float] | None = None  # the final evaluation suite (glmlab/evaluation.py)
+    attention_selection: dict[str, Any] | None = None  # how ``auto`` chose (attention_select)
 
 
 def load_data(spec: RunSpec) -> PreparedData:
@@ -69,7 +71,9 @@ def load_data(spec: RunSpec) -> PreparedData:
     )
 
 
-def make_model(spec: RunSpec, vocab_size: int, device: torch.device) -> GLMModel:
+def make_model(
+    spec: RunSpec, vocab_size: int, device: torch.device, measure_on: MeasureOn | None = None
+) -> GLMModel:
     m = spec.model
     config = GLMConfig(
         vocab_size=vocab_size,
@@ -98,6 +102,7 @@ def make_model(spec: RunSpec, vocab_size: int, device: torch.device) -> GLMModel
         attention=attn,
         attention_options=attn_opts,
         device=device,
+        measure_on=measure_on,
     )
 
 
@@ -150,7 +155,13 @@ class Trainer:
             **common,
         )
 
-        self.model = make_model(spec, vocab, self.device)
+        # ``auto`` on CUDA: rank 0 times the backends on the run's first batch, all ranks follow.
+        measure_on = MeasureOn(
+            sample=lambda: self.train_source.batch(0),
+            is_main=self.dist.is_main,
+            broadcast=self.dist.broadcast,
+        )
+        self.model = make_model(spec, vocab, self.device, measure_on)
         # The backend's per-batch host work (xformers: block offsets, gather indices) runs
         # in the collator, in the loader's workers, instead of in the forward.
         host_prep = getattr(self.model.attention, "prepare_host", None)
@@ -383,4 +394,5 @@ class Trainer:
             self.n_params,
             self.model.attention_name,
             eval=suite,
+            attention_selection=self.model.attention_selection.as_dict(),
         )
