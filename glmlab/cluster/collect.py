@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from glmlab.cluster.slurm import SlurmJob, query_jobs
+from glmlab.cluster.slurm import SlurmJob
 from glmlab.cluster.status import RunView, sweep_runs
 from glmlab.rundir import FINISHED, sweep_exit_status
 from glmlab.sweep_report import Sweep, build_report
@@ -56,7 +56,7 @@ def collect(
     *,
     baseline: str | Sequence[str] | None = None,
     metric: str | Sequence[str] | None = None,
-    query: Callable[[list[str]], dict[str, SlurmJob]] = query_jobs,
+    query: Callable[[list[str]], dict[str, SlurmJob]] | None = None,
 ) -> Collected:
     """Write the sweep's report from what has finished; waits for nothing."""
     views = sweep_runs(sweep_dir, query=query)

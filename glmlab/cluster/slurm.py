@@ -232,4 +232,13 @@ def query_jobs(
                 before = jobs.get(job_id)
                 restarts = max(job.restarts, before.restarts if before else 0)
                 jobs[job_id] = replace(job, restarts=restarts)
+    # jobcomp logs the array tasks that never started (cancelled while pending) as one line
+    # under the array's own id, without task ids: it stands for every task not seen.
+    for job_id in wanted - jobs.keys():
+        array = job_id.partition("_")[0]
+        master = next(
+            (s[array] for s in found if array in s and s[array].source == "jobcomp"), None
+        )
+        if "_" in job_id and master is not None:
+            jobs[job_id] = replace(master, job_id=job_id)
     return jobs

@@ -114,9 +114,13 @@ def infer_state(
         return state.value, why
     ended = SLURM_END_STATUS.get(job.state) if job is not None else None
     if status is not None:
+        said = result.get("error") or ""
         if status in _SIGNALLED and ended not in (None, RunStatus.FAILED):
-            return ended.value, f"{result.get('error') or status}; Slurm: {job.state}"
-        return status, result.get("error") or ""
+            return ended.value, f"{said}; Slurm: {job.state}"
+        found = log_reason(log_text) if status in _SIGNALLED and log_text else None
+        if found is not None:
+            return found[0].value, f"{said}; from the job's log: {found[1]}"
+        return status, said
     if ended is not None and ended != RunStatus.FAILED:
         exit_code = f", exit code {job.exit_code}" if job.exit_code else ""
         return ended.value, f"Slurm: {job.state}{exit_code}"
@@ -163,10 +167,10 @@ def run_names(sweep_dir: Path, submission: dict[str, SubmittedJob]) -> list[str]
 def sweep_runs(
     sweep_dir: str | Path,
     *,
-    query: Callable[[list[str]], dict[str, SlurmJob]] = query_jobs,
+    query: Callable[[list[str]], dict[str, SlurmJob]] | None = None,
 ) -> list[RunView]:
-    """Every run of the sweep and its state. ``query`` asks Slurm about job ids (a test
-    passes recorded answers)."""
+    """Every run of the sweep and its state. ``query`` asks Slurm about job ids (default
+    :func:`~glmlab.cluster.slurm.query_jobs`; a test passes recorded answers)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"no sweep directory {sweep_dir}")
@@ -177,15 +181,16 @@ def sweep_runs(
         path = sweep_dir / name / RESULT
         results[name] = read_json(path) if path.exists() else None
     job_ids = {n: _job_for(n, results[n], submission.get(n)) for n in names}
-    jobs = query(sorted({j for j in job_ids.values() if j}))
+    jobs = (query or query_jobs)(sorted({j for j in job_ids.values() if j}))
     views = []
     for name in names:
         result, submitted, job_id = results[name], submission.get(name), job_ids[name]
         job = jobs.get(job_id) if job_id else None
         logs = _job_logs(result, submitted)
         status = (result or {}).get("status")
+        # The log is read only where the result and Slurm leave the cause open.
         generic = job is None or SLURM_END_STATUS.get(job.state) == RunStatus.FAILED
-        needs_log = status is None and generic
+        needs_log = (status is None or status in _SIGNALLED) and generic
         state, detail = infer_state(result, job, _read_logs(logs) if needs_log else None)
         requeues = max(
             job.restarts if job else 0, ((result or {}).get("slurm_job") or {}).get("restarts", 0)
