@@ -34,6 +34,7 @@ from glmlab.cluster.status import (
 )
 from glmlab.cluster.submission import SubmittedJob, read_submission, record_submission
 from glmlab.cluster.submit import chunks, run_dir_names, share_parallelism
+from glmlab.cluster.validate import representatives
 from glmlab.io import write_json_atomic
 from glmlab.run import register_resolvers, run_dir_name
 from glmlab.rundir import RunStatus, sweep_exit_status
@@ -374,3 +375,12 @@ def test_slurm_job_reads_the_environment(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
     assert slurm_job() == {"job_id": "12_3", "restarts": 2}
+
+
+def test_one_config_of_each_kind_of_job_is_checked():
+    groups = {"positional", "hydra/launcher"}.__contains__
+    batch = [[f"seed={s}", f"positional={p}"] for p in ("rope", "learned_2d") for s in range(50)]
+    reps = representatives([*batch, ["seed=1", "+extra=1"], ["seed=2", "+extra=2"]], groups)
+    assert reps == [["seed=0", "positional=rope"], ["seed=0", "positional=learned_2d"]] + [
+        ["seed=1", "+extra=1"]
+    ]

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from glmlab.cluster.launcher import LAUNCHER
+from glmlab.cluster.validate import SWEEPER
 
 
 def submit(overrides: Sequence[str]) -> int:
@@ -21,6 +22,8 @@ def submit(overrides: Sequence[str]) -> int:
         return 2
     if not chosen:
         overrides.insert(0, f"hydra/launcher={LAUNCHER}")
+    if not any(o.split("=")[0].lstrip("+") == "hydra/sweeper" for o in overrides):
+        overrides.insert(0, f"hydra/sweeper={SWEEPER}")  # checks a 500-run sweep in seconds
     from glmlab.app import main
 
     argv = sys.argv

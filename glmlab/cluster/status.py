@@ -154,14 +154,15 @@ def _read_logs(logs: dict[str, str] | None) -> str | None:
 
 
 def run_names(sweep_dir: Path, submission: dict[str, SubmittedJob]) -> list[str]:
-    """The sweep's runs: those submitted and those with a run directory on disk."""
+    """The sweep's runs: those submitted (in submission order), then those found only on
+    disk."""
     on_disk = {
         p.name
         for p in sweep_dir.iterdir()
         if p.is_dir()
         and ((p / RESULT).exists() or (p / CONFIG).exists() or (p / HYDRA_DIR).exists())
     }
-    return sorted(on_disk | set(submission))
+    return [*submission, *sorted(on_disk - submission.keys())]
 
 
 def sweep_runs(

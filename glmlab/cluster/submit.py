@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from glmlab.cluster.slurm import max_array_size, slurm_config
 from glmlab.cluster.submission import SubmittedJob, now, record_submission
@@ -45,12 +45,13 @@ def share_parallelism(parallelism: int, sizes: Sequence[int]) -> list[int]:
     if parallelism >= total:
         return list(sizes)
     shares = [max(1, parallelism * s // total) for s in sizes]
-    # Hand what rounding left over to the arrays in order, up to their size.
+    # Hand what rounding left over to the arrays one at a time, up to their size.
     spare = parallelism - sum(shares)
-    for i, size in enumerate(sizes):
-        extra = min(max(spare, 0), size - shares[i])
-        shares[i] += extra
-        spare -= extra
+    while spare > 0 and any(s < n for s, n in zip(shares, sizes, strict=True)):
+        for i, size in enumerate(sizes):
+            if spare > 0 and shares[i] < size:
+                shares[i] += 1
+                spare -= 1
     return shares
 
 
@@ -84,20 +85,19 @@ def run_dir_names(config: DictConfig, job_overrides: Sequence[Sequence[str]]) ->
     exclude = list(dirname_cfg.exclude_keys)
     names = []
     previous = HydraConfig.instance().cfg
-    cfg = OmegaConf.masked_copy(config, "hydra")  # the typed hydra node, copied
+    HydraConfig.instance().set_config(OmegaConf.masked_copy(config, "hydra"))
+    job = HydraConfig.get().job  # the node that ${hydra:job...} reads; changed per job
     try:
         for num, overrides in enumerate(job_overrides):
             task = [o for o in parser.parse_overrides(list(overrides)) if not o.is_hydra_override()]
-            OmegaConf.set_readonly(cfg.hydra, False)  # set_config below makes it read-only
-            with open_dict(cfg):
-                cfg.hydra.job.override_dirname = dirname_from(
+            with read_write(job), open_dict(job):
+                job.override_dirname = dirname_from(
                     [o.input_line for o in task if o.key_or_group not in exclude],
                     item_sep=dirname_cfg.item_sep,
                     kv_sep=dirname_cfg.kv_sep,
                 )
-                cfg.hydra.job.num = num
-            HydraConfig.instance().set_config(cfg)
-            names.append(str(OmegaConf.select(cfg, "hydra.sweep.subdir")))
+                job.num = num
+            names.append(str(OmegaConf.select(HydraConfig.instance().cfg, "hydra.sweep.subdir")))
     finally:
         HydraConfig.instance().cfg = previous
     return names
