@@ -381,6 +381,5 @@ def test_one_config_of_each_kind_of_job_is_checked():
     groups = {"positional", "hydra/launcher"}.__contains__
     batch = [[f"seed={s}", f"positional={p}"] for p in ("rope", "learned_2d") for s in range(50)]
     reps = representatives([*batch, ["seed=1", "+extra=1"], ["seed=2", "+extra=2"]], groups)
-    assert reps == [["seed=0", "positional=rope"], ["seed=0", "positional=learned_2d"]] + [
-        ["seed=1", "+extra=1"]
-    ]
+    first = ["seed=0", "positional=rope"], ["seed=0", "positional=learned_2d"]
+    assert reps == [*first, ["seed=1", "+extra=1"]]
