@@ -150,7 +150,8 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
         """Send ``command JOBID`` once the job has logged ``after_step``; return the step
         its checkpoint holds when the job is back in the queue."""
         wait_until(lambda: last_step() >= after_step, f"step {after_step}")
-        (job,) = slurm("squeue", "-h", "-o", "%i").split()
+        # This sweep's one job (others may share the cluster): submitit's folder names it.
+        (job,) = (p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit())
         slurm(*command, job)
         wait_until(
             lambda: slurm("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING", "requeue"
