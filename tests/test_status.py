@@ -31,6 +31,7 @@ from glmlab.cluster.status import (
     last_progress,
     render_status,
     sweep_runs,
+    watch,
 )
 from glmlab.cluster.submission import SubmittedJob, read_submission, record_submission
 from glmlab.cluster.submit import chunks, run_dir_names, share_parallelism
@@ -383,3 +384,11 @@ def test_one_config_of_each_kind_of_job_is_checked():
     reps = representatives([*batch, ["seed=1", "+extra=1"], ["seed=2", "+extra=2"]], groups)
     first = ["seed=0", "positional=rope"], ["seed=0", "positional=learned_2d"]
     assert reps == [*first, ["seed=1", "+extra=1"]]
+
+
+def test_watch_refreshes_until_no_run_is_live(half_done_sweep, capsys):
+    answers = [fake_slurm([]), {}]  # then the controller has forgotten every job
+    views = watch(half_done_sweep, interval=0, query=lambda ids: answers.pop(0))
+    assert not answers  # asked twice: stopped once nothing was pending or running
+    assert capsys.readouterr().out.count("RUN  ") == 2
+    assert {v.state for v in views} == {"completed", "timed_out", "unknown"}

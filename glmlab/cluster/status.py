@@ -236,12 +236,17 @@ def render_status(views: list[RunView]) -> str:
     return "\n".join(lines)
 
 
-def watch(sweep_dir: str | Path, interval: float, rounds: int | None = None) -> list[RunView]:
-    """Print the status every ``interval`` seconds until every run has ended (or
+def watch(
+    sweep_dir: str | Path,
+    interval: float,
+    rounds: int | None = None,
+    query: Callable[[list[str]], dict[str, SlurmJob]] | None = None,
+) -> list[RunView]:
+    """Print the status every ``interval`` seconds until no run is pending or running (or
     ``rounds`` times); return the last view."""
     n = 0
     while True:
-        views = sweep_runs(sweep_dir)
+        views = sweep_runs(sweep_dir, query=query)
         print(f"\x1b[2J\x1b[H{time.strftime('%H:%M:%S')}  {sweep_dir}\n{render_status(views)}")
         n += 1
         live = any(v.state in (LiveState.PENDING, LiveState.RUNNING) for v in views)
