@@ -10,10 +10,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from glmlab.cluster.launcher import install as install_launcher
 from glmlab.run import execute_run, register_resolvers
 from glmlab.rundir import RunStatus
 
 register_resolvers()
+install_launcher()  # hydra/launcher=submitit_slurm_async
 
 
 @hydra.main(version_base="1.3", config_path="pkg://glmlab.conf", config_name="config")

@@ -5,6 +5,9 @@ glmlab report SWEEP_DIR        rebuild a sweep's report (report.md, report.html,
 glmlab compare DIR DIR [...] --out OUT   side-by-side report of two or more sweeps
 glmlab inspect [OVERRIDES...]  one training sample of a config: table + attention mask
 glmlab infill --checkpoint RUN_DIR --text "..."   fill the [MASK] blanks of a text
+glmlab submit OVERRIDES...     submit a sweep's jobs to Slurm and return (submitit_slurm_async)
+glmlab status SWEEP_DIR [--watch]   every run's state: pending, running, completed, timed out...
+glmlab collect SWEEP_DIR       report what has finished, list what has not; exit 0 when all did
 """
 
 from __future__ import annotations
@@ -91,6 +94,24 @@ def _infill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from glmlab.cluster.cli import submit
+
+    return submit(args.overrides)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from glmlab.cluster.cli import status
+
+    return status(args.sweep_dir, watch=args.watch, interval=args.interval)
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from glmlab.cluster.cli import collect
+
+    return collect(args.sweep_dir, baseline=args.baseline, metric=args.metric)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="glmlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -130,6 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=_infill)
+    p = sub.add_parser("submit", help="submit a sweep to Slurm and return (no waiting)")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, help="as for python -m glmlab -m")
+    p.set_defaults(func=_submit)
+    p = sub.add_parser("status", help="the state of every run of a (submitted) sweep")
+    p.add_argument("sweep_dir")
+    p.add_argument("--watch", action="store_true", help="refresh until every run has ended")
+    p.add_argument("--interval", type=float, default=10.0, help="--watch: seconds between")
+    p.set_defaults(func=_status)
+    p = sub.add_parser("collect", help="report what has finished; list what has not")
+    p.add_argument("sweep_dir")
+    p.add_argument("--baseline", default=None, help="as for glmlab report")
+    p.add_argument("--metric", nargs="+", default=None, help="as for glmlab report")
+    p.set_defaults(func=_collect)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

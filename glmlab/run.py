@@ -54,6 +54,7 @@ def variant_overrides(overrides: list[str]) -> list[str]:
 def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict[str, Any]:
     """Train the composed config in ``run_dir`` and return (and write) its result. In a
     run of several processes every rank trains and only rank 0 writes files."""
+    from glmlab.cluster.exit_reason import failure_status, interruption, slurm_job
     from glmlab.train.distributed import job_logs, process_ranks
 
     run_dir = Path(run_dir)
@@ -74,6 +75,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         "final_val_loss": None,
         "error": None,
         "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
+        "slurm_job": slurm_job(),  # {job_id, restarts}: the same run directory across requeues
     }
     started = time.perf_counter()
     trainer = None
@@ -101,8 +103,19 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         except Diverged as exc:
             result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
             log.warning("run %s diverged: %s", run_dir, exc)
+    except SystemExit:
+        # A preemption signal stopped training after its checkpoint: say why, then exit.
+        received = getattr(getattr(trainer, "preemption", None), "received", None)
+        if is_main and received is not None:
+            result.update(interruption(received), step=trainer.step)
+            write_json_atomic(result_path, result)
+        raise
     except Exception as exc:
-        result.update(error=f"{type(exc).__name__}: {exc}", step=getattr(trainer, "step", 0))
+        result.update(
+            status=failure_status(exc).value,  # submitit's "timed-out too many times"
+            error=f"{type(exc).__name__}: {exc}",
+            step=getattr(trainer, "step", 0),
+        )
         if is_main:
             write_text_atomic(run_dir / ERROR_LOG, traceback.format_exc())
         log.error("run %s failed: %s", run_dir, result["error"])

@@ -15,6 +15,7 @@ A run directory holds::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
@@ -29,6 +30,7 @@ __all__ = [
     "RESULT",
     "RunStatus",
     "run_files",
+    "sweep_exit_status",
 ]
 
 CONFIG = "config.yaml"
@@ -47,10 +49,23 @@ class RunStatus(StrEnum):
     DIVERGED = "diverged"  # stopped on a non-finite or exploding loss: a result, not an error
     FAILED = "failed"  # an exception; error.log holds the traceback
     STOPPED = "stopped"  # interrupted at a checkpoint (preemption, SIGTERM, stop_after)
+    # Ended by the cluster (glmlab/cluster): written by the job when it could (a signal it
+    # handled), else inferred by ``glmlab status``/``collect`` from Slurm and the job's log.
+    PREEMPTED = "preempted"  # SIGTERM for preemption or requeue: checkpointed, requeued
+    TIMED_OUT = "timed_out"  # the time limit (and no requeue left)
+    CANCELLED = "cancelled"  # scancel
+    OUT_OF_MEMORY = "out_of_memory"  # killed by the OOM killer
+    NODE_FAILURE = "node_failure"  # the node died under the job
 
 
 # Runs whose outcome is a result: a rerun of the sweep skips them.
 FINISHED: frozenset[RunStatus] = frozenset({RunStatus.COMPLETED, RunStatus.DIVERGED})
+
+
+def sweep_exit_status(statuses: Iterable[str]) -> int:
+    """A sweep's exit status from its runs' statuses: 0 when every run completed or
+    diverged (a diverged run is a result), 1 when any did not (failed, killed, unfinished)."""
+    return 0 if all(s in FINISHED for s in statuses) else 1
 
 
 def run_files(run_dir: str | Path) -> dict[str, Path]:

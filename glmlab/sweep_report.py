@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -650,9 +650,13 @@ def build_report(
     *,
     baseline: str | Sequence[str] | None = None,
     metric: str | Sequence[str] | None = None,
+    amend: Callable[[Sweep], None] | None = None,
 ) -> Path:
-    """Write report.md, report.html and the loss curves for ``sweep_dir``; return the .md."""
+    """Write report.md, report.html and the loss curves for ``sweep_dir``; return the .md.
+    ``amend`` may fill in the sweep's unfinished runs first (``glmlab collect`` does)."""
     sweep = load_sweep(sweep_dir, baseline=baseline, metric=metric)
+    if amend is not None:
+        amend(sweep)
     curves = plot_curves(sweep, sweep.dir / CURVES)
     md = render_markdown(sweep, curves=curves)
     path = write_text_atomic(sweep.dir / "report.md", md)
@@ -665,6 +669,10 @@ class SweepReportCallback(Callback):
     """Hydra callback: build the sweep report when a multirun ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from glmlab.cluster.launcher import submits_only
+
+        if submits_only(config):  # the jobs were only submitted: `glmlab collect` reports
+            return
         report = config.get("report", {})
         try:
             path = build_report(

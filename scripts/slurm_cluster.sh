@@ -88,9 +88,21 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# Jobs that ask for no memory take 512 MB a CPU, not the whole node: they run side by side.
+DefMemPerCPU=512
+# No slurmdbd: finished jobs' states (TIMEOUT, CANCELLED, OUT_OF_MEMORY, ...) go to a text
+# file instead, which glmlab's status reads (glmlab/cluster/slurm.py).
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$DIR/jobcomp.txt
+# Arrays above this are split by glmlab submit (kept small here so that tests split them).
+MaxArraySize=${GLMLAB_SLURM_MAX_ARRAY_SIZE:-100}
+# Fast for tests: SIGKILL 3 s after SIGTERM, a requeued job may start again within seconds,
+# and the scheduler looks at pending jobs every few seconds.
+KillWait=3
+AuthInfo=cred_expire=5
+SchedulerParameters=bf_interval=1,sched_interval=2
 ReturnToService=2
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool

@@ -1,6 +1,8 @@
 """Through a real single-node Slurm cluster (scripts/slurm_cluster.sh): a sweep with
 hydra-submitit-launcher's submitit_slurm launcher and its report, a failed job's logs,
-DDP across a job's tasks, and preempted jobs that resume to an uninterrupted run's end."""
+DDP across a job's tasks, preempted jobs that resume to an uninterrupted run's end, and a
+sweep submitted with ``glmlab submit`` that ends without anyone waiting for it: followed
+with ``glmlab status`` and reported by ``glmlab collect``."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from glmlab.cluster.status import sweep_runs
+from glmlab.cluster.submission import read_submission
 from glmlab.train.checkpoint import load_checkpoint
 from tests.conftest import TINY, run_glmlab
 from tests.test_distributed import RUN, assert_same_run
@@ -146,7 +150,8 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
         """Send ``command JOBID`` once the job has logged ``after_step``; return the step
         its checkpoint holds when the job is back in the queue."""
         wait_until(lambda: last_step() >= after_step, f"step {after_step}")
-        (job,) = slurm("squeue", "-h", "-o", "%i").split()
+        # This sweep's one job (others may share the cluster): submitit's folder names it.
+        (job,) = (p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit())
         slurm(*command, job)
         wait_until(
             lambda: slurm("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING", "requeue"
@@ -159,6 +164,8 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
         time.sleep(2)
         slurm("scontrol", "update", f"JobId={job}", "StartTime=now")
         (checkpoint,) = sweep_dir.glob("*/checkpoint.pt")
+        (view,) = sweep_runs(sweep_dir)  # glmlab status: requeued, waiting to run again
+        assert view.state == "pending" and view.requeues >= 1, view
         return load_checkpoint(checkpoint)["step"]
 
     # Slurm's requeue (SIGTERM, as for preemption): glmlab checkpoints and exits, Slurm requeues.
@@ -176,3 +183,62 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
     assert f"glmlab: preempted after step {first}" in job_out
     assert "Calling checkpoint method." in job_out and "Requeued job" in job_out
     assert job_out.count("Starting with JobEnvironment") == 3
+    (view,) = sweep_runs(sweep_dir)
+    assert (view.state, view.requeues) == ("completed", 2)  # one run directory throughout
+
+
+def glmlab_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "glmlab.cli", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_submitted_sweep_is_followed_and_collected(slurm_cluster, tmp_path):
+    """glmlab submit returns once Slurm has the jobs; of three runs one completes, one is
+    cancelled (scancel) and one reaches its time limit; status and collect say which."""
+    steps = ["train.log_interval=10", "train.eval_interval=100000"]
+    steps += ["train.checkpoint_interval=100000", "train.max_steps=6,100000,200000"]
+    # Slurm may send the USR2 warning up to a minute early: 2 minutes leave time to train.
+    limits = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=10"]
+    proc = glmlab_cli(["submit", *TINY, *SLURM[1:3], *limits, *steps, "name=async"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sweep = tmp_path / "sweeps" / "async"
+    jobs = {
+        next(o for o in j.overrides if o.startswith("train.max_steps=")).split("=")[1]: j
+        for j in read_submission(sweep).values()
+    }
+    assert set(jobs) == {"6", "100000", "200000"}
+    assert all(f"{j.job_id}\t" in proc.stdout for j in jobs.values())  # job ids printed
+    ids = {j.job_id for j in jobs.values()}
+
+    def queued() -> set[str]:
+        return set(slurm("squeue", "-h", "-r", "-o", "%i").split()) & ids
+
+    # Nothing waits on the submitting side: the long jobs are still queued or running.
+    assert {jobs["100000"].job_id, jobs["200000"].job_id} <= queued()
+    cancel = jobs["100000"]
+
+    def cancel_view():
+        return next(v for v in sweep_runs(sweep) if v.name == cancel.run)
+
+    wait_until(lambda: (cancel_view().progress.step or 0) >= 20, "training", timeout=180)
+    status = glmlab_cli(["status", str(sweep)], tmp_path)
+    line = next(ln for ln in status.stdout.splitlines() if ln.startswith(cancel.run))
+    assert line.split()[1] == "running" and int(line.split()[2]) >= 20, status.stdout
+    slurm("scancel", cancel.job_id)
+    wait_until(lambda: not queued(), "every job to end", timeout=300)
+
+    states = {v.name: v.state for v in sweep_runs(sweep)}
+    assert states == {
+        jobs["6"].run: "completed",
+        cancel.run: "cancelled",
+        jobs["200000"].run: "timed_out",
+    }
+    said = {k: json.loads((sweep / j.run / "result.json").read_text()) for k, j in jobs.items()}
+    assert "SIGTERM" in said["100000"]["error"]  # it checkpointed and said why it stopped
+    assert said["200000"]["status"] == "timed_out"  # told by the job itself
+    collected = glmlab_cli(["collect", str(sweep)], tmp_path)
+    assert collected.returncode == 1, collected.stdout + collected.stderr  # not all completed
+    assert "not finished (2 of 3)" in collected.stdout
+    report = (sweep / "report.md").read_text()
+    assert "- cancelled: " in report and "- timed_out: " in report
+    assert Path(cancel.stderr).name in report  # the cancelled job's log, named

@@ -1,0 +1,37 @@
+"""glmlab's Hydra plugins: the launcher ``submitit_slurm_async`` (submit a sweep and
+return) and the sweeper ``glmlab_basic`` (Hydra's basic one, validating faster).
+
+Hydra loads launchers only from the ``hydra_plugins`` namespace package; glmlab puts this
+directory's parent on ``sys.path`` (:func:`glmlab.cluster.launcher.install`) so that the
+plugin is found however glmlab is installed. The work is in :mod:`glmlab.cluster.submit` and :mod:`glmlab.cluster.validate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.utils import JobReturn
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+
+class SubmititSlurmAsyncLauncher(SlurmLauncher):
+    """hydra-submitit-launcher's Slurm launcher that returns once Slurm accepted the jobs."""
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        from glmlab.cluster.submit import submit_sweep
+
+        return submit_sweep(self, job_overrides, initial_job_idx)
+
+
+class RepresentativeSweeper(BasicSweeper):
+    """Hydra's basic sweeper, checking one job's config of each kind before launching
+    instead of every job's (:mod:`glmlab.cluster.validate`)."""
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        from glmlab.cluster.validate import representatives
+
+        repository = self.hydra_context.config_loader.repository
+        super().validate_batch_is_legal(representatives(batch, repository.group_exists))
