@@ -275,6 +275,7 @@ def test_measure_auto_on_rank_zero_times_caches_and_broadcasts(
         "head_dim": 16,
         "dtype": "float32",
         "bias": False,
+        "dropout": False,
     }
     again = measure_auto(get_registry(), {}, torch.device("cpu"), measure_on=measure_on, **kwargs)
     assert again.method == "cached" and again.timings_ms == got.timings_ms
@@ -340,3 +341,12 @@ def test_build_model_records_how_the_backend_was_chosen() -> None:
 def test_selection_round_trips_through_json_types() -> None:
     s = AttentionSelection("sdpa", "measured", "auto", {"sdpa": 0.5}, {"eager": "ref"}, {"a": 1})
     assert AttentionSelection.from_dict({**s.as_dict(), "unknown_field": 1}) == s
+
+
+def test_timing_candidates_skip_backends_without_attention_dropout() -> None:
+    # Biasless sets no supports_dropout: a model with attention dropout cannot use it.
+    registry = registry_with_extras()
+    names, left_out = timing_candidates(
+        registry, {}, torch.device("cpu"), needs_bias=False, needs_dropout=True
+    )
+    assert names == ["sdpa"] and "no attention dropout" in left_out["biasless"]
