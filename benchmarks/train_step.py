@@ -209,12 +209,13 @@ def varying_dims(batches: list[Batch]) -> dict[str, list[int]]:
 
 
 def mark_dynamic(dims: dict[str, list[int]]) -> Callable[[Batch], None]:
-    """Marks ``dims`` (:func:`varying_dims`) dynamic on a batch's tensors."""
+    """Marks ``dims`` (:func:`varying_dims`) dynamic on a batch's tensors; "maybe": should
+    the compiled code need a size as a constant after all, it recompiles instead of failing."""
 
     def mark(batch: Batch) -> None:
         tensors = batch_tensors(batch)
         for name, ds in dims.items():
-            torch._dynamo.mark_dynamic(tensors[name], ds)
+            torch._dynamo.maybe_mark_dynamic(tensors[name], ds)
 
     return mark
 

@@ -96,7 +96,7 @@ def test_varying_batch_sizes_are_marked_dynamic() -> None:
     assert train_step.varying_dims(batches[:1]) == {}
     marked = batches[0]
     train_step.mark_dynamic({"loss_positions": [0]})(marked)
-    assert marked.loss_positions._dynamo_dynamic_indices == {0}
+    assert marked.loss_positions._dynamo_weak_dynamic_indices == {0}
 
 
 def test_suite_counts_pytest_results_and_kills_a_part_over_time(tmp_path: Path) -> None:

@@ -312,6 +312,33 @@ def test_model_loss_in_chunks_equals_the_whole_logits_and_never_builds_them(
     assert rows.most == n_loss
 
 
+@pytest.mark.slow
+def test_compiled_loss_has_no_graph_break_and_matches_eager(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dynamo + AOTAutograd through the chunked head (the trainer compiles the loss on
+    CUDA); inductor's code generation is left out (``aot_eager``) to keep this CPU-fast."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(chunked, "LOGITS_CHUNK_BYTES", 8 * VOCAB * 4)  # several chunks
+    torch._dynamo.reset()
+    counters.clear()
+    model, reference = tiny_model(), tiny_model()
+    loss = torch.compile(model.loss, backend="aot_eager")
+    for seed in range(2):  # another number of loss positions: one more (dynamic) graph
+        batch = glm_batch(seed)
+        if seed:
+            batch.loss_positions = batch.loss_positions[:-3]
+        got, want = loss(batch), reference.loss(batch)
+        got.backward()
+        want.backward()
+        torch.testing.assert_close(got, want)
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-5)
+    assert dict(counters["graph_break"]) == {}
+    assert counters["stats"]["unique_graphs"] == 2
+
+
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_loss_forward_and_backward_read_nothing_back_to_the_host(attention: str) -> None:
     model = build_model(tiny_config(), positional="rope_2d", attention=attention)
