@@ -301,9 +301,12 @@ def test_resubmission_keeps_earlier_job_ids(tmp_path):
     assert (runs["b"].job_id, runs["b"].earlier_job_ids) == ("9_0", ["5_1"])
 
 
-def test_submit_refuses_another_launcher(capsys):
+def test_submit_refuses_another_launcher_and_a_missing_cluster(capsys, monkeypatch):
     assert cli_main(["submit", "seed=0,1", "hydra/launcher=submitit_slurm"]) == 2
     assert "hydra/launcher=submitit_slurm_async" in capsys.readouterr().err
+    monkeypatch.setattr(slurm, "run_slurm", lambda *a, **k: None)  # no controller answers
+    assert cli_main(["submit", "seed=0,1"]) == 2
+    assert "no Slurm controller answers" in capsys.readouterr().err
 
 
 # -- submission ----------------------------------------------------------------------------

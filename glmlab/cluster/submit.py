@@ -27,6 +27,10 @@ from glmlab.cluster.submission import SubmittedJob, now, record_submission
 
 log = logging.getLogger("glmlab")
 
+NO_CLUSTER = (
+    "no Slurm controller answers `scontrol show config`: submit from a machine of the "
+    "cluster (SLURM_CONF, if set, must name its slurm.conf); nothing was submitted"
+)
 # The launcher's settings that are submitit's own (not sbatch options).
 _INIT_KEYS = ("submitit_folder", "max_num_timeout")
 
@@ -131,7 +135,10 @@ def submit_sweep(
         task_function=launcher.task_function,
         config=config,
     )
-    array_size = max_array_size(slurm_config())
+    cluster = slurm_config()
+    if not cluster:
+        raise RuntimeError(NO_CLUSTER)
+    array_size = max_array_size(cluster)
     pieces = chunks(n, array_size)
     shares = share_parallelism(int(params.get("array_parallelism", 256)), [len(p) for p in pieces])
     executor = _executor(params)
