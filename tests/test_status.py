@@ -339,6 +339,10 @@ def test_run_dir_names_are_hydras():
         ]
         assert run_dir_names(base, overrides) == expected
     assert expected[0] == "positional=rope,seed=1"  # name= is not part of a run's identity
+    # Hydra's own default subdir is the job's number, counted across batches.
+    with initialize_config_module("glmlab.conf", version_base="1.3"):
+        numbered = compose("config", ["hydra.sweep.subdir=${hydra.job.num}"], True)
+    assert run_dir_names(numbered, overrides, first_num=4) == ["4", "5"]
 
 
 # -- what a job records --------------------------------------------------------------------

@@ -81,16 +81,20 @@ def _executor(params: dict[str, Any]) -> Any:
     return executor
 
 
-def run_dir_names(config: DictConfig, job_overrides: Sequence[Sequence[str]]) -> list[str]:
+def run_dir_names(
+    config: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int = 0
+) -> list[str]:
     """Each job's run directory (relative to the sweep directory), as Hydra will name it
-    in the job: ``hydra.sweep.subdir`` with the job's ``override_dirname`` and number."""
+    in the job: ``hydra.sweep.subdir`` with the job's ``override_dirname`` and number
+    (``first_num`` for the first job)."""
     parser = OverridesParser.create()
     dirname_cfg = config.hydra.job.config.override_dirname
     exclude = list(dirname_cfg.exclude_keys)
     names = []
     previous = HydraConfig.instance().cfg
-    HydraConfig.instance().set_config(OmegaConf.masked_copy(config, "hydra"))
-    job = HydraConfig.get().job  # the node that ${hydra:job...} reads; changed per job
+    # A copy of the hydra node, where both ${hydra:job.x} and ${hydra.job.x} look.
+    HydraConfig.instance().cfg = OmegaConf.masked_copy(config, "hydra")
+    job = HydraConfig.get().job  # changed per job below
     try:
         for num, overrides in enumerate(job_overrides):
             task = [o for o in parser.parse_overrides(list(overrides)) if not o.is_hydra_override()]
@@ -100,7 +104,7 @@ def run_dir_names(config: DictConfig, job_overrides: Sequence[Sequence[str]]) ->
                     item_sep=dirname_cfg.item_sep,
                     kv_sep=dirname_cfg.kv_sep,
                 )
-                job.num = num
+                job.num = first_num + num
             names.append(str(OmegaConf.select(HydraConfig.instance().cfg, "hydra.sweep.subdir")))
     finally:
         HydraConfig.instance().cfg = previous
@@ -126,7 +130,7 @@ def submit_sweep(
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     n = len(job_overrides)
-    names = run_dir_names(config, job_overrides)
+    names = run_dir_names(config, job_overrides, initial_job_idx)
 
     # The callable the jobs run: the blocking launcher's, so a job behaves as it always did.
     worker = SlurmLauncher(**params)
