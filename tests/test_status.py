@@ -301,9 +301,12 @@ def test_resubmission_keeps_earlier_job_ids(tmp_path):
     assert (runs["b"].job_id, runs["b"].earlier_job_ids) == ("9_0", ["5_1"])
 
 
-def test_submit_refuses_another_launcher(capsys):
+def test_submit_refuses_another_launcher_and_a_missing_cluster(capsys, monkeypatch):
     assert cli_main(["submit", "seed=0,1", "hydra/launcher=submitit_slurm"]) == 2
     assert "hydra/launcher=submitit_slurm_async" in capsys.readouterr().err
+    monkeypatch.setattr(slurm, "run_slurm", lambda *a, **k: None)  # no controller answers
+    assert cli_main(["submit", "seed=0,1"]) == 2
+    assert "no Slurm controller answers" in capsys.readouterr().err
 
 
 # -- submission ----------------------------------------------------------------------------
@@ -336,6 +339,10 @@ def test_run_dir_names_are_hydras():
         ]
         assert run_dir_names(base, overrides) == expected
     assert expected[0] == "positional=rope,seed=1"  # name= is not part of a run's identity
+    # Hydra's own default subdir is the job's number, counted across batches.
+    with initialize_config_module("glmlab.conf", version_base="1.3"):
+        numbered = compose("config", ["hydra.sweep.subdir=${hydra.job.num}"], True)
+    assert run_dir_names(numbered, overrides, first_num=4) == ["4", "5"]
 
 
 # -- what a job records --------------------------------------------------------------------

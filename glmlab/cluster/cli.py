@@ -24,6 +24,12 @@ def submit(overrides: Sequence[str]) -> int:
         overrides.insert(0, f"hydra/launcher={LAUNCHER}")
     if not any(o.split("=")[0].lstrip("+") == "hydra/sweeper" for o in overrides):
         overrides.insert(0, f"hydra/sweeper={SWEEPER}")  # checks a 500-run sweep in seconds
+    from glmlab.cluster.slurm import slurm_config
+    from glmlab.cluster.submit import NO_CLUSTER
+
+    if not slurm_config():
+        print(f"glmlab: {NO_CLUSTER}", file=sys.stderr)
+        return 2
     from glmlab.app import main
 
     argv = sys.argv

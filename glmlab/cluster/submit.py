@@ -27,6 +27,10 @@ from glmlab.cluster.submission import SubmittedJob, now, record_submission
 
 log = logging.getLogger("glmlab")
 
+NO_CLUSTER = (
+    "no Slurm controller answers `scontrol show config`: submit from a machine of the "
+    "cluster (SLURM_CONF, if set, must name its slurm.conf); nothing was submitted"
+)
 # The launcher's settings that are submitit's own (not sbatch options).
 _INIT_KEYS = ("submitit_folder", "max_num_timeout")
 
@@ -77,16 +81,20 @@ def _executor(params: dict[str, Any]) -> Any:
     return executor
 
 
-def run_dir_names(config: DictConfig, job_overrides: Sequence[Sequence[str]]) -> list[str]:
+def run_dir_names(
+    config: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int = 0
+) -> list[str]:
     """Each job's run directory (relative to the sweep directory), as Hydra will name it
-    in the job: ``hydra.sweep.subdir`` with the job's ``override_dirname`` and number."""
+    in the job: ``hydra.sweep.subdir`` with the job's ``override_dirname`` and number
+    (``first_num`` for the first job)."""
     parser = OverridesParser.create()
     dirname_cfg = config.hydra.job.config.override_dirname
     exclude = list(dirname_cfg.exclude_keys)
     names = []
     previous = HydraConfig.instance().cfg
-    HydraConfig.instance().set_config(OmegaConf.masked_copy(config, "hydra"))
-    job = HydraConfig.get().job  # the node that ${hydra:job...} reads; changed per job
+    # A copy of the hydra node, where both ${hydra:job.x} and ${hydra.job.x} look.
+    HydraConfig.instance().cfg = OmegaConf.masked_copy(config, "hydra")
+    job = HydraConfig.get().job  # changed per job below
     try:
         for num, overrides in enumerate(job_overrides):
             task = [o for o in parser.parse_overrides(list(overrides)) if not o.is_hydra_override()]
@@ -96,7 +104,7 @@ def run_dir_names(config: DictConfig, job_overrides: Sequence[Sequence[str]]) ->
                     item_sep=dirname_cfg.item_sep,
                     kv_sep=dirname_cfg.kv_sep,
                 )
-                job.num = num
+                job.num = first_num + num
             names.append(str(OmegaConf.select(HydraConfig.instance().cfg, "hydra.sweep.subdir")))
     finally:
         HydraConfig.instance().cfg = previous
@@ -122,7 +130,7 @@ def submit_sweep(
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     n = len(job_overrides)
-    names = run_dir_names(config, job_overrides)
+    names = run_dir_names(config, job_overrides, initial_job_idx)
 
     # The callable the jobs run: the blocking launcher's, so a job behaves as it always did.
     worker = SlurmLauncher(**params)
@@ -131,7 +139,10 @@ def submit_sweep(
         task_function=launcher.task_function,
         config=config,
     )
-    array_size = max_array_size(slurm_config())
+    cluster = slurm_config()
+    if not cluster:
+        raise RuntimeError(NO_CLUSTER)
+    array_size = max_array_size(cluster)
     pieces = chunks(n, array_size)
     shares = share_parallelism(int(params.get("array_parallelism", 256)), [len(p) for p in pieces])
     executor = _executor(params)
