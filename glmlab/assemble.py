@@ -44,9 +44,14 @@ class RunSpec:
 
 
 def parse_config(cfg: DictConfig) -> RunSpec:
-    """Validate the composed config into a :class:`RunSpec` (clear errors on unknown keys)."""
+    """Validate the composed config into a :class:`RunSpec`: unknown keys, and values of
+    the wrong type or out of range (the rules on the dataclasses of glmlab/config.py), are
+    one :class:`ConfigError` before anything is loaded."""
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed={seed}: must be an integer")
     spec = RunSpec(
-        seed=int(cfg.seed),
+        seed=seed,
         model=to_dataclass(ModelConfig, cfg.model, "model"),
         data=to_dataclass(DataConfig, cfg.data, "data"),
         train=to_dataclass(TrainConfig, cfg.train, "train"),
