@@ -89,7 +89,20 @@ class Infiller:
         max_tokens: int = 32,
         seed: int = 0,
     ) -> Infilled:
-        """Fill every blank of ``text``; ``top_k`` <= 1 is greedy decoding."""
+        """Fill every blank of ``text``; ``top_k`` 1 is greedy decoding."""
+        vocab = self.tokenizer.vocab_size
+        for key, value, ok, allowed in (
+            (
+                "--top-k",
+                top_k,
+                1 <= top_k <= vocab,
+                f"an integer from 1 to {vocab} (the vocabulary)",
+            ),
+            ("--temperature", temperature, temperature > 0, "a number > 0"),
+            ("--max-tokens", max_tokens, max_tokens >= 1, "an integer >= 1"),
+        ):
+            if not ok:
+                raise ValueError(f"{key} {value}: must be {allowed}")
         parts = BLANK.split(text)
         pieces, kinds = parts[0::2], parts[1::2]
         if not kinds:

@@ -24,6 +24,7 @@ from typing import IO, Any
 __all__ = [
     "TEMP_SUFFIX",
     "DiskFullError",
+    "append_line",
     "atomic_write",
     "clean_stale_temps",
     "current_umask",
@@ -68,7 +69,7 @@ def _disk_full(path: Path, exc: BaseException) -> DiskFullError:
     return DiskFullError(
         errno.ENOSPC,
         f"could not write {path}: no space left on device ({free} on {path.parent}); "
-        f"the previous {path.name}, if any, is kept: free some space and rerun to resume",
+        f"what was written before is kept: free some space and rerun to resume",
     )
 
 
@@ -106,6 +107,19 @@ def clean_stale_temps(folder: str | os.PathLike[str], *, older_than_s: float = 0
         except OSError:
             continue  # gone already, or not ours to remove
     return removed
+
+
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Append ``line`` and a newline to ``path``; a full disk raises :class:`DiskFullError`
+    naming the file (a torn last line is repaired by :func:`glmlab.rundir.repair_metrics`)."""
+    path = Path(path)
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError as exc:
+        if _is_disk_full(exc):
+            raise _disk_full(path, exc) from exc
+        raise
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

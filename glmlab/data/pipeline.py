@@ -8,7 +8,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from glmlab.data.cache import cache_dir, cache_key
+from glmlab.data.cache import cache_dir, cache_key, clean_cache_temps
 from glmlab.data.corpus import load_corpus
 from glmlab.data.examples import ExampleSet, build_examples, tokenize_documents
 from glmlab.data.tokenizer import GLMTokenizer, load_or_train
@@ -45,8 +45,21 @@ def prepare_data(
 ) -> PreparedData:
     """Load ``corpus``, get its tokenizer, tokenize and chunk both splits (all cached)."""
     t0 = time.perf_counter()
+    clean_cache_temps()
     options = dict(corpus_options or {})
     c = load_corpus(corpus, **options)
+    for split, docs in (("train", c.train), ("validation", c.validation)):
+        if not docs:  # before the tokenizer is trained: fail fast, and say why
+            raise ValueError(
+                f"corpus {corpus!r}: the {split} split is empty ({c.n_docs} document(s) in "
+                "all, split by validation_fraction); give the corpus more documents (2 at "
+                "least, one per split)"
+                + (
+                    " or raise data.corpus_options.validation_fraction"
+                    if split == "validation"
+                    else ""
+                )
+            )
     tokenizer = load_or_train(c, vocab_size=vocab_size, n_sentinels=n_sentinels)
     key = cache_key(
         "examples",

@@ -25,7 +25,7 @@ from glmlab.assemble import RunSpec, build_mask_builder, build_objective, chunk_
 from glmlab.data.batches import BatchSource, make_loader
 from glmlab.data.pipeline import PreparedData, check_splits, prepare_data
 from glmlab.evaluation import EvalSuite, efficiency, reset_peak_memory
-from glmlab.io import read_jsonl
+from glmlab.io import append_line, read_jsonl
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.rundir import CHECKPOINT, METRICS, RunStatus, repair_metrics
@@ -241,8 +241,7 @@ class Trainer:
     def _log(self, row: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
-        with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
+        append_line(self.run_dir / METRICS, json.dumps(row, sort_keys=True))
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
