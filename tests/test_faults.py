@@ -316,6 +316,52 @@ def test_damaged_checkpoint_fails_the_run_with_the_step_on_disk(tmp_path):
     assert read_result(run).status == "failed"
 
 
+# Every file a run directory holds, damaged after a run was stopped at its step-3 checkpoint.
+RUN_FILES = [
+    "config.yaml",
+    "identity.json",
+    "metrics.jsonl",
+    "result.json",
+    ".lock",
+    ".hydra/overrides.yaml",
+]
+
+
+@pytest.fixture(scope="module")
+def in_process_reference(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("reference") / "run"
+    assert execute_run(config(), run, [])["status"] == "completed"
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["empty", "garbage"])
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_damaged_run_file_never_blocks_the_rerun(name, damage, tmp_path, in_process_reference):
+    run = tmp_path / "run"
+    assert execute_run(config("train.stop_after=3"), run, [])["status"] == "stopped"
+    path = run / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"" if damage == "empty" else b"\x00\xff{not: [valid\n" + os.urandom(64))
+    result = execute_run(config(), run, [])
+    assert result["status"] == "completed", result["error"]
+    rows, expected = steps_of(run), steps_of(in_process_reference)
+    if name == "metrics.jsonl":  # what the damage destroyed is gone; the rest is whole
+        expected = [r for r in expected if r["step"] > 3]
+    assert rows == expected
+    assert read_result(run).status == "completed"
+
+
+def test_damaged_config_without_identity_is_refused_with_a_way_on(tmp_path):
+    run = tmp_path / "run"
+    assert execute_run(config("train.stop_after=3"), run, [])["status"] == "stopped"
+    (run / "identity.json").unlink()
+    (run / "config.yaml").write_text("{{{ not yaml")
+    refused = execute_run(config(), run, [])
+    assert "config.yaml: unreadable" in refused["error"] and "run.on_change=" in refused["error"]
+    assert execute_run(config("run.on_change=resume"), run, [])["status"] == "completed"
+
+
 # ------------------------------------------------------------------------- the cache
 
 
