@@ -22,7 +22,7 @@ from glmlab.assemble import build_mask_builder, build_objective, parse_config, r
 from glmlab.data.batches import collate_rows
 from glmlab.evaluation import GLMLayout
 from glmlab.objective import GLMObjective
-from glmlab.rundir import CHECKPOINT
+from glmlab.rundir import CHECKPOINT, CONFIG
 from glmlab.structures import SpanSet
 from glmlab.train.checkpoint import load_checkpoint
 from glmlab.train.trainer import load_data, make_model
@@ -43,10 +43,14 @@ class Infiller:
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
         run_dir = Path(run_dir)
-        for name in ("config.yaml", CHECKPOINT):
+        for name in (CONFIG, CHECKPOINT):
             if not (run_dir / name).is_file():
                 raise FileNotFoundError(f"{run_dir / name} not found: give a glmlab run directory")
-        self.spec = parse_config(OmegaConf.load(run_dir / "config.yaml"))
+        try:
+            cfg = OmegaConf.load(run_dir / CONFIG)
+        except Exception as exc:  # YAML errors are not ValueErrors: name the file instead
+            raise ValueError(f"unreadable {run_dir / CONFIG}: {type(exc).__name__}") from None
+        self.spec = parse_config(cfg)
         self.device = resolve_device(device)
         data = load_data(self.spec)
         self.tokenizer = data.tokenizer

@@ -139,64 +139,82 @@ def execute_run(
         "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
     }
     started = time.perf_counter()
-    trainer = None
-    claimed = False  # whether this run's result may be written into run_dir
-    lock = RunLock(run_dir) if is_main else contextlib.nullcontext()
-    try:
-        from glmlab.assemble import parse_config
-        from glmlab.train.trainer import Diverged, Trainer
+    state: dict[str, Any] = {"trainer": None, "claimed": False}  # claimed: may write run_dir
 
-        with lock:
-            holds_run = read_identity(run_dir) is not None or (run_dir / RESULT).exists()
-            claimed = not holds_run
-            policy = _on_change(cfg, sweep)
-            parse_config(cfg)  # every value checked before anything is written or loaded
-            container = OmegaConf.to_container(cfg, resolve=True)
-            identity = config_identity(container, plugin_versions(container))
-            accepted = _settle_identity(run_dir, identity, policy, is_main=is_main)
-            claimed = True
-            if is_main:
-                clean_stale_temps(run_dir)  # left by a process killed mid-write; we hold the lock
-            previous = read_result(run_dir)
-            if previous is not None and previous.finished and not accepted:
-                log.info("run %s already %s: skipped", run_dir, previous.status)
-                return previous.to_dict()
-            spec = parse_config(cfg)
-            if is_main:
-                write_text_atomic(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
-                write_identity(run_dir, identity, accepted=accepted)
-            try:
-                parallel = OmegaConf.select(cfg, "distributed.parallel", default="ddp")
-                trainer = Trainer(spec, run_dir, parallel=parallel)
-                outcome = trainer.fit()
-                result.update(
-                    status=outcome.status,
-                    step=outcome.step,
-                    final_val_loss=outcome.final_val_loss,
-                    tokens_per_s=outcome.tokens_per_s,
-                    n_params=outcome.n_params,
-                    attention=outcome.attention,
-                    eval=outcome.eval,  # the evaluation suite's final metrics, or None
-                )
-            except Diverged as exc:
-                result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
-                log.warning("run %s diverged: %s", run_dir, exc)
-            result["wall_time_s"] = round(time.perf_counter() - started, 2)
-            if is_main:
-                _record(run_dir, result, None)
-    except Exception as exc:
+    def failed(exc: Exception) -> None:
         # The step the run directory holds (a failed resume never records step 0).
-        done = getattr(trainer, "step", 0)
+        done = getattr(state["trainer"], "step", 0)
         result.update(error=f"{type(exc).__name__}: {exc}", step=max(done, last_step(run_dir)))
         result["wall_time_s"] = round(time.perf_counter() - started, 2)
         log.error("run %s failed: %s", run_dir, one_line(result["error"]))
-        if is_main and claimed:
+        if is_main and state["claimed"]:
             _record(run_dir, result, traceback.format_exc())
         else:
             result["recorded"] = False  # the directory holds another run: left untouched
+
+    try:
+        with RunLock(run_dir) if is_main else contextlib.nullcontext():
+            try:
+                return _train(cfg, run_dir, result, state, sweep=sweep, is_main=is_main)
+            except Exception as exc:
+                failed(exc)  # recorded while the lock is held
+    except Exception as exc:  # the lock could not be taken (an unwritable directory)
+        failed(exc)
     finally:
-        if trainer is not None:
-            trainer.dist.close()
+        if state["trainer"] is not None:
+            state["trainer"].dist.close()
+    return result
+
+
+def _train(
+    cfg: DictConfig,
+    run_dir: Path,
+    result: dict[str, Any],
+    state: dict[str, Any],
+    *,
+    sweep: bool,
+    is_main: bool,
+) -> dict[str, Any]:
+    """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
+    from glmlab.assemble import parse_config
+    from glmlab.train.trainer import Diverged, Trainer
+
+    started = time.perf_counter()
+    state["claimed"] = read_identity(run_dir) is None and not (run_dir / RESULT).exists()
+    policy = _on_change(cfg, sweep)
+    spec = parse_config(cfg)  # every value checked before anything is written or loaded
+    container = OmegaConf.to_container(cfg, resolve=True)
+    identity = config_identity(container, plugin_versions(container))
+    accepted = _settle_identity(run_dir, identity, policy, is_main=is_main)
+    state["claimed"] = True
+    if is_main:
+        clean_stale_temps(run_dir)  # left by a process killed mid-write; we hold the lock
+    previous = read_result(run_dir)
+    if previous is not None and previous.finished and not accepted:
+        log.info("run %s already %s: skipped", run_dir, previous.status)
+        return previous.to_dict()
+    if is_main:
+        write_text_atomic(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+        write_identity(run_dir, identity, accepted=accepted)
+    try:
+        parallel = OmegaConf.select(cfg, "distributed.parallel", default="ddp")
+        state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel)
+        outcome = trainer.fit()
+        result.update(
+            status=outcome.status,
+            step=outcome.step,
+            final_val_loss=outcome.final_val_loss,
+            tokens_per_s=outcome.tokens_per_s,
+            n_params=outcome.n_params,
+            attention=outcome.attention,
+            eval=outcome.eval,  # the evaluation suite's final metrics, or None
+        )
+    except Diverged as exc:
+        result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
+        log.warning("run %s diverged: %s", run_dir, exc)
+    result["wall_time_s"] = round(time.perf_counter() - started, 2)
+    if is_main:
+        _record(run_dir, result, None)
     return result
 
 

@@ -761,6 +761,9 @@ def test_bad_input_to_the_tools(tmp_path, reference_run):
     proc = _glmlab_tool(["infill", "--checkpoint", str(broken), "--text", "a [MASK] b"], tmp_path)
     assert proc.returncode == 2 and "cannot load checkpoint" in proc.stderr
     assert "Traceback" not in proc.stderr and "weights_only" not in proc.stderr
+    (broken / "config.yaml").write_text("{{{ not yaml")
+    proc = _glmlab_tool(["infill", "--checkpoint", str(broken), "--text", "a [MASK] b"], tmp_path)
+    assert proc.returncode == 2 and f"unreadable {broken / 'config.yaml'}" in proc.stderr
 
 
 @pytest.mark.slow
