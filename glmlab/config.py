@@ -57,19 +57,11 @@ class Allowed:
             return "one of " + ", ".join(map(str, self.choices))
         if self.pattern is not None:
             return "one of " + (self.text or f"the strings matching {self.pattern}")
-        low = (
-            f">= {self.ge:g}"
-            if self.ge is not None
-            else f"> {self.gt:g}"
-            if self.gt is not None
-            else ""
+        low = next(
+            (f"{op} {b:g}" for op, b in ((">=", self.ge), (">", self.gt)) if b is not None), ""
         )
-        high = (
-            f"<= {self.le:g}"
-            if self.le is not None
-            else f"< {self.lt:g}"
-            if self.lt is not None
-            else ""
+        high = next(
+            (f"{op} {b:g}" for op, b in (("<=", self.le), ("<", self.lt)) if b is not None), ""
         )
         return " and ".join(x for x in (low, high) if x)
 
@@ -182,9 +174,9 @@ def _describe_type(kind: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    return (
-        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    )
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def check_values(obj: Any, group: str) -> list[str]:
