@@ -11,6 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from glmlab.data.cache import STALE_TEMP_AGE_S
+from glmlab.io import clean_stale_temps
 from glmlab.run import execute_run, register_resolvers
 from glmlab.rundir import RunStatus, exit_status, outcome_line, sweep_outcomes
 
@@ -41,7 +43,10 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 def finish_sweep(sweep_dir: str | Path) -> int:
     """After a sweep's report: print how many runs ended how (the last line) and set the
     exit status of ``python -m glmlab -m`` (see :func:`glmlab.rundir.exit_status`)."""
-    counts = sweep_outcomes(sweep_dir) if Path(sweep_dir).is_dir() else Counter()
+    counts = Counter()
+    if Path(sweep_dir).is_dir():
+        counts = sweep_outcomes(sweep_dir)
+        clean_stale_temps(sweep_dir, older_than_s=STALE_TEMP_AGE_S)  # of killed report writes
     for result in _unrecorded:
         counts["failed"] += 1
         print(f"glmlab: run {result['run_dir']} failed (not recorded there): {result['error']}")
