@@ -671,6 +671,25 @@ def test_two_processes_on_one_directory_train_it_once(tmp_path, reference_run):
     assert_nothing_lost(tmp_path / "run", reference_run)
 
 
+@pytest.mark.slow
+def test_two_identical_sweeps_into_one_directory_train_every_run_once(tmp_path):
+    cmd = [sys.executable, "-m", "glmlab", "-m", *FAST, "seed=0,1", "hydra.sweep.dir=sweep"]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert "\n".join(outputs).count("already completed: skipped") == 2  # each run once
+    runs = [p.parent for p in (tmp_path / "sweep").glob("*/result.json")]
+    assert len(runs) == 2
+    for run in runs:
+        steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
+        assert steps == [2, 4, 6]  # no doubled rows
+
+
 # ================================================== slow: bad input through the real CLI
 
 # (arguments, exit status, stderr pattern): run in a fresh directory, nothing half-written.
