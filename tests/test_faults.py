@@ -75,6 +75,7 @@ BAD_VALUES = [
     ("objective.kind=bert", r"objective\.kind=bert: must be one of glm, mlm, clm"),
     ("model.dropout=1.5", r"model\.dropout=1.5: must be a number >= 0 and < 1"),
     ("train.stop_after=0", r"train\.stop_after=0: must be null or an integer >= 1"),
+    ("data.vocab_size=290", r"data\.vocab_size=290: must be >= 295 with data\.n_sentinels=16"),
 ]
 
 
