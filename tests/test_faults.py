@@ -413,6 +413,15 @@ def test_non_utf8_jsonl_names_file_and_line(tmp_path):
         load_corpus("jsonl", path=str(path))
 
 
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, "half"])
+def test_validation_fraction_is_checked_before_the_corpus_is_read(fraction, tmp_path):
+    from glmlab.data.corpus import load_corpus
+
+    missing = tmp_path / "not_there.jsonl"  # never opened: the fraction is checked first
+    with pytest.raises(ValueError, match=rf"validation_fraction={fraction}: must be a number in"):
+        load_corpus("jsonl", path=str(missing), validation_fraction=fraction)
+
+
 def test_overlong_jsonl_line_is_refused_without_reading_it_whole(tmp_path):
     from glmlab.data.corpus import load_corpus
 

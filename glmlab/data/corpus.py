@@ -296,6 +296,12 @@ def load_corpus(name: str = "stdlib_docs", **options: Any) -> Corpus:
         raise ValueError(f"corpus {name!r} needs option(s) {missing}")
     # Resolve defaults so that the fingerprint does not depend on how options were spelled.
     resolved = {p.name: options.get(p.name, p.default) for p in params.values()}
+    fraction = resolved["validation_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        # checked before anything is read
+        raise ValueError(
+            f"data.corpus_options.validation_fraction={fraction}: must be a number in (0, 1)"
+        )
     docs = loader(**options)
     train, validation = split_train_validation(docs, float(resolved["validation_fraction"]))
     corpus = Corpus(name, train, validation, _fingerprint(name, resolved, docs))
