@@ -1,8 +1,8 @@
 """``python -m glmlab [overrides] [-m]``: train one config, or sweep with ``-m``.
 
-Exit status: 0 when the run (or every run of the sweep) completed, diverged or was stopped
-on purpose; 1 when a run failed (a sweep says how many of each on its last line); 130 on
-Ctrl-C (after checkpointing the current step when training)."""
+Exit status: 0 when the run completed (or was stopped on purpose), or every run of the
+sweep completed or diverged; 1 otherwise (a sweep says how many of each on its last
+line); 130 on Ctrl-C (after checkpointing the current step when training)."""
 
 import sys
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,13 @@ from omegaconf import DictConfig
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
 from glmlab.run import execute_run, register_resolvers
-from glmlab.rundir import RunStatus, exit_status, outcome_line, sweep_outcomes
+from glmlab.rundir import (
+    RunStatus,
+    outcome_counts,
+    outcome_line,
+    sweep_exit_status,
+    sweep_statuses,
+)
 
 register_resolvers()
 
@@ -42,15 +47,16 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 def finish_sweep(sweep_dir: str | Path) -> int:
     """After a sweep's report: print how many runs ended how (the last line) and set the
-    exit status of ``python -m glmlab -m`` (see :func:`glmlab.rundir.exit_status`)."""
-    counts = Counter()
+    exit status of ``python -m glmlab -m`` (:func:`glmlab.rundir.sweep_exit_status`)."""
+    statuses: list[str] = []
     if Path(sweep_dir).is_dir():
-        counts = sweep_outcomes(sweep_dir)
+        statuses = sweep_statuses(sweep_dir)
         clean_stale_temps(sweep_dir, older_than_s=STALE_TEMP_AGE_S)  # of killed report writes
     for result in _unrecorded:
-        counts["failed"] += 1
+        statuses.append(RunStatus.FAILED.value)
         print(f"glmlab: run {result['run_dir']} failed (not recorded there): {result['error']}")
-    code = exit_status(counts)
+    code = sweep_exit_status(statuses)
+    counts = outcome_counts(statuses)
     _sweep_exit.append(code)
     print(f"glmlab: sweep {sweep_dir}: {outcome_line(counts)}")
     return code

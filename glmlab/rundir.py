@@ -46,7 +46,6 @@ __all__ = [
     "CHECKPOINT",
     "CONFIG",
     "ERROR_LOG",
-    "FAILING",
     "FINISHED",
     "HYDRA_DIR",
     "IDENTITY",
@@ -63,7 +62,6 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "config_identity",
-    "exit_status",
     "identity_changes",
     "iter_run_dirs",
     "last_step",
@@ -76,7 +74,8 @@ __all__ = [
     "read_result",
     "repair_metrics",
     "run_files",
-    "sweep_outcomes",
+    "sweep_exit_status",
+    "sweep_statuses",
     "write_identity",
     "write_result",
 ]
@@ -135,37 +134,35 @@ def one_line(text: str | None, limit: int = 500) -> str | None:
 
 # -- outcomes ---------------------------------------------------------------------------
 
-# Statuses that make a sweep (and `glmlab collect`) exit non-zero.
-FAILING: frozenset[str] = frozenset({RunStatus.FAILED.value, UNFINISHED})
+
+def sweep_exit_status(statuses: Iterable[str]) -> int:
+    """A sweep's exit status from its runs' statuses: 0 when every run completed or
+    diverged (a diverged run is a result), 1 when any did not (failed, stopped, unfinished,
+    ended by the cluster). The one rule for ``python -m glmlab -m`` and ``glmlab collect``."""
+    return 0 if all(s in FINISHED for s in statuses) else 1
 
 
 def outcome_counts(statuses: Iterable[str]) -> Counter[str]:
-    """How many runs ended in each status (unknown strings count as failed)."""
-    known = {s.value for s in RunStatus} | {UNFINISHED}
-    return Counter(s if s in known else RunStatus.FAILED.value for s in map(str, statuses))
-
-
-def exit_status(counts: Counter[str]) -> int:
-    """The exit status of a sweep with these outcomes: 0 when every run has a result
-    (completed or diverged) or was stopped on purpose, 1 when any failed or is unfinished."""
-    return 1 if any(counts.get(s, 0) for s in FAILING) else 0
+    """How many runs ended in each status."""
+    return Counter(map(str, statuses))
 
 
 def outcome_line(counts: Counter[str]) -> str:
-    """``"4 runs: 3 completed, 0 diverged, 1 failed"`` (stopped/unfinished when present)."""
-    parts = [f"{counts.get(s, 0)} {s}" for s in ("completed", "diverged", "failed")]
-    parts += [f"{counts[s]} {s}" for s in ("stopped", UNFINISHED) if counts.get(s)]
+    """``"4 runs: 3 completed, 0 diverged, 1 failed"``, then any other status present."""
+    main = ("completed", "diverged", "failed")
+    parts = [f"{counts.get(s, 0)} {s}" for s in main]
+    parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in main and n]
     return f"{sum(counts.values())} runs: {', '.join(parts)}"
 
 
-def sweep_outcomes(sweep_dir: str | Path) -> Counter[str]:
-    """The outcome counts of a sweep directory's runs, read as the report reads them (an
-    unreadable result.json counts as failed, a run without one as unfinished)."""
+def sweep_statuses(sweep_dir: str | Path) -> list[str]:
+    """The status of every run of a sweep directory, read as the report reads them (an
+    unreadable result.json is ``failed``, a run without one ``unfinished``)."""
     statuses = []
     for run_dir in iter_run_dirs(sweep_dir):
         result = read_result(run_dir)
         statuses.append(UNFINISHED if result is None else result.status)
-    return outcome_counts(statuses)
+    return statuses
 
 
 # -- result.json ------------------------------------------------------------------------

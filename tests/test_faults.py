@@ -138,7 +138,7 @@ def test_unreadable_result_never_stops_the_report(tmp_path):
     (sweep / "b" / "result.json").write_text('{"status": "comp')
     md = build_report(sweep).read_text()
     assert "unreadable" in md and str(sweep / "b" / "result.json") in md
-    assert rundir.sweep_outcomes(sweep) == {"completed": 1, "failed": 1}
+    assert sorted(rundir.sweep_statuses(sweep)) == ["completed", "failed"]
 
 
 def test_multiline_error_is_one_line_in_result_and_report(tmp_path):
@@ -149,14 +149,14 @@ def test_multiline_error_is_one_line_in_result_and_report(tmp_path):
 
 
 def test_exit_status_rule():
-    counts = rundir.outcome_counts
-    assert rundir.exit_status(counts(["completed", "diverged", "stopped"])) == 0
-    assert rundir.exit_status(counts(["completed", "failed"])) == 1
-    assert rundir.exit_status(counts(["failed", "failed"])) == 1
-    assert rundir.exit_status(counts(["completed", "unfinished"])) == 1
-    assert rundir.outcome_line(counts(["completed", "failed", "failed"])) == (
-        "3 runs: 1 completed, 0 diverged, 2 failed"
-    )
+    rule = rundir.sweep_exit_status
+    assert rule(["completed", "diverged", "completed"]) == 0
+    assert rule(["completed", "failed"]) == 1
+    assert rule(["failed", "failed"]) == 1
+    assert rule(["completed", "unfinished"]) == 1
+    assert rule(["completed", "stopped"]) == 1  # not a result yet
+    counts = rundir.outcome_counts(["completed", "failed", "failed", "unfinished"])
+    assert rundir.outcome_line(counts) == "4 runs: 1 completed, 0 diverged, 2 failed, 1 unfinished"
 
 
 # -------------------------------------------------------------------- metrics.jsonl
