@@ -44,9 +44,14 @@ class RunSpec:
 
 
 def parse_config(cfg: DictConfig) -> RunSpec:
-    """Validate the composed config into a :class:`RunSpec` (clear errors on unknown keys)."""
+    """Validate the composed config into a :class:`RunSpec`: unknown keys, and values of
+    the wrong type or out of range (the rules on the dataclasses of glmlab/config.py), are
+    one :class:`ConfigError` before anything is loaded."""
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed={seed}: must be an integer")
     spec = RunSpec(
-        seed=int(cfg.seed),
+        seed=seed,
         model=to_dataclass(ModelConfig, cfg.model, "model"),
         data=to_dataclass(DataConfig, cfg.data, "data"),
         train=to_dataclass(TrainConfig, cfg.train, "train"),
@@ -56,6 +61,15 @@ def parse_config(cfg: DictConfig) -> RunSpec:
         mask_builder=plugin_choice(cfg.mask_builder, "mask_builder"),
         attention=plugin_choice(cfg.attention, "attention"),
     )
+    from glmlab.data.tokenizer import min_vocab_size
+
+    smallest = min_vocab_size(spec.data.n_sentinels)
+    if spec.data.vocab_size < smallest:
+        raise ConfigError(
+            f"data.vocab_size={spec.data.vocab_size}: must be >= {smallest} with "
+            f"data.n_sentinels={spec.data.n_sentinels} (256 byte symbols, the special tokens "
+            "and room for merges); raise it or lower data.n_sentinels"
+        )
     if spec.model.dim % spec.model.n_heads:
         raise ConfigError(
             f"model.dim={spec.model.dim} must be divisible by model.n_heads={spec.model.n_heads}"

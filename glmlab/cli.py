@@ -165,11 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", nargs="+", default=None, help="as for glmlab report")
     p.set_defaults(func=_collect)
     args = parser.parse_args(argv)
+    from hydra.errors import HydraException
+
     try:
         return args.func(args)
-    except (PluginError, FileNotFoundError, ValueError) as exc:
+    except HydraException as exc:  # an override naming no config option (inspect)
+        text = " ".join(str(exc).split("Config search path")[0].split())
+        print(f"glmlab: {text}", file=sys.stderr)
+        return 2
+    except (PluginError, ValueError, OSError) as exc:  # OSError: missing, unwritable, disk full
         print(f"glmlab: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("glmlab: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -148,8 +148,10 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path) -> Path:
     """Write ``compare.md`` and ``compare.html`` into ``out``; return the .md path."""
     if len(sweep_dirs) < 2:
         raise ValueError("compare needs at least two sweep directories")
-    sweeps = [load_sweep(d) for d in sweep_dirs]
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for compare.md and compare.html")
+    sweeps = [load_sweep(d) for d in sweep_dirs]
     md = render_comparison(sweeps)
     path = write_text_atomic(out / "compare.md", md)
     title = f"Comparison: {' vs '.join(sweep_names(sweeps))}"

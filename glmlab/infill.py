@@ -22,7 +22,7 @@ from glmlab.assemble import build_mask_builder, build_objective, parse_config, r
 from glmlab.data.batches import collate_rows
 from glmlab.evaluation import GLMLayout
 from glmlab.objective import GLMObjective
-from glmlab.rundir import CHECKPOINT
+from glmlab.rundir import CHECKPOINT, CONFIG
 from glmlab.structures import SpanSet
 from glmlab.train.checkpoint import load_checkpoint
 from glmlab.train.trainer import load_data, make_model
@@ -43,10 +43,14 @@ class Infiller:
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
         run_dir = Path(run_dir)
-        for name in ("config.yaml", CHECKPOINT):
+        for name in (CONFIG, CHECKPOINT):
             if not (run_dir / name).is_file():
                 raise FileNotFoundError(f"{run_dir / name} not found: give a glmlab run directory")
-        self.spec = parse_config(OmegaConf.load(run_dir / "config.yaml"))
+        try:
+            cfg = OmegaConf.load(run_dir / CONFIG)
+        except Exception as exc:  # YAML errors are not ValueErrors: name the file instead
+            raise ValueError(f"unreadable {run_dir / CONFIG}: {type(exc).__name__}") from None
+        self.spec = parse_config(cfg)
         self.device = resolve_device(device)
         data = load_data(self.spec)
         self.tokenizer = data.tokenizer
@@ -89,7 +93,20 @@ class Infiller:
         max_tokens: int = 32,
         seed: int = 0,
     ) -> Infilled:
-        """Fill every blank of ``text``; ``top_k`` <= 1 is greedy decoding."""
+        """Fill every blank of ``text``; ``top_k`` 1 is greedy decoding."""
+        vocab = self.tokenizer.vocab_size
+        for key, value, ok, allowed in (
+            (
+                "--top-k",
+                top_k,
+                1 <= top_k <= vocab,
+                f"an integer from 1 to {vocab} (the vocabulary)",
+            ),
+            ("--temperature", temperature, temperature > 0, "a number > 0"),
+            ("--max-tokens", max_tokens, max_tokens >= 1, "an integer >= 1"),
+        ):
+            if not ok:
+                raise ValueError(f"{key} {value}: must be {allowed}")
         parts = BLANK.split(text)
         pieces, kinds = parts[0::2], parts[1::2]
         if not kinds:

@@ -1,32 +1,125 @@
 """File helpers shared by the cache, checkpoints, runs and reports: atomic writes (temp
 file in the same directory, then ``os.replace``, so a reader never sees a half-written
-file and a crash never destroys the previous version) and JSON lines."""
+file and a crash never destroys the previous version) and JSON lines.
+
+Files are created with the process's umask (``0644`` under the usual ``022``), not
+``mkstemp``'s ``0600``: reports and results on a shared filesystem stay readable to the team.
+A write that fails for lack of space raises :class:`DiskFullError`, naming the file and
+saying that the previous version is kept.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+__all__ = [
+    "TEMP_SUFFIX",
+    "DiskFullError",
+    "append_line",
+    "atomic_write",
+    "clean_stale_temps",
+    "current_umask",
+    "iter_jsonl",
+    "read_json",
+    "read_jsonl",
+    "write_json_atomic",
+    "write_jsonl_atomic",
+    "write_text_atomic",
+]
+
+log = logging.getLogger("glmlab")
+
+TEMP_SUFFIX = ".tmp"  # atomic_write's temp files: ".<name>.<random>.tmp" next to the target
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# torch.save reports a failed write as a RuntimeError from its C++ zip writer.
+_TORCH_WRITE_FAILED = ("PytorchStreamWriter failed writing", "file write failed")
+
+
+class DiskFullError(OSError):
+    """A write failed because the filesystem is full (or over quota)."""
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return True
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in _TORCH_WRITE_FAILED)
+
+
+def _disk_full(path: Path, exc: BaseException) -> DiskFullError:
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(
+        errno.ENOSPC,
+        f"could not write {path}: no space left on device ({free} on {path.parent}); "
+        f"what was written before is kept: free some space and rerun to resume",
+    )
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)  # never leave a stray temp file behind
+        if _is_disk_full(exc):
+            raise _disk_full(path, exc) from exc
         raise
     return path
+
+
+def clean_stale_temps(folder: str | os.PathLike[str], *, older_than_s: float = 0.0) -> list[Path]:
+    """Remove ``atomic_write`` temp files a killed process left in ``folder`` (not below it)
+    that are older than ``older_than_s`` seconds; return the removed paths. Call it only
+    where no other process is writing (a locked run directory), or with an age margin."""
+    removed = []
+    now = time.time()
+    for p in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        try:
+            if p.is_file() and now - p.stat().st_mtime >= older_than_s:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
+
+
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Append ``line`` and a newline to ``path``; a full disk raises :class:`DiskFullError`
+    naming the file (a torn last line is repaired by :func:`glmlab.rundir.repair_metrics`)."""
+    path = Path(path)
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError as exc:
+        if _is_disk_full(exc):
+            raise _disk_full(path, exc) from exc
+        raise
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
@@ -41,13 +134,35 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """``(line number, object)`` for every non-blank line of ``path``; the object is None
+    where the line is not a JSON object (a torn write, a damaged file)."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                obj = None
+            yield lineno, obj if isinstance(obj, dict) else None
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file ([] if it does not exist). A line that is not
+    one (a write torn by a crash or a full disk) is skipped with a warning naming it."""
     path = Path(path)
     if not path.exists():
         return []
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    rows = []
+    for lineno, obj in iter_jsonl(path):
+        if obj is None:
+            log.warning(
+                "%s:%d: skipped a line that is not a JSON object (torn write?)", path, lineno
+            )
+        else:
+            rows.append(obj)
+    return rows
 
 
 def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> Path:

@@ -23,10 +23,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab import rundir
-from glmlab.io import read_json, read_jsonl, write_text_atomic
+from glmlab.io import read_jsonl, write_text_atomic
 from glmlab.report_html import markdown_to_html
 from glmlab.run import variant_overrides
-from glmlab.rundir import RESULT, RunStatus
+from glmlab.rundir import RESULT, RunStatus, read_result
 
 log = logging.getLogger("glmlab")
 
@@ -226,7 +226,11 @@ class Run:
     def config(self) -> dict[str, Any]:
         """The resolved run config, flattened to dotted keys (empty if absent)."""
         path = self.dir / "config.yaml"
-        return _flatten(OmegaConf.to_container(OmegaConf.load(path))) if path.exists() else {}
+        try:
+            return _flatten(OmegaConf.to_container(OmegaConf.load(path))) if path.exists() else {}
+        except Exception as exc:  # a damaged config.yaml never stops the report
+            log.warning("unreadable %s: %s", path, exc)
+            return {}
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -291,25 +295,27 @@ def differing_overrides(results: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def _read_run(run_dir: Path) -> Run:
-    if (run_dir / RESULT).exists():
-        return Run(run_dir, read_json(run_dir / RESULT))
-    # Cut off before result.json (killed, out of time): Hydra saved its overrides.
+    result = read_result(run_dir)  # an unreadable result.json reads as a failed run naming it
+    if result is not None and "unreadable" not in result.extra:
+        return Run(run_dir, result.to_dict())
+    # Cut off before result.json (killed, out of time), or a damaged one: Hydra saved the
+    # run's overrides.
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.exists() else []
+    try:
+        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
+    except Exception:  # absent or damaged: the run is listed without its variant
+        overrides = []
     seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), None)
-    steps = [r["step"] for r in read_jsonl(run_dir / rundir.METRICS)]
-    return Run(
-        run_dir,
-        {
-            "status": "unfinished",
-            "overrides": overrides,
-            "variant": variant_overrides(overrides),
-            "seed": seed,
-            "step": max(steps, default=0),
-            "error": "no result.json: the run was interrupted; rerun the sweep to resume it",
-            "run_dir": str(run_dir),
-        },
-    )
+    values: dict[str, Any] = {
+        "status": "unfinished",
+        "step": rundir.last_step(run_dir),
+        "error": "no result.json: the run was interrupted; rerun the sweep to resume it",
+        "run_dir": str(run_dir),
+    }
+    if result is not None:
+        values = result.to_dict()
+    values.update(overrides=overrides, variant=variant_overrides(overrides), seed=seed)
+    return Run(run_dir, values)
 
 
 def _seed_order(seed: Any) -> tuple[int, int, str]:
@@ -673,6 +679,14 @@ class SweepReportCallback(Callback):
 
         if submits_only(config):  # the jobs were only submitted: `glmlab collect` reports
             return
+        try:
+            self._write_report(config)
+        finally:
+            from glmlab.app import finish_sweep  # the last line and the sweep's exit status
+
+            finish_sweep(config.hydra.sweep.dir)
+
+    def _write_report(self, config: DictConfig) -> None:
         report = config.get("report", {})
         try:
             path = build_report(

@@ -71,11 +71,12 @@ def test_multirun_survives_a_failing_run_and_writes_report(tmp_path):
     assert "2 / 2" in report and "every run completed" in report
 
     # A sweep with one failing variant still finishes, names the failure in its report,
-    # and its rerun skips the finished runs.
+    # exits 1 saying how many failed, and its rerun skips the finished runs.
     proc = run_glmlab(
         ["-m", *TINY, "name=mixed", "positional.name=learned_2d,no_such_scheme"], cwd=tmp_path
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].endswith("1 completed, 0 diverged, 1 failed")
     report = (tmp_path / "sweeps" / "mixed" / "report.md").read_text()
     assert "failed: positional.name=no_such_scheme" in report
     assert "no positional plugin named 'no_such_scheme'" in report

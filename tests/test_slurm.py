@@ -102,7 +102,8 @@ def test_sweep_writes_its_report_and_a_failed_jobs_logs(slurm_cluster, tmp_path)
         ["-m", *TINY, *SLURM, "name=cluster", "positional.name=learned_2d,no_such_scheme"],
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.returncode == 1, proc.stderr[-4000:]  # one job failed: the sweep exits 1
+    assert proc.stdout.strip().splitlines()[-1].endswith("1 completed, 0 diverged, 1 failed")
     sweep = tmp_path / "sweeps" / "cluster"
     results = {
         r["status"]: r for r in (json.loads(p.read_text()) for p in sweep.glob("*/result.json"))

@@ -16,7 +16,9 @@ Known corpora:
     Options: ``pattern``, ``unit`` ("file"), ``min_chars`` (1), ``validation_fraction``.
 ``jsonl``
     One document per line of the JSON-lines file ``path``, taken from ``field``
-    ("text"). Options: ``path``, ``field``, ``min_chars`` (1), ``validation_fraction``.
+    ("text"). Options: ``path``, ``field``, ``min_chars`` (1), ``validation_fraction``,
+    ``max_line_mb`` (8: a longer line is refused before it is read whole; tokenizing
+    one document takes about 100 times its size in memory).
 
 The train/validation split is decided per document by a hash of its text, so it does not
 depend on document order or on which other documents are present.
@@ -35,7 +37,7 @@ import re
 import sys
 import sysconfig
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,31 +207,61 @@ def _load_text_files(
 # --------------------------------------------------------------------------------- jsonl
 
 
+def _jsonl_lines(file: Path, max_line_mb: float) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line, streamed; a line over ``max_line_mb`` MiB or
+    not valid UTF-8 is a ValueError naming the file and the line (never read whole)."""
+    limit = max(1, int(max_line_mb * 2**20))
+    with file.open("rb") as f:
+        lineno = 0
+        while True:
+            raw = f.readline(limit + 1)
+            if not raw:
+                return
+            lineno += 1
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                raise ValueError(
+                    f"{file}:{lineno}: line longer than {max_line_mb:g} MiB; a jsonl corpus holds "
+                    "one document per line: split long documents, or raise "
+                    "data.corpus_options.max_line_mb"
+                )
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{file}:{lineno}: not valid UTF-8 (byte {raw[e.start]:#04x} at column "
+                    f"{e.start + 1}); re-encode the file as UTF-8"
+                ) from None
+
+
 def _load_jsonl(
-    *, path: str, field: str = "text", min_chars: int = 1, validation_fraction: float = 0.05
+    *,
+    path: str,
+    field: str = "text",
+    min_chars: int = 1,
+    validation_fraction: float = 0.05,
+    max_line_mb: float = 8.0,
 ) -> list[str]:
     file = Path(os.path.expanduser(path))
     if not file.is_file():
         raise ValueError(f"jsonl: no such file {str(file)!r}; set corpus_options.path")
     docs: list[str] = []
-    with file.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{file}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(record, dict) or field not in record:
-                raise ValueError(f"{file}:{lineno}: record has no field {field!r}")
-            text = record[field]
-            if not isinstance(text, str):
-                # A data error like the others, so the same exception type.
-                raise ValueError(
-                    f"{file}:{lineno}: field {field!r} is {type(text).__name__}, not a string"
-                )
-            if len(text) >= max(min_chars, 1):
-                docs.append(text)
+    for lineno, line in _jsonl_lines(file, max_line_mb):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{file}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict) or field not in record:
+            raise ValueError(f"{file}:{lineno}: record has no field {field!r}")
+        text = record[field]
+        if not isinstance(text, str):
+            # A data error like the others, so the same exception type.
+            raise ValueError(
+                f"{file}:{lineno}: field {field!r} is {type(text).__name__}, not a string"
+            )
+        if len(text) >= max(min_chars, 1):
+            docs.append(text)
     return docs
 
 
@@ -264,6 +296,12 @@ def load_corpus(name: str = "stdlib_docs", **options: Any) -> Corpus:
         raise ValueError(f"corpus {name!r} needs option(s) {missing}")
     # Resolve defaults so that the fingerprint does not depend on how options were spelled.
     resolved = {p.name: options.get(p.name, p.default) for p in params.values()}
+    fraction = resolved["validation_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        # checked before anything is read
+        raise ValueError(
+            f"data.corpus_options.validation_fraction={fraction}: must be a number in (0, 1)"
+        )
     docs = loader(**options)
     train, validation = split_train_validation(docs, float(resolved["validation_fraction"]))
     corpus = Corpus(name, train, validation, _fingerprint(name, resolved, docs))

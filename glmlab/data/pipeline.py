@@ -8,12 +8,12 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from glmlab.data.cache import cache_dir, cache_key
+from glmlab.data.cache import cache_dir, cache_key, clean_cache_temps
 from glmlab.data.corpus import load_corpus
 from glmlab.data.examples import ExampleSet, build_examples, tokenize_documents
 from glmlab.data.tokenizer import GLMTokenizer, load_or_train
 
-__all__ = ["PreparedData", "prepare_data"]
+__all__ = ["PreparedData", "check_splits", "prepare_data"]
 
 log = logging.getLogger("glmlab")
 
@@ -30,6 +30,7 @@ class PreparedData:
     validation: ExampleSet
     corpus_name: str
     fingerprint: str
+    n_docs: dict[str, int] | None = None  # documents per split, as the corpus gave them
 
 
 def prepare_data(
@@ -44,8 +45,21 @@ def prepare_data(
 ) -> PreparedData:
     """Load ``corpus``, get its tokenizer, tokenize and chunk both splits (all cached)."""
     t0 = time.perf_counter()
+    clean_cache_temps()
     options = dict(corpus_options or {})
     c = load_corpus(corpus, **options)
+    for split, docs in (("train", c.train), ("validation", c.validation)):
+        if not docs:  # before the tokenizer is trained: fail fast, and say why
+            raise ValueError(
+                f"corpus {corpus!r}: the {split} split is empty ({c.n_docs} document(s) in "
+                "all, split by validation_fraction); give the corpus more documents (2 at "
+                "least, one per split)"
+                + (
+                    " or raise data.corpus_options.validation_fraction"
+                    if split == "validation"
+                    else ""
+                )
+            )
     tokenizer = load_or_train(c, vocab_size=vocab_size, n_sentinels=n_sentinels)
     key = cache_key(
         "examples",
@@ -63,7 +77,7 @@ def prepare_data(
     if all(p.is_file() for p in paths.values()):
         try:
             sets = {split: ExampleSet.load(p) for split, p in paths.items()}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
             # A corrupt or outdated entry is rebuilt, never fatal.
             log.warning("rebuilding unreadable cached examples in %s: %s", folder, e)
             sets = {}
@@ -96,4 +110,23 @@ def prepare_data(
         tokenizer.vocab_size,
         tokenizer.padded_vocab_size,
     )
-    return PreparedData(tokenizer, sets["train"], sets["validation"], corpus, key)
+    n_docs = {"train": len(c.train), "validation": len(c.validation)}
+    return PreparedData(tokenizer, sets["train"], sets["validation"], corpus, key, n_docs)
+
+
+def check_splits(data: PreparedData, *, min_tokens: int) -> None:
+    """Raise a clear ValueError (naming the corpus, the split and what to change) when a
+    split has no example: training or validation would otherwise fail, or report nothing."""
+    for split, examples in (("train", data.train), ("validation", data.validation)):
+        if len(examples) > 0:
+            continue
+        docs = (data.n_docs or {}).get(split)
+        if docs == 0:
+            why = f"it has no documents (the corpus gave {sum((data.n_docs or {}).values())})"
+            fix = "give the corpus more documents (2 at least, one per split)"
+            if split == "validation":
+                fix += " or raise data.corpus_options.validation_fraction"
+        else:
+            why = f"none of its {docs} documents has data.min_tokens={min_tokens} tokens"
+            fix = "lower data.min_tokens or give longer documents"
+        raise ValueError(f"corpus {data.corpus_name!r}: the {split} split is empty: {why}; {fix}")

@@ -26,7 +26,7 @@ from glmlab.data.corpus import Corpus
 from glmlab.io import write_text_atomic
 from glmlab.structures import SpecialTokens
 
-__all__ = ["BASE_SPECIALS", "GLMTokenizer", "SpecialTokens", "load_or_train"]
+__all__ = ["BASE_SPECIALS", "GLMTokenizer", "SpecialTokens", "load_or_train", "min_vocab_size"]
 
 log = logging.getLogger("glmlab")
 
@@ -41,6 +41,12 @@ def _special_names(n_sentinels: int) -> list[str]:
         *(f"[MASK_{i}]" for i in range(n_sentinels)),
         *(f"[sop_{i}]" for i in range(n_sentinels)),
     ]
+
+
+def min_vocab_size(n_sentinels: int) -> int:
+    """The smallest ``vocab_size`` that leaves room for one merge: every special token
+    plus the 256 byte symbols, plus one."""
+    return len(_special_names(n_sentinels)) + len(pre_tokenizers.ByteLevel.alphabet()) + 1
 
 
 class GLMTokenizer:

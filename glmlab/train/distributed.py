@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
@@ -262,8 +263,9 @@ class ParallelModel:
 def _preemption_signals() -> list[signal.Signals]:
     # SIGTERM: Slurm's preemption and `scontrol requeue`; submitit's own signal (SIGUSR2
     # unless SUBMITIT_PREEMPT_SIGNAL says otherwise): a timeout coming.
+    # SIGINT: Ctrl-C takes the same path (checkpoint the step), then exits 130.
     usr = signal.Signals["SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")]
-    return [signal.SIGTERM, usr]
+    return [signal.SIGTERM, usr, signal.SIGINT]
 
 
 class PreemptionGuard:
@@ -296,6 +298,8 @@ class PreemptionGuard:
         self._restore()
 
     def _defer(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now (the last checkpoint stands)
         self.received = signum
         log.warning("%s received: stopping after this step's checkpoint", signal.strsignal(signum))
 
@@ -313,6 +317,14 @@ class PreemptionGuard:
         """After the checkpoint of ``step``: pass the signal on, then exit."""
         signum = self.received
         self._restore()
+        if signum == signal.SIGINT:
+            # Ctrl-C: no traceback, the shell's status for an interrupt.
+            print(
+                f"glmlab: interrupted (Ctrl-C) after step {step}, which the checkpoint holds; "
+                "rerun the same command to resume",
+                file=sys.stderr,
+            )
+            raise SystemExit(130)
         if signum is not None:
             signal.raise_signal(signum)
         raise SystemExit(f"glmlab: preempted after step {step}, which the checkpoint holds")

@@ -23,13 +23,13 @@ from tqdm import tqdm
 
 from glmlab.assemble import RunSpec, build_mask_builder, build_objective, chunk_len, resolve_device
 from glmlab.data.batches import BatchSource, make_loader
-from glmlab.data.pipeline import PreparedData, prepare_data
+from glmlab.data.pipeline import PreparedData, check_splits, prepare_data
 from glmlab.evaluation import EvalSuite, efficiency, reset_peak_memory
-from glmlab.io import read_jsonl, write_jsonl_atomic
+from glmlab.io import append_line, read_jsonl
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.rundir import CHECKPOINT, METRICS, RunStatus
+from glmlab.rundir import CHECKPOINT, METRICS, RunStatus, repair_metrics
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
 from glmlab.train.schedule import lr_factor
@@ -137,6 +137,9 @@ class Trainer:
         torch.manual_seed(spec.seed)
 
         self.data = load_data(spec)
+        check_splits(self.data, min_tokens=spec.data.min_tokens)
+        # Built now, so a corpus too small for the suite fails before training, not after.
+        self.eval_suite = EvalSuite(spec, self.data, self.device) if t.eval_suite else None
         specials = self.data.tokenizer.specials
         vocab = self.data.tokenizer.padded_vocab_size
         objective = build_objective(spec, specials, vocab_size=self.data.tokenizer.vocab_size)
@@ -228,30 +231,30 @@ class Trainer:
 
     def try_resume(self) -> bool:
         path = self.run_dir / CHECKPOINT
-        if not path.exists():
-            return False
-        state = load_checkpoint(path, map_location=self.device)
-        self.parallel.load_state_dicts(self.optimizer, state["model"], state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step = int(state["step"])
-        loss, tokens, steps = state["window"].tolist()
-        self.window_loss.fill_(loss)
-        self.window_tokens, self.window_steps = int(tokens), int(steps)
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        if "rng_cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-        # Metrics logged after the checkpoint would be logged again: drop them.
+        resumed = path.exists()
+        if resumed:
+            state = load_checkpoint(path, map_location=self.device)
+            self.parallel.load_state_dicts(self.optimizer, state["model"], state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.step = int(state["step"])
+            loss, tokens, steps = state["window"].tolist()
+            self.window_loss.fill_(loss)
+            self.window_tokens, self.window_steps = int(tokens), int(steps)
+            torch.set_rng_state(state["rng_cpu"].cpu())
+            if "rng_cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+            log.info("resumed from %s at step %d", path, self.step)
+        # metrics.jsonl agrees with the checkpoint (step 0 without one): rows logged after it
+        # would be logged again, a torn line would be glued to the next row.
         if self.dist.is_main:
-            rows = [r for r in read_jsonl(self.run_dir / METRICS) if r["step"] <= self.step]
-            write_jsonl_atomic(self.run_dir / METRICS, rows)
-        log.info("resumed from %s at step %d", path, self.step)
-        return True
+            final = self.step >= self.spec.train.max_steps  # the final suite runs again
+            repair_metrics(self.run_dir / METRICS, self.step, drop_eval_at_step=final)
+        return resumed
 
     def _log(self, row: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
-        with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
+        append_line(self.run_dir / METRICS, json.dumps(row, sort_keys=True))
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
@@ -279,7 +282,8 @@ class Trainer:
             # The suite calls the bare model, whose root parameters FSDP keeps sharded.
             log.warning("evaluation suite skipped: not supported under FSDP")
             return None
-        metrics = EvalSuite(self.spec, self.data, self.device).run(self.model)
+        suite = self.eval_suite or EvalSuite(self.spec, self.data, self.device)
+        metrics = suite.run(self.model)
         self._log({"step": self.step, "eval": metrics})
         return {**metrics, **efficiency(read_jsonl(self.run_dir / METRICS), self.device)}
 
