@@ -286,7 +286,8 @@ def _damaged(kind: str, path: Path) -> None:
     elif kind == "truncated":
         path.write_bytes(data[: len(data) // 2])
     elif kind == "garbage":
-        path.write_bytes(os.urandom(2000))
+        # Seeded: which error torch's unpickler meets depends on the bytes.
+        path.write_bytes(random.Random(kind).randbytes(2000))
     elif kind == "pickle":
 
         class Evil:

@@ -46,14 +46,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
-    except (
-        OSError,
-        EOFError,
-        RuntimeError,
-        ValueError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-    ) as exc:
+    except Exception as exc:  # garbage bytes fail anywhere in torch's unpickler
         raise CheckpointError(
             f"cannot load checkpoint {path}: {_reason(path, exc)}. Delete it to restart the run from "
             "step 0, or put back a good copy"
