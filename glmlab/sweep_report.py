@@ -32,6 +32,7 @@ log = logging.getLogger("glmlab")
 
 ALPHA = 0.05  # significance level of every test in a report
 CURVES = "loss_curves.png"
+RESULTS_CSV = "results.csv"
 
 
 # -- metrics ----------------------------------------------------------------------------
@@ -636,6 +637,9 @@ def build_report(
     path = write_text_atomic(sweep.dir / "report.md", md)
     html = markdown_to_html(md, base_dir=sweep.dir, title=f"Sweep report: {sweep.name}")
     write_text_atomic(sweep.dir / "report.html", html)
+    from glmlab.results import csv_text  # the same runs as a table, one row per run
+
+    write_text_atomic(sweep.dir / RESULTS_CSV, csv_text(sweep))
     return path
 
 
