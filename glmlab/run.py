@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from glmlab import provenance
 from glmlab.io import read_json, write_json_atomic, write_text_atomic
 from glmlab.rundir import CONFIG, ERROR_LOG, FINISHED, RESULT, RunStatus
 
@@ -74,6 +75,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         "final_val_loss": None,
         "error": None,
         "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
+        "provenance": provenance.at_start(cfg),  # code, plugins, libraries, machine, times
     }
     started = time.perf_counter()
     trainer = None
@@ -109,6 +111,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         if trainer is not None:
             trainer.dist.close()
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
+    provenance.at_end(result)
     if is_main:
         write_json_atomic(result_path, result)
     return result

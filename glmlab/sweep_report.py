@@ -22,7 +22,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from glmlab import rundir
+from glmlab import provenance, rundir
 from glmlab.io import read_json, read_jsonl, write_text_atomic
 from glmlab.report_html import markdown_to_html
 from glmlab.run import variant_overrides
@@ -573,6 +573,9 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     lines += ["", "## Metrics", ""]
     for name in sweep.metrics():
         lines += _metric_table(sweep, name)
+    lines += provenance.render_markdown(
+        [r.result for r in sweep.runs], [r.dir.name for r in sweep.runs]
+    )
     lines += ["## Failed, diverged and unfinished runs", "", *render_problem_runs(sweep)]
     return "\n".join(lines) + "\n"
 
