@@ -33,7 +33,7 @@ PLUGIN_GROUPS = {
 }
 # Flattened keys whose difference between the runs of one sweep the report warns about
 # (prefixes); host, device, Slurm job and times differ legitimately.
-VERSION_KEYS = ("glmlab.", "plugins.", "torch.", "xformers", "python", "packages.")
+VERSION_KEYS = ("glmlab.", "plugins.", "torch.", "xformers", "python")
 
 
 def _now() -> str:
@@ -186,10 +186,36 @@ def _is_version_key(key: str) -> bool:
     return key.startswith(VERSION_KEYS)
 
 
+def _for_report(prov: Mapping[str, Any]) -> dict[str, Any]:
+    """Flattened, each plugin as one value: ``plugins.positional`` -> ``rope (glmlab 0.1.0)``."""
+    plugins = {
+        f"plugins.{kind}": f"{p.get('name')} ({p.get('distribution')} {p.get('version')})"
+        for kind, p in (prov.get("plugins") or {}).items()
+        if isinstance(p, Mapping)
+    }
+    return {**flatten({k: v for k, v in prov.items() if k != "plugins"}), **plugins}
+
+
+def _plugin_name(value: str) -> str:
+    return value.split(" (", 1)[0]
+
+
+def _differs(key: str, values: Sequence[str]) -> bool:
+    """Whether differing ``values`` of ``key`` are a version difference to warn about: a
+    plugin's only when one plugin name resolved to different distributions or versions
+    (a sweep over plugins differs by name by design)."""
+    if key.startswith("plugins."):
+        by_name: dict[str, set[str]] = {}
+        for v in values:
+            by_name.setdefault(_plugin_name(v), set()).add(v)
+        return any(len(vs) > 1 for vs in by_name.values())
+    return _is_version_key(key)
+
+
 def render_markdown(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
     """The report's provenance section for the runs' results (``names`` label the runs):
     shared values once, ⚠ for each version that differs, with the runs per value."""
-    flat = [flatten(r.get("provenance") or {}) for r in results]
+    flat = [_for_report(r.get("provenance") or {}) for r in results]
     lines = ["## Provenance", ""]
     missing = [n for n, f in zip(names, flat, strict=True) if not f]
     have = [(n, f) for n, f in zip(names, flat, strict=True) if f]
@@ -209,7 +235,7 @@ def render_markdown(results: Sequence[Mapping[str, Any]], names: Sequence[str]) 
         lines.append("")
     lines += ["| | |", "|---|---|"]
     lines += [f"| {k} | `{have[0][1].get(k)}` |" for k in shared]
-    warn = [k for k in differing if _is_version_key(k)]
+    warn = [k for k in differing if _differs(k, [str(f.get(k)) for _, f in have])]
     for key in differing:
         by_value: dict[str, list[str]] = {}
         for n, f in have:

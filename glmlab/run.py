@@ -8,7 +8,6 @@ resumes from its checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import traceback
@@ -20,24 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 from glmlab import provenance
 from glmlab.io import read_json, write_json_atomic, write_text_atomic
 from glmlab.rundir import CONFIG, ERROR_LOG, FINISHED, RESULT, RunStatus
+from glmlab.sweep_naming import run_dir_name, sweep_subdir
+
+__all__ = ["execute_run", "register_resolvers", "run_dir_name", "variant_overrides"]
 
 log = logging.getLogger("glmlab")
-
-
-def run_dir_name(override_dirname: str, max_len: int = 96) -> str:
-    """A run's directory name inside a sweep: its overrides, readable and stable across
-    reruns of the same sweep; long ones are cut and made unique by a hash."""
-    name = override_dirname.replace("/", "_") or "defaults"
-    if len(name) <= max_len:
-        return name
-    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-    return f"{name[: max_len - 11]}_{digest}"
 
 
 def register_resolvers() -> None:
     """OmegaConf resolvers used by glmlab's Hydra config (``${glmlab_run_dir:...}``)."""
     if not OmegaConf.has_resolver("glmlab_run_dir"):
-        OmegaConf.register_new_resolver("glmlab_run_dir", run_dir_name)
+        # Named by the swept keys only (glmlab/sweep_naming.py).
+        OmegaConf.register_new_resolver("glmlab_run_dir", sweep_subdir)
 
 
 def variant_overrides(overrides: list[str]) -> list[str]:
@@ -84,7 +77,8 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         from glmlab.train.trainer import Diverged, Trainer
 
         if is_main:
-            write_text_atomic(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+            header = f"# overrides: {' '.join(sorted(overrides))}\n"  # all, fixed ones too
+            write_text_atomic(run_dir / CONFIG, header + OmegaConf.to_yaml(cfg, resolve=True))
         spec = parse_config(cfg)
         try:
             parallel = OmegaConf.select(cfg, "distributed.parallel", default="ddp")

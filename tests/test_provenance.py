@@ -73,13 +73,19 @@ def test_git_state_commit_dirty_and_none_outside_a_checkout(tmp_path: Path) -> N
     provenance.git_state.cache_clear()
 
 
-def _run(sweep: Path, name: str, seed: int, torch_version: str, host: str) -> None:
+def _run(
+    sweep: Path, name: str, seed: int, torch_version: str, host: str, rope: str = "0.1.0"
+) -> None:
     run = sweep / name
     run.mkdir(parents=True)
     prov = {
         "glmlab": {"version": "0.1.0", "commit": "abc", "dirty": False},
         "torch": {"version": torch_version, "cuda": None},
         "host": host,
+        "plugins": {
+            "positional": {"name": "rope", "distribution": "glmlab", "version": rope},
+            "norm_layout": {"name": f"ln{seed}", "distribution": "glmlab", "version": "0.1.0"},
+        },
         "started_at": f"2026-01-0{seed + 1}T00:00:00+00:00",
         "ended_at": f"2026-01-0{seed + 1}T01:00:00+00:00",
     }
@@ -93,7 +99,7 @@ def test_report_shows_provenance_once_and_flags_differing_versions(tmp_path: Pat
     sweep = tmp_path / "sweep"
     _run(sweep, "seed=0", 0, "2.13.0", "node1")
     _run(sweep, "seed=1", 1, "2.13.0", "node2")
-    _run(sweep, "seed=2", 2, "2.12.1", "node1")
+    _run(sweep, "seed=2", 2, "2.12.1", "node1", rope="0.2.0")
     md = build_report(sweep).read_text()
     section = md.split("## Provenance")[1].split("\n## ")[0]
     assert "| glmlab.commit | `abc` |" in section  # shared: once
@@ -102,6 +108,10 @@ def test_report_shows_provenance_once_and_flags_differing_versions(tmp_path: Pat
     assert "⚠ **torch.version differs between runs**" in section
     assert "  - `2.12.1`: seed=2" in section
     assert "| host | varies: " in section and "host differs" not in section
+    # One plugin name resolved to two versions: flagged; a swept plugin choice is not.
+    assert "⚠ **plugins.positional differs between runs**" in section
+    assert "  - `rope (glmlab 0.2.0)`: seed=2" in section
+    assert "| plugins.norm_layout | varies: `ln0 (glmlab 0.1.0)` (1 runs)" in section
 
 
 def test_report_without_provenance_says_so(tmp_path: Path) -> None:
