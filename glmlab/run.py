@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from glmlab import provenance
 from glmlab.io import read_json, write_json_atomic, write_text_atomic
 from glmlab.rundir import CONFIG, ERROR_LOG, FINISHED, RESULT, RunStatus
-from glmlab.sweep_naming import run_dir_name, sweep_subdir
+from glmlab.sweep_naming import job_swept_overrides, run_dir_name, sweep_subdir
+from glmlab.trackers import Trackers
 
 __all__ = ["execute_run", "register_resolvers", "run_dir_name", "variant_overrides"]
 
@@ -35,7 +36,8 @@ def register_resolvers() -> None:
 
 def variant_overrides(overrides: list[str]) -> list[str]:
     """The overrides that define a variant: all but the seed and the experiment choice."""
-    skip = ("seed", "experiment", "name", "train.stop_after")  # stop_after: a preemption drill
+    # stop_after: a preemption drill; tracker: where results are sent, not what they are
+    skip = ("seed", "experiment", "name", "train.stop_after", "tracker")
     spelled = {"True": "true", "False": "false", "None": "null"}  # sweeps print Python's spelling
     out = []
     for o in overrides:
@@ -43,6 +45,12 @@ def variant_overrides(overrides: list[str]) -> list[str]:
         if key.lstrip("+~") not in skip:
             out.append(f"{key}={spelled.get(value, value)}")
     return sorted(out)
+
+
+def tracker_variant(overrides: list[str]) -> list[str]:
+    """How trackers name the run's variant: the keys its sweep varies, else its overrides."""
+    swept = job_swept_overrides()
+    return swept if swept is not None else variant_overrides(overrides)
 
 
 def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict[str, Any]:
@@ -71,7 +79,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         "provenance": provenance.at_start(cfg),  # code, plugins, libraries, machine, times
     }
     started = time.perf_counter()
-    trainer = None
+    trainer = trackers = None
     try:
         from glmlab.assemble import parse_config
         from glmlab.train.trainer import Diverged, Trainer
@@ -80,9 +88,11 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
             header = f"# overrides: {' '.join(sorted(overrides))}\n"  # all, fixed ones too
             write_text_atomic(run_dir / CONFIG, header + OmegaConf.to_yaml(cfg, resolve=True))
         spec = parse_config(cfg)
+        # Before any data: a missing tracker library is an error now, not at step 5,000.
+        trackers = Trackers.from_config(cfg, run_dir, tracker_variant(overrides), enabled=is_main)
         try:
             parallel = OmegaConf.select(cfg, "distributed.parallel", default="ddp")
-            trainer = Trainer(spec, run_dir, parallel=parallel)
+            trainer = Trainer(spec, run_dir, parallel=parallel, trackers=trackers)
             outcome = trainer.fit()
             result.update(
                 status=outcome.status,
@@ -102,6 +112,8 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
             write_text_atomic(run_dir / ERROR_LOG, traceback.format_exc())
         log.error("run %s failed: %s", run_dir, result["error"])
     finally:
+        if trackers is not None:  # also when preempted (SystemExit): flushed, closed as stopped
+            trackers.finish(result)
         if trainer is not None:
             trainer.dist.close()
     result["wall_time_s"] = round(time.perf_counter() - started, 2)

@@ -10,6 +10,7 @@ A run directory holds::
     result.json      the outcome: status, step, final metrics, error
     error.log        the traceback of a failed run
     app.log          the run's log (Hydra's job logging)
+    trackers.json    each experiment tracker's run id, so a resumed run continues it
     .hydra/          Hydra's record of the composed config and overrides
 """
 
@@ -27,6 +28,7 @@ __all__ = [
     "HYDRA_DIR",
     "METRICS",
     "RESULT",
+    "TRACKERS",
     "RunStatus",
     "run_files",
 ]
@@ -38,6 +40,7 @@ RESULT = "result.json"
 ERROR_LOG = "error.log"
 APP_LOG = "app.log"
 HYDRA_DIR = ".hydra"
+TRACKERS = "trackers.json"
 
 
 class RunStatus(StrEnum):
@@ -63,5 +66,6 @@ def run_files(run_dir: str | Path) -> dict[str, Path]:
         "result": RESULT,
         "error_log": ERROR_LOG,
         "app_log": APP_LOG,
+        "trackers": TRACKERS,
     }
     return {key: root / name for key, name in names.items()}

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 __all__ = [
     "ALWAYS_NAMED",
     "existing_run",
+    "job_swept_overrides",
     "run_dir_name",
     "run_identity",
     "sweep_subdir",
@@ -55,6 +56,28 @@ def swept_keys(arguments: Sequence[str], params: Mapping[str, str] | None = None
     for override in OverridesParser.create().parse_overrides(lines):
         swept[override.key_or_group] = override.is_sweep_override()
     return {key for key, is_sweep in swept.items() if is_sweep}
+
+
+def job_swept_overrides() -> list[str] | None:
+    """The current Hydra job's overrides of the keys its sweep varies (sorted, the seed
+    aside): what tells its variant apart. None outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    sweep_file = Path(str(hc.sweep.dir)) / "multirun.yaml"
+    if hc.mode != RunMode.MULTIRUN or not sweep_file.exists():
+        return None
+    sweep_cfg = OmegaConf.load(sweep_file)
+    keys = swept_keys(
+        OmegaConf.select(sweep_cfg, "hydra.overrides.task", default=None) or [],
+        OmegaConf.select(sweep_cfg, "hydra.sweeper.params", default=None),
+    ) - {ALWAYS_NAMED, *hc.job.config.override_dirname.exclude_keys}
+    job = OverridesParser.create().parse_overrides(list(hc.overrides.task))
+    return sorted(str(o.input_line) for o in job if o.key_or_group in keys)
 
 
 def sweep_subdir(override_dirname: str) -> str:
