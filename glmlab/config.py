@@ -39,6 +39,7 @@ class DataConfig:
     part_b_reserve: float = 0.125  # share of seq_len kept free for Part B ([sop] + [eop] per span)
     min_tokens: int = 8
     workers: int = 0
+    tokenizer_file: str | None = None  # a glmlab tokenizer.json to use instead of training one
 
 
 @dataclass

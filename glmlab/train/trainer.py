@@ -67,6 +67,7 @@ def load_data(spec: RunSpec) -> PreparedData:
         chunk_len=chunk_len(spec),
         packing=d.packing,
         min_tokens=d.min_tokens,
+        tokenizer_file=d.tokenizer_file,
     )
 
 
