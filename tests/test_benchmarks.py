@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmarks import attention, train_step
 
@@ -56,3 +57,21 @@ def test_train_step_quick_on_cpu() -> None:
     assert glm["attention"] == "sdpa" and glm["tokens_per_s"] > 0
     assert glm["vs_baseline_tokens_per_s"] == glm["tokens_per_s"] / rows[0]["tokens_per_s"]
     assert glm["mfu"] is None  # no peak FLOP/s known for a CPU
+
+
+@pytest.mark.slow
+def test_data_benchmark_prepares_a_generated_corpus(tmp_path: Path) -> None:
+    pytest.importorskip("datasets", reason="datasets is the glmlab[hf] extra")
+    args = ["--sizes", "0.2", "--num-proc", "1", "--json", "--workdir", str(tmp_path)]
+    out = subprocess.run(
+        [sys.executable, "benchmarks/data.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert row["size_mb"] == pytest.approx(0.2, abs=0.05) and row["tokens"] > 10_000
+    assert row["prepare_mb_per_s"] > 0 and row["tokenizer_batch_mb_per_s"] > 0
+    assert row["ids_dtype"] == "uint16" and row["peak_rss_mb"] > 0
