@@ -129,3 +129,18 @@ def test_tokenizer_file_is_used_instead_of_training(jsonl: Path, tmp_path: Path)
     assert given.fingerprint != ref.fingerprint
     with pytest.raises(ValueError, match="data.tokenizer_file=.*no such file"):
         prepare_data("jsonl", {"path": str(jsonl)}, **SETTINGS, tokenizer_file="nope.json")
+
+
+@pytest.mark.slow
+def test_a_run_trains_on_the_hf_corpus_with_a_shared_tokenizer(jsonl: Path, tmp_path: Path) -> None:
+    pytest.importorskip("datasets", reason="datasets is the glmlab[hf] extra")
+    from tests.conftest import TINY, run_glmlab
+
+    tok = prepare_data("jsonl", {"path": str(jsonl)}, vocab_size=512, n_sentinels=16).tokenizer
+    tok_file = tok.save(tmp_path / "shared" / "tokenizer.json")
+    args = [*TINY, "data=hf", f"data.corpus_options.path={jsonl}", "train.eval_suite=false"]
+    args += [f"data.tokenizer_file={tok_file}", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = run_glmlab(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "completed" and result["step"] == 6

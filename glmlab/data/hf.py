@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,11 @@ def _datasets() -> Any:
     return datasets
 
 
+def _hf_cache() -> str:
+    """datasets' Arrow cache of local files: inside glmlab's (deleting it is safe)."""
+    return str(cache_dir() / "hf")
+
+
 def load_hf_dataset(
     path: str, *, format: str | None = None, name: str | None = None, split: str = "train"
 ) -> Any:
@@ -85,10 +91,11 @@ def load_hf_dataset(
                 f"hf: cannot tell the format of {files[0]!r}; set data.corpus_options.format "
                 f"to one of {sorted(set(_FORMATS.values()))}"
             )
-        return datasets.load_dataset(kind, data_files=files, split="train")
+        return datasets.load_dataset(kind, data_files=files, split="train", cache_dir=_hf_cache())
     if Path(expanded).exists() or "*" in expanded:
         raise ValueError(f"hf: no data files match {path!r}; set data.corpus_options.path")
-    return datasets.load_dataset(path, name, split=split)  # a dataset name (needs network)
+    # A dataset name: the user's HF cache; needs the network unless it holds the dataset.
+    return datasets.load_dataset(path, name, split=split)
 
 
 def _is_validation(text: str, fraction: float) -> bool:
@@ -112,16 +119,18 @@ def _encode_batch(
     texts = [t if isinstance(t, str) else "" for t in batch[field]]
     per_doc = [split_sentences(t) if len(t) >= min_chars else [] for t in texts]
     flat = [s for sents in per_doc for s in sents]
-    encoded = tok.encode_batch(flat) if flat else []  # the tokenizer's own batch call
+    # The tokenizer's own batch call (what GLMTokenizer.encode_batch does, minus the arrays).
+    encoded = tok.hf_tokenizer.encode_batch_fast(flat, add_special_tokens=False) if flat else []
+    seqs = [e.ids for e in encoded]
+    dtype = np.uint16 if tok.padded_vocab_size <= 65536 else np.int32  # a smaller Arrow file
     ids_out, ends_out, val_out = [], [], []
     pos = 0
     for text, sents in zip(texts, per_doc, strict=True):
-        pieces = encoded[pos : pos + len(sents)]
+        part = seqs[pos : pos + len(sents)]
         pos += len(sents)
-        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-        ends = np.unique(np.cumsum(lengths)) if len(pieces) else np.zeros(0, np.int64)
-        ids_out.append(np.concatenate(pieces) if pieces else np.zeros(0, np.int64))
-        ends_out.append(ends[ends > 0].tolist())
+        ids_out.append(np.fromiter(chain.from_iterable(part), dtype=dtype))
+        # Sentence ends; a sentence that encodes to nothing would repeat one: left out.
+        ends_out.append(np.cumsum([n for n in map(len, part) if n], dtype=np.int64))
         val_out.append(_is_validation(text, fraction))
     return {"ids": ids_out, "ends": ends_out, "is_validation": val_out}
 
