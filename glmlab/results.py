@@ -259,7 +259,7 @@ def render(sweep_dir: str | Path, fmt: str, out: str | Path | None = None) -> st
             raise MissingExtraError(
                 "--format parquet needs pyarrow: pip install 'glmlab[results]'"
             ) from None
-        for column in frame.select_dtypes(include="object").columns:  # mixed: as text
+        for column in [c for c in frame.columns if frame[c].dtype == "object"]:  # mixed: text
             frame[column] = frame[column].map(lambda x: None if x is None else str(x))
         frame.to_parquet(out, index=False)
         return None
