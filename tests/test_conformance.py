@@ -154,6 +154,7 @@ class TestTensorBoardTracker(TrackerContract):
         return tracker_readers.tensorboard_scalars(run.run_dir / run_id)
 
 
+@pytest.mark.slow  # ~7 s a test: MLflow creates its SQLite store
 @_needs("mlflow")
 class TestMLflowTracker(TrackerContract):
     name = "mlflow"
@@ -167,6 +168,7 @@ class TestMLflowTracker(TrackerContract):
         return tracker_readers.mlflow_run(uri, run_id)[1]
 
 
+@pytest.mark.slow  # ~9 s: W&B starts its service process
 @_needs("wandb")
 class TestWandbTracker(TrackerContract):
     name = "wandb"
