@@ -3,6 +3,8 @@
 glmlab plugins [--json]        list every registered plugin
 glmlab report SWEEP_DIR        rebuild a sweep's report (report.md, report.html, curves)
 glmlab compare DIR DIR [...] --out OUT   side-by-side report of two or more sweeps
+glmlab results SWEEP_DIR [--format csv|parquet|json|markdown|latex] [--out FILE]
+                               one row per run (latex: mean ± CI per variant)
 glmlab inspect [OVERRIDES...]  one training sample of a config: table + attention mask
 glmlab infill --checkpoint RUN_DIR --text "..."   fill the [MASK] blanks of a text
 glmlab submit OVERRIDES...     submit a sweep's jobs to Slurm and return (submitit_slurm_async)
@@ -47,6 +49,18 @@ def _compare(args: argparse.Namespace) -> int:
 
     path = compare_sweeps(args.sweep_dirs, args.out)
     print(f"{path}\n{path.with_suffix('.html')}")
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from glmlab.results import MissingExtraError, render
+
+    try:
+        text = render(args.sweep_dir, args.format, args.out)
+    except MissingExtraError as exc:
+        print(f"glmlab: {exc}", file=sys.stderr)
+        return 2
+    print(text if text is not None else args.out, end="" if text is not None else "\n")
     return 0
 
 
@@ -135,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sweep_dirs", nargs="+")
     p.add_argument("--out", required=True, help="folder for compare.md and compare.html")
     p.set_defaults(func=_compare)
+    p = sub.add_parser("results", help="a sweep's runs as a table (csv, parquet, latex, ...)")
+    p.add_argument("sweep_dir")
+    p.add_argument(
+        "--format", default="csv", choices=["csv", "parquet", "json", "markdown", "latex"]
+    )
+    p.add_argument("--out", default=None, help="write to FILE instead of standard output")
+    p.set_defaults(func=_results)
     p = sub.add_parser("inspect", help="show one training sample of a config")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m glmlab")
     p.add_argument("--batch", type=int, default=0, help="training batch index")

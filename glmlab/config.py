@@ -96,6 +96,7 @@ class DataConfig:
     part_b_reserve: float = rule(0.125, ge=0, lt=1)
     min_tokens: int = rule(8, ge=1)
     workers: int = rule(0, ge=0)
+    tokenizer_file: str | None = None  # a glmlab tokenizer.json to use instead of training one
 
 
 @dataclass

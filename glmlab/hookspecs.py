@@ -93,11 +93,24 @@ def glmlab_attention_backends() -> Mapping[str, Callable[..., object]]:
     """
 
 
+@hookspec
+def glmlab_trackers() -> Mapping[str, Callable[..., object]]:
+    """Experiment trackers: name -> ``factory(**options) -> Tracker``.
+
+    The factory raises :class:`~glmlab.trackers.TrackerUnavailable` (naming what to install)
+    when its library is missing: it is called when the run starts, before any data.
+    ``start(run)`` opens a tracker run, or continues ``run.resume_id``, and returns its id,
+    which glmlab keeps in the run directory; ``log(step, metrics)`` records scalars;
+    ``finish(status, summary)`` closes it. See :mod:`glmlab.trackers`.
+    """
+
+
 KINDS: dict[str, str] = {
     "span_sampler": "glmlab_span_samplers",
     "positional": "glmlab_positional_schemes",
     "norm_layout": "glmlab_norm_layouts",
     "mask_builder": "glmlab_mask_builders",
     "attention": "glmlab_attention_backends",
+    "tracker": "glmlab_trackers",
 }
 """Plugin kind -> the hook that provides it."""

@@ -10,7 +10,6 @@ restarted or resumed as ``run.on_change`` says (docs/RELIABILITY.md).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
 import traceback
@@ -19,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from glmlab import provenance
 from glmlab.config import ConfigError
 from glmlab.io import clean_stale_temps, write_text_atomic
 from glmlab.rundir import (
@@ -41,30 +41,26 @@ from glmlab.rundir import (
     write_identity,
     write_result,
 )
+from glmlab.sweep_naming import job_swept_overrides, run_dir_name, sweep_subdir
+from glmlab.trackers import Trackers
+
+__all__ = ["execute_run", "register_resolvers", "run_dir_name", "variant_overrides"]
 
 log = logging.getLogger("glmlab")
-
-
-def run_dir_name(override_dirname: str, max_len: int = 96) -> str:
-    """A run's directory name inside a sweep: its overrides, readable and stable across
-    reruns of the same sweep; long ones are cut and made unique by a hash."""
-    name = override_dirname.replace("/", "_") or "defaults"
-    if len(name) <= max_len:
-        return name
-    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-    return f"{name[: max_len - 11]}_{digest}"
 
 
 def register_resolvers() -> None:
     """OmegaConf resolvers used by glmlab's Hydra config (``${glmlab_run_dir:...}``)."""
     if not OmegaConf.has_resolver("glmlab_run_dir"):
-        OmegaConf.register_new_resolver("glmlab_run_dir", run_dir_name)
+        # Named by the swept keys only (glmlab/sweep_naming.py).
+        OmegaConf.register_new_resolver("glmlab_run_dir", sweep_subdir)
 
 
 def variant_overrides(overrides: list[str]) -> list[str]:
     """The overrides that define a variant: all but the seed and the experiment choice."""
-    # stop_after: a preemption drill; run.on_change: how to rerun, not what
-    skip = ("seed", "experiment", "name", "train.stop_after", "run.on_change")
+    # stop_after: a preemption drill; run.on_change: how to rerun, not what; tracker: where
+    # results are sent, not what they are
+    skip = ("seed", "experiment", "name", "train.stop_after", "run.on_change", "tracker")
     spelled = {"True": "true", "False": "false", "None": "null"}  # sweeps print Python's spelling
     out = []
     for o in overrides:
@@ -112,6 +108,12 @@ def _settle_identity(
     return changes
 
 
+def tracker_variant(overrides: list[str]) -> list[str]:
+    """How trackers name the run's variant: the keys its sweep varies, else its overrides."""
+    swept = job_swept_overrides()
+    return swept if swept is not None else variant_overrides(overrides)
+
+
 def execute_run(
     cfg: DictConfig, run_dir: str | Path, overrides: list[str], *, sweep: bool = False
 ) -> dict[str, Any]:
@@ -139,9 +141,11 @@ def execute_run(
         "error": None,
         "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
         "slurm_job": slurm_job(),  # {job_id, restarts}: the same run directory across requeues
+        "provenance": provenance.at_start(cfg),  # code, plugins, libraries, machine, times
     }
     started = time.perf_counter()
-    state: dict[str, Any] = {"trainer": None, "claimed": False}  # claimed: may write run_dir
+    # claimed: may write run_dir; trackers: closed whatever happens (preempted: as stopped)
+    state: dict[str, Any] = {"trainer": None, "trackers": None, "claimed": False}
 
     def failed(exc: Exception) -> None:
         # The step the run directory holds (a failed resume never records step 0).
@@ -175,6 +179,8 @@ def execute_run(
     except Exception as exc:  # the lock could not be taken (an unwritable directory)
         failed(exc)
     finally:
+        if state["trackers"] is not None:
+            state["trackers"].finish(result)
         if state["trainer"] is not None:
             state["trainer"].dist.close()
     return result
@@ -208,11 +214,16 @@ def _train(
         log.info("run %s already %s: skipped", run_dir, previous.status)
         return previous.to_dict()
     if is_main:
-        write_text_atomic(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+        header = f"# overrides: {' '.join(result['overrides'])}\n"  # all, fixed ones too
+        write_text_atomic(run_dir / CONFIG, header + OmegaConf.to_yaml(cfg, resolve=True))
         write_identity(run_dir, identity, accepted=accepted)
+    # Before any data: a missing tracker library is an error now, not at step 5,000.
+    state["trackers"] = trackers = Trackers.from_config(
+        cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
+    )
     try:
         parallel = OmegaConf.select(cfg, "distributed.parallel", default="ddp")
-        state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel)
+        state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel, trackers=trackers)
         outcome = trainer.fit()
         result.update(
             status=outcome.status,
@@ -236,6 +247,7 @@ def _train(
 def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:
     """Write result.json (and error.log); a directory that cannot take them (read-only,
     full) is reported in the log and the returned result, never raised from here."""
+    provenance.at_end(result)  # the end time, the attention backend that ran
     try:
         if trace is not None:
             write_text_atomic(run_dir / ERROR_LOG, trace)

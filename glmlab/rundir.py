@@ -13,6 +13,7 @@ A run directory holds::
     result.json      the outcome: status, step, final metrics, error
     error.log        the traceback of a failed run
     app.log          the run's log (Hydra's job logging)
+    trackers.json    each experiment tracker's run id, so a resumed run continues it
     .hydra/          Hydra's record of the composed config and overrides
     .lock            held (flock) by the process working in the directory
     .stale/          earlier runs moved aside when the config changed (run.on_change=restart)
@@ -55,6 +56,7 @@ __all__ = [
     "ON_CHANGE",
     "RESULT",
     "STALE_DIR",
+    "TRACKERS",
     "UNFINISHED",
     "ConfigChanged",
     "RunLock",
@@ -92,6 +94,7 @@ APP_LOG = "app.log"
 HYDRA_DIR = ".hydra"
 LOCK = ".lock"
 STALE_DIR = ".stale"
+TRACKERS = "trackers.json"
 
 
 class RunStatus(StrEnum):
@@ -126,6 +129,7 @@ def run_files(run_dir: str | Path) -> dict[str, Path]:
         "result": RESULT,
         "error_log": ERROR_LOG,
         "app_log": APP_LOG,
+        "trackers": TRACKERS,
     }
     return {key: root / name for key, name in names.items()}
 

@@ -22,7 +22,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from glmlab import rundir
+from glmlab import provenance, rundir
 from glmlab.io import read_jsonl, write_text_atomic
 from glmlab.report_html import markdown_to_html
 from glmlab.run import variant_overrides
@@ -32,6 +32,7 @@ log = logging.getLogger("glmlab")
 
 ALPHA = 0.05  # significance level of every test in a report
 CURVES = "loss_curves.png"
+RESULTS_CSV = "results.csv"
 
 
 # -- metrics ----------------------------------------------------------------------------
@@ -600,6 +601,9 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     lines += ["", "## Metrics", ""]
     for name in sweep.metrics():
         lines += _metric_table(sweep, name)
+    lines += provenance.render_markdown(
+        [r.result for r in sweep.runs], [r.dir.name for r in sweep.runs]
+    )
     lines += ["## Failed, diverged and unfinished runs", "", *render_problem_runs(sweep)]
     return "\n".join(lines) + "\n"
 
@@ -668,6 +672,9 @@ def build_report(
     path = write_text_atomic(sweep.dir / "report.md", md)
     html = markdown_to_html(md, base_dir=sweep.dir, title=f"Sweep report: {sweep.name}")
     write_text_atomic(sweep.dir / "report.html", html)
+    from glmlab.results import csv_text  # the same runs as a table, one row per run
+
+    write_text_atomic(sweep.dir / RESULTS_CSV, csv_text(sweep))
     return path
 
 

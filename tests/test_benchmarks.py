@@ -166,3 +166,21 @@ def test_suite_dry_run_writes_one_well_formed_jsonl(tmp_path: Path) -> None:
     assert kinds.count("train_step") == 4  # baseline and GLM, for each training part
     assert sum(1 for r in rows if r["benchmark"] == "attention" and r.get("summary")) == 2
     assert "-- by host time" in (tmp_path / "attention_profile_sdpa.txt").read_text()
+
+
+@pytest.mark.slow
+def test_data_benchmark_prepares_a_generated_corpus(tmp_path: Path) -> None:
+    pytest.importorskip("datasets", reason="datasets is the glmlab[hf] extra")
+    args = ["--sizes", "0.2", "--num-proc", "1", "--json", "--workdir", str(tmp_path)]
+    out = subprocess.run(
+        [sys.executable, "benchmarks/data.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert row["size_mb"] == pytest.approx(0.2, abs=0.05) and row["tokens"] > 10_000
+    assert row["prepare_mb_per_s"] > 0 and row["tokenizer_batch_mb_per_s"] > 0
+    assert row["ids_dtype"] == "uint16" and row["peak_rss_mb"] > 0

@@ -24,6 +24,7 @@ OPTIONS = sorted((f.parent.name, f.stem) for f in CONF.glob("*/*.yaml") if f.par
 REQUIRED = {
     ("data", "jsonl"): "data.corpus_options.path={jsonl}",
     ("data", "text_files"): "data.corpus_options.pattern={txt}",
+    ("data", "hf"): "data.corpus_options.path={jsonl}",
 }
 
 
@@ -71,7 +72,7 @@ def test_option_composes_and_parses(group: str, option: str, tiny_corpus: dict[s
     assert spec.data.seq_len > 0
 
 
-@pytest.mark.parametrize("option", ["jsonl", "text_files", "stdlib_docs"])
+@pytest.mark.parametrize("option", ["jsonl", "text_files", "stdlib_docs", "hf"])
 def test_data_group_loads(option: str, tiny_corpus: dict[str, str]) -> None:
     """The data groups load a corpus end to end (the user's own file for jsonl/text_files)."""
     register_resolvers()

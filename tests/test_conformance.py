@@ -14,6 +14,7 @@ from glmlab import hookimpl
 from glmlab.model.build import build_model, checked_mask_builder
 from glmlab.model.glm import PluginContractError
 from glmlab.objective import GLMObjective, SamplerInvariantError
+from glmlab.plugins.trackers import installed
 from glmlab.registry import PluginRegistry, get_registry
 from glmlab.structures import AttentionLayout, Segment, SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing import (
@@ -23,8 +24,11 @@ from glmlab.testing import (
     PluginContract,
     PositionalSchemeContract,
     SpanSamplerContract,
+    TrackerContract,
 )
 from glmlab.testing.samples import random_segments, tiny_config
+from glmlab.trackers import TrackerRun
+from tests import tracker_readers
 
 approx = pytest.approx
 
@@ -140,6 +144,51 @@ class TestXFormers(AttentionBackendContract):  # CUDA only: skipped, saying so, 
 
 class TestFlashVarlen(AttentionBackendContract):  # CUDA only: skipped, saying so, elsewhere
     name = "flash_varlen"
+
+
+# Trackers: what each logged is read back through its own library (tests/tracker_readers.py).
+def _needs(library: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        not installed(library),
+        reason=f"{library} is not installed: pip install 'glmlab[{library}]'",
+    )
+
+
+@_needs("tensorboard")
+class TestTensorBoardTracker(TrackerContract):
+    name = "tensorboard"
+    options = {"flush_secs": 1}
+
+    def read_back(self, run: TrackerRun, run_id: str) -> dict[str, list[tuple[int, float]]]:
+        return tracker_readers.tensorboard_scalars(run.run_dir / run_id)
+
+
+@pytest.mark.slow  # ~7 s a test: MLflow creates its SQLite store
+@_needs("mlflow")
+class TestMLflowTracker(TrackerContract):
+    name = "mlflow"
+
+    @pytest.fixture(autouse=True)
+    def _default_store(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the sweep's SQLite file
+
+    def read_back(self, run: TrackerRun, run_id: str) -> dict[str, list[tuple[int, float]]]:
+        uri = f"sqlite:///{(run.sweep_dir / 'mlflow.db').resolve()}"
+        return tracker_readers.mlflow_run(uri, run_id)[1]
+
+
+@pytest.mark.slow  # ~9 s: W&B starts its service process
+@_needs("wandb")
+class TestWandbTracker(TrackerContract):
+    name = "wandb"
+
+    @pytest.fixture(autouse=True)
+    def _offline(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("WANDB_MODE", "offline")  # no account, no network
+        monkeypatch.setenv("WANDB_SILENT", "true")
+
+    def read_back(self, run: TrackerRun, run_id: str) -> dict[str, list[tuple[int, float]]]:
+        return tracker_readers.wandb_offline(run.run_dir, run_id)[1]
 
 
 def test_every_builtin_has_a_conformance_class() -> None:

@@ -58,7 +58,7 @@ class ExampleSet:
     """Examples stored as flat arrays; ``es[i]`` is a list of :class:`TokenizedText`.
 
     An example is one or more consecutive *pieces* (whole documents or chunks of one)
-    holding at most ``chunk_len`` tokens in total. Layout: ``ids`` (int32, all pieces
+    holding at most ``chunk_len`` tokens in total. Layout: ``ids`` (int32 or uint16, all pieces
     back to back), ``piece_offsets`` (n_pieces + 1) into ``ids``, ``sent_ends`` (int32,
     piece-relative sentence ends back to back), ``sent_offsets`` (n_pieces + 1) into
     ``sent_ends``, ``example_offsets`` (n_examples + 1) into the pieces.
@@ -73,7 +73,9 @@ class ExampleSet:
         example_offsets: np.ndarray,
         chunk_len: int,
     ) -> None:
-        self.ids = np.ascontiguousarray(ids, dtype=np.int32)
+        # uint16 ids (a memory-mapped store, glmlab/data/token_store.py) stay as they are.
+        keep = np.asarray(ids).dtype == np.uint16
+        self.ids = np.ascontiguousarray(ids, dtype=np.uint16 if keep else np.int32)
         self.piece_offsets = np.ascontiguousarray(piece_offsets, dtype=np.int64)
         self.sent_ends = np.ascontiguousarray(sent_ends, dtype=np.int32)
         self.sent_offsets = np.ascontiguousarray(sent_offsets, dtype=np.int64)
@@ -87,6 +89,16 @@ class ExampleSet:
             or self.example_offsets[-1] != n_pieces
         ):
             raise ValueError("inconsistent ExampleSet arrays")
+
+    store: Path | None = None  # set by token_store.open_store: pickles as a path, not a copy
+
+    def __reduce__(self) -> tuple:
+        if self.store is not None:  # a spawned loader worker maps the same files
+            from glmlab.data.token_store import open_store
+
+            return (open_store, (self.store,))
+        arrays = (self.ids, self.piece_offsets, self.sent_ends, self.sent_offsets)
+        return (ExampleSet, (*arrays, self.example_offsets, self.chunk_len))
 
     @classmethod
     def empty(cls, chunk_len: int) -> ExampleSet:

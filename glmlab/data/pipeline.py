@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
-import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from glmlab.data.cache import cache_dir, cache_key, clean_cache_temps
 from glmlab.data.corpus import load_corpus
 from glmlab.data.examples import ExampleSet, build_examples, tokenize_documents
+from glmlab.data.token_store import open_store, store_exists, write_store
 from glmlab.data.tokenizer import GLMTokenizer, load_or_train
 
 __all__ = ["PreparedData", "check_splits", "prepare_data"]
@@ -33,6 +36,22 @@ class PreparedData:
     n_docs: dict[str, int] | None = None  # documents per split, as the corpus gave them
 
 
+def load_tokenizer_file(path: str) -> GLMTokenizer:
+    """A tokenizer given as a file (``data.tokenizer_file``), with a clear error."""
+    file = Path(os.path.expanduser(path))
+    if not file.is_file():
+        raise ValueError(f"data.tokenizer_file={path!r}: no such file")
+    try:
+        return GLMTokenizer.load(file)
+    except ValueError as exc:
+        raise ValueError(
+            f"data.tokenizer_file={path!r}: {exc}. Give a tokenizer.json that glmlab wrote "
+            "(its cache's tokenizers/<key>/tokenizer.json, or GLMTokenizer.save)"
+        ) from None
+    except Exception as exc:  # the tokenizers library raises bare Exceptions on bad JSON
+        raise ValueError(f"data.tokenizer_file={path!r}: not a tokenizer.json ({exc})") from None
+
+
 def prepare_data(
     corpus: str,
     corpus_options: dict[str, Any] | None = None,
@@ -42,11 +61,36 @@ def prepare_data(
     chunk_len: int = 512,
     packing: bool = True,
     min_tokens: int = 8,
+    tokenizer_file: str | None = None,
 ) -> PreparedData:
-    """Load ``corpus``, get its tokenizer, tokenize and chunk both splits (all cached)."""
+    """Load ``corpus``, get its tokenizer (``tokenizer_file``, else trained on the corpus),
+    tokenize and chunk both splits into memory-mapped token stores (all cached)."""
     t0 = time.perf_counter()
     clean_cache_temps()
     options = dict(corpus_options or {})
+    if corpus == "hf":  # streamed through Hugging Face datasets (glmlab/data/hf.py)
+        from glmlab.data.hf import prepare_hf
+
+        tok, train, validation, key, stats = prepare_hf(
+            options,
+            vocab_size=vocab_size,
+            n_sentinels=n_sentinels,
+            chunk_len=chunk_len,
+            packing=packing,
+            min_tokens=min_tokens,
+            tokenizer_file=tokenizer_file,
+        )
+        for split, meta in stats.items():
+            log.info(
+                "data hf/%s: %d docs -> %d tokens in %d examples (%d pieces)",
+                split,
+                meta["n_docs"],
+                meta["n_tokens"],
+                meta["n_examples"],
+                meta["n_pieces"],
+            )
+        log.info("prepared hf in %.2fs (vocab %d)", time.perf_counter() - t0, tok.vocab_size)
+        return PreparedData(tok, train, validation, corpus, key)
     c = load_corpus(corpus, **options)
     for split, docs in (("train", c.train), ("validation", c.validation)):
         if not docs:  # before the tokenizer is trained: fail fast, and say why
@@ -60,7 +104,10 @@ def prepare_data(
                     else ""
                 )
             )
-    tokenizer = load_or_train(c, vocab_size=vocab_size, n_sentinels=n_sentinels)
+    if tokenizer_file:
+        tokenizer = load_tokenizer_file(tokenizer_file)
+    else:
+        tokenizer = load_or_train(c, vocab_size=vocab_size, n_sentinels=n_sentinels)
     key = cache_key(
         "examples",
         _FORMAT,
@@ -70,25 +117,29 @@ def prepare_data(
         chunk_len,
         packing,
         min_tokens,
+        cache_key(tokenizer.hf_tokenizer.to_str()) if tokenizer_file else None,
     )
     folder = cache_dir() / "examples" / f"{corpus}-{key}"
-    paths = {split: folder / f"{split}.npz" for split in ("train", "validation")}
+    # Memory-mapped token stores (glmlab/data/token_store.py): shared by every process.
+    paths = {split: folder / split for split in ("train", "validation")}
     sets: dict[str, ExampleSet] = {}
-    if all(p.is_file() for p in paths.values()):
+    if all(store_exists(p) for p in paths.values()):
         try:
-            sets = {split: ExampleSet.load(p) for split, p in paths.items()}
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            sets = {split: open_store(p) for split, p in paths.items()}
+        except (OSError, EOFError, ValueError, KeyError) as e:
             # A corrupt or outdated entry is rebuilt, never fatal.
             log.warning("rebuilding unreadable cached examples in %s: %s", folder, e)
+            for p in paths.values():
+                shutil.rmtree(p, ignore_errors=True)
             sets = {}
     cached = bool(sets)
     if not cached:
         for split, texts in (("train", c.train), ("validation", c.validation)):
             docs = tokenize_documents(tokenizer, texts)
-            sets[split] = build_examples(
+            built = build_examples(
                 docs, chunk_len=chunk_len, packing=packing, min_tokens=min_tokens
             )
-            sets[split].save(paths[split])
+            sets[split] = open_store(write_store(built, paths[split], tokenizer.padded_vocab_size))
 
     for split, texts in (("train", c.train), ("validation", c.validation)):
         es = sets[split]

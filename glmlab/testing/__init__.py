@@ -12,9 +12,10 @@ Subclass the contract of your plugin's kind in a pytest module, name the subclas
         declared = {"mask_ratio": pytest.approx(0.15, abs=0.01), "max_span_length": 10}
 
 One contract per kind: :class:`SpanSamplerContract`, :class:`PositionalSchemeContract`,
-:class:`NormLayoutContract`, :class:`MaskBuilderContract` (implement ``attends``) and
-:class:`AttentionBackendContract`. :data:`TINY_OVERRIDES` and :func:`run_glmlab` run
-``python -m glmlab`` end to end in seconds. The kit needs pytest. ``docs/PLUGINS.md``
+:class:`NormLayoutContract`, :class:`MaskBuilderContract` (implement ``attends``),
+:class:`AttentionBackendContract` and :class:`TrackerContract` (implement ``read_back``).
+:data:`TINY_OVERRIDES` and :func:`run_glmlab` run ``python -m glmlab`` end to end in
+seconds. The kit needs pytest. ``docs/PLUGINS.md``
 describes every contract.
 """
 
@@ -25,6 +26,7 @@ from glmlab.testing.norm_layouts import NormLayoutContract
 from glmlab.testing.positional import PositionalSchemeContract
 from glmlab.testing.runs import TINY_OVERRIDES, run_glmlab
 from glmlab.testing.samplers import SpanSamplerContract
+from glmlab.testing.trackers import TrackerContract
 
 __all__ = [
     "TINY_OVERRIDES",
@@ -34,5 +36,6 @@ __all__ = [
     "PluginContract",
     "PositionalSchemeContract",
     "SpanSamplerContract",
+    "TrackerContract",
     "run_glmlab",
 ]

@@ -30,6 +30,7 @@ from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.rundir import CHECKPOINT, METRICS, RunStatus, repair_metrics
+from glmlab.trackers import Trackers
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
 from glmlab.train.schedule import lr_factor
@@ -68,6 +69,7 @@ def load_data(spec: RunSpec) -> PreparedData:
         chunk_len=chunk_len(spec),
         packing=d.packing,
         min_tokens=d.min_tokens,
+        tokenizer_file=d.tokenizer_file,
     )
 
 
@@ -123,8 +125,16 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 class Trainer:
     """Trains one :class:`RunSpec` in ``run_dir``; see the module docstring."""
 
-    def __init__(self, spec: RunSpec, run_dir: str | Path, *, parallel: str = "ddp") -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        run_dir: str | Path,
+        *,
+        parallel: str = "ddp",
+        trackers: Trackers | None = None,
+    ) -> None:
         self.spec = spec
+        self.trackers = trackers or Trackers()  # experiment trackers (glmlab/trackers.py)
         t = spec.train
         if t.threads:
             torch.set_num_threads(t.threads)
@@ -255,6 +265,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         append_line(self.run_dir / METRICS, json.dumps(row, sort_keys=True))
+        self.trackers.log_row(row)
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
@@ -299,6 +310,7 @@ class Trainer:
         t = self.spec.train
         reset_peak_memory(self.device)
         self.try_resume()
+        self.trackers.start(self.step)
         end = t.max_steps if t.stop_after is None else min(t.max_steps, self.step + t.stop_after)
         if self.device.type == "cuda" and self.spec.data.workers == 0:
             log.warning(
