@@ -373,20 +373,34 @@ def _tiny_jsonl(path: Path, n: int = 40) -> Path:
     return path
 
 
-@pytest.mark.parametrize("damage", ["empty", "garbage"])
+@pytest.mark.parametrize("damage", ["empty", "garbage", "bit_flip", "meta"])
 def test_damaged_cached_examples_are_rebuilt(damage, tmp_path, monkeypatch):
     from glmlab.data.pipeline import prepare_data
 
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     corpus = {"path": str(_tiny_jsonl(tmp_path / "c.jsonl"))}
     first = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
-    files = sorted((tmp_path / "cache" / "examples").rglob("*.npz"))
-    assert len(files) == 2
-    for f in files:
-        f.write_bytes(b"" if damage == "empty" else os.urandom(300))
+    want = np.array(first.train.ids)  # in memory: the stores are memory-mapped files
+    del first
+    stores = sorted((tmp_path / "cache" / "examples").glob("*/*/meta.json"))
+    assert len(stores) == 2  # train and validation
+    for meta in stores:
+        ids = meta.parent / "ids.bin"
+        data = ids.read_bytes()
+        # Rewritten as new files (unlink first): a process mapping the old ones keeps them.
+        target = meta if damage == "meta" else ids
+        content = {
+            "empty": b"",
+            "garbage": random.Random(1).randbytes(300),
+            "bit_flip": data[:10] + bytes([data[10] ^ 1]) + data[11:],
+            "meta": b"{not json",
+        }[damage]
+        target.unlink()
+        target.write_bytes(content)
     again = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
-    assert np.array_equal(again.train.ids, first.train.ids)
-    assert all(f.stat().st_size > 0 for f in files)
+    assert np.array_equal(again.train.ids, want)
+    for meta in stores:
+        assert json.loads(meta.read_text())["checksums"]  # rebuilt whole
 
 
 def test_damaged_cached_tokenizer_and_corpus_are_rebuilt(tmp_path, monkeypatch):
@@ -395,11 +409,14 @@ def test_damaged_cached_tokenizer_and_corpus_are_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     corpus = {"path": str(_tiny_jsonl(tmp_path / "c.jsonl"))}
     first = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    want = np.array(first.validation.ids)  # in memory: the stores are memory-mapped files
+    del first
     for f in (tmp_path / "cache").rglob("*"):
         if f.is_file():
+            f.unlink()  # a new empty file: a process still mapping the old one keeps it
             f.write_bytes(b"")
     again = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
-    assert np.array_equal(again.validation.ids, first.validation.ids)
+    assert np.array_equal(again.validation.ids, want)
 
 
 # ------------------------------------------------------------------------ corpora

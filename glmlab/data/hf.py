@@ -28,7 +28,7 @@ import numpy as np
 
 from glmlab.data.cache import cache_dir, cache_key
 from glmlab.data.examples import ExampleSet
-from glmlab.data.sentences import split_sentences
+from glmlab.data.sentences import sentence_end_table, sentence_ends, split_sentences
 from glmlab.data.token_store import ExampleWriter, open_store, store_exists, store_meta
 from glmlab.data.tokenizer import GLMTokenizer
 from glmlab.structures import TokenizedText
@@ -103,7 +103,8 @@ def _is_validation(text: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
 
 
-_WORKER_TOKENIZERS: dict[str, GLMTokenizer] = {}
+# Per worker process: the tokenizer and its sentence-end table, built once.
+_WORKER_TOKENIZERS: dict[str, tuple[GLMTokenizer, np.ndarray]] = {}
 
 
 def _encode_batch(
@@ -111,11 +112,13 @@ def _encode_batch(
 ) -> dict[str, list[Any]]:
     """``datasets.map`` function: sentence-split and encode a batch of documents."""
     key = hashlib.sha256(tokenizer_json.encode()).hexdigest()
-    tok = _WORKER_TOKENIZERS.get(key)
-    if tok is None:
+    if key not in _WORKER_TOKENIZERS:
         from tokenizers import Tokenizer
 
-        tok = _WORKER_TOKENIZERS[key] = GLMTokenizer(Tokenizer.from_str(tokenizer_json))
+        made = GLMTokenizer(Tokenizer.from_str(tokenizer_json))
+        table = sentence_end_table(lambda i: made.decode([i]), made.vocab_size)
+        _WORKER_TOKENIZERS[key] = (made, table)
+    tok, table = _WORKER_TOKENIZERS[key]
     texts = [t if isinstance(t, str) else "" for t in batch[field]]
     per_doc = [split_sentences(t) if len(t) >= min_chars else [] for t in texts]
     flat = [s for sents in per_doc for s in sents]
@@ -128,9 +131,10 @@ def _encode_batch(
     for text, sents in zip(texts, per_doc, strict=True):
         part = seqs[pos : pos + len(sents)]
         pos += len(sents)
-        ids_out.append(np.fromiter(chain.from_iterable(part), dtype=dtype))
-        # Sentence ends; a sentence that encodes to nothing would repeat one: left out.
-        ends_out.append(np.cumsum([n for n in map(len, part) if n], dtype=np.int64))
+        ids = np.fromiter(chain.from_iterable(part), dtype=dtype)
+        ids_out.append(ids)
+        # The reference's token rule, as tokenize_documents applies it to the other corpora.
+        ends_out.append(sentence_ends(ids, table))
         val_out.append(_is_validation(text, fraction))
     return {"ids": ids_out, "ends": ends_out, "is_validation": val_out}
 

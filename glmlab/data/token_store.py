@@ -15,6 +15,7 @@ Files: ``ids.bin``, ``sent_ends.bin`` (int32), ``piece_offsets.bin``, ``sent_off
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from glmlab.structures import TokenizedText
 
 __all__ = ["ExampleWriter", "id_dtype", "open_store", "store_exists", "write_store"]
 
-FORMAT = 1
+FORMAT = 2  # 2: checksums in meta.json
 _FILES = ("ids", "sent_ends", "piece_offsets", "sent_offsets", "example_offsets")
 
 
@@ -110,12 +111,7 @@ class ExampleWriter:
             "n_docs": self.n_docs,
             **stats,
         }
-        (self._tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        try:
-            os.replace(self._tmp, self.folder)
-        except OSError:  # another process published the same store first: keep theirs
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        return self.folder
+        return _publish(self._tmp, self.folder, meta)
 
     def abort(self) -> None:
         for f in self._files.values():
@@ -158,12 +154,31 @@ def write_store(es: ExampleSet, folder: str | os.PathLike[str], vocab_size: int)
         "n_pieces": es.n_pieces,
         "n_examples": len(es),
     }
-    (writer._tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    return _publish(writer._tmp, writer.folder, meta)
+
+
+def _checksum(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _publish(tmp: Path, folder: Path, meta: dict[str, Any]) -> Path:
+    """Checksum the files, write meta.json and rename the finished store into place. The
+    folder gets the umask's permissions (mkdtemp makes it private), so teammates sharing a
+    cache can read it."""
+    meta = {**meta, "checksums": {n: _checksum(tmp / f"{n}.bin") for n in _FILES}}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
-        os.replace(writer._tmp, writer.folder)
-    except OSError:
-        shutil.rmtree(writer._tmp, ignore_errors=True)
-    return Path(folder)
+        os.replace(tmp, folder)
+    except OSError:  # another process published the same store first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
 
 
 def store_exists(folder: str | os.PathLike[str]) -> bool:
@@ -199,6 +214,10 @@ def open_store(folder: str | os.PathLike[str]) -> ExampleSet:
         path = folder / f"{name}.bin"
         if path.stat().st_size != counts[name] * dtypes[name].itemsize:
             raise ValueError(f"{path}: size does not match meta.json (truncated store)")
+        # A flipped bit would silently change the training tokens: verified on every open
+        # (about a second per GB, once per process).
+        if "checksums" in meta and _checksum(path) != meta["checksums"].get(name):
+            raise ValueError(f"{path}: checksum does not match meta.json (damaged store)")
         arrays[name] = (
             np.memmap(path, dtype=dtypes[name], mode="r", shape=(counts[name],))
             if counts[name]
