@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from glmlab import hookimpl
+from glmlab.plugin_base import SpanSamplerBase
 from glmlab.structures import MaskKind, SpanSet, TokenizedText
 
 MAX_REDRAWS = 1000  # draws of span lengths before a sampler clips them (never reached in practice)
@@ -41,7 +42,7 @@ def place_spans(lengths: np.ndarray, n: int, rng: np.random.Generator) -> list[t
     return list(zip(starts.tolist(), (starts + lengths).tolist(), strict=True))
 
 
-class TokenSpanSampler:
+class TokenSpanSampler(SpanSamplerBase):
     """GLM's token-level spans (NLU), the reference procedure: lengths ~ Poisson(``poisson_lambda``)
     restricted to ``1..max_span_len`` and renormalised, drawn until they cover at least
     ``int(mask_ratio * n)`` tokens (never trimmed, so the ratio overshoots a little), shuffled,
@@ -123,7 +124,7 @@ def _sentences(text: TokenizedText, keep: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0], ends[:-1]]).astype(np.int64), ends.astype(np.int64)
 
 
-class SentenceSpanSampler:
+class SentenceSpanSampler(SpanSamplerBase):
     """GLM's sentence-level spans (seq2seq), the reference procedure: the row's sentences in
     random order, taken until they cover at least ``int(mask_ratio * n)`` of the row's ``n``
     tokens (at least one sentence). The budget belongs to the whole packed row
@@ -178,7 +179,7 @@ class SentenceSpanSampler:
             keeps[-1] -= min(excess, keeps[-1])  # drop the row's tail so Part B fits; redraw
 
 
-class DocumentSpanSampler:
+class DocumentSpanSampler(SpanSamplerBase):
     """GLM's document-level spans (generation), the reference procedure: one length per
     batch, uniform in ``[int(min_ratio * shortest), longest - 2]`` over the batch's texts
     (:meth:`for_batch`); per text ``min(length, n - 2)``, so at least two tokens of context
@@ -226,7 +227,7 @@ class DocumentSpanSampler:
         return SpanSet(tuple(place_spans(np.array([length]), keep, rng)), keep, self.mask_kind)
 
 
-class SuffixSpanSampler:
+class SuffixSpanSampler(SpanSamplerBase):
     """One span at the end of the text, its length a uniform fraction in
     ``[min_ratio, max_ratio]`` of the text, with [eop]: GLM-130B's [gMASK] (a prefix kept as
     context, the rest masked) and ``document_suffix`` (glmlab's former document level)."""
