@@ -19,7 +19,6 @@ import pluggy
 
 from glmlab import hookspecs
 from glmlab.hookspecs import API_VERSION, KINDS, PROJECT
-from glmlab.plugin_base import adapt
 
 
 class PluginError(Exception):
@@ -137,7 +136,8 @@ class PluginRegistry:
             for impl in hook.get_hookimpls():
                 if impl.plugin_name != plugin_name:
                     continue
-                provided = impl.function()
+                # pluggy's opt-in arguments: an implementation gets the context it declares.
+                provided = impl.function(*(hookspecs.HOOK_CONTEXT[a] for a in impl.argnames))
                 if provided is None:
                     continue
                 for name, factory in dict(provided).items():
@@ -229,6 +229,8 @@ class PluginRegistry:
                 f"{entry.module}) failed while building with options {options}: "
                 f"{type(exc).__name__}: {exc}. The plugin's traceback is above."
             ) from exc
+        from glmlab.plugin_base import adapt  # imports torch: only once a plugin is built
+
         return adapt(kind, built, label)
 
     def names(self, kind: str) -> list[str]:

@@ -5,7 +5,8 @@ import textwrap
 
 import pytest
 
-from glmlab import hookimpl
+from glmlab import API_VERSION, hookimpl
+from glmlab.hookspecs import KINDS
 from glmlab.registry import (
     DuplicatePluginError,
     IncompatiblePluginError,
@@ -225,3 +226,32 @@ def test_settings_reach_only_factories_that_declare_them():
     }
     with pytest.raises(PluginOptionsError, match="set by glmlab"):
         reg.create("span_sampler", "old", settings=settings, dim=4)
+
+
+def test_a_hook_implementation_gets_the_context_it_declares():
+    seen = []
+
+    class Plugin:
+        @hookimpl
+        def glmlab_span_samplers(self, api_version):
+            seen.append(api_version)
+            return {"versioned": Built}
+
+    reg = PluginRegistry()
+    reg.register(Plugin(), distribution="glmlab-test")
+    assert seen == [API_VERSION]
+    assert isinstance(reg.create("span_sampler", "versioned"), Built)
+
+
+def test_every_hookspec_is_typed_and_documented():
+    import inspect as pyinspect
+
+    from glmlab import hookspecs
+
+    for hook_name in KINDS.values():
+        spec = getattr(hookspecs, hook_name)
+        sig = pyinspect.signature(spec)
+        assert sig.return_annotation is not pyinspect.Signature.empty, hook_name
+        assert all(p.annotation is not p.empty for p in sig.parameters.values()), hook_name
+        assert set(sig.parameters) <= set(hookspecs.HOOK_CONTEXT), hook_name
+        assert "versionadded" in (spec.__doc__ or ""), hook_name
