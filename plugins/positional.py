@@ -17,6 +17,7 @@ from torch import nn
 
 from glmlab import hookimpl
 from glmlab.plugin_base import PositionalSchemeBase
+from glmlab.plugin_helpers import positions_1d
 
 CosSin = tuple[torch.Tensor, torch.Tensor]
 
@@ -40,39 +41,19 @@ class PositionalScheme(PositionalSchemeBase):
         return table
 
 
-def suffix_spans(position_ids: torch.Tensor) -> torch.Tensor:
-    """(B, L) bool: the Part B tokens of spans whose mask is the last token of their
-    sample's Part A (a suffix span: GLM-130B's [gMASK] layout).
-
-    Read from the rows alone: a sample starts at a Part A column with ``pos1 == 0``; its
-    Part A ends at its largest Part A ``pos1``; Part B columns carry their mask's ``pos1``.
-    """
-    pos1, pos2 = position_ids[:, 0], position_ids[:, 1]
-    part_a = pos2 == 0
-    sample = (part_a & (pos1 == 0)).long().cumsum(-1)  # (B, L) sample index per column
-    last_a = torch.full_like(pos1, -1).scatter_reduce(
-        1, sample, torch.where(part_a, pos1, -1), reduce="amax"
-    )
-    return ~part_a & (pos1 == last_a.gather(1, sample))
-
-
 def one_d_positions(
     position_ids: torch.Tensor,
     pin_part_b: bool,
     max_positions: int,
     suffix_counts_on: bool = False,
 ) -> torch.Tensor:
-    """(B, L) 1D positions from (B, 2, L): ``pos1`` when ``pin_part_b`` (with
-    ``suffix_counts_on``, ``pos1 + pos2`` on suffix spans), else ``pos1 + pos2``; clamped to
-    ``max_positions`` (a span running past the table reuses its last row)."""
-    pos1, pos2 = position_ids[:, 0], position_ids[:, 1]
-    if not pin_part_b:
-        pos = pos1 + pos2
-    elif suffix_counts_on:
-        pos = pos1 + pos2 * suffix_spans(position_ids)
-    else:
-        pos = pos1
-    return pos.clamp(max=max_positions)
+    """:func:`glmlab.plugin_helpers.positions_1d`, clamped to ``max_positions``."""
+    return positions_1d(
+        position_ids,
+        pin_part_b=pin_part_b,
+        suffix_counts_on=suffix_counts_on,
+        max_positions=max_positions,
+    )
 
 
 class RotaryTable:

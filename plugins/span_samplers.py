@@ -21,25 +21,10 @@ import numpy as np
 
 from glmlab import hookimpl
 from glmlab.plugin_base import SpanSamplerBase
+from glmlab.plugin_helpers import place_spans
 from glmlab.structures import MaskKind, SpanSet, TokenizedText
 
 MAX_REDRAWS = 1000  # draws of span lengths before a sampler clips them (never reached in practice)
-
-
-def place_spans(lengths: np.ndarray, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Place spans of ``lengths`` (in that order) in ``[0, n)`` as the reference's
-    ``sample_spans`` does: one uniform slot in ``0 .. n - sum - m + 1`` per span, drawn
-    independently and sorted; span ``i`` starts after the free tokens of its slot, the spans
-    before it and one mandatory unmasked token after each of them. Needs
-    ``sum(lengths) + m - 1 <= n``."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    m = lengths.shape[0]
-    free = n - int(lengths.sum()) - m + 1
-    if free < 0:
-        raise ValueError(f"spans of lengths {lengths.tolist()} do not fit {n} tokens with gaps")
-    slots = np.sort(rng.integers(0, free + 1, size=m))
-    starts = slots + np.concatenate([[0], lengths.cumsum()[:-1]]) + np.arange(m)
-    return list(zip(starts.tolist(), (starts + lengths).tolist(), strict=True))
 
 
 class TokenSpanSampler(SpanSamplerBase):

@@ -22,6 +22,7 @@ from glmlab.plugin_base import (
     SpanSamplerBase,
     adapt,
 )
+from glmlab.plugin_helpers import positions_1d
 from glmlab.registry import PluginRegistry, factory_arguments, get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing.samples import tiny_config
@@ -214,3 +215,16 @@ def test_positional_factory_gets_init_std() -> None:
         tiny_config(init_std=0.07), positional="recording", attention="eager", registry=registry
     )
     assert seen == {"dim": 32, "init_std": 0.07}
+
+
+def test_positions_1d_helper() -> None:
+    # Two samples packed in one row: Part A 0..3 with a span at pos1=2 (pos2 1..2), then a
+    # second sample whose span is a suffix (its mask is the last Part A token, pos1=2).
+    pos1 = torch.tensor([[0, 1, 2, 3, 2, 2, 0, 1, 2, 2, 2]])
+    pos2 = torch.tensor([[0, 0, 0, 0, 1, 2, 0, 0, 0, 1, 2]])
+    rows = torch.stack([pos1, pos2], dim=1)
+    assert positions_1d(rows).tolist() == (pos1 + pos2).tolist()
+    assert positions_1d(rows, pin_part_b=True).tolist() == pos1.tolist()
+    suffix = positions_1d(rows, pin_part_b=True, suffix_counts_on=True)
+    assert suffix.tolist() == [[0, 1, 2, 3, 2, 2, 0, 1, 2, 3, 4]]
+    assert positions_1d(rows, max_positions=3).max().item() == 3
