@@ -1,5 +1,6 @@
 """Plugin discovery through entry points, lookups and the registry's error messages."""
 
+import json
 import sys
 import textwrap
 
@@ -255,3 +256,25 @@ def test_every_hookspec_is_typed_and_documented():
         assert all(p.annotation is not p.empty for p in sig.parameters.values()), hook_name
         assert set(sig.parameters) <= set(hookspecs.HOOK_CONTEXT), hook_name
         assert "versionadded" in (spec.__doc__ or ""), hook_name
+
+
+def test_glmlab_plugins_shows_a_clash(tmp_path, monkeypatch, capsys):
+    from glmlab import cli
+
+    make_distribution(
+        tmp_path,
+        monkeypatch,
+        "glmlab-clash",
+        {"clash_plugin": SAMPLER_PLUGIN.replace("{name}", "token")},
+    )
+    reg = PluginRegistry()
+    reg.load_entry_points()
+    monkeypatch.setattr(cli, "get_registry", lambda: reg)
+    assert cli.main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "CLASH: span_sampler 'token' is registered by 'glmlab', 'glmlab-clash'" in out
+    assert cli.main(["plugins", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    token = [e for e in listed if e["kind"] == "span_sampler" and e["name"] == "token"]
+    assert sorted(e["distribution"] for e in token) == ["glmlab", "glmlab-clash"]
+    assert all(e["clash"] == "yes" for e in token)
