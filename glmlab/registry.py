@@ -257,16 +257,11 @@ def factory_arguments(
     """The keyword arguments to call ``factory`` with: every option, and the settings its
     signature declares (all of them when it takes ``**kwargs``).
 
-    Raises :class:`PluginOptionsError`, naming ``label``, the bad options and the accepted
-    ones, when an option is unknown, a required parameter is given by neither, or an option
-    shadows a setting.
+    An option named like a setting wins over it (a plugin that had its own ``eps`` option
+    before glmlab offered one keeps its configured value). Raises :class:`PluginOptionsError`,
+    naming ``label``, the bad options and the accepted ones, when an option is unknown or a
+    required parameter is given by neither.
     """
-    clash = sorted(set(settings) & set(options))
-    if clash:
-        raise PluginOptionsError(
-            f"{label}: option(s) {clash} are set by glmlab from the model config, not by "
-            f"{config}; remove them from the plugin's options."
-        )
     try:
         params = list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):  # no introspectable signature: pass everything
