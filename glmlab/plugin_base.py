@@ -163,10 +163,37 @@ class PluginShapeError(TypeError):
 
 @functools.cache
 def _adapted_class(cls: type, base: type) -> type:
-    """``cls`` with ``base``'s defaults behind it: the plugin's own members win."""
-    return type(
-        cls.__name__, (cls, base), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
-    )
+    """``cls`` with ``base``'s defaults behind it: the plugin's own members win. Pickles
+    (and deep-copies) as an instance of ``cls``, re-adapted when loaded, since the adapted
+    class itself cannot be imported by name."""
+    namespace = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__reduce_ex__": _reduce_adapted,
+    }
+    return type(cls.__name__, (cls, base), namespace)
+
+
+def _reduce_adapted(self: Any, protocol: int) -> tuple[Any, ...]:
+    adapted = type(self)
+    original, base = adapted.__bases__
+    object.__setattr__(self, "__class__", original)  # reduce as the plugin's own class
+    try:
+        reduced = self.__reduce_ex__(protocol)
+    finally:
+        object.__setattr__(self, "__class__", adapted)
+    return (_rebuild_adapted, (base, *reduced[:3]))
+
+
+def _rebuild_adapted(base: type, make: Any, args: tuple[Any, ...], state: Any = None) -> Any:
+    obj = make(*args)
+    if state is not None:
+        if hasattr(obj, "__setstate__"):
+            obj.__setstate__(state)
+        else:
+            obj.__dict__.update(state)
+    kind = next(k for k, b in BASES.items() if b is base)
+    return adapt(kind, obj)
 
 
 def adapt(kind: str, plugin: Any, label: str = "") -> Any:

@@ -228,3 +228,17 @@ def test_positions_1d_helper() -> None:
     suffix = positions_1d(rows, pin_part_b=True, suffix_counts_on=True)
     assert suffix.tolist() == [[0, 1, 2, 3, 2, 2, 0, 1, 2, 3, 4]]
     assert positions_1d(rows, max_positions=3).max().item() == 3
+
+
+def test_an_adapted_plugin_pickles_and_copies() -> None:
+    import copy
+    import pickle
+
+    sampler = adapt("span_sampler", DuckSampler())
+    loaded = pickle.loads(pickle.dumps(sampler))
+    assert type(loaded) is type(sampler) and loaded.mask_kind == "MASK"
+    scheme = adapt("positional", DuckPositions())
+    clone = copy.deepcopy(scheme)
+    assert isinstance(clone, PositionalSchemeBase) and clone.table is not scheme.table
+    torch.testing.assert_close(clone.table.weight, scheme.table.weight)
+    assert list(pickle.loads(pickle.dumps(scheme)).state_dict()) == ["table.weight"]
