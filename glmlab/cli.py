@@ -23,7 +23,16 @@ from glmlab.registry import PluginError, get_registry
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    entries = [{**e.describe(), "hook": KINDS[e.kind]} for e in get_registry().entries()]
+    registry = get_registry()
+    clashing = registry.clashes()
+    entries = [
+        {
+            **e.describe(),
+            "hook": KINDS[e.kind],
+            **({"clash": "yes"} if (e.kind, e.name) in clashing else {}),
+        }
+        for e in registry.entries()
+    ]
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
@@ -33,6 +42,9 @@ def _plugins(args: argparse.Namespace) -> int:
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     for e in entries:
         print("  ".join(e[c].ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for (kind, name), claimants in clashing.items():  # only runs that use the name fail
+        who = ", ".join(f"'{e.distribution}'" for e in claimants)
+        print(f"CLASH: {kind} '{name}' is registered by {who}: runs that use it fail")
     return 0
 
 

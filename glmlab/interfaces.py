@@ -1,8 +1,12 @@
-"""The objects that plugin factories return. The hookspecs (:mod:`glmlab.hookspecs`) hand
-glmlab *factories*; these protocols say what the factories must build.
+"""The objects that plugin factories return, as protocols. The hookspecs
+(:mod:`glmlab.hookspecs`) hand glmlab *factories*; these protocols say what the factories
+must build, and :mod:`glmlab.plugin_base` has a base class per kind with every optional
+member explicit and defaulted (what plugins derive from; duck-typed plugins get its
+defaults when built).
 
-Every factory is called with keyword arguments only: the fixed ones named below, plus the
-options from the plugin's config group (``conf/<kind>/<name>.yaml`` minus ``name``).
+Every factory is called with keyword arguments only: the options from the plugin's config
+group (``conf/<kind>/<name>.yaml`` minus ``name``), plus the model settings named below
+that its signature declares (:func:`glmlab.registry.factory_arguments`).
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ class SpanSampler(Protocol):
 class PositionalScheme(Protocol):
     """An ``nn.Module`` that turns the two position rows into model inputs.
 
-    Built as ``factory(dim=, n_heads=, head_dim=, max_positions=, **options)``.
+    Built as ``factory(**options)`` plus the settings it declares of ``dim``, ``n_heads``,
+    ``head_dim``, ``max_positions``, ``init_std``; it initialises its own parameters.
 
     A scheme MAY also define ``attention_bias(position_ids) -> Tensor | None``: a float
     additive attention bias (B, H, L, L), or any shape broadcastable to it (e.g.
@@ -68,7 +73,8 @@ class PositionalScheme(Protocol):
 class NormLayout(Protocol):
     """Where the LayerNorms and residuals sit around each sublayer.
 
-    Built as ``factory(n_layers=, **options)``.
+    Built as ``factory(**options)`` plus the settings it declares of ``n_layers``, ``dim``,
+    ``eps``.
 
     A layout MAY also define ``init_projections(projections, kind)``, which owns the init
     of each block's named weight matrices (``q k v out`` for attention, ``ffn_in ffn_out``

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from glmlab.plugin_base import SpanSamplerBase, adapt
 from glmlab.registry import PluginError, get_registry
 from glmlab.structures import GLMSample, SpanSet, SpecialTokens, TokenizedText
 
@@ -265,7 +266,11 @@ class GLMObjective(Objective):
             raise ValueError(
                 f"objective.task_sampling must be one of {list(TASK_SAMPLING)}, got {task_sampling!r}"
             )
-        self.samplers = samplers
+        # Duck-typed samplers get the base's defaults (for_batch, sample_row, mask_kind) once.
+        self.samplers: list[tuple[str, SpanSamplerBase, float]] = [
+            (name, adapt("span_sampler", sampler, _sampler_label(name)), w)
+            for name, sampler, w in samplers
+        ]
         self.probs = weights / weights.sum()
         # The draws of rng.choice(len(samplers), p=probs), without its per-call checks of p.
         self.cdf = self.probs.cumsum()
@@ -300,17 +305,18 @@ class GLMObjective(Objective):
         pieces = [p for row in rows for p in row]
         bound = {}
         for k in tasks:  # what a sampler draws once per batch
-            sampler = self.samplers[k][1]
-            for_batch = getattr(sampler, "for_batch", None)
-            bound[k] = sampler if for_batch is None else for_batch(pieces, rng=rng)
+            name, sampler, _ = self.samplers[k]
+            bound[k] = adapt(
+                "span_sampler", sampler.for_batch(pieces, rng=rng), _sampler_label(name)
+            )
         out = []
         for row, g in zip(rows, row_rngs, strict=True):
             if self.task_sampling == "batch":
                 k = tasks[0]
                 name = self.samplers[k][0]
-                sample_row = getattr(bound[k], "sample_row", None)
-                if sample_row is not None:
-                    out.append(self._row_from_spans(row, sample_row, name, seq_len, g))
+                span_sets = bound[k].sample_row(row, max_len=seq_len, rng=g)
+                if span_sets is not None:  # one budget over the row's pieces
+                    out.append(self._row_from_spans(row, span_sets, name, seq_len, g))
                     continue
 
             def build(text: TokenizedText, budget: int, g: np.random.Generator = g) -> GLMSample:
@@ -324,12 +330,11 @@ class GLMObjective(Objective):
     def _row_from_spans(
         self,
         row: Sequence[TokenizedText],
-        sample_row: Callable[..., list[SpanSet]],
+        span_sets: list[SpanSet],
         name: str,
         seq_len: int,
         rng: np.random.Generator,
     ) -> list[GLMSample]:
-        span_sets = sample_row(row, max_len=seq_len, rng=rng)
         if self.check_invariants and not 0 < len(span_sets) <= len(row):
             raise SamplerInvariantError(
                 f"{_sampler_label(name)} broke an invariant: sample_row() returned "

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata as md
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -30,7 +31,21 @@ class UnknownPluginError(PluginError, KeyError):
 
 
 class DuplicatePluginError(PluginError):
-    pass
+    """Two distributions register the same (kind, name): raised when that name is used."""
+
+
+class PluginOptionsError(PluginError, TypeError):
+    """A plugin's config options do not match its factory's signature (checked before the
+    call)."""
+
+
+class PluginFactoryError(PluginError):
+    """A plugin's factory raised: the plugin's own failure, its exception chained."""
+
+
+class PluginOptionValueError(PluginFactoryError, ValueError):
+    """A plugin's factory raised ValueError: how a plugin refuses an option's value. Still
+    a ValueError, as code written before :class:`PluginFactoryError` expects."""
 
 
 class PluginLoadError(PluginError):
@@ -71,6 +86,8 @@ class PluginRegistry:
         self._pm = pluggy.PluginManager(PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self._entries: dict[tuple[str, str], PluginEntry] = {}
+        # (kind, name) -> every entry claiming it, when two or more do: using it fails.
+        self._clashes: dict[tuple[str, str], list[PluginEntry]] = {}
         self._sources: dict[str, tuple[str, str, str]] = {}  # plugin name -> dist, version, ep
 
     # -- registration -------------------------------------------------------------------
@@ -119,7 +136,8 @@ class PluginRegistry:
             for impl in hook.get_hookimpls():
                 if impl.plugin_name != plugin_name:
                     continue
-                provided = impl.function()
+                # pluggy's opt-in arguments: an implementation gets the context it declares.
+                provided = impl.function(*(hookspecs.HOOK_CONTEXT[a] for a in impl.argnames))
                 if provided is None:
                     continue
                 for name, factory in dict(provided).items():
@@ -135,15 +153,29 @@ class PluginRegistry:
                 f"non-callable {type(factory).__name__}; a hook must map names to factories."
             )
         key = (kind, name)
-        if key in self._entries:
-            other = self._entries[key]
-            raise DuplicatePluginError(
-                f"two plugins claim {kind} '{name}': distribution '{other.distribution}' "
-                f"(module {other.module}) and distribution '{dist}' (module {module}). "
-                f"Uninstall one of them or rename one plugin."
-            )
         factory_module = getattr(factory, "__module__", module) or module
-        self._entries[key] = PluginEntry(kind, name, factory, dist, version, factory_module, ep)
+        entry = PluginEntry(kind, name, factory, dist, version, factory_module, ep)
+        if key in self._entries:  # the first clash on this name
+            self._clashes[key] = [self._entries.pop(key)]
+        if key in self._clashes:
+            # Recorded, not raised: only a run that uses this name fails (see get()).
+            self._clashes[key].append(entry)
+            return
+        self._entries[key] = entry
+
+    def _clash_error(self, kind: str, name: str) -> DuplicatePluginError:
+        claimants = self._clashes[(kind, name)]
+        who = " and ".join(
+            f"distribution '{e.distribution}' (module {e.module})" for e in claimants
+        )
+        return DuplicatePluginError(
+            f"{len(claimants)} plugins claim {kind} '{name}': {who}. Uninstall one of them "
+            f"or rename one plugin; runs that do not use {kind} '{name}' are unaffected."
+        )
+
+    def clashes(self) -> dict[tuple[str, str], list[PluginEntry]]:
+        """(kind, name) -> the entries that claim it, for every name registered twice."""
+        return {key: list(entries) for key, entries in self._clashes.items()}
 
     # -- lookup -------------------------------------------------------------------------
     def get(self, kind: str, name: str) -> PluginEntry:
@@ -152,6 +184,8 @@ class PluginRegistry:
             raise UnknownPluginError(
                 f"unknown plugin kind '{kind}'; the kinds are: {', '.join(sorted(KINDS))}"
             )
+        if (kind, name) in self._clashes:
+            raise self._clash_error(kind, name)
         try:
             return self._entries[(kind, name)]
         except KeyError:
@@ -162,25 +196,92 @@ class PluginRegistry:
                 f"Pick one of these in the config, or install the package that provides '{name}'."
             ) from None
 
-    def create(self, kind: str, name: str, **options: Any) -> Any:
-        """Build the plugin ``name`` of ``kind`` with ``options``; errors name the plugin."""
+    def create(
+        self,
+        kind: str,
+        name: str,
+        /,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Build the plugin ``name`` of ``kind``; every error names the plugin.
+
+        ``options`` come from the config (``conf/<kind>/<name>.yaml``): the factory must
+        accept each, and receives each. ``settings`` are what glmlab offers the kind (the
+        model's ``dim``, ``init_std``...): the factory receives those its signature declares
+        (all of them with ``**kwargs``), so a factory written before a setting existed keeps
+        working. Both are checked against the signature before the call
+        (:class:`PluginOptionsError`); an exception raised by the factory itself becomes a
+        :class:`PluginFactoryError` chained to it.
+        """
         entry = self.get(kind, name)
+        label = f"{kind} plugin '{name}' (distribution '{entry.distribution}')"
+        kwargs = factory_arguments(
+            entry.factory, settings or {}, options, label=label, config=f"conf/{kind}/{name}.yaml"
+        )
         try:
-            return entry.factory(**options)
-        except TypeError as exc:
-            raise PluginError(
-                f"{kind} plugin '{name}' (distribution '{entry.distribution}') rejected its "
-                f"options {sorted(options)}: {exc}. Check conf/{kind}/ or your overrides."
+            built = entry.factory(**kwargs)
+        except Exception as exc:
+            error = PluginOptionValueError if isinstance(exc, ValueError) else PluginFactoryError
+            raise error(
+                f"{kind} plugin '{name}' (distribution '{entry.distribution}', module "
+                f"{entry.module}) failed while building with options {options}: "
+                f"{type(exc).__name__}: {exc}. The plugin's traceback is above."
             ) from exc
+        from glmlab.plugin_base import adapt  # imports torch: only once a plugin is built
+
+        return adapt(kind, built, label)
 
     def names(self, kind: str) -> list[str]:
-        return [e.name for e in self.entries(kind)]
+        """The usable names of ``kind`` (a name two plugins claim is left out)."""
+        return sorted(name for k, name in self._entries if k == kind)
 
     def entries(self, kind: str | None = None) -> Iterable[PluginEntry]:
+        """Every registered entry, both sides of a clash included (see :meth:`clashes`)."""
+        clashing = (e for claimants in self._clashes.values() for e in claimants)
         return sorted(
-            (e for e in self._entries.values() if kind is None or e.kind == kind),
-            key=lambda e: (e.kind, e.name),
+            (e for e in [*self._entries.values(), *clashing] if kind is None or e.kind == kind),
+            key=lambda e: (e.kind, e.name, e.distribution),
         )
+
+
+def factory_arguments(
+    factory: Callable[..., Any],
+    settings: Mapping[str, Any],
+    options: Mapping[str, Any],
+    *,
+    label: str,
+    config: str = "the plugin's config group",
+) -> dict[str, Any]:
+    """The keyword arguments to call ``factory`` with: every option, and the settings its
+    signature declares (all of them when it takes ``**kwargs``).
+
+    An option named like a setting wins over it (a plugin that had its own ``eps`` option
+    before glmlab offered one keeps its configured value). Raises :class:`PluginOptionsError`,
+    naming ``label``, the bad options and the accepted ones, when an option is unknown or a
+    required parameter is given by neither.
+    """
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # no introspectable signature: pass everything
+        return {**settings, **options}
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return {**settings, **options}
+    by_keyword = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(options) - set(by_keyword))
+    given = {**{k: v for k, v in settings.items() if k in by_keyword}, **options}
+    missing = sorted(n for n, p in by_keyword.items() if p.default is p.empty and n not in given)
+    if unknown or missing:
+        problems = [f"unknown option(s) {unknown}"] * bool(unknown)
+        problems += [f"missing required option(s) {missing}"] * bool(missing)
+        settings_note = f" and receives the settings {sorted(settings)}" if settings else ""
+        raise PluginOptionsError(
+            f"{label}: {' and '.join(problems)}. It accepts the options "
+            f"{sorted(set(by_keyword) - set(settings))}{settings_note}. Check {config} or "
+            "your overrides."
+        )
+    return given
 
 
 @functools.cache

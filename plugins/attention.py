@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from glmlab import hookimpl
+from glmlab.plugin_base import AttentionBackendBase
 from glmlab.structures import AttentionLayout
 
 
-class DenseMaskAttention:
+class DenseMaskAttention(AttentionBackendBase):
     """Shared ``is_available`` / ``prepare`` of the dense-mask backends."""
 
     supports_bias = True

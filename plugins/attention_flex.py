@@ -21,6 +21,7 @@ import torch
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from glmlab import hookimpl
+from glmlab.plugin_base import AttentionBackendBase
 from glmlab.structures import AttentionLayout
 
 
@@ -29,7 +30,7 @@ def _compiled_flex() -> Callable[..., torch.Tensor]:
     return torch.compile(flex_attention, dynamic=False)
 
 
-class FlexAttention:
+class FlexAttention(AttentionBackendBase):
     """GLM attention with ``torch.nn.attention.flex_attention`` and a layout block mask."""
 
     supports_bias = False  # a bias would be a score_mod over (B, H, L, L): not wired in

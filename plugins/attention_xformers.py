@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from glmlab import hookimpl
+from glmlab.plugin_base import AttentionBackendBase
 from glmlab.structures import AttentionLayout
 
 log = logging.getLogger("glmlab")
@@ -221,7 +222,7 @@ def _xformers_runs(device: str) -> bool:
     return True
 
 
-class XFormersAttention:
+class XFormersAttention(AttentionBackendBase):
     """GLM attention with xformers' block-diagonal varlen kernels (module docstring)."""
 
     supports_bias = False  # the flash varlen kernels take no additive bias

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from glmlab import hookimpl
+from glmlab.plugin_base import MaskBuilderBase
 from glmlab.structures import AttentionLayout, Segment
 
 
@@ -33,7 +34,7 @@ def _validate(segments: list[Segment], table: np.ndarray, batch_size: int, seq_l
             raise ValueError(f"invalid {segments[int(bad.argmax())]}: {what}")
 
 
-class PrefixMaskBuilder:
+class PrefixMaskBuilder(MaskBuilderBase):
     """Prefix-LM layout per segment; subclasses choose the prefix length."""
 
     def prefix_lengths(self, lengths: np.ndarray, seps: np.ndarray) -> np.ndarray:

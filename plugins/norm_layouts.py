@@ -20,16 +20,17 @@ import torch
 from torch import nn
 
 from glmlab import hookimpl
+from glmlab.plugin_base import NormLayoutBase, SublayerKind
 
-SublayerKind = Literal["attention", "mlp"]
+DEFAULT_EPS = 1e-5  # nn.LayerNorm's default; the model passes its ``norm_eps``
 
 
 class PreNormResidual(nn.Module):
     """``x + f(LN(x))``."""
 
-    def __init__(self, sublayer: nn.Module, dim: int) -> None:
+    def __init__(self, sublayer: nn.Module, dim: int, eps: float = DEFAULT_EPS) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim, eps=eps)
         self.sublayer = sublayer
 
     def forward(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
@@ -39,37 +40,40 @@ class PreNormResidual(nn.Module):
 class PostNormResidual(nn.Module):
     """``LN(alpha * x + f(x))``; Post-LN is ``alpha = 1``."""
 
-    def __init__(self, sublayer: nn.Module, dim: int, alpha: float = 1.0) -> None:
+    def __init__(
+        self, sublayer: nn.Module, dim: int, alpha: float = 1.0, eps: float = DEFAULT_EPS
+    ) -> None:
         super().__init__()
         self.sublayer = sublayer
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim, eps=eps)
         self.alpha = alpha
 
     def forward(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         return self.norm(self.alpha * x + self.sublayer(x, **kwargs))
 
 
-class PreLN:
-    """Pre-LN (GLM): LayerNorm on the sublayer input, one more after the last block."""
+class PreLN(NormLayoutBase):
+    """Pre-LN (GLM): LayerNorm on the sublayer input, one more after the last block.
+    ``eps``: every LayerNorm's epsilon (the model's ``norm_eps``)."""
 
-    def __init__(self, *, n_layers: int) -> None:
-        self.n_layers = n_layers
+    def __init__(self, *, n_layers: int, eps: float = DEFAULT_EPS) -> None:
+        self.n_layers, self.eps = n_layers, eps
 
     def wrap(self, sublayer: nn.Module, dim: int, kind: SublayerKind) -> nn.Module:
-        return PreNormResidual(sublayer, dim)
+        return PreNormResidual(sublayer, dim, eps=self.eps)
 
     def final_norm(self, dim: int) -> nn.Module:
-        return nn.LayerNorm(dim)
+        return nn.LayerNorm(dim, eps=self.eps)
 
 
-class PostLN:
+class PostLN(NormLayoutBase):
     """Post-LN (original Transformer): LayerNorm after each residual sum."""
 
-    def __init__(self, *, n_layers: int) -> None:
-        self.n_layers = n_layers
+    def __init__(self, *, n_layers: int, eps: float = DEFAULT_EPS) -> None:
+        self.n_layers, self.eps = n_layers, eps
 
     def wrap(self, sublayer: nn.Module, dim: int, kind: SublayerKind) -> nn.Module:
-        return PostNormResidual(sublayer, dim)
+        return PostNormResidual(sublayer, dim, eps=self.eps)
 
     def final_norm(self, dim: int) -> nn.Module:
         return nn.Identity()
@@ -85,7 +89,7 @@ DEEPNORM_CONSTANTS: dict[str, Callable[[int], tuple[float, float]]] = {
 BETA_GAIN = ("v", "out", "ffn_in", "ffn_out")  # Xavier-normal gain beta; the others gain 1
 
 
-class DeepNorm:
+class DeepNorm(NormLayoutBase):
     """DeepNorm (DeepNet; GLM-130B): ``LN(alpha * x + f(x))`` around every sublayer, and
     Xavier-normal init with gain ``beta`` on the value, attention-output and both FFN
     matrices, gain 1 on query and key; nothing else scales them.
@@ -104,13 +108,14 @@ class DeepNorm:
         beta: float | None = None,
         constants: Literal["deepnet", "glm130b"] = "glm130b",
         input_norm: bool | None = None,
+        eps: float = DEFAULT_EPS,
     ) -> None:
         if constants not in DEEPNORM_CONSTANTS:
             raise ValueError(
                 f"deepnorm constants must be one of {sorted(DEEPNORM_CONSTANTS)}, got {constants!r}"
             )
         default_alpha, default_beta = DEEPNORM_CONSTANTS[constants](n_layers)
-        self.n_layers = n_layers
+        self.n_layers, self.eps = n_layers, eps
         self.constants = constants
         self.alpha = default_alpha if alpha is None else float(alpha)
         self.beta = default_beta if beta is None else float(beta)
@@ -122,10 +127,10 @@ class DeepNorm:
             nn.init.xavier_normal_(weight, gain=self.beta if role in BETA_GAIN else 1.0)
 
     def wrap(self, sublayer: nn.Module, dim: int, kind: SublayerKind) -> nn.Module:
-        return PostNormResidual(sublayer, dim, self.alpha)
+        return PostNormResidual(sublayer, dim, self.alpha, eps=self.eps)
 
     def input_norm(self, dim: int) -> nn.Module:
-        return nn.LayerNorm(dim) if self.use_input_norm else nn.Identity()
+        return nn.LayerNorm(dim, eps=self.eps) if self.use_input_norm else nn.Identity()
 
     def final_norm(self, dim: int) -> nn.Module:
         return nn.Identity()

@@ -10,45 +10,35 @@ suffix), which counts on as ``pos1 + pos2``; without ``pin_part_b`` every span c
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from glmlab import hookimpl
+from glmlab.plugin_base import PositionalSchemeBase
+from glmlab.plugin_helpers import positions_1d
 
 CosSin = tuple[torch.Tensor, torch.Tensor]
 
 
-class PositionalScheme(nn.Module):
-    """Base class: stores the fixed factory arguments; no embedding, no rotation."""
+class PositionalScheme(PositionalSchemeBase):
+    """Base of the built-ins: stores the model settings the factory gets; no embedding, no
+    rotation. ``init_std``: the scale its learned tables are initialised with, N(0, init_std)
+    (the scheme owns its init; the model never re-initialises it)."""
 
-    def __init__(self, *, dim: int, n_heads: int, head_dim: int, max_positions: int) -> None:
+    def __init__(
+        self, *, dim: int, n_heads: int, head_dim: int, max_positions: int, init_std: float = 0.02
+    ) -> None:
         super().__init__()
         self.dim, self.n_heads, self.head_dim = dim, n_heads, head_dim
-        self.max_positions = max_positions
+        self.max_positions, self.init_std = max_positions, init_std
 
-    def embed(self, position_ids: torch.Tensor) -> torch.Tensor | None:
-        return None
-
-    def rotate(
-        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return q, k
-
-
-def suffix_spans(position_ids: torch.Tensor) -> torch.Tensor:
-    """(B, L) bool: the Part B tokens of spans whose mask is the last token of their
-    sample's Part A (a suffix span: GLM-130B's [gMASK] layout).
-
-    Read from the rows alone: a sample starts at a Part A column with ``pos1 == 0``; its
-    Part A ends at its largest Part A ``pos1``; Part B columns carry their mask's ``pos1``.
-    """
-    pos1, pos2 = position_ids[:, 0], position_ids[:, 1]
-    part_a = pos2 == 0
-    sample = (part_a & (pos1 == 0)).long().cumsum(-1)  # (B, L) sample index per column
-    last_a = torch.full_like(pos1, -1).scatter_reduce(
-        1, sample, torch.where(part_a, pos1, -1), reduce="amax"
-    )
-    return ~part_a & (pos1 == last_a.gather(1, sample))
+    def learned_table(self, rows: int) -> nn.Embedding:
+        """A learned (rows, dim) table, N(0, init_std)."""
+        table = nn.Embedding(rows, self.dim)
+        nn.init.normal_(table.weight, std=self.init_std)
+        return table
 
 
 def one_d_positions(
@@ -57,17 +47,13 @@ def one_d_positions(
     max_positions: int,
     suffix_counts_on: bool = False,
 ) -> torch.Tensor:
-    """(B, L) 1D positions from (B, 2, L): ``pos1`` when ``pin_part_b`` (with
-    ``suffix_counts_on``, ``pos1 + pos2`` on suffix spans), else ``pos1 + pos2``; clamped to
-    ``max_positions`` (a span running past the table reuses its last row)."""
-    pos1, pos2 = position_ids[:, 0], position_ids[:, 1]
-    if not pin_part_b:
-        pos = pos1 + pos2
-    elif suffix_counts_on:
-        pos = pos1 + pos2 * suffix_spans(position_ids)
-    else:
-        pos = pos1
-    return pos.clamp(max=max_positions)
+    """:func:`glmlab.plugin_helpers.positions_1d`, clamped to ``max_positions``."""
+    return positions_1d(
+        position_ids,
+        pin_part_b=pin_part_b,
+        suffix_counts_on=suffix_counts_on,
+        max_positions=max_positions,
+    )
 
 
 class RotaryTable:
@@ -113,11 +99,11 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 class Learned2DPositions(PositionalScheme):
     """GLM: two learned tables (Part A position, in-span position), summed."""
 
-    def __init__(self, **fixed: int) -> None:
-        super().__init__(**fixed)
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
         # max_positions + 1 rows: the sentinel variant uses one extra position.
-        self.pos1 = nn.Embedding(self.max_positions + 1, self.dim)
-        self.pos2 = nn.Embedding(self.max_positions + 1, self.dim)
+        self.pos1 = self.learned_table(self.max_positions + 1)
+        self.pos2 = self.learned_table(self.max_positions + 1)
 
     def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
         return self.pos1(position_ids[:, 0]) + self.pos2(position_ids[:, 1])
@@ -130,12 +116,12 @@ class Learned1DPositions(PositionalScheme):
     (row 0 in Part A, row 1 in Part B), as the reference keeps it."""
 
     def __init__(
-        self, *, pin_part_b: bool = True, block_indicator: bool = True, **fixed: int
+        self, *, pin_part_b: bool = True, block_indicator: bool = True, **settings: Any
     ) -> None:
-        super().__init__(**fixed)
+        super().__init__(**settings)
         self.pin_part_b = pin_part_b
-        self.pos = nn.Embedding(self.max_positions + 1, self.dim)
-        self.block = nn.Embedding(2, self.dim) if block_indicator else None
+        self.pos = self.learned_table(self.max_positions + 1)
+        self.block = self.learned_table(2) if block_indicator else None
 
     def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
         out = self.pos(one_d_positions(position_ids, self.pin_part_b, self.max_positions))
@@ -154,9 +140,9 @@ class RotaryPositions(PositionalScheme):
         base: float = 10000.0,
         pin_part_b: bool = True,
         suffix_counts_on: bool = True,
-        **fixed: int,
+        **settings: Any,
     ) -> None:
-        super().__init__(**fixed)
+        super().__init__(**settings)
         self.pin_part_b = pin_part_b
         self.suffix_counts_on = suffix_counts_on
         self.table = RotaryTable(self.head_dim, self.max_positions, base)
@@ -176,8 +162,8 @@ class Rotary2DPositions(PositionalScheme):
     """ChatGLM-6B's 2D RoPE: the first half of each head rotated by pos1, the second half
     by pos2, both with one table of rotary dim ``head_dim / 2``."""
 
-    def __init__(self, *, base: float = 10000.0, **fixed: int) -> None:
-        super().__init__(**fixed)
+    def __init__(self, *, base: float = 10000.0, **settings: Any) -> None:
+        super().__init__(**settings)
         if self.head_dim % 4:
             raise ValueError(f"rope_2d needs head_dim divisible by 4, got {self.head_dim}")
         self.table = RotaryTable(self.head_dim // 2, self.max_positions, base)

@@ -20,28 +20,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from glmlab import hookimpl
+from glmlab.plugin_base import SpanSamplerBase
+from glmlab.plugin_helpers import place_spans
 from glmlab.structures import MaskKind, SpanSet, TokenizedText
 
 MAX_REDRAWS = 1000  # draws of span lengths before a sampler clips them (never reached in practice)
 
 
-def place_spans(lengths: np.ndarray, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Place spans of ``lengths`` (in that order) in ``[0, n)`` as the reference's
-    ``sample_spans`` does: one uniform slot in ``0 .. n - sum - m + 1`` per span, drawn
-    independently and sorted; span ``i`` starts after the free tokens of its slot, the spans
-    before it and one mandatory unmasked token after each of them. Needs
-    ``sum(lengths) + m - 1 <= n``."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    m = lengths.shape[0]
-    free = n - int(lengths.sum()) - m + 1
-    if free < 0:
-        raise ValueError(f"spans of lengths {lengths.tolist()} do not fit {n} tokens with gaps")
-    slots = np.sort(rng.integers(0, free + 1, size=m))
-    starts = slots + np.concatenate([[0], lengths.cumsum()[:-1]]) + np.arange(m)
-    return list(zip(starts.tolist(), (starts + lengths).tolist(), strict=True))
-
-
-class TokenSpanSampler:
+class TokenSpanSampler(SpanSamplerBase):
     """GLM's token-level spans (NLU), the reference procedure: lengths ~ Poisson(``poisson_lambda``)
     restricted to ``1..max_span_len`` and renormalised, drawn until they cover at least
     ``int(mask_ratio * n)`` tokens (never trimmed, so the ratio overshoots a little), shuffled,
@@ -123,7 +109,7 @@ def _sentences(text: TokenizedText, keep: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0], ends[:-1]]).astype(np.int64), ends.astype(np.int64)
 
 
-class SentenceSpanSampler:
+class SentenceSpanSampler(SpanSamplerBase):
     """GLM's sentence-level spans (seq2seq), the reference procedure: the row's sentences in
     random order, taken until they cover at least ``int(mask_ratio * n)`` of the row's ``n``
     tokens (at least one sentence). The budget belongs to the whole packed row
@@ -178,7 +164,7 @@ class SentenceSpanSampler:
             keeps[-1] -= min(excess, keeps[-1])  # drop the row's tail so Part B fits; redraw
 
 
-class DocumentSpanSampler:
+class DocumentSpanSampler(SpanSamplerBase):
     """GLM's document-level spans (generation), the reference procedure: one length per
     batch, uniform in ``[int(min_ratio * shortest), longest - 2]`` over the batch's texts
     (:meth:`for_batch`); per text ``min(length, n - 2)``, so at least two tokens of context
@@ -226,7 +212,7 @@ class DocumentSpanSampler:
         return SpanSet(tuple(place_spans(np.array([length]), keep, rng)), keep, self.mask_kind)
 
 
-class SuffixSpanSampler:
+class SuffixSpanSampler(SpanSamplerBase):
     """One span at the end of the text, its length a uniform fraction in
     ``[min_ratio, max_ratio]`` of the text, with [eop]: GLM-130B's [gMASK] (a prefix kept as
     context, the rest masked) and ``document_suffix`` (glmlab's former document level)."""

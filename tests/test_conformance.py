@@ -4,6 +4,7 @@ broken plugins; and the runtime guards that name a plugin breaking its contract.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ from torch import nn
 
 from glmlab import hookimpl
 from glmlab.model.build import build_model, checked_mask_builder
-from glmlab.model.glm import PluginContractError
+from glmlab.model.glm import GLMModel, PluginContractError
 from glmlab.objective import GLMObjective, SamplerInvariantError
+from glmlab.plugin_base import PositionalSchemeBase
 from glmlab.plugins.trackers import installed
 from glmlab.registry import PluginRegistry, get_registry
 from glmlab.structures import AttentionLayout, Segment, SpanSet, SpecialTokens, TokenizedText
@@ -460,3 +462,102 @@ def test_sampler_guard_names_the_distribution() -> None:
         match=r"span sampler 'token' \(distribution 'glmlab' .*\) broke an invariant: span \(1, 3\)",
     ):
         objective.build(text, max_len=16, rng=np.random.default_rng(0))
+
+
+# -- the kit's model-side checks can fail ------------------------------------------------
+
+
+class FixedTable(nn.Module):
+    """A duck-typed scheme with a fixed (frozen) sinusoid-like table, as docs allowed before
+    the bases: the model used to overwrite it with a random frozen table."""
+
+    def __init__(self, *, dim: int, max_positions: int, **_: int) -> None:
+        super().__init__()
+        table = torch.arange((max_positions + 1) * dim, dtype=torch.float32).reshape(-1, dim)
+        self.table = nn.Embedding.from_pretrained(torch.sin(table / 7.0), freeze=True)
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.table(position_ids[:, 0])
+
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return q, k
+
+
+class DetachedTable(PositionalSchemeBase):
+    """Its trainable table never gets a gradient (embed detaches it)."""
+
+    def __init__(self, *, dim: int, max_positions: int, **_: Any) -> None:
+        super().__init__()
+        self.table = nn.Embedding(max_positions + 1, dim)
+
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.table.weight.detach()[position_ids[:, 0]]
+
+
+class NotAModuleScheme:
+    def embed(self, position_ids: torch.Tensor) -> None:
+        return None
+
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return q, k
+
+
+class TestFixedTable(PositionalSchemeContract):
+    """A fixed frozen table passes the whole kit: the model leaves it alone."""
+
+    factory = FixedTable
+
+
+def test_model_construction_keeps_a_frozen_table() -> None:
+    config = tiny_config()
+    scheme = FixedTable(dim=config.dim, max_positions=config.max_positions)
+    table = scheme.table.weight.detach().clone()
+    model = build_model_around(scheme, config)
+    torch.testing.assert_close(model.positional.table.weight, table, rtol=0, atol=0)
+
+
+def build_model_around(scheme: nn.Module, config: Any) -> GLMModel:
+    registry = get_registry()
+    return GLMModel(
+        config,
+        positional=scheme,
+        norm_layout=registry.create("norm_layout", "pre_ln", n_layers=config.n_layers),
+        attention=registry.create("attention", "eager"),
+    )
+
+
+def test_kit_catches_a_model_that_overwrites_a_fixed_table(monkeypatch) -> None:
+    class TestFixed(PositionalSchemeContract):
+        factory = FixedTable
+
+    def reinit_everything(self: GLMModel, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        for m in self.positional.modules():  # what the model did before plugins owned init
+            if isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=0.02)
+
+    init = GLMModel.__init__
+    monkeypatch.setattr(GLMModel, "__init__", reinit_everything)
+    with pytest.raises(AssertionError, match=r"overwrote \['table.weight'\]"):
+        TestFixed().test_model_construction_keeps_the_schemes_own_init()
+
+
+def test_kit_catches_a_scheme_whose_table_gets_no_gradient() -> None:
+    class TestBroken(PositionalSchemeContract):
+        factory = DetachedTable
+
+    with pytest.raises(AssertionError, match=r"no gradient reaches \['table.weight'\]"):
+        TestBroken().test_every_mask_builder()
+
+
+def test_kit_catches_a_scheme_that_is_not_a_module() -> None:
+    class TestBroken(PositionalSchemeContract):
+        factory = NotAModuleScheme
+
+    with pytest.raises(AssertionError, match="not an nn.Module"):
+        TestBroken().test_builds_a_module()

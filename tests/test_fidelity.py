@@ -85,7 +85,7 @@ def test_token_spans_are_placed_by_sorted_uniform_slots() -> None:
     n = 20
     free = n - lengths.sum() - 2  # slots 0..free
     first = []
-    from glmlab.plugins.span_samplers import place_spans
+    from glmlab.plugin_helpers import place_spans
 
     for _ in range(20000):
         spans = place_spans(lengths, n, rng)

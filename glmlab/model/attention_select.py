@@ -240,9 +240,9 @@ def timing_candidates(
             log.warning("attention auto: '%s'.is_available raised %s; skipped", name, e)
         if not available:
             left_out[name] = f"not available on {device}"
-        elif needs_bias and not getattr(backend, "supports_bias", False):
+        elif needs_bias and not backend.supports_bias:
             left_out[name] = "takes no attention bias (the positional scheme adds one)"
-        elif needs_dropout and not getattr(backend, "supports_dropout", False):
+        elif needs_dropout and not backend.supports_dropout:
             left_out[name] = "applies no attention dropout (model.attention_dropout > 0)"
         else:
             names.append(name)
@@ -275,8 +275,7 @@ def forward_backward_timer(
 
     def time_backend(name: str) -> float:
         backend = registry.create("attention", name, **options)
-        prepare_host = getattr(backend, "prepare_host", None)
-        host = prepare_host(layout) if prepare_host is not None else {}
+        host = backend.prepare_host(layout)
         on_device = dataclasses.replace(layout, host=host, _cache={}).to(device)
         prepared = backend.prepare(on_device)
         qkv = torch.randn(B, L, 3 * n_heads * head_dim, device=device, dtype=dtype)

@@ -69,8 +69,8 @@ def resolve_attention(
             backend = registry.create("attention", candidate, **options)
             if (
                 backend.is_available(device)
-                and (not needs_bias or getattr(backend, "supports_bias", False))
-                and (not needs_dropout or getattr(backend, "supports_dropout", False))
+                and (not needs_bias or backend.supports_bias)
+                and (not needs_dropout or backend.supports_dropout)
             ):
                 return candidate, backend
         raise ValueError(
@@ -83,13 +83,29 @@ def resolve_attention(
             f"attention backend '{name}' is not available on {device}; "
             f"available there: {available_backends(registry, device)}"
         )
-    if needs_dropout and not getattr(backend, "supports_dropout", False):
+    if needs_dropout and not backend.supports_dropout:
         raise ValueError(
             f"attention backend '{name}' applies no attention dropout (it does not set "
             "supports_dropout = True) but model.attention_dropout > 0: set "
             "model.attention_dropout=0 or pick attention=sdpa, eager or auto"
         )
     return name, backend
+
+
+def positional_settings(config: GLMConfig) -> dict[str, Any]:
+    """What a positional factory is offered from the model config."""
+    return {
+        "dim": config.dim,
+        "n_heads": config.n_heads,
+        "head_dim": config.head_dim,
+        "max_positions": config.max_positions,
+        "init_std": config.init_std,
+    }
+
+
+def norm_settings(config: GLMConfig) -> dict[str, Any]:
+    """What a norm-layout factory is offered from the model config."""
+    return {"n_layers": config.n_layers, "dim": config.dim, "eps": config.norm_eps}
 
 
 def build_model(
@@ -107,8 +123,10 @@ def build_model(
 ) -> GLMModel:
     """A :class:`GLMModel` on ``device`` from the named plugins (GLM's choices by default).
 
-    The positional factory gets ``dim``, ``n_heads``, ``head_dim``, ``max_positions``; the
-    norm layout gets ``n_layers``; each plus its options. ``model.attention_name`` is the
+    The positional factory is offered ``dim``, ``n_heads``, ``head_dim``, ``max_positions``
+    and ``init_std``; the norm layout ``n_layers``, ``dim`` and ``eps`` (``norm_eps``); each
+    receives those its signature declares (:func:`glmlab.registry.factory_arguments`), plus
+    its options. ``model.attention_name`` is the
     resolved backend name (``auto`` resolved). With ``measure_on``, ``auto`` on CUDA times
     the candidate backends on its sample batch and takes the fastest
     (:mod:`glmlab.model.attention_select`); ``model.attention_selection`` says what was
@@ -119,16 +137,13 @@ def build_model(
     scheme = registry.create(
         "positional",
         positional,
-        dim=config.dim,
-        n_heads=config.n_heads,
-        head_dim=config.head_dim,
-        max_positions=config.max_positions,
+        settings=positional_settings(config),
         **(positional_options or {}),
     )
     probe = torch.stack([torch.arange(4), torch.zeros(4, dtype=torch.long)])[None]  # (1, 2, 4)
-    make_bias = getattr(scheme, "attention_bias", None)
+    make_bias = scheme.attention_bias
     with torch.no_grad():
-        needs_bias = make_bias is not None and make_bias(probe) is not None
+        needs_bias = make_bias(probe) is not None
     needs_dropout = config.attention_dropout > 0
     if should_measure(attention, device, measure_on):
         selection = measure_auto(
@@ -161,7 +176,7 @@ def build_model(
         config,
         positional=scheme,
         norm_layout=registry.create(
-            "norm_layout", norm_layout, n_layers=config.n_layers, **(norm_options or {})
+            "norm_layout", norm_layout, settings=norm_settings(config), **(norm_options or {})
         ),
         attention=backend,
         labels={

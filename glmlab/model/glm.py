@@ -26,6 +26,7 @@ from torch import nn
 
 from glmlab.interfaces import AttentionBackend, NormLayout, PositionalScheme
 from glmlab.model.loss import linear_cross_entropy, n_chunks
+from glmlab.plugin_base import NormLayoutBase, adapt, owns_its_init
 from glmlab.registry import PluginEntry, PluginError
 from glmlab.structures import AttentionLayout, Batch
 
@@ -55,6 +56,8 @@ class GLMConfig:
     dropout: float = 0.0
     attention_dropout: float = 0.0
     init_std: float = 0.02
+    norm_eps: float = 1e-5
+    """The LayerNorms' epsilon, given to the norm layout's factory as ``eps``."""
 
     def __post_init__(self) -> None:
         if self.dim % self.n_heads:
@@ -179,18 +182,16 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Attention then MLP, each wrapped by the norm layout. A layout that defines
-    ``init_projections(projections, kind)`` initialises the sublayers' named matrices
-    (``q k v out``, ``ffn_in ffn_out``; see :meth:`Attention.projections`)."""
+    """Attention then MLP, each wrapped by the norm layout, whose ``init_projections``
+    initialises the sublayers' named matrices (``q k v out``, ``ffn_in ffn_out``; see
+    :meth:`Attention.projections`)."""
 
-    def __init__(self, config: GLMConfig, norm_layout: NormLayout) -> None:
+    def __init__(self, config: GLMConfig, norm_layout: NormLayoutBase) -> None:
         super().__init__()
         attn, mlp = Attention(config), MLP(config)
-        init = getattr(norm_layout, "init_projections", None)
-        if init is not None:
-            with torch.no_grad():
-                init(attn.projections(), "attention")
-                init(mlp.projections(), "mlp")
+        with torch.no_grad():
+            norm_layout.init_projections(attn.projections(), "attention")
+            norm_layout.init_projections(mlp.projections(), "mlp")
         self.attn = norm_layout.wrap(attn, config.dim, "attention")
         self.mlp = norm_layout.wrap(mlp, config.dim, "mlp")
 
@@ -227,13 +228,17 @@ class GLMModel(nn.Module):
                 self.labels["positional"],
                 f"the factory built {describe(positional)}, not an nn.Module",
             )
+        # Duck-typed plugins get their kind's defaults once, here (idempotent for plugins
+        # built by the registry): past this point every member is called directly.
+        positional = adapt("positional", positional, self.labels["positional"])
+        norm_layout = adapt("norm_layout", norm_layout, self.labels["norm_layout"])
+        attention = adapt("attention", attention, self.labels["attention"])
         self.config = config
         self.tok = nn.Embedding(config.vocab_size, config.dim)
         self.positional = positional
         self.drop = nn.Dropout(config.dropout)
         # A layout may normalise the first block's input (GLM-130B's DeepNorm); None if not.
-        make_input_norm = getattr(norm_layout, "input_norm", None)
-        self.input_norm = None if make_input_norm is None else make_input_norm(config.dim)
+        self.input_norm = norm_layout.input_norm(config.dim)
         self.blocks = nn.ModuleList(Block(config, norm_layout) for _ in range(config.n_layers))
         self.norm = norm_layout.final_norm(config.dim)
         # A non-module here would be stored as a plain attribute: its parameters would
@@ -241,7 +246,7 @@ class GLMModel(nn.Module):
         for what, module in [
             *(("wrap()", m) for block in self.blocks for m in (block.attn, block.mlp)),
             ("final_norm()", self.norm),
-            *([("input_norm()", self.input_norm)] if make_input_norm is not None else []),
+            *([("input_norm()", self.input_norm)] if self.input_norm is not None else []),
         ]:
             if not isinstance(module, nn.Module):
                 raise broken(
@@ -253,10 +258,13 @@ class GLMModel(nn.Module):
         )
         self.attention = attention
         self.attention_name: str | None = None  # set by build_model
-        # Blocks initialise themselves (before the norm layout's rescaling); the embeddings,
-        # learned position tables included, and an untied head get N(0, init_std) here.
-        for m in [self.tok, self.head, *positional.modules()]:
-            if isinstance(m, nn.Embedding | nn.Linear):
+        # Blocks initialise themselves (before the norm layout's rescaling); the token
+        # embedding and an untied head get N(0, init_std) here. The positional scheme owns
+        # its parameters (it got ``init_std``); only a duck-typed scheme written before it
+        # did gets the old N(0, init_std) on its trainable tables, never on frozen ones.
+        legacy = [] if owns_its_init(positional) else list(positional.modules())
+        for m in [self.tok, self.head, *legacy]:
+            if isinstance(m, nn.Embedding | nn.Linear) and m.weight.requires_grad:
                 nn.init.normal_(m.weight, std=config.init_std)
 
     def forward(
@@ -299,8 +307,7 @@ class GLMModel(nn.Module):
     def attention_bias(self, position_ids: torch.Tensor) -> torch.Tensor | None:
         """The positional scheme's additive attention bias for ``position_ids`` (None when
         it defines none), checked against the contract and the backend's ``supports_bias``."""
-        make = getattr(self.positional, "attention_bias", None)
-        bias = None if make is None else make(position_ids)
+        bias = self.positional.attention_bias(position_ids)
         if bias is None:
             return None
         batch, length = position_ids.shape[0], position_ids.shape[-1]
@@ -315,7 +322,7 @@ class GLMModel(nn.Module):
                 f"attention_bias() returned {describe(bias)}; expected None or a float tensor "
                 f"broadcastable to (B, H, L, L) = {target}",
             )
-        if not getattr(self.attention, "supports_bias", False):
+        if not self.attention.supports_bias:
             raise PluginContractError(
                 f"{self.labels['positional']} adds an attention bias, but "
                 f"{self.labels['attention']} does not accept one (it does not set "

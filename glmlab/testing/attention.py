@@ -92,6 +92,7 @@ class AttentionBackendContract(PluginContract):
                 out.float(), ref, atol=tol, rtol=tol, msg=lambda m: f"{self.label} vs eager: {m}"
             )
             for name, g, r in zip("qkv", grads, ref_grads, strict=True):
+                assert g is not None, f"{self.label}: no gradient reaches {name} through attend()"
                 torch.testing.assert_close(
                     g.float(),
                     r,
@@ -116,6 +117,6 @@ class AttentionBackendContract(PluginContract):
 
     @pytest.mark.parametrize("bias_rows", ["each", "shared"])
     def test_bias_matches_eager(self, bias_rows: str) -> None:
-        if not getattr(self.backend(), "supports_bias", False):
+        if not self.backend().supports_bias:
             pytest.skip(f"{self.label} does not set supports_bias = True")
         self.compare(torch.float32, bias_rows)

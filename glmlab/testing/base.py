@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from glmlab.model.glm import plugin_label
-from glmlab.registry import get_registry
+from glmlab.plugin_base import adapt
+from glmlab.registry import factory_arguments, get_registry
 
 
 class PluginContract:
@@ -54,6 +55,11 @@ class PluginContract:
     def label(self) -> str:
         return self.plugin()[1]
 
-    def make(self, **fixed: Any) -> Any:
-        """Build the plugin: the fixed arguments of its kind plus ``options``."""
-        return self.plugin()[0](**fixed, **self.options)
+    def make(self, **settings: Any) -> Any:
+        """Build the plugin as a run does: ``options``, plus the model ``settings`` of its
+        kind that the factory declares (checked by signature first,
+        :func:`glmlab.registry.factory_arguments`); a duck-typed result gets its kind's
+        base-class defaults (:func:`glmlab.plugin_base.adapt`)."""
+        factory, label = self.plugin()
+        kwargs = factory_arguments(factory, settings, self.options, label=label)
+        return adapt(self.kind, factory(**kwargs), label)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from glmlab.model.build import norm_settings, positional_settings
 from glmlab.model.glm import MLP, Attention, GLMModel, describe
 from glmlab.registry import get_registry
 from glmlab.structures import Batch
@@ -31,13 +32,12 @@ class NormLayoutContract(PluginContract):
         torch.manual_seed(0)
         config = tiny_config(n_layers=n_layers)
         registry = get_registry()
-        fixed = {"dim": config.dim, "n_heads": config.n_heads, "head_dim": config.head_dim}
         return GLMModel(
             config,
             positional=registry.create(
-                "positional", "learned_2d", max_positions=config.max_positions, **fixed
+                "positional", "learned_2d", settings=positional_settings(config)
             ),
-            norm_layout=self.make(n_layers=n_layers),
+            norm_layout=self.make(**norm_settings(config)),
             attention=registry.create("attention", "eager"),
             labels={"norm_layout": self.label},
         )
@@ -51,7 +51,7 @@ class NormLayoutContract(PluginContract):
 
     def test_wrap_and_final_norm_keep_shapes(self) -> None:
         config = tiny_config()
-        layout = self.make(n_layers=config.n_layers)
+        layout = self.make(**norm_settings(config))
         x = torch.randn(2, 5, config.dim)
         calls = []
 
@@ -90,6 +90,9 @@ class NormLayoutContract(PluginContract):
                 if p.grad is not None and not torch.isfinite(p.grad).all()
             ]
             assert not bad, f"{self.label} at depth {depth}: non-finite gradients in {bad}"
+            # Finite only counts where a gradient arrived: every trainable parameter needs one.
+            missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+            assert not missing, f"{self.label} at depth {depth}: no gradient reaches {missing}"
 
     def test_a_few_steps_reduce_the_loss(self) -> None:
         model = self.model()

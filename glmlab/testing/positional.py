@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from glmlab.model.glm import GLMModel, broadcastable, describe
+from glmlab.model.build import norm_settings, positional_settings
+from glmlab.model.glm import GLMConfig, GLMModel, broadcastable, describe
+from glmlab.plugin_base import owns_its_init
 from glmlab.registry import get_registry
 from glmlab.structures import Batch
 from glmlab.testing.base import PluginContract
@@ -16,10 +18,12 @@ from glmlab.testing.samples import collate, pack, random_glm_samples, tiny_confi
 
 
 class PositionalSchemeContract(PluginContract):
-    """Contract tests for a positional scheme: shapes and dtypes of ``embed``, ``rotate``
-    and the optional ``attention_bias``; a model using it runs under every registered mask
-    builder; and packing samples into one row changes none of their hidden states (the
-    scheme reads ``position_ids``, never the column).
+    """Contract tests for a positional scheme: it is an ``nn.Module``; shapes and dtypes of
+    ``embed``, ``rotate`` and ``attention_bias``; a model using it runs under every
+    registered mask builder, and a gradient reaches every trainable parameter of the scheme;
+    building the model leaves the scheme's parameters and buffers as the scheme set them
+    (a frozen or fixed table survives); and packing samples into one row changes none of
+    their hidden states (the scheme reads ``position_ids``, never the column).
 
     ``config`` overrides the tiny model's shape (``dim``, ``n_heads``, ``max_positions``...)
     where the scheme needs, say, a head dim divisible by 4.
@@ -31,17 +35,17 @@ class PositionalSchemeContract(PluginContract):
     def model(self, attention: str = "eager") -> GLMModel:
         torch.manual_seed(0)
         config = tiny_config(**self.config)
+        return self.model_with(self.make(**positional_settings(config)), config, attention)
+
+    def model_with(
+        self, scheme: nn.Module, config: GLMConfig, attention: str = "eager"
+    ) -> GLMModel:
+        """A tiny model around an already built ``scheme``."""
         registry = get_registry()
-        scheme = self.make(
-            dim=config.dim,
-            n_heads=config.n_heads,
-            head_dim=config.head_dim,
-            max_positions=config.max_positions,
-        )
         return GLMModel(
             config,
             positional=scheme,
-            norm_layout=registry.create("norm_layout", "pre_ln", n_layers=config.n_layers),
+            norm_layout=registry.create("norm_layout", "pre_ln", settings=norm_settings(config)),
             attention=registry.create("attention", attention),
             labels={"positional": self.label},
         )
@@ -56,9 +60,30 @@ class PositionalSchemeContract(PluginContract):
         return collate(rows, get_registry().create("mask_builder", mask_builder), seq_len)
 
     def test_builds_a_module(self) -> None:
-        scheme = self.model().positional
+        scheme = self.make(**positional_settings(tiny_config(**self.config)))
         assert isinstance(scheme, nn.Module), (
             f"{self.label} built {describe(scheme)}, not an nn.Module"
+        )
+
+    def test_model_construction_keeps_the_schemes_own_init(self) -> None:
+        """The model never re-initialises a scheme's tensors: frozen parameters and buffers
+        (a fixed table) always survive, and so does everything of a scheme deriving from
+        :class:`~glmlab.plugin_base.PositionalSchemeBase` (it owns its init)."""
+        config = tiny_config(**self.config)
+        torch.manual_seed(0)
+        scheme = self.make(**positional_settings(config))
+        owned = owns_its_init(scheme)
+        before = {
+            name: t.detach().clone()
+            for name, t in [*scheme.named_parameters(), *scheme.named_buffers()]
+            if owned or not isinstance(t, nn.Parameter) or not t.requires_grad
+        }
+        self.model_with(scheme, config)
+        after = dict([*scheme.named_parameters(), *scheme.named_buffers()])
+        changed = [n for n, t in before.items() if not torch.equal(after[n].detach(), t)]
+        assert not changed, (
+            f"{self.label}: building the model overwrote {changed}; a scheme's own "
+            "initialisation (a frozen or fixed table included) must survive"
         )
 
     def test_shapes_and_dtypes(self) -> None:
@@ -81,8 +106,7 @@ class PositionalSchemeContract(PluginContract):
                         f"{self.label}: rotate() turned {describe(x)} into {describe(rx)}"
                     )
                     assert torch.isfinite(rx).all()
-            make_bias = getattr(scheme, "attention_bias", None)
-            bias = None if make_bias is None else make_bias(pos)
+            bias = scheme.attention_bias(pos)
             if bias is not None:
                 target = (batch, config.n_heads, length, length)
                 assert bias.is_floating_point() and broadcastable(tuple(bias.shape), target), (
@@ -101,6 +125,16 @@ class PositionalSchemeContract(PluginContract):
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             assert all(torch.isfinite(g).all() for g in grads), (
                 f"{self.label}: non-finite grad with '{builder}'"
+            )
+            # Finite means nothing where no gradient flows: the scheme's trainable
+            # parameters must each get a nonzero one.
+            dead = [
+                n
+                for n, p in model.positional.named_parameters()
+                if p.requires_grad and (p.grad is None or not p.grad.any())
+            ]
+            assert not dead, (
+                f"{self.label} with mask builder '{builder}': no gradient reaches {dead}"
             )
 
     def test_packed_rows_match_one_sample_per_row(self) -> None:

@@ -19,15 +19,8 @@ class TestAlibiPinnedContract(PositionalSchemeContract):
 
 
 def alibi(n_heads: int, **options: bool):
-    return get_registry().create(
-        "positional",
-        "alibi",
-        dim=8 * n_heads,
-        n_heads=n_heads,
-        head_dim=8,
-        max_positions=64,
-        **options,
-    )
+    settings = {"dim": 8 * n_heads, "n_heads": n_heads, "head_dim": 8, "max_positions": 64}
+    return get_registry().create("positional", "alibi", settings=settings, **options)
 
 
 def test_slopes_are_the_papers_geometric_sequence() -> None:

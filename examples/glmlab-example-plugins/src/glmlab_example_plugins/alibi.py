@@ -11,19 +11,19 @@ optional ``attention_bias`` hook, so it needs an attention backend with
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from glmlab import hookimpl
+from glmlab.plugin_base import PositionalSchemeBase
+from glmlab.plugin_helpers import positions_1d
 
 GLMLAB_API_VERSION = 1  # the hook API this module implements; glmlab refuses a mismatch
 
 
-class ALiBi(nn.Module):
-    """Built as ``alibi`` with option ``pin_part_b``; glmlab passes the fixed arguments."""
+class ALiBi(PositionalSchemeBase):
+    """Built as ``alibi`` with option ``pin_part_b``; of the model settings glmlab offers,
+    it declares only ``n_heads``. No embedding and no rotation: the base's defaults."""
 
-    def __init__(
-        self, *, dim: int, n_heads: int, head_dim: int, max_positions: int, pin_part_b: bool = False
-    ) -> None:
+    def __init__(self, *, n_heads: int, pin_part_b: bool = False) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.pin_part_b = pin_part_b
@@ -32,17 +32,9 @@ class ALiBi(nn.Module):
         slopes = 2.0 ** (-8.0 * torch.arange(1, n_heads + 1, dtype=torch.float32) / n_heads)
         self.register_buffer("slopes", slopes, persistent=False)
 
-    def embed(self, position_ids: torch.Tensor) -> None:
-        return None
-
-    def rotate(
-        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return q, k
-
     def attention_bias(self, position_ids: torch.Tensor) -> torch.Tensor:
         """(B, H, L, L) float32 ``-m_h * |pos_i - pos_j|`` for ``position_ids`` (B, 2, L)."""
-        pos = position_ids[:, 0] if self.pin_part_b else position_ids[:, 0] + position_ids[:, 1]
+        pos = positions_1d(position_ids, pin_part_b=self.pin_part_b)
         distance = (pos.unsqueeze(-1) - pos.unsqueeze(-2)).abs().float().unsqueeze(1)
         # float32 slopes even when the model was cast to bf16: the backend casts the sum.
         return -self.slopes.float().view(1, -1, 1, 1) * distance

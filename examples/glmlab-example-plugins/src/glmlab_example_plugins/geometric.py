@@ -3,7 +3,8 @@
 Span lengths follow a geometric distribution Geo(p) truncated to ``1..max_span_len``
 (SpanBERT: p = 0.2, at most 10 tokens, mean 3.8). Spans are drawn until ``mask_ratio`` of
 the kept tokens are covered, the last one trimmed so that the count is exact, and placed
-uniformly at random with at least one unmasked token between two spans. Part A replaces
+at random with at least one unmasked token between two spans (glmlab's
+:func:`~glmlab.plugin_helpers.place_spans`, as GLM places its spans). Part A replaces
 each span with one ``[MASK]``; glmlab's objective then builds Part B. SpanBERT measures
 lengths in words; here they are tokens.
 """
@@ -13,12 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from glmlab import hookimpl
+from glmlab.plugin_base import SpanSamplerBase
+from glmlab.plugin_helpers import place_spans
 from glmlab.structures import MaskKind, SpanSet, TokenizedText
 
 GLMLAB_API_VERSION = 1  # the hook API this module implements; glmlab refuses a mismatch
 
 
-class GeometricSpanSampler:
+class GeometricSpanSampler(SpanSamplerBase):
     """Built as ``geometric`` with options ``p``, ``max_span_len``, ``mask_ratio``, ``mask_kind``."""
 
     def __init__(
@@ -46,19 +49,6 @@ class GeometricSpanSampler:
             covered += n
         return lengths
 
-    @staticmethod
-    def _place(
-        lengths: list[int], keep: int, rng: np.random.Generator
-    ) -> tuple[tuple[int, int], ...]:
-        """Uniform placement in ``[0, keep)`` with a gap of at least one token: choose where
-        the spans fall among the ``free`` tokens not needed by spans and gaps."""
-        m = len(lengths)
-        free = keep - sum(lengths) - (m - 1)
-        slots = np.sort(rng.choice(free + m, size=m, replace=False)) - np.arange(m)
-        before = np.concatenate([[0], np.cumsum(np.asarray(lengths[:-1]) + 1)])
-        starts = (slots + before).tolist()
-        return tuple((s, s + n) for s, n in zip(starts, lengths, strict=True))
-
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
         keep = min(len(text), max_len)
         while True:
@@ -69,7 +59,7 @@ class GeometricSpanSampler:
             while len(lengths) > 1 and sum(lengths) + len(lengths) - 1 > keep:
                 lengths.pop()  # too many spans to keep a gap between each: drop the last
             if keep + 2 * len(lengths) <= max_len:
-                return SpanSet(self._place(lengths, keep, rng), keep, self.mask_kind)
+                return SpanSet(tuple(place_spans(lengths, keep, rng)), keep, self.mask_kind)
             keep = max(1, max_len - 2 * len(lengths))  # drop the tail so Part B fits; redraw
 
 

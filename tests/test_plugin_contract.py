@@ -1,0 +1,244 @@
+"""The typed plugin contract: base classes and the adaptation of duck-typed plugins, model
+settings handed to factories, plugin-owned parameter init."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from glmlab import hookimpl
+from glmlab.model.build import build_model, norm_settings, positional_settings
+from glmlab.model.glm import GLMModel
+from glmlab.objective import GLMObjective
+from glmlab.plugin_base import (
+    BASES,
+    AttentionBackendBase,
+    NormLayoutBase,
+    PositionalSchemeBase,
+    SpanSamplerBase,
+    adapt,
+)
+from glmlab.plugin_helpers import positions_1d
+from glmlab.registry import PluginRegistry, factory_arguments, get_registry
+from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
+from glmlab.testing.samples import tiny_config
+
+BUILTIN_NAMES = {
+    "span_sampler": ["token", "sentence", "document", "document_suffix", "gmask"],
+    "positional": ["learned_2d", "learned_1d", "rope", "rope_2d"],
+    "norm_layout": ["pre_ln", "post_ln", "deepnorm"],
+    "mask_builder": ["glm", "causal", "bidirectional"],
+    "attention": ["eager", "sdpa", "flex", "xformers", "flash_varlen"],
+}
+
+
+def test_builtins_derive_from_their_kinds_base() -> None:
+    registry = get_registry()
+    settings = {
+        "positional": positional_settings(tiny_config()),
+        "norm_layout": norm_settings(tiny_config()),
+    }
+    for kind, names in BUILTIN_NAMES.items():
+        for name in names:
+            factory = registry.get(kind, name).factory  # called directly: nothing adapts it
+            built = factory(**factory_arguments(factory, settings.get(kind, {}), {}, label=name))
+            assert isinstance(built, BASES[kind]), f"{kind} '{name}' is a {type(built)}"
+            assert type(built).__module__.startswith("glmlab.plugins."), (kind, name)
+
+
+class DuckSampler:
+    """Written against the protocol only: no mask_kind, for_batch or sample_row."""
+
+    def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
+        keep = min(len(text), max_len - 2)
+        return SpanSet(((0, 1),), keep)
+
+
+class DuckPositions(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Embedding(40, 32)
+
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.table(position_ids[:, 0])
+
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return q, k
+
+
+class DuckAttention:
+    def is_available(self, device: torch.device) -> bool:
+        return True
+
+    def prepare(self, layout: Any) -> Any:
+        return get_registry().create("attention", "eager").prepare(layout)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: Any) -> Any:
+        return get_registry().create("attention", "eager").attend(q, k, v, prepared)
+
+
+def test_a_duck_typed_plugin_gets_the_base_defaults_once() -> None:
+    sampler = DuckSampler()
+    adapted = adapt("span_sampler", sampler)
+    assert adapted is sampler and isinstance(sampler, SpanSamplerBase)
+    assert sampler.mask_kind == "MASK"
+    rng = np.random.default_rng(0)
+    assert sampler.for_batch([], rng=rng) is sampler
+    assert sampler.sample_row([], max_len=8, rng=rng) is None
+    assert rng.random() == np.random.default_rng(0).random()  # the defaults draw nothing
+    assert adapt("span_sampler", sampler) is sampler  # idempotent
+
+    backend = adapt("attention", DuckAttention())
+    assert isinstance(backend, AttentionBackendBase)
+    assert (backend.supports_bias, backend.supports_dropout) == (False, False)
+    assert backend.prepare_host(None) == {}
+
+
+def test_adapting_a_duck_typed_scheme_keeps_its_state_dict() -> None:
+    scheme = DuckPositions()
+    keys = list(scheme.state_dict())
+    adapt("positional", scheme)
+    assert isinstance(scheme, PositionalSchemeBase)
+    assert list(scheme.state_dict()) == keys == ["table.weight"]
+    assert scheme.attention_bias(torch.zeros(1, 2, 4, dtype=torch.long)) is None
+
+
+def test_objective_runs_a_duck_typed_sampler_per_piece() -> None:
+    specials = SpecialTokens(0, 1, 2, 3, 4, 5, (), ())
+    objective = GLMObjective([("token", DuckSampler(), 1.0)], specials)
+    texts = [TokenizedText(np.arange(6, 14), np.array([6])) for _ in range(2)]
+    rng = np.random.default_rng(0)
+    rows = objective.build_rows([texts], seq_len=32, rng=rng, row_rngs=[rng])
+    assert len(rows[0]) == 2  # sample_row's default (None): each piece sampled on its own
+    assert [(len(s), s.sep) for s in rows[0]] == [(10, 8), (10, 8)]  # 8 kept + [sop] + 1
+
+
+def test_a_duck_typed_model_uses_the_adapted_members() -> None:
+    config = tiny_config()
+    model = build_model_with(config, DuckPositions(), DuckAttention())
+    assert isinstance(model.positional, PositionalSchemeBase)
+    assert isinstance(model.attention, AttentionBackendBase)
+    ids = torch.zeros(1, 4, dtype=torch.long)
+    layout = get_registry().create("mask_builder", "glm").build([], batch_size=1, seq_len=4)
+    assert model(ids, torch.zeros(1, 2, 4, dtype=torch.long), layout).shape == (1, 4, 32)
+
+
+def build_model_with(config: Any, scheme: nn.Module, backend: Any) -> GLMModel:
+    return GLMModel(
+        config,
+        positional=scheme,
+        norm_layout=get_registry().create("norm_layout", "pre_ln", n_layers=config.n_layers),
+        attention=backend,
+    )
+
+
+def registry_with(**hooks: Any) -> PluginRegistry:
+    """The installed plugins plus one extra plugin object implementing ``hooks``."""
+
+    class Extra:
+        pass
+
+    for hook, factories in hooks.items():
+        setattr(Extra, hook, hookimpl(lambda self, f=factories: f))
+    registry = PluginRegistry()
+    registry.load_entry_points()
+    registry.register(Extra(), distribution="glmlab-extra")
+    return registry
+
+
+def test_norm_layout_factory_gets_dim_and_eps_only_when_declared() -> None:
+    seen: dict[str, dict[str, Any]] = {}
+
+    class Recording(NormLayoutBase):
+        def __init__(self, *, n_layers: int, dim: int, eps: float) -> None:
+            seen["new"] = {"n_layers": n_layers, "dim": dim, "eps": eps}
+
+        def wrap(self, sublayer: nn.Module, dim: int, kind: str) -> nn.Module:
+            return (
+                get_registry().create("norm_layout", "pre_ln", n_layers=1).wrap(sublayer, dim, kind)
+            )
+
+    class Old(Recording):
+        def __init__(self, *, n_layers: int) -> None:  # written before dim / eps existed
+            seen["old"] = {"n_layers": n_layers}
+
+    registry = registry_with(glmlab_norm_layouts={"recording": Recording, "old": Old})
+    config = tiny_config(norm_eps=1e-6)
+    build_model(config, norm_layout="recording", attention="eager", registry=registry)
+    build_model(config, norm_layout="old", attention="eager", registry=registry)
+    assert seen == {
+        "new": {"n_layers": config.n_layers, "dim": config.dim, "eps": 1e-6},
+        "old": {"n_layers": config.n_layers},
+    }
+
+
+def test_builtin_norm_layouts_use_the_models_eps() -> None:
+    model = build_model(tiny_config(norm_eps=1e-3), attention="eager")
+    eps = {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
+    assert eps == {1e-3}
+
+
+@pytest.mark.parametrize("name", ["learned_2d", "learned_1d"])
+def test_builtin_tables_are_initialised_by_the_scheme_with_init_std(name: str) -> None:
+    torch.manual_seed(0)
+    config = tiny_config(init_std=0.5, max_positions=256, dim=64)
+    model = build_model(config, positional=name, attention="eager")
+    for pname, p in model.positional.named_parameters():
+        assert p.std().item() == pytest.approx(0.5, rel=0.1), pname
+
+
+def test_a_duck_typed_scheme_still_gets_the_models_init_on_trainable_tables() -> None:
+    """API-1 schemes relied on the model's N(0, init_std); they keep it (frozen ones aside)."""
+    torch.manual_seed(0)
+    config = tiny_config(init_std=0.02)
+    scheme = DuckPositions()  # nn.Embedding's own init is N(0, 1)
+    model = build_model_with(config, scheme, DuckAttention())
+    assert model.positional.table.weight.std().item() == pytest.approx(0.02, rel=0.2)
+
+
+def test_positional_factory_gets_init_std() -> None:
+    seen = {}
+
+    class Recording(PositionalSchemeBase):
+        def __init__(self, *, dim: int, init_std: float) -> None:
+            super().__init__()
+            seen.update(dim=dim, init_std=init_std)
+
+    registry = registry_with(glmlab_positional_schemes={"recording": Recording})
+    build_model(
+        tiny_config(init_std=0.07), positional="recording", attention="eager", registry=registry
+    )
+    assert seen == {"dim": 32, "init_std": 0.07}
+
+
+def test_positions_1d_helper() -> None:
+    # Two samples packed in one row: Part A 0..3 with a span at pos1=2 (pos2 1..2), then a
+    # second sample whose span is a suffix (its mask is the last Part A token, pos1=2).
+    pos1 = torch.tensor([[0, 1, 2, 3, 2, 2, 0, 1, 2, 2, 2]])
+    pos2 = torch.tensor([[0, 0, 0, 0, 1, 2, 0, 0, 0, 1, 2]])
+    rows = torch.stack([pos1, pos2], dim=1)
+    assert positions_1d(rows).tolist() == (pos1 + pos2).tolist()
+    assert positions_1d(rows, pin_part_b=True).tolist() == pos1.tolist()
+    suffix = positions_1d(rows, pin_part_b=True, suffix_counts_on=True)
+    assert suffix.tolist() == [[0, 1, 2, 3, 2, 2, 0, 1, 2, 3, 4]]
+    assert positions_1d(rows, max_positions=3).max().item() == 3
+
+
+def test_an_adapted_plugin_pickles_and_copies() -> None:
+    import copy
+    import pickle
+
+    sampler = adapt("span_sampler", DuckSampler())
+    loaded = pickle.loads(pickle.dumps(sampler))
+    assert type(loaded) is type(sampler) and loaded.mask_kind == "MASK"
+    scheme = adapt("positional", DuckPositions())
+    clone = copy.deepcopy(scheme)
+    assert isinstance(clone, PositionalSchemeBase) and clone.table is not scheme.table
+    torch.testing.assert_close(clone.table.weight, scheme.table.weight)
+    assert list(pickle.loads(pickle.dumps(scheme)).state_dict()) == ["table.weight"]
