@@ -213,7 +213,8 @@ class PluginRegistry:
         (all of them with ``**kwargs``), so a factory written before a setting existed keeps
         working. Both are checked against the signature before the call
         (:class:`PluginOptionsError`); an exception raised by the factory itself becomes a
-        :class:`PluginFactoryError` chained to it.
+        :class:`PluginFactoryError` chained to it, except a :class:`PluginError`, which the
+        factory raises to say what is wrong in glmlab's words and passes through as it is.
         """
         entry = self.get(kind, name)
         label = f"{kind} plugin '{name}' (distribution '{entry.distribution}')"
@@ -222,6 +223,8 @@ class PluginRegistry:
         )
         try:
             built = entry.factory(**kwargs)
+        except PluginError:
+            raise  # already glmlab's word on the plugin (e.g. TrackerUnavailable: what to install)
         except Exception as exc:
             error = PluginOptionValueError if isinstance(exc, ValueError) else PluginFactoryError
             raise error(

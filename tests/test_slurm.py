@@ -19,7 +19,10 @@ import pytest
 
 from glmlab.cluster.status import sweep_runs
 from glmlab.cluster.submission import read_submission
+from glmlab.io import read_jsonl
+from glmlab.plugins.trackers import installed
 from glmlab.train.checkpoint import load_checkpoint
+from tests import tracker_readers
 from tests.conftest import TINY, run_glmlab
 from tests.test_distributed import RUN, assert_same_run
 
@@ -134,9 +137,11 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
     run = [*RUN, "train.max_steps=600", "train.log_interval=10", "train.eval_interval=100"]
     run += ["train.checkpoint_interval=1000"]  # no periodic checkpoint to fall back on
     straight = start_glmlab([*run, "hydra.run.dir=straight"], "straight")
-    # max_num_timeout=1: submitit requeues a job once after a timeout signal.
+    # max_num_timeout=1: submitit requeues a job once after a timeout signal. The sweep
+    # logs to TensorBoard: the requeued job must continue the same tracker run.
+    tracked = ["tracker=[tensorboard]"] if installed("tensorboard") else []
     sweep = start_glmlab(
-        ["-m", *run, *SLURM, "hydra.launcher.max_num_timeout=1", "name=pre"], "sweep"
+        ["-m", *run, *SLURM, *tracked, "hydra.launcher.max_num_timeout=1", "name=pre"], "sweep"
     )
     sweep_dir = tmp_path / "sweeps" / "pre"
 
@@ -146,6 +151,8 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
             ln for p in sweep_dir.glob("*/metrics.jsonl") for ln in p.read_text().split("\n")[:-1]
         ]
         return max((json.loads(line)["step"] for line in lines), default=0)
+
+    tracker_ids: list[str] = []
 
     def preempt(command: list[str], after_step: int) -> int:
         """Send ``command JOBID`` once the job has logged ``after_step``; return the step
@@ -167,6 +174,9 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
         (checkpoint,) = sweep_dir.glob("*/checkpoint.pt")
         (view,) = sweep_runs(sweep_dir)  # glmlab status: requeued, waiting to run again
         assert view.state == "pending" and view.requeues >= 1, view
+        if tracked:
+            (ids,) = sweep_dir.glob("*/trackers.json")
+            tracker_ids.append(json.loads(ids.read_text())["tensorboard"])
         return load_checkpoint(checkpoint)["step"]
 
     # Slurm's requeue (SIGTERM, as for preemption): glmlab checkpoints and exits, Slurm requeues.
@@ -186,6 +196,12 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
     assert job_out.count("Starting with JobEnvironment") == 3
     (view,) = sweep_runs(sweep_dir)
     assert (view.state, view.requeues) == ("completed", 2)  # one run directory throughout
+    if tracked:  # one tracker run across both requeues, its series continuous
+        run_id = json.loads((run_dir / "trackers.json").read_text())["tensorboard"]
+        assert tracker_ids == [run_id, run_id]
+        series = tracker_readers.tensorboard_scalars(run_dir / run_id)
+        logged = [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
+        assert [step for step, _ in series["train/loss"]] == logged == list(range(10, 601, 10))
 
 
 def glmlab_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf, open_dict
 
 from glmlab.cli import main as cli_main
 from glmlab.cluster import exit_reason, slurm
@@ -399,3 +400,22 @@ def test_watch_refreshes_until_no_run_is_live(half_done_sweep, capsys):
     assert not answers  # asked twice: stopped once nothing was pending or running
     assert capsys.readouterr().out.count("RUN  ") == 2
     assert {v.state for v in views} == {"completed", "timed_out", "unknown"}
+
+
+def test_run_dir_names_of_a_multirun_are_named_by_each_jobs_swept_keys(tmp_path):
+    """As the jobs name themselves: the swept keys of each job's own overrides (not the
+    command line's ``6,7``), under a sweep directory that interpolates ``name``."""
+    from hydra.types import RunMode
+
+    register_resolvers()
+    sweep = ["train.max_steps=6,7", "model.dim=32", "name=x"]
+    with initialize_config_module("glmlab.conf", version_base="1.3"):
+        fixed = ["model.dim=32", "name=x", f"hydra.sweep.dir={tmp_path}/${{name}}"]
+        base = compose("config", fixed, return_hydra_config=True)
+    with open_dict(base):
+        base.hydra.mode = RunMode.MULTIRUN
+        base.hydra.overrides.task = sweep
+    (tmp_path / "x").mkdir()
+    OmegaConf.save(base, tmp_path / "x" / "multirun.yaml")
+    jobs = [["train.max_steps=6", "model.dim=32", "name=x"], ["train.max_steps=7", "model.dim=32"]]
+    assert run_dir_names(base, jobs) == ["train.max_steps=6", "train.max_steps=7"]

@@ -93,11 +93,19 @@ def run_dir_names(
     names = []
     previous = HydraConfig.instance().cfg
     # A copy of the hydra node, where both ${hydra:job.x} and ${hydra.job.x} look.
-    HydraConfig.instance().cfg = OmegaConf.masked_copy(config, "hydra")
+    hydra_only = OmegaConf.masked_copy(config, "hydra")
+    # The sweep directory may interpolate the job's config (``sweeps/${name}``), which the
+    # copy lacks: resolved here, as Hydra resolves it before a job runs.
+    with read_write(hydra_only), open_dict(hydra_only):
+        hydra_only.hydra.sweep.dir = str(config.hydra.sweep.dir)
+    HydraConfig.instance().cfg = hydra_only
     job = HydraConfig.get().job  # changed per job below
+    given = HydraConfig.get().overrides  # the job's own overrides: what names its run
     try:
         for num, overrides in enumerate(job_overrides):
             task = [o for o in parser.parse_overrides(list(overrides)) if not o.is_hydra_override()]
+            with read_write(given), open_dict(given):
+                given.task = [o.input_line for o in task]
             with read_write(job), open_dict(job):
                 job.override_dirname = dirname_from(
                     [o.input_line for o in task if o.key_or_group not in exclude],
