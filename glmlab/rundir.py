@@ -8,6 +8,7 @@ A run directory holds::
     metrics.jsonl    one JSON object per logged step / validation / evaluation
     checkpoint.pt    the resumable training state (weights_only loadable)
     result.json      the outcome: status, step, final metrics, error
+    eval_items.json  the final evaluation suite's per-item scores and reference levels
     error.log        the traceback of a failed run
     app.log          the run's log (Hydra's job logging)
     .hydra/          Hydra's record of the composed config and overrides
@@ -23,6 +24,7 @@ __all__ = [
     "CHECKPOINT",
     "CONFIG",
     "ERROR_LOG",
+    "EVAL_ITEMS",
     "FINISHED",
     "HYDRA_DIR",
     "METRICS",
@@ -35,6 +37,7 @@ CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
+EVAL_ITEMS = "eval_items.json"
 ERROR_LOG = "error.log"
 APP_LOG = "app.log"
 HYDRA_DIR = ".hydra"
@@ -61,6 +64,7 @@ def run_files(run_dir: str | Path) -> dict[str, Path]:
         "metrics": METRICS,
         "checkpoint": CHECKPOINT,
         "result": RESULT,
+        "eval_items": EVAL_ITEMS,
         "error_log": ERROR_LOG,
         "app_log": APP_LOG,
     }

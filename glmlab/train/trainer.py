@@ -24,11 +24,17 @@ from tqdm import tqdm
 from glmlab.assemble import RunSpec, build_mask_builder, build_objective, chunk_len, resolve_device
 from glmlab.data.batches import BatchSource, make_loader
 from glmlab.data.pipeline import PreparedData, prepare_data
-from glmlab.evaluation import EvalSuite, efficiency, reset_peak_memory
-from glmlab.io import read_jsonl, write_jsonl_atomic
+from glmlab.evaluation import (
+    EvalSuite,
+    efficiency,
+    metrics_from_items,
+    reference_items,
+    reset_peak_memory,
+)
+from glmlab.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.rundir import CHECKPOINT, METRICS, RunStatus
+from glmlab.rundir import CHECKPOINT, EVAL_ITEMS, METRICS, RunStatus
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
 from glmlab.train.schedule import lr_factor
@@ -259,15 +265,35 @@ class Trainer:
         self.model.train()
         return total / max(weight, 1.0)
 
-    def run_eval_suite(self) -> dict[str, float] | None:
+    def run_eval_suite(self, *, final: bool = False) -> dict[str, float] | None:
         """The evaluation suite on the current weights: its row in metrics.jsonl holds the
-        (deterministic) task metrics; the returned dict adds throughput and peak memory."""
+        (deterministic) task metrics; the returned dict adds throughput and peak memory.
+        The ``final`` one also writes the per-item scores and the reference levels
+        (chance, unigram, the untrained model) to eval_items.json."""
         if self.parallel.kind == "fsdp":
             # The suite calls the bare model, whose root parameters FSDP keeps sharded.
             log.warning("evaluation suite skipped: not supported under FSDP")
             return None
-        metrics = EvalSuite(self.spec, self.data, self.device).run(self.model)
+        suite = EvalSuite(self.spec, self.data, self.device)
+        items = suite.score_items(self.model)
+        metrics = metrics_from_items(items)
         self._log({"step": self.step, "eval": metrics})
+        if final and self.dist.is_main:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.spec.seed)  # the weights this run started from
+                untrained = make_model(
+                    self.spec, self.data.tokenizer.padded_vocab_size, self.device
+                )
+            reference = reference_items(suite, self.data, untrained)
+            write_json_atomic(
+                self.run_dir / EVAL_ITEMS,
+                {
+                    "step": self.step,
+                    "tasks": items,
+                    "reference": reference,
+                    "reference_metrics": {k: metrics_from_items(v) for k, v in reference.items()},
+                },
+            )
         return {**metrics, **efficiency(read_jsonl(self.run_dir / METRICS), self.device)}
 
     # -- training ------------------------------------------------------------------------
@@ -372,7 +398,11 @@ class Trainer:
             )
         status = RunStatus.COMPLETED if self.step >= t.max_steps else RunStatus.STOPPED
         # After the last checkpoint: a run that dies in the suite resumes into the suite alone.
-        suite = self.run_eval_suite() if t.eval_suite and status == RunStatus.COMPLETED else None
+        suite = (
+            self.run_eval_suite(final=True)
+            if t.eval_suite and status == RunStatus.COMPLETED
+            else None
+        )
         return TrainOutcome(
             status,
             self.step,
