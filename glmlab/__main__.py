@@ -1,6 +1,7 @@
-"""``python -m glmlab [overrides] [-m]``: train one config, or sweep with ``-m``."""
+"""``python -m glmlab [overrides] [-m]``: train one config, or sweep with ``-m``
+(``--help`` explains the app and lists the experiments; ``--version``)."""
 
-from glmlab.app import main
+from glmlab.cli_help import main_with_prepared_argv
 
 if __name__ == "__main__":
-    main()
+    main_with_prepared_argv()

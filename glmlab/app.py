@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from glmlab.run import execute_run, register_resolvers
 from glmlab.rundir import RunStatus
+from glmlab.summary import run_summary
 
 register_resolvers()
 
@@ -21,7 +22,10 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     result = execute_run(cfg, run_dir, list(hc.overrides.task))
-    if hc.mode != RunMode.MULTIRUN and result["status"] not in (
+    multirun = hc.mode == RunMode.MULTIRUN
+    if multirun or result["status"] in (RunStatus.COMPLETED, RunStatus.STOPPED):
+        print(run_summary(result, run_dir, job=hc.job.num if multirun else None), flush=True)
+    if not multirun and result["status"] not in (
         RunStatus.COMPLETED,
         RunStatus.STOPPED,
     ):

@@ -144,6 +144,12 @@ def render_comparison(sweeps: Sequence[Sweep]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def default_compare_dir(sweep_dirs: Sequence[str | Path]) -> Path:
+    """``sweeps/compare/<a>_vs_<b>...``: inside the ignored sweeps/ folder."""
+    names = [Path(d).resolve().name for d in sweep_dirs]
+    return Path("sweeps") / "compare" / "_vs_".join(names)
+
+
 def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path) -> Path:
     """Write ``compare.md`` and ``compare.html`` into ``out``; return the .md path."""
     if len(sweep_dirs) < 2:

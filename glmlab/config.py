@@ -63,7 +63,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     compile: bool | None = None  # None: on for CUDA, off on CPU
     threads: int | None = None  # torch intra-op threads on CPU; None leaves torch's default
-    progress: bool = True
+    progress: bool = True  # a progress bar on a terminal; plain log lines otherwise
+    # What stays in a completed run's directory: "final" (the final weights, weights.pt;
+    # the resumable training state is removed), "last" (checkpoint.pt as well), "none".
+    keep_checkpoint: str = "final"
     # The evaluation suite (glmlab/evaluation.py, docs/EVALUATION.md): at the end of the run
     # and every eval_suite_interval steps if set; items and seed are the same for every variant.
     eval_suite: bool = True

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from glmlab.assemble import RunSpec, build_mask_builder, build_objective
 from glmlab.data.batches import collate_rows
@@ -349,13 +350,22 @@ class EvalSuite:
         """Every task's metrics for ``model`` (put in eval mode for the duration)."""
         return metrics_from_items(self.score_items(model))
 
-    def score_items(self, model: GLMModel) -> ItemScores:
-        """Every task's per-item scores for ``model`` (see :data:`ItemScores`)."""
+    def score_items(self, model: GLMModel, *, progress: bool = False) -> ItemScores:
+        """Every task's per-item scores for ``model`` (see :data:`ItemScores`); ``progress``:
+        a bar over the tasks on a terminal."""
         was_training = model.training
         model.eval()
+        bar = tqdm(
+            total=len(self.infill) + 1,
+            desc="evaluate",
+            unit="task",
+            leave=True,
+            disable=not (progress and sys.stderr.isatty()),
+        )
         try:
             out: ItemScores = {}
             for name, items in self.infill.items():
+                bar.update(1)
                 samples = [self.layout.sample(ids, spans, cloze=False) for ids, spans in items]
                 logp, n = self._score(model, samples)
                 out[name] = {"logp": logp.tolist(), "n": n.tolist()}
@@ -368,8 +378,10 @@ class EvalSuite:
                     samples.append(self.layout.sample(ids, spans, cloze=True))
             logp, _ = self._score(model, samples)
             out["cloze"] = {"credit": self._cloze_credits(logp)}
+            bar.update(1)
             return out
         finally:
+            bar.close()
             model.train(was_training)
 
     def _cloze_credits(self, candidate_scores: np.ndarray) -> list[float]:

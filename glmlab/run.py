@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab.io import read_json, write_json_atomic, write_text_atomic
-from glmlab.rundir import CONFIG, ERROR_LOG, FINISHED, RESULT, RunStatus
+from glmlab.rundir import CHECKPOINT, CONFIG, ERROR_LOG, FINISHED, RESULT, RunStatus
 
 log = logging.getLogger("glmlab")
 
@@ -54,6 +54,7 @@ def variant_overrides(overrides: list[str]) -> list[str]:
 def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict[str, Any]:
     """Train the composed config in ``run_dir`` and return (and write) its result. In a
     run of several processes every rank trains and only rank 0 writes files."""
+    from glmlab.cli_help import versions
     from glmlab.train.distributed import job_logs, process_ranks
 
     run_dir = Path(run_dir)
@@ -74,6 +75,7 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
         "final_val_loss": None,
         "error": None,
         "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
+        "versions": versions(),  # glmlab, torch, Python (the stdlib_docs corpus's source)
     }
     started = time.perf_counter()
     trainer = None
@@ -111,4 +113,8 @@ def execute_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> d
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:
         write_json_atomic(result_path, result)
+        if result["status"] == RunStatus.COMPLETED and cfg.train.get("keep_checkpoint") != "last":
+            # The outcome is on disk: the resumable state is no longer needed (weights.pt
+            # keeps the final weights unless keep_checkpoint=none).
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return result

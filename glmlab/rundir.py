@@ -6,7 +6,9 @@ A run directory holds::
 
     config.yaml      the run's resolved config
     metrics.jsonl    one JSON object per logged step / validation / evaluation
-    checkpoint.pt    the resumable training state (weights_only loadable)
+    checkpoint.pt    the resumable training state (weights_only loadable); removed when the
+                     run completes unless train.keep_checkpoint=last
+    weights.pt       a completed run's final model weights (train.keep_checkpoint=final)
     result.json      the outcome: status, step, final metrics, error
     eval_items.json  the final evaluation suite's per-item scores and reference levels
     error.log        the traceback of a failed run
@@ -27,8 +29,10 @@ __all__ = [
     "EVAL_ITEMS",
     "FINISHED",
     "HYDRA_DIR",
+    "KEEP_CHECKPOINT",
     "METRICS",
     "RESULT",
+    "WEIGHTS",
     "RunStatus",
     "run_files",
 ]
@@ -36,6 +40,9 @@ __all__ = [
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "weights.pt"
+# train.keep_checkpoint: what a completed run keeps (see the module docstring).
+KEEP_CHECKPOINT = ("final", "last", "none")
 RESULT = "result.json"
 EVAL_ITEMS = "eval_items.json"
 ERROR_LOG = "error.log"
@@ -63,6 +70,7 @@ def run_files(run_dir: str | Path) -> dict[str, Path]:
         "config": CONFIG,
         "metrics": METRICS,
         "checkpoint": CHECKPOINT,
+        "weights": WEIGHTS,
         "result": RESULT,
         "eval_items": EVAL_ITEMS,
         "error_log": ERROR_LOG,

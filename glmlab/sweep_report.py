@@ -713,14 +713,39 @@ def plot_curves(sweep: Sweep, path: Path) -> bool:
     return True
 
 
+def check_choices(
+    sweep: Sweep, *, baseline: str | Sequence[str] | None, metric: str | Sequence[str] | None
+) -> None:
+    """A ValueError naming the valid choices when ``baseline`` is no variant of the sweep
+    or a ``metric`` is not one the sweep's runs report."""
+    if baseline is not None and sweep.baseline is None:
+        labels = "; ".join(v.label for v in sweep.variants)
+        raise ValueError(
+            f"--baseline {baseline!r} is not a variant of {sweep.dir}; the variants are: {labels}"
+        )
+    known = sweep.metrics() or list(METRICS)
+    wanted = [] if metric is None else [metric] if isinstance(metric, str) else list(metric)
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        raise ValueError(
+            f"--metric {', '.join(unknown)}: not a metric of this sweep; choose from "
+            f"{', '.join(known)}"
+        )
+
+
 def build_report(
     sweep_dir: str | Path,
     *,
     baseline: str | Sequence[str] | None = None,
     metric: str | Sequence[str] | None = None,
+    strict: bool = False,
 ) -> Path:
-    """Write report.md, report.html and the loss curves for ``sweep_dir``; return the .md."""
+    """Write report.md, report.html and the loss curves for ``sweep_dir``; return the .md.
+    ``strict``: a baseline or metric that the sweep does not have is a ValueError that
+    names the valid ones (``glmlab report``); otherwise the report says there is none."""
     sweep = load_sweep(sweep_dir, baseline=baseline, metric=metric)
+    if strict:
+        check_choices(sweep, baseline=baseline, metric=metric)
     curves = plot_curves(sweep, sweep.dir / CURVES)
     md = render_markdown(sweep, curves=curves)
     path = write_text_atomic(sweep.dir / "report.md", md)
@@ -729,15 +754,37 @@ def build_report(
     return path
 
 
+def report_choices(report: Any) -> dict[str, Any]:
+    return {"baseline": report.get("baseline"), "metric": report.get("metric")}
+
+
+def sweep_summary(sweep: Sweep, report: Path) -> str:
+    """The console's closing lines of a sweep: counts, the verdicts, where the report is."""
+    counts = {s: sum(r.status == s for r in sweep.runs) for s in RunStatus}
+    done, diverged = counts[RunStatus.COMPLETED], counts[RunStatus.DIVERGED]
+    rest = len(sweep.runs) - done - diverged
+    lines = [
+        f"glmlab: sweep {sweep.name}: {len(sweep.runs)} runs, {done} completed, "
+        f"{diverged} diverged, {rest} failed or unfinished"
+    ]
+    if sweep.baseline is not None:
+        for v in sweep.variants:
+            if v is not sweep.baseline:
+                cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
+                lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
+    lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
+    lines.append(f"  report: {report} (and report.html)")
+    return "\n".join(lines).replace("**", "")
+
+
 class SweepReportCallback(Callback):
     """Hydra callback: build the sweep report when a multirun ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         report = config.get("report", {})
         try:
-            path = build_report(
-                config.hydra.sweep.dir, baseline=report.get("baseline"), metric=report.get("metric")
-            )
+            path = build_report(config.hydra.sweep.dir, **report_choices(report))
+            summary = sweep_summary(load_sweep(path.parent, **report_choices(report)), path)
         except FileNotFoundError as exc:
             log.error("no sweep report: %s", exc)
             return
@@ -748,4 +795,4 @@ class SweepReportCallback(Callback):
                 config.hydra.sweep.dir,
             )
             return
-        print(f"glmlab: sweep report written to {path} (and report.html)")
+        print(summary, flush=True)

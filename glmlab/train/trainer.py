@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from glmlab.evaluation import (
 from glmlab.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.rundir import CHECKPOINT, EVAL_ITEMS, METRICS, RunStatus
+from glmlab.rundir import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
 from glmlab.train.schedule import lr_factor
@@ -219,6 +220,12 @@ class Trainer:
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
         save_checkpoint(self.run_dir / CHECKPOINT, state)
 
+    def save_final_weights(self) -> None:
+        """The model's weights alone, to weights.pt (what ``glmlab infill`` loads)."""
+        model_state, _ = self.parallel.state_dicts(self.optimizer)  # collective under FSDP
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir / WEIGHTS, {"model": model_state, "step": self.step})
+
     def try_resume(self) -> bool:
         path = self.run_dir / CHECKPOINT
         if not path.exists():
@@ -274,10 +281,14 @@ class Trainer:
             # The suite calls the bare model, whose root parameters FSDP keeps sharded.
             log.warning("evaluation suite skipped: not supported under FSDP")
             return None
+        started = time.perf_counter()
         suite = EvalSuite(self.spec, self.data, self.device)
-        items = suite.score_items(self.model)
+        items = suite.score_items(
+            self.model, progress=self.spec.train.progress and self.dist.is_main
+        )
         metrics = metrics_from_items(items)
         self._log({"step": self.step, "eval": metrics})
+        log.info("evaluation suite at step %d: %.1f s", self.step, time.perf_counter() - started)
         if final and self.dist.is_main:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.spec.seed)  # the weights this run started from
@@ -326,14 +337,19 @@ class Trainer:
         val_loss: float | None = None
         tok_s: float | None = None
         window_start = time.perf_counter()
+        # A bar on a terminal; in a log file (stderr not a terminal) plain lines instead of
+        # the bar's carriage-return updates, about ten per run.
+        show = t.progress and self.dist.is_main
+        on_terminal = sys.stderr.isatty()
         bar = tqdm(
             total=t.max_steps,
             initial=self.step,
-            disable=not t.progress or not self.dist.is_main,
+            disable=not (show and on_terminal),
             desc="train",
             unit="step",
-            leave=False,
+            leave=True,
         )
+        plain_every = t.log_interval * max(1, t.max_steps // (10 * t.log_interval))
         while self.step < end:
             for m in range(t.grad_accum):
                 batch = next(batches).to(self.device)
@@ -371,6 +387,18 @@ class Trainer:
                     }
                 )
                 bar.set_postfix(loss=f"{mean_loss:.3f}")
+                if (
+                    show
+                    and not on_terminal
+                    and (self.step % plain_every == 0 or self.step == t.max_steps)
+                ):
+                    log.info(
+                        "step %d/%d: loss %.4f, %.0f tokens/s",
+                        self.step,
+                        t.max_steps,
+                        mean_loss,
+                        tok_s,
+                    )
                 self.window_loss.zero_()
                 self.window_tokens, self.window_steps = 0, 0
                 window_start = time.perf_counter()
@@ -403,6 +431,8 @@ class Trainer:
             if t.eval_suite and status == RunStatus.COMPLETED
             else None
         )
+        if status == RunStatus.COMPLETED and t.keep_checkpoint == "final":
+            self.save_final_weights()  # run.py removes checkpoint.pt once result.json is written
         return TrainOutcome(
             status,
             self.step,
