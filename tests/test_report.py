@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from glmlab.sweep_report import build_report, describe, welch_test
+from tests.browser import CHROMIUM, page_layout
 from tests.conftest import TINY, run_glmlab
 
 BASE, OFF = "objective.shuffle_spans=true", "objective.shuffle_spans=false"
@@ -224,6 +225,16 @@ def test_report_without_matplotlib(synthetic_sweep, monkeypatch):
     assert "matplotlib is not installed" in md and "![" not in md
     assert not (synthetic_sweep / "loss_curves.png").exists()
     assert "data:image" not in (synthetic_sweep / "report.html").read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_layout_fits_1200px_in_headless_chromium(paired_sweep, tmp_path):
+    build_report(
+        paired_sweep, baseline="norm_layout=pre_ln", metric=["infill_token_loss", "cloze_acc"]
+    )
+    layout = page_layout(paired_sweep / "report.html", tmp_path)
+    assert layout["width"] <= 1200
+    assert layout["overflowing"] == [] and layout["scroll"] <= layout["width"], layout
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
