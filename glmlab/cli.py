@@ -114,7 +114,8 @@ def hydra_error_line(exc: HydraException) -> str:
     return " ".join(str(exc).split())
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``glmlab`` command line: one sub-command per tool."""
     parser = argparse.ArgumentParser(
         prog="glmlab", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -166,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=_infill)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (PluginError, FileNotFoundError, ValueError) as exc:

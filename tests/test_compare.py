@@ -126,3 +126,10 @@ def test_compare_two_real_sweeps(tmp_path):
     results = [json.loads(p.read_text()) for p in (sweeps / "after").glob("*/result.json")]
     assert {r["status"] for r in results} == {"completed"}
     assert (tmp_path / "cmp" / "compare.html").exists()
+
+
+def test_compare_default_folder_is_inside_the_ignored_sweeps_folder():
+    from glmlab.compare import default_compare_dir
+
+    out = default_compare_dir(["sweeps/posenc_ablation", "sweeps/posenc_ablation_gpu"])
+    assert out.as_posix() == "sweeps/compare/posenc_ablation_vs_posenc_ablation_gpu"

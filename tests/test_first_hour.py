@@ -187,3 +187,10 @@ def test_multirun_with_overrides_after_m_prints_runs_and_a_closing_summary(tmp_p
     sweep = tmp_path / "sweeps" / "after_m"
     assert f"report: {sweep.resolve() / 'report.md'}" in proc.stdout or "report.md" in proc.stdout
     assert (sweep / "loss_curves.png").exists()  # matplotlib is a main dependency
+
+
+def test_inspect_draws_its_mask_under_runs_by_default():
+    args = cli.build_parser().parse_args(["inspect", "positional=rope"])
+    parser_default = args.png
+    assert parser_default.startswith("runs/")  # /runs/ is in .gitignore
+    assert "/runs/" in (Path(__file__).parents[1] / ".gitignore").read_text().split()
