@@ -47,7 +47,7 @@ def test_every_model_family_gets_the_same_items_and_scored_tokens():
     ref = suites["glm"]
     for name, suite in suites.items():
         for task, items in suite.infill.items():
-            assert len(items) == 64
+            assert len(items) == suite.spec.train.eval_suite_items == 128
             for (ids, spans), (ref_ids, ref_spans) in zip(items, ref.infill[task], strict=True):
                 assert np.array_equal(ids, ref_ids) and spans.spans == ref_spans.spans, name
                 assert spans.spans[0][0] >= 1  # the first token stays as context
