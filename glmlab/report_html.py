@@ -3,7 +3,7 @@
 The reports are written as markdown first, so the HTML never says something the markdown
 does not. Only what the reports use is understood: ``#``-headings, pipe tables (``\\|`` in
 a cell), ``- `` lists, images alone on a line (embedded as base64 data URIs), paragraphs,
-and inline ``code`` and ``**bold**``.
+and inline ``code``, ``**bold**`` and ``*italics*``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 def _inline(text: str) -> str:
     out = html.escape(text, quote=False).replace("\\|", "|")
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"\*([^*\s][^*]*?)\*", r"<em>\1</em>", out)
 
 
 def _cells(line: str) -> list[str]:

@@ -210,6 +210,8 @@ def test_paired_statistics_with_holm_and_reference_levels(paired_sweep):
     # Throughput is shown, never tested.
     tput = md[md.index("### training tokens/s") :].split("\n##")[0]
     assert "not tested: throughput and memory" in tput and tput.count("**") == 2  # baseline
+    html = (paired_sweep / "report.html").read_text()
+    assert "<em>paired by item</em>" in html and "<em>reference: unigram</em>" in html
     # The same runs give the same numbers (fixed bootstrap seed).
     assert (
         build_report(
