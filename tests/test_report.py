@@ -292,7 +292,7 @@ def test_real_sweep_with_failing_and_diverging_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     sweep = tmp_path / "sweeps" / "mixed"
     md = (sweep / "report.md").read_text()
-    assert "- train.lr=1e+30: diverged in 2 of 2 runs (at steps 2, 2): nothing to compare." in md
+    assert "| train.lr=1e+30 | diverged in 2 of 2 runs (at steps 2, 2): nothing to compare |" in md
     assert "- failed: train.lr=-1, seed 0 at step 0: ValueError: Invalid learning rate: -1" in md
     assert "- diverged: train.lr=1e+30, seed 1 at step 2: loss is nan" in md
     assert "| train.lr=0.003 **(baseline)** | 2 / 2 |" in md
