@@ -81,5 +81,7 @@ def test_an_experiment_runs_end_to_end(tmp_path):
     # The verdict table: one row, the suite's metrics (sentinels change the training task,
     # so the validation loss is not a verdict metric).
     assert "| variant | token infilling loss | cloze accuracy |" in md
-    assert md.count("| objective.sentinels=true | ") == 2  # the verdict and runs tables
+    verdicts = md.split("## Verdicts")[1].split("## Runs per variant")[0]
+    (row,) = [line for line in verdicts.splitlines() if line.startswith("| objective.sentinels")]
+    assert row.startswith("| objective.sentinels=true | ") and row.count("p = ") == 2
     assert "| objective.sentinels | false | true |" in md
