@@ -21,6 +21,7 @@ from glmlab.rundir import (
     sweep_exit_status,
     sweep_statuses,
 )
+from glmlab.summary import run_summary
 
 register_resolvers()
 install_launcher()  # hydra/launcher=submitit_slurm_async
@@ -39,6 +40,8 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     result = execute_run(cfg, run_dir, list(hc.overrides.task), sweep=sweep)
     if result.get("recorded") is False:
         _unrecorded.append(result)
+    if sweep or result["status"] in (RunStatus.COMPLETED, RunStatus.STOPPED):
+        print(run_summary(result, run_dir, job=hc.job.num if sweep else None), flush=True)
     if not sweep and result["status"] not in (RunStatus.COMPLETED, RunStatus.STOPPED):
         # A single run reports its failure as one clear message and a non-zero exit.
         raise SystemExit(

@@ -21,6 +21,7 @@ from glmlab.config import (
 from glmlab.model.build import checked_mask_builder
 from glmlab.objective import CLMObjective, GLMObjective, MLMObjective, Objective
 from glmlab.registry import PluginRegistry, get_registry
+from glmlab.rundir import KEEP_CHECKPOINT
 from glmlab.structures import SpecialTokens
 
 
@@ -76,6 +77,11 @@ def parse_config(cfg: DictConfig) -> RunSpec:
         )
     if spec.objective.kind not in ("glm", "mlm", "clm"):
         raise ConfigError(f"objective.kind must be glm, mlm or clm, got '{spec.objective.kind}'")
+    if spec.train.keep_checkpoint not in KEEP_CHECKPOINT:
+        raise ConfigError(
+            f"train.keep_checkpoint must be one of {', '.join(KEEP_CHECKPOINT)}, "
+            f"got '{spec.train.keep_checkpoint}'"
+        )
     return spec
 
 

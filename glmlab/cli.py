@@ -1,16 +1,4 @@
-"""The ``glmlab`` console script: tools around runs (training is ``python -m glmlab``).
-
-glmlab plugins [--json]        list every registered plugin
-glmlab report SWEEP_DIR        rebuild a sweep's report (report.md, report.html, curves)
-glmlab compare DIR DIR [...] --out OUT   side-by-side report of two or more sweeps
-glmlab results SWEEP_DIR [--format csv|parquet|json|markdown|latex] [--out FILE]
-                               one row per run (latex: mean ± CI per variant)
-glmlab inspect [OVERRIDES...]  one training sample of a config: table + attention mask
-glmlab infill --checkpoint RUN_DIR --text "..."   fill the [MASK] blanks of a text
-glmlab submit OVERRIDES...     submit a sweep's jobs to Slurm and return (submitit_slurm_async)
-glmlab status SWEEP_DIR [--watch]   every run's state: pending, running, completed, timed out...
-glmlab collect SWEEP_DIR       report what has finished, list what has not; exit 0 when all did
-"""
+"""The ``glmlab`` console script: tools around runs and sweeps (see DESCRIPTION)."""
 
 from __future__ import annotations
 
@@ -18,8 +6,26 @@ import argparse
 import json
 import sys
 
+from hydra.errors import HydraException, MissingConfigException
+
+from glmlab.cli_help import version_text
 from glmlab.hookspecs import API_VERSION, KINDS
 from glmlab.registry import PluginError, get_registry
+
+DESCRIPTION = """\
+Tools around glmlab runs and sweeps (training itself is: python -m glmlab --help).
+
+glmlab plugins [--json]        list every registered plugin
+glmlab report SWEEP_DIR        rebuild a sweep's report (report.md, report.html, curves)
+glmlab compare DIR DIR [...] --out OUT   side-by-side report of two or more sweeps
+glmlab inspect [OVERRIDES...]  one training sample of a config: table + attention mask
+glmlab infill --checkpoint RUN_DIR|checkpoint.pt --text "..."   fill [MASK] blanks
+glmlab results SWEEP_DIR [--format csv|parquet|json|markdown|latex] [--out FILE]
+                               one row per run (latex: mean ± CI per variant)
+glmlab submit OVERRIDES...     submit a sweep's jobs to Slurm and return (no waiting)
+glmlab status SWEEP_DIR [--watch]   every run's state: pending, running, completed, timed out...
+glmlab collect SWEEP_DIR       report what has finished, list what has not; exit 0 when all did
+"""
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -51,15 +57,16 @@ def _plugins(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from glmlab.sweep_report import build_report
 
-    path = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric)
+    path = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric, strict=True)
     print(f"{path}\n{path.with_suffix('.html')}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from glmlab.compare import compare_sweeps
+    from glmlab.compare import compare_sweeps, default_compare_dir
 
-    path = compare_sweeps(args.sweep_dirs, args.out)
+    out = args.out or default_compare_dir(args.sweep_dirs)
+    path = compare_sweeps(args.sweep_dirs, out)
     print(f"{path}\n{path.with_suffix('.html')}")
     return 0
 
@@ -105,7 +112,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _infill(args: argparse.Namespace) -> int:
+    import warnings
+
     from glmlab.infill import Infiller
+
+    warnings.formatwarning = lambda message, *_args, **_kw: f"glmlab: warning: {message}\n"
 
     result = Infiller(args.checkpoint, device=args.device).fill(
         args.text,
@@ -138,9 +149,25 @@ def _collect(args: argparse.Namespace) -> int:
     return collect(args.sweep_dir, baseline=args.baseline, metric=args.metric)
 
 
-def main(argv: list[str] | None = None) -> int:
+def hydra_error_line(exc: HydraException) -> str:
+    """A composition error in one line: a config group option that does not exist is
+    named with the group's options."""
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        return (
+            f"{group}={option}: no such {group}; choose one of {', '.join(exc.options)} "
+            f"(or set an option of the selected one: {group}.KEY=VALUE)"
+        )
+    return " ".join(str(exc).split())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``glmlab`` command line: one sub-command per tool."""
     parser = argparse.ArgumentParser(
-        prog="glmlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="glmlab", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--version", action="version", version=version_text(), help="glmlab's and torch's versions"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plugins", help="list registered plugins")
@@ -159,7 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_report)
     p = sub.add_parser("compare", help="compare two or more sweep directories side by side")
     p.add_argument("sweep_dirs", nargs="+")
-    p.add_argument("--out", required=True, help="folder for compare.md and compare.html")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for compare.md and compare.html (default sweeps/compare/A_vs_B)",
+    )
     p.set_defaults(func=_compare)
     p = sub.add_parser("results", help="a sweep's runs as a table (csv, parquet, latex, ...)")
     p.add_argument("sweep_dir")
@@ -173,10 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=0, help="training batch index")
     p.add_argument("--row", type=int, default=0, help="row of the batch")
     p.add_argument("--sample", type=int, default=0, help="sample of the row (rows are packed)")
-    p.add_argument("--png", default="inspect_mask.png", help="where to draw the mask")
+    p.add_argument(
+        "--png", default="runs/inspect/mask.png", help="where to draw the mask (folders made)"
+    )
     p.set_defaults(func=_inspect)
     p = sub.add_parser("infill", help="fill the [MASK] blanks of a text with a trained GLM")
-    p.add_argument("--checkpoint", required=True, help="run directory (config.yaml, checkpoint.pt)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a run directory, or its weights.pt / checkpoint.pt",
+    )
     p.add_argument("--text", required=True, help='e.g. "Return the [MASK] of the list."')
     p.add_argument("--top-k", type=int, default=1, help="1: greedy; k > 1: sample the top k")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -197,14 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", default=None, help="as for glmlab report")
     p.add_argument("--metric", nargs="+", default=None, help="as for glmlab report")
     p.set_defaults(func=_collect)
-    args = parser.parse_args(argv)
-    from hydra.errors import HydraException
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except HydraException as exc:  # an override naming no config option (inspect)
-        text = " ".join(str(exc).split("Config search path")[0].split())
-        print(f"glmlab: {text}", file=sys.stderr)
+    except HydraException as exc:  # a bad override: one line naming the valid choices
+        print(f"glmlab: {hydra_error_line(exc)}", file=sys.stderr)
         return 2
     except (PluginError, ValueError, OSError) as exc:  # OSError: missing, unwritable, disk full
         print(f"glmlab: {exc}", file=sys.stderr)

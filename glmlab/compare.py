@@ -10,6 +10,7 @@ is marked.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,10 +27,13 @@ from glmlab.sweep_report import (
     load_sweep,
     md_cell,
     metric_info,
+    shared_settings,
+    tests_of,
     welch_test,
 )
 
 DIFFERENT_VERDICT = "⚠ verdict differs"
+COMPARE_CURVES = "compare_curves.png"
 
 
 def sweep_names(sweeps: Sequence[Sweep]) -> list[str]:
@@ -46,7 +50,7 @@ def _verdict_key(sweep: Sweep, variant: Variant, metric: str) -> str:
     """``+`` / ``-`` for a significant difference to the baseline, ``=`` otherwise."""
     if sweep.baseline is None or variant.label == sweep.baseline.label:
         return "="
-    test = welch_test(variant.values(metric), sweep.baseline.values(metric))
+    test = tests_of(sweep, metric).diffs.get(variant.label)
     if test is None or not test.significant:
         return "="
     return "+" if test.diff > 0 else "-"
@@ -64,12 +68,11 @@ def _vs_baseline(sweep: Sweep, label: str, metric: str, digits: int) -> str:
         return "–"
     if label == sweep.baseline.label:
         return "baseline"
-    variant = next(v for v in sweep.variants if v.label == label)
-    test = welch_test(variant.values(metric), sweep.baseline.values(metric))
+    test = tests_of(sweep, metric).diffs.get(label)
     return fmt_delta(test, digits) if test else "–"
 
 
-def render_comparison(sweeps: Sequence[Sweep]) -> str:
+def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
     """The comparison as markdown (see the module docstring)."""
     names = sweep_names(sweeps)
     first = names[0]
@@ -87,12 +90,18 @@ def render_comparison(sweeps: Sequence[Sweep]) -> str:
     lines += [
         "",
         "Cells: mean ± sample std over seeds (n completed runs). “vs baseline”: the variant's "
-        f"difference to its own sweep's baseline ± standard error; “change”: this sweep minus "
-        f"{first} ± standard error. Both use Welch's two-sided t-test; **bold** = significant "
-        f"at 5%. {DIFFERENT_VERDICT}: the variant beats, loses to or ties its baseline in one "
-        "sweep but not in another.",
+        "difference to its own sweep's baseline, as its report tests it (paired by item with "
+        "a 95% interval where the runs saved per-item scores, else ± standard error with "
+        f"Welch's t-test); “change”: this sweep minus {first} ± standard error, Welch's "
+        "t-test over seeds (the sweeps need not share items). **bold** = significant at 5%. "
+        f"{DIFFERENT_VERDICT}: the variant beats, loses to or ties its baseline in one sweep "
+        "but not in another.",
         "",
     ]
+    for name, s in zip(names, sweeps, strict=True):
+        if settings_line := shared_settings(s):
+            lines.append(f"- {name}: {settings_line}")
+    lines.append("")
 
     by_sweep = {name: s.runs for name, s in zip(names, sweeps, strict=True)}
     swept = {o.split("=", 1)[0] for s in sweeps for v in s.variants for o in v.label.split(", ")}
@@ -110,7 +119,20 @@ def render_comparison(sweeps: Sequence[Sweep]) -> str:
     metrics = [m for m in sweeps[0].metrics() if all(m in s.metrics() for s in sweeps[1:])]
     lines += ["", "## Metrics", ""]
     if not shared or not metrics:
-        lines.append("The sweeps share no variant with a completed run and a common metric.")
+        lines.append(
+            "Nothing to put side by side: the sweeps share "
+            + ("no variant" if not shared else "no metric")
+            + " (see “Variants not in every sweep”). Compare sweeps of the same experiment, "
+            "e.g. its CPU and GPU runs."
+        )
+        metrics = []
+    if curves:
+        lines += [
+            "Loss curves: colour = variant, line style = sweep (mean over seeds).",
+            "",
+            f"![loss curves]({COMPARE_CURVES})",
+            "",
+        ]
     for metric in metrics:
         info = metric_info(metric)
         header = ["variant"]
@@ -144,6 +166,57 @@ def render_comparison(sweeps: Sequence[Sweep]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_compare_curves(sweeps: Sequence[Sweep], names: Sequence[str], path: Path) -> bool:
+    """Training and validation loss of every sweep's variants overlaid (mean over seeds):
+    one colour per variant label, one line style per sweep; False without matplotlib."""
+    try:
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    labels = list(dict.fromkeys(v.label for s in sweeps for v in s.variants))
+    styles = ["-", "--", ":", "-."]
+    fig = Figure(figsize=(12, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    colors = colormaps["tab10"]
+    drawn = False
+    for ax, key, title in zip(
+        fig.subplots(1, 2), ("loss", "val_loss"), ("training loss", "validation loss"), strict=True
+    ):
+        for j, (sweep, name) in enumerate(zip(sweeps, names, strict=True)):
+            for v in sweep.variants:
+                curves = [c for c in (r.curve(key) for r in v.with_status("completed")) if c]
+                if not curves:
+                    continue
+                steps = sorted(set().union(*curves))
+                means = [statistics.fmean(c[t] for c in curves if t in c) for t in steps]
+                ax.plot(
+                    steps,
+                    means,
+                    color=colors(labels.index(v.label) % 10),
+                    linestyle=styles[j % len(styles)],
+                    label=f"{name}: {v.label}",
+                )
+                drawn = True
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    if not drawn:
+        return False
+    fig.tight_layout()
+    fig.savefig(path)
+    return True
+
+
+def default_compare_dir(sweep_dirs: Sequence[str | Path]) -> Path:
+    """``sweeps/compare/<a>_vs_<b>...``: inside the ignored sweeps/ folder."""
+    names = [Path(d).resolve().name for d in sweep_dirs]
+    return Path("sweeps") / "compare" / "_vs_".join(names)
+
+
 def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path) -> Path:
     """Write ``compare.md`` and ``compare.html`` into ``out``; return the .md path."""
     if len(sweep_dirs) < 2:
@@ -152,7 +225,9 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path) -> Path:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for compare.md and compare.html")
     sweeps = [load_sweep(d) for d in sweep_dirs]
-    md = render_comparison(sweeps)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = plot_compare_curves(sweeps, sweep_names(sweeps), out / COMPARE_CURVES)
+    md = render_comparison(sweeps, curves=curves)
     path = write_text_atomic(out / "compare.md", md)
     title = f"Comparison: {' vs '.join(sweep_names(sweeps))}"
     write_text_atomic(out / "compare.html", markdown_to_html(md, base_dir=out, title=title))

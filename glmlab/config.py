@@ -122,7 +122,10 @@ class TrainConfig:
     )
     compile: bool | None = None  # None: on for CUDA, off on CPU
     threads: int | None = rule(None, ge=1)  # torch intra-op threads on CPU; None: torch's default
-    progress: bool = True
+    progress: bool = True  # a progress bar on a terminal; plain log lines otherwise
+    # What stays in a completed run's directory: "final" (the final weights, weights.pt;
+    # the resumable training state is removed), "last" (checkpoint.pt as well), "none".
+    keep_checkpoint: str = rule("final", choices=("final", "last", "none"))
     # The evaluation suite (glmlab/evaluation.py, docs/EVALUATION.md): at the end of the run
     # and every eval_suite_interval steps if set; items and seed are the same for every variant.
     eval_suite: bool = True

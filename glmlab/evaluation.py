@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from glmlab.assemble import RunSpec, build_mask_builder, build_objective
 from glmlab.data.batches import collate_rows
@@ -347,16 +348,27 @@ class EvalSuite:
 
     def run(self, model: GLMModel) -> dict[str, float]:
         """Every task's metrics for ``model`` (put in eval mode for the duration)."""
+        return metrics_from_items(self.score_items(model))
+
+    def score_items(self, model: GLMModel, *, progress: bool = False) -> ItemScores:
+        """Every task's per-item scores for ``model`` (see :data:`ItemScores`); ``progress``:
+        a bar over the tasks on a terminal."""
         was_training = model.training
         model.eval()
+        bar = tqdm(
+            total=len(self.infill) + 1,
+            desc="evaluate",
+            unit="task",
+            leave=True,
+            disable=not (progress and sys.stderr.isatty()),
+        )
         try:
-            out: dict[str, float] = {}
+            out: ItemScores = {}
             for name, items in self.infill.items():
+                bar.update(1)
                 samples = [self.layout.sample(ids, spans, cloze=False) for ids, spans in items]
                 logp, n = self._score(model, samples)
-                loss = float(-logp.sum() / max(n.sum(), 1.0))
-                out[f"{name}_loss"] = loss
-                out[f"{name}_ppl"] = math.exp(min(loss, 700.0))  # exp overflows past ~709
+                out[name] = {"logp": logp.tolist(), "n": n.tolist()}
             samples = []
             for item in self.cloze:
                 s, e = item.span
@@ -365,11 +377,92 @@ class EvalSuite:
                     spans = SpanSet(((s, e),), ids.shape[0], "MASK")
                     samples.append(self.layout.sample(ids, spans, cloze=True))
             logp, _ = self._score(model, samples)
-            per_item = np.split(logp, np.cumsum([len(i.candidates) for i in self.cloze])[:-1])
-            out["cloze_acc"] = float(np.mean([cloze_credit(s) for s in per_item]))
+            out["cloze"] = {"credit": self._cloze_credits(logp)}
+            bar.update(1)
             return out
         finally:
+            bar.close()
             model.train(was_training)
+
+    def _cloze_credits(self, candidate_scores: np.ndarray) -> list[float]:
+        per_item = np.split(
+            candidate_scores, np.cumsum([len(i.candidates) for i in self.cloze])[:-1]
+        )
+        return [cloze_credit(s) for s in per_item]
+
+    def unigram_items(self, log_probs: np.ndarray) -> ItemScores:
+        """The per-item scores of a unigram model with token log-probabilities
+        ``log_probs``: infilling scores the same span tokens; cloze ranks the candidates
+        by their summed log-probability."""
+        out: ItemScores = {}
+        for name, items in self.infill.items():
+            logp = [float(sum(log_probs[ids[s:e]].sum() for s, e in sp.spans)) for ids, sp in items]
+            n = [float(sum(e - s for s, e in sp.spans)) for _, sp in items]
+            out[name] = {"logp": logp, "n": n}
+        scores = np.asarray(
+            [log_probs[c].sum() for item in self.cloze for c in item.candidates], dtype=np.float64
+        )
+        out["cloze"] = {"credit": self._cloze_credits(scores)}
+        return out
+
+    def chance_items(self) -> ItemScores:
+        """Cloze credit expected from a uniform guess: 1 / (number of candidates)."""
+        return {"cloze": {"credit": [1.0 / len(i.candidates) for i in self.cloze]}}
+
+
+# -- per-item scores and reference levels -----------------------------------------------
+
+# Per task, per item: ``{"logp": [...], "n": [...]}`` (summed log-probability of the
+# scored tokens and their count) for infilling tasks, ``{"credit": [...]}`` for cloze.
+ItemScores = dict[str, dict[str, list[float]]]
+
+
+def item_fractions(task: str, scores: dict[str, list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """A task's metric as a ratio of per-item sums, ``sum(num) / sum(den)``: an infilling
+    loss is (−log p summed over tokens) / tokens, cloze accuracy is credit / items."""
+    if "credit" in scores:
+        credit = np.asarray(scores["credit"], dtype=np.float64)
+        return credit, np.ones_like(credit)
+    return -np.asarray(scores["logp"], dtype=np.float64), np.asarray(scores["n"], dtype=np.float64)
+
+
+def task_metric(task: str) -> str:
+    """The metric name a task's per-item scores aggregate to."""
+    return "cloze_acc" if task == "cloze" else f"{task}_loss"
+
+
+def metrics_from_items(items: ItemScores) -> dict[str, float]:
+    """The suite's metrics from per-item scores (losses also as perplexities)."""
+    out: dict[str, float] = {}
+    for task, scores in items.items():
+        num, den = item_fractions(task, scores)
+        value = float(num.sum() / max(den.sum(), 1.0))
+        out[task_metric(task)] = value
+        if task != "cloze":
+            out[f"{task}_ppl"] = math.exp(min(value, 700.0))  # exp overflows past ~709
+    return out
+
+
+def unigram_log_probs(train_ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Log-probabilities of a unigram model fitted to ``train_ids`` (add-one smoothed
+    over the ``vocab_size`` token ids)."""
+    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=vocab_size)
+    counts = counts[:vocab_size].astype(np.float64) + 1.0
+    return np.log(counts / counts.sum())
+
+
+def reference_items(
+    suite: EvalSuite, data: PreparedData, untrained: GLMModel
+) -> dict[str, ItemScores]:
+    """The per-item scores of the trivial references a trained model must beat: ``chance``
+    (cloze), ``unigram`` (train-split token frequencies) and ``random_init`` (the run's
+    model before training)."""
+    log_probs = unigram_log_probs(data.train.ids, data.tokenizer.vocab_size)
+    return {
+        "chance": suite.chance_items(),
+        "unigram": suite.unigram_items(log_probs),
+        "random_init": suite.score_items(untrained),
+    }
 
 
 def eval_examples(spec: RunSpec, data: PreparedData) -> ExampleSet:

@@ -1,4 +1,4 @@
-"""``glmlab infill --checkpoint RUN_DIR --text "..."``: fill a text's blanks with a trained GLM.
+"""``glmlab infill --checkpoint RUN_DIR|FILE.pt --text "..."``: fill a text's blanks with a trained GLM.
 
 Blanks are written ``[MASK]`` (or ``[sMASK]`` / ``[gMASK]``, one kind per text). Each
 generation step lays the text out through the training sample builder (the evaluation
@@ -11,6 +11,7 @@ top k, until [eop] (at least one token each).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,33 @@ from glmlab.assemble import build_mask_builder, build_objective, parse_config, r
 from glmlab.data.batches import collate_rows
 from glmlab.evaluation import GLMLayout
 from glmlab.objective import GLMObjective
-from glmlab.rundir import CHECKPOINT, CONFIG
+from glmlab.rundir import CHECKPOINT, CONFIG, WEIGHTS
 from glmlab.structures import SpanSet
 from glmlab.train.checkpoint import load_checkpoint
 from glmlab.train.trainer import load_data, make_model
 
 BLANK = re.compile(r"\[(MASK|sMASK|gMASK)\]")
+
+
+def find_weights(path: str | Path) -> tuple[Path, Path]:
+    """``(run directory, weights file)`` for a run directory or a weights file in one:
+    a completed run's weights.pt, else its resumable checkpoint.pt."""
+    path = Path(path)
+    run_dir = path.parent if path.is_file() else path
+    if not (run_dir / CONFIG).is_file():
+        raise FileNotFoundError(
+            f"{run_dir / CONFIG} not found: give a glmlab run directory or its {WEIGHTS} / "
+            f"{CHECKPOINT}"
+        )
+    if path.is_file():
+        return run_dir, path
+    for name in (WEIGHTS, CHECKPOINT):
+        if (run_dir / name).is_file():
+            return run_dir, run_dir / name
+    raise FileNotFoundError(
+        f"{run_dir} holds neither {WEIGHTS} nor {CHECKPOINT} (was it trained with "
+        "train.keep_checkpoint=none?)"
+    )
 
 
 @dataclass(frozen=True)
@@ -42,10 +64,7 @@ class Infiller:
     """A trained GLM from a run directory (``config.yaml`` + ``checkpoint.pt``)."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
-        run_dir = Path(run_dir)
-        for name in (CONFIG, CHECKPOINT):
-            if not (run_dir / name).is_file():
-                raise FileNotFoundError(f"{run_dir / name} not found: give a glmlab run directory")
+        run_dir, weights = find_weights(run_dir)
         try:
             cfg = OmegaConf.load(run_dir / CONFIG)
         except Exception as exc:  # YAML errors are not ValueErrors: name the file instead
@@ -65,7 +84,7 @@ class Infiller:
         self.layout = GLMLayout(self.spec, objective)
         self.mask_builder = build_mask_builder(self.spec)
         self.model = make_model(self.spec, self.tokenizer.padded_vocab_size, self.device)
-        self.model.load_state_dict(load_checkpoint(run_dir / CHECKPOINT, self.device)["model"])
+        self.model.load_state_dict(load_checkpoint(weights, self.device)["model"])
         self.model.eval()
         specials = self.tokenizer.specials
         # Generation may end a blank ([eop]) but never emit another special token.
@@ -115,6 +134,13 @@ class Infiller:
             )
         if len(set(kinds)) > 1:
             raise ValueError(f"use one kind of blank per text, got {sorted(set(kinds))}")
+        if kinds[0] not in self.layout.trained_kinds:
+            warnings.warn(
+                f"[{kinds[0]}] was never trained in this run (its objective trained "
+                f"{', '.join(f'[{k}]' for k in sorted(self.layout.trained_kinds))}): "
+                f"expect noise; use {'[MASK]' if 'MASK' in self.layout.trained_kinds else 'those'}",
+                stacklevel=2,
+            )
         encoded = [self.tokenizer.encode(p) for p in pieces]
         eop = self.tokenizer.specials.eop
         fills: list[list[int]] = [[] for _ in kinds]

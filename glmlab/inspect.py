@@ -50,9 +50,19 @@ def inspect_sample(cfg: DictConfig, *, batch: int = 0, row: int = 0, index: int 
     """Sample ``index`` of row ``row`` of training batch ``batch`` for ``cfg``."""
     from glmlab.assemble import build_mask_builder, build_objective, parse_config
     from glmlab.data.batches import BatchSource, collate_rows
+    from glmlab.registry import get_registry
     from glmlab.train.trainer import load_data
 
     spec = parse_config(cfg)
+    # The sample needs no model, but a misspelt plugin name must fail here as in a run.
+    registry = get_registry()
+    for kind, (name, _) in (
+        ("positional", spec.positional),
+        ("norm_layout", spec.norm_layout),
+        ("attention", spec.attention),
+    ):
+        if not (kind == "attention" and name == "auto"):
+            registry.get(kind, name)
     data = load_data(spec)
     tok = data.tokenizer
     mask_builder = build_mask_builder(spec)
@@ -163,5 +173,6 @@ def save_mask_png(ins: Inspection, path: str | Path, title: str) -> bool:
     ax.set_ylabel("query")
     ax.set_title(title)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return True

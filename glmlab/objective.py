@@ -1,17 +1,7 @@
 """The GLM objective: autoregressive blank infilling, plus the MLM and CLM baselines.
 
-:func:`build_glm_sample` is the pure core that users can check by hand. The paper's
-example (0-based, no [CLS]): ``x1..x6`` with spans ``[x3]`` and ``[x5 x6]``, Part B order
-``([x5 x6], [x3])``::
-
-    >>> s = build_glm_sample([1, 2, 3, 4, 5, 6], [(2, 3), (4, 6)],
-    ...                      mask_id=90, sop_id=91, eop_id=92, order=[1, 0])
-    >>> s.input_ids.tolist()
-    [1, 2, 90, 4, 90, 91, 5, 6, 91, 3]
-    >>> s.position_ids.tolist()
-    [[0, 1, 2, 3, 4, 4, 4, 4, 2, 2], [0, 0, 0, 0, 0, 1, 2, 3, 1, 2]]
-    >>> s.target_ids.tolist()[5:], s.sep
-    ([5, 6, 92, 3, 92], 5)
+:func:`build_glm_sample` is the pure core that users can check by hand (its docstring
+works the paper's example).
 
 The objective classes turn a :class:`TokenizedText` into a :class:`GLMSample` that fits a
 row budget; all randomness comes from the generator they are given.
@@ -70,6 +60,18 @@ def build_glm_sample(
         ``order``, ``[sop] span`` with targets ``span [eop]``. Position row 0: index in
         Part A, Part B tokens carry their span's mask index; row 1: 0 in Part A, 1, 2, ...
         inside each Part B span. Loss mask 1 on Part B only; ``sep`` = len(Part A).
+
+    The paper's example (0-based, no [CLS]): ``x1..x6`` with spans ``[x3]`` and
+    ``[x5 x6]``, Part B order ``([x5 x6], [x3])``::
+
+        >>> s = build_glm_sample([1, 2, 3, 4, 5, 6], [(2, 3), (4, 6)],
+        ...                      mask_id=90, sop_id=91, eop_id=92, order=[1, 0])
+        >>> s.input_ids.tolist()
+        [1, 2, 90, 4, 90, 91, 5, 6, 91, 3]
+        >>> s.position_ids.tolist()
+        [[0, 1, 2, 3, 4, 4, 4, 4, 2, 2], [0, 0, 0, 0, 0, 1, 2, 3, 1, 2]]
+        >>> s.target_ids.tolist()[5:], s.sep
+        ([5, 6, 92, 3, 92], 5)
     """
     tokens = np.asarray(tokens, dtype=np.int64)
     n = tokens.shape[0]

@@ -3,7 +3,7 @@
 The reports are written as markdown first, so the HTML never says something the markdown
 does not. Only what the reports use is understood: ``#``-headings, pipe tables (``\\|`` in
 a cell), ``- `` lists, images alone on a line (embedded as base64 data URIs), paragraphs,
-and inline ``code`` and ``**bold**``.
+and inline ``code``, ``**bold**`` and ``*italics*``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200p
        padding: 0 1em; color: #1d1d1f; background: #fff; }
 h1 { border-bottom: 2px solid #3b6ea5; padding-bottom: .2em; }
 h2 { color: #3b6ea5; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: .6em 0 1.2em; display: block; overflow-x: auto; }
-th, td { border: 1px solid #c8d0d9; padding: .3em .6em; text-align: left; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; max-width: 100%; font-size: 13px; }
+th, td { border: 1px solid #c8d0d9; padding: .25em .45em; text-align: left;
+         overflow-wrap: anywhere; }
 th { background: #e8eef5; }
 tr:nth-child(even) td { background: #f6f8fa; }
 code { background: #f0f2f4; padding: 0 .25em; border-radius: 3px; }
@@ -36,7 +37,8 @@ _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 def _inline(text: str) -> str:
     out = html.escape(text, quote=False).replace("\\|", "|")
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"\*([^*\s][^*]*?)\*", r"<em>\1</em>", out)
 
 
 def _cells(line: str) -> list[str]:

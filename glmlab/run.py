@@ -22,6 +22,7 @@ from glmlab import provenance
 from glmlab.config import ConfigError
 from glmlab.io import clean_stale_temps, write_text_atomic
 from glmlab.rundir import (
+    CHECKPOINT,
     CONFIG,
     ERROR_LOG,
     ON_CHANGE,
@@ -241,6 +242,10 @@ def _train(
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:
         _record(run_dir, result, None)
+        if result["status"] == RunStatus.COMPLETED and cfg.train.get("keep_checkpoint") != "last":
+            # The outcome is on disk: the resumable state is no longer needed (weights.pt
+            # keeps the final weights unless keep_checkpoint=none).
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return result
 
 

@@ -9,8 +9,11 @@ A run directory holds::
     identity.json    the run's config identity: fingerprint, the values that shape results,
                      the plugin distributions' versions, and any accepted changes
     metrics.jsonl    one JSON object per logged step / validation / evaluation
-    checkpoint.pt    the resumable training state (weights_only loadable)
+    checkpoint.pt    the resumable training state (weights_only loadable); removed when the
+                     run completes unless train.keep_checkpoint=last
+    weights.pt       a completed run's final model weights (train.keep_checkpoint=final)
     result.json      the outcome: status, step, final metrics, error
+    eval_items.json  the final evaluation suite's per-item scores and reference levels
     error.log        the traceback of a failed run
     app.log          the run's log (Hydra's job logging)
     trackers.json    each experiment tracker's run id, so a resumed run continues it
@@ -47,9 +50,11 @@ __all__ = [
     "CHECKPOINT",
     "CONFIG",
     "ERROR_LOG",
+    "EVAL_ITEMS",
     "FINISHED",
     "HYDRA_DIR",
     "IDENTITY",
+    "KEEP_CHECKPOINT",
     "LOCK",
     "METRICS",
     "NOT_RESULT_KEYS",
@@ -58,6 +63,7 @@ __all__ = [
     "STALE_DIR",
     "TRACKERS",
     "UNFINISHED",
+    "WEIGHTS",
     "ConfigChanged",
     "RunLock",
     "RunLocked",
@@ -88,7 +94,11 @@ CONFIG = "config.yaml"
 IDENTITY = "identity.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "weights.pt"
+# train.keep_checkpoint: what a completed run keeps (see the module docstring).
+KEEP_CHECKPOINT = ("final", "last", "none")
 RESULT = "result.json"
+EVAL_ITEMS = "eval_items.json"
 ERROR_LOG = "error.log"
 APP_LOG = "app.log"
 HYDRA_DIR = ".hydra"
@@ -126,7 +136,9 @@ def run_files(run_dir: str | Path) -> dict[str, Path]:
         "identity": IDENTITY,
         "metrics": METRICS,
         "checkpoint": CHECKPOINT,
+        "weights": WEIGHTS,
         "result": RESULT,
+        "eval_items": EVAL_ITEMS,
         "error_log": ERROR_LOG,
         "app_log": APP_LOG,
         "trackers": TRACKERS,

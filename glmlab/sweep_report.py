@@ -23,14 +23,26 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab import provenance, rundir
-from glmlab.io import read_jsonl, write_text_atomic
+from glmlab.io import read_json, read_jsonl, write_text_atomic
 from glmlab.report_html import markdown_to_html
+from glmlab.report_stats import (
+    NONE,
+    PAIRED,
+    REFERENCES,
+    TASK_OF_METRIC,
+    WELCH,
+    MetricTests,
+    assess_metric,
+    reference_levels,
+)
 from glmlab.run import variant_overrides
 from glmlab.rundir import RESULT, RunStatus, read_result
+from glmlab.stats import ALPHA, N_BOOT, PairedDiff, Stats, Welch, describe, welch_test
+
+__all__ = ["ALPHA", "Stats", "Welch", "build_report", "describe", "load_sweep", "welch_test"]
 
 log = logging.getLogger("glmlab")
 
-ALPHA = 0.05  # significance level of every test in a report
 CURVES = "loss_curves.png"
 RESULTS_CSV = "results.csv"
 
@@ -80,111 +92,6 @@ def metric_info(name: str) -> Metric:
     return METRICS.get(name, Metric(name, None))
 
 
-# -- statistics -------------------------------------------------------------------------
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    # Continued fraction of the incomplete beta function (modified Lentz's method).
-    tiny, eps = 1e-300, 1e-15
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < eps:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def t_sf2(t: float, df: float) -> float:
-    """Two-sided tail probability P(|T| >= |t|) of Student's t with ``df`` degrees of freedom."""
-    return betainc(df / 2.0, 0.5, df / (df + t * t))
-
-
-def t_quantile(q: float, df: float) -> float:
-    """The ``q`` quantile (0.5 < q < 1) of Student's t, by bisection on :func:`t_sf2`."""
-    lo, hi = 0.0, 1.0
-    while t_sf2(hi, df) > 2.0 * (1.0 - q):
-        hi *= 2.0
-    for _ in range(200):
-        mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if t_sf2(mid, df) > 2.0 * (1.0 - q) else (lo, mid)
-    return (lo + hi) / 2.0
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Mean, sample standard deviation and the t-based 95% CI of the mean (n >= 2)."""
-
-    n: int
-    mean: float
-    std: float | None
-    ci: tuple[float, float] | None
-
-
-def describe(values: Sequence[float]) -> Stats | None:
-    """:class:`Stats` of ``values``; None when there are none."""
-    if not values:
-        return None
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return Stats(1, mean, None, None)
-    std = statistics.stdev(values)
-    half = t_quantile(1.0 - ALPHA / 2.0, len(values) - 1) * std / math.sqrt(len(values))
-    return Stats(len(values), mean, std, (mean - half, mean + half))
-
-
-@dataclass(frozen=True)
-class Welch:
-    """Welch's unequal-variance t-test of mean(a) - mean(b): difference, its standard
-    error, t, Welch-Satterthwaite degrees of freedom, two-sided p."""
-
-    diff: float
-    se: float
-    t: float
-    df: float
-    p: float
-
-    @property
-    def significant(self) -> bool:
-        return self.p < ALPHA
-
-
-def welch_test(a: Sequence[float], b: Sequence[float]) -> Welch | None:
-    """None when either sample has fewer than 2 values or both have zero variance."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    if va + vb == 0.0:
-        return None
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return Welch(diff, se, diff / se, df, t_sf2(diff / se, df))
-
-
 # -- runs, variants, sweeps -------------------------------------------------------------
 
 
@@ -218,6 +125,19 @@ class Run:
             for k, v in values.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
+
+    @cached_property
+    def eval_items(self) -> dict[str, Any]:
+        """A completed run's eval_items.json (per-item scores, reference levels), or {}."""
+        path = self.dir / rundir.EVAL_ITEMS
+        if self.status != RunStatus.COMPLETED or not path.exists():
+            return {}
+        try:
+            items = read_json(path)
+        except (OSError, ValueError) as exc:  # damaged: the run falls back to seed-level stats
+            log.warning("unreadable %s (%s): its per-item scores are left out", path, exc)
+            return {}
+        return items if isinstance(items, dict) else {}
 
     def curve(self, key: str) -> dict[int, float]:
         """``{step: value}`` of ``key`` (``loss`` or ``val_loss``) from metrics.jsonl."""
@@ -329,7 +249,9 @@ def _is_baseline(label: str, baseline: str | Sequence[str] | None) -> bool:
     if baseline is None:
         return False
     wanted = [baseline] if isinstance(baseline, str) else list(baseline)
-    return set(label.split(", ")) == {w.strip() for item in wanted for w in item.split(", ")}
+    # Spelled as on the command line or as in a run directory's name (True -> true).
+    parts = [w.strip() for item in wanted for w in str(item).split(",") if w.strip()]
+    return set(label.split(", ")) == set(variant_overrides(parts))
 
 
 def load_sweep(
@@ -384,10 +306,21 @@ def differing_config(runs_by_group: dict[str, list[Run]]) -> dict[str, dict[str,
             configs = [r.config for r in runs if r.config]
             seen = {json.dumps(c.get(key)) for c in configs}
             row[group] = (
-                "–" if not seen else "varies" if len(seen) > 1 else str(configs[0].get(key, "–"))
+                "–"
+                if not seen
+                else "varies"
+                if len(seen) > 1
+                else show_value(configs[0].get(key, "–"))
             )
         out[key] = row
     return out
+
+
+def show_value(value: Any) -> str:
+    """A config value as the command line spells it (``true``, ``false``, ``null``)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
 
 
 # -- rendering --------------------------------------------------------------------------
@@ -398,10 +331,19 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
-def fmt_delta(w: Welch, digits: int) -> str:
-    """``+d ± se``, bold when significant."""
-    text = f"{w.diff:+.{digits}f} ± {w.se:.{digits}f}"
-    return f"**{text}**" if w.significant else text
+def fmt_delta(d: PairedDiff | Welch, digits: int) -> str:
+    """A difference to the baseline: ``+d [low, high]`` (paired bootstrap) or ``+d ± se``
+    (Welch), bold when significant (after Holm's adjustment where there is one)."""
+    if isinstance(d, PairedDiff):
+        text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
+    else:
+        text = f"{d.diff:+.{digits}f} ± {d.se:.{digits}f}"
+    return f"**{text}**" if d.significant else text
+
+
+def fmt_p(d: PairedDiff | Welch) -> str:
+    """The p-value a verdict rests on: Holm-adjusted where several variants were tested."""
+    return f"{d.p:.3g}" if d.p_adjusted is None else f"{d.p_adjusted:.3g} (raw {d.p:.3g})"
 
 
 def md_cell(text: str) -> str:
@@ -419,8 +361,30 @@ def _steps(runs: Iterable[Run]) -> str:
     return ", ".join(str(r.result.get("step")) for r in runs)
 
 
+def untestable_reason(sweep: Sweep, metric: str) -> str:
+    """Why ``metric`` must not be tested between this sweep's variants, or ''."""
+    if metric != "final_val_loss":
+        return ""
+    keys = differing_config({v.label: v.runs for v in sweep.variants})
+    objective_keys = sorted(k for k in keys if k.startswith("objective."))
+    if objective_keys:
+        shown = ", ".join(objective_keys[:3]) + (", ..." if len(objective_keys) > 3 else "")
+        return f"not tested: the variants train different objectives ({shown})"
+    return ""
+
+
+def tests_of(sweep: Sweep, metric: str) -> MetricTests:
+    """:func:`glmlab.report_stats.assess_metric` for one metric of the sweep (memoised)."""
+    cache = sweep.__dict__.setdefault("_tests", {})
+    if metric not in cache:
+        cache[metric] = assess_metric(
+            sweep.variants, sweep.baseline, metric, untestable=untestable_reason(sweep, metric)
+        )
+    return cache[metric]
+
+
 def verdict(sweep: Sweep, variant: Variant, metric_name: str) -> str:
-    """One plain sentence: the variant's difference to the baseline on one metric."""
+    """A short phrase: the variant's difference to the baseline on one metric."""
     m = metric_info(metric_name)
     diverged = variant.with_status(RunStatus.DIVERGED)
     n_runs = len(variant.runs)
@@ -436,19 +400,17 @@ def verdict(sweep: Sweep, variant: Variant, metric_name: str) -> str:
         if diverged
         else ""
     )
+    tests = tests_of(sweep, metric_name)
     base_values = sweep.baseline.values(metric_name) if sweep.baseline else []
     if not base_values:
-        return f"{m.label} {fmt(statistics.fmean(values), m.digits)} (no baseline value to compare){note}"
-    test = welch_test(values, base_values)
-    if test is None:
+        return f"{fmt(statistics.fmean(values), m.digits)} (no baseline value to compare){note}"
+    d = tests.diffs.get(variant.label)
+    if d is None:
         diff = statistics.fmean(values) - statistics.fmean(base_values)
-        return f"{m.label} {diff:+.{m.digits}f} vs baseline (too few runs or no variance for a test){note}"
-    sig = "significant" if test.significant else "not significant"
-    return (
-        f"{m.label} {test.diff:+.{m.digits}f} ± {test.se:.{m.digits}f} vs baseline "
-        f"(Welch's t = {test.t:.2f}, df = {test.df:.1f}, p = {test.p:.3g}): {sig} at 5%"
-        f"{', ' + _direction(m, test.diff) if test.significant else ''}{note}"
-    )
+        why = tests.reason if tests.method == NONE else "too few runs or no variance for a test"
+        return f"{diff:+.{m.digits}f} ({why}){note}"
+    sig = f"significant, {_direction(m, d.diff)}" if d.significant else "not significant"
+    return f"{fmt_delta(d, m.digits)}, p = {fmt_p(d)}: {sig}{note}"
 
 
 def render_problem_runs(sweep: Sweep) -> list[str]:
@@ -493,35 +455,174 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
     m = metric_info(name)
     direction = {True: "higher is better", False: "lower is better", None: ""}[m.higher_is_better]
     is_loss = name.endswith("_loss")
+    tests = tests_of(sweep, name)
     lines = [f"### {m.label}" + (f" ({direction})" if direction else ""), ""]
-    if m.note:
-        lines += [f"`{name}`: {m.note}.", ""]
-    header = "| variant | mean ± std | 95% CI | n | Δ vs baseline ± SE | p (Welch) |"
+    how = {
+        PAIRED: "95% CI and Δ from the paired bootstrap over seeds and items",
+        WELCH: f"95% CI over seeds (t); Δ ± SE with Welch's t-test ({tests.reason})",
+        NONE: tests.reason
+        + (
+            ": each variant is scored on its own task; compare the evaluation suite's metrics"
+            if name == "final_val_loss"
+            else ""
+        ),
+    }[tests.method]
+    lines += [f"`{name}`: {m.note + '. ' if m.note else ''}{how}.", ""]
+    header = "| variant | mean ± std over seeds | 95% CI | n | Δ vs baseline | p |"
     sep = "|---|---|---|---|---|---|"
     if is_loss:
         header, sep = header + " ppl at mean |", sep + "---|"
     lines += [header, sep]
-    base = sweep.baseline.values(name) if sweep.baseline else []
     for v in sweep.variants:
         s = describe(v.values(name))
         label = md_cell(v.label) + (" **(baseline)**" if v is sweep.baseline else "")
         if s is None:
             row = [label, "–", "–", "0", "–", "–"]
         else:
-            ci = f"[{fmt(s.ci[0], m.digits)}, {fmt(s.ci[1], m.digits)}]" if s.ci else "–"
-            test = None if v is sweep.baseline else welch_test(v.values(name), base)
+            iv = tests.intervals.get(v.label)
+            ci = (
+                f"[{fmt(iv.low, m.digits)}, {fmt(iv.high, m.digits)}]"
+                if iv and iv.low is not None
+                else "–"
+            )
+            d = tests.diffs.get(v.label)
             row = [
                 label,
                 f"{fmt(s.mean, m.digits)} ± {fmt(s.std, m.digits)}",
                 ci,
                 str(s.n),
-                fmt_delta(test, m.digits) if test else "–",
-                f"{test.p:.3g}" if test else "–",
+                fmt_delta(d, m.digits) if d else "–",
+                fmt_p(d) if d else "–",
             ]
         if is_loss:
             row.append(fmt(math.exp(min(s.mean, 700.0)), 2) if s else "–")
         lines.append("| " + " | ".join(row) + " |")
+    for key, level in reference_levels(sweep.runs, name).items():
+        row = [f"*reference: {REFERENCES[key]}*", fmt(level, m.digits), "–", "–", "–", "–"]
+        if is_loss:
+            row.append(fmt(math.exp(min(level, 700.0)), 2))
+        lines.append("| " + " | ".join(row) + " |")
     return [*lines, ""]
+
+
+METHOD = (
+    "**Method.** Every run scores the same evaluation items, so each variant is compared "
+    "with the baseline *paired by item*: the difference Δ (variant mean − baseline mean) "
+    "gets a 95% interval from a hierarchical bootstrap ({n_boot} replicates, fixed seed) "
+    "that resamples each variant's seeds and then the items, one item resample shared by "
+    "both sides; the seed part is rescaled to the seed variance alone (run-to-run spread "
+    "less its item noise) and the p-value is twice the share of replicates on the far side "
+    "of zero. With several variants, p-values are Holm-adjusted per metric; **bold** = "
+    "significant at 5% after adjustment. Metrics without per-item scores (the validation "
+    "loss, older run directories) fall back to Welch's t-test over seeds; throughput and "
+    "memory are shown, not tested; the validation loss is not tested between different "
+    "objectives. Reference rows: chance (cloze), a unigram model of the training split's "
+    "tokens and the untrained model, scored on the same items. Diverged and failed runs are "
+    "left out and listed at the end."
+)
+
+
+def shared_settings(sweep: Sweep) -> str:
+    """One line with the settings every run shares: steps, batch, model, corpus, versions."""
+    runs = [r for r in sweep.runs if r.config]
+    if not runs:
+        return ""
+
+    def same(key: str, source: str = "config") -> Any:
+        values = {
+            json.dumps(r.config.get(key) if source == "config" else _dig(r.result, key))
+            for r in runs
+        }
+        return json.loads(values.pop()) if len(values) == 1 else None
+
+    parts = []
+    steps, batch, seq = same("train.max_steps"), same("train.batch_size"), same("data.seq_len")
+    if steps is not None:
+        parts.append(f"{steps} steps" + (f" × {batch} × {seq} tokens" if batch and seq else ""))
+    layers, dim, params = same("model.n_layers"), same("model.dim"), same("n_params", "result")
+    if layers and dim:
+        parts.append(
+            f"model {layers} × {dim}" + (f" ({params / 1e6:.2f}M parameters)" if params else "")
+        )
+    corpus, python = same("data.corpus"), same("provenance.python", "result")
+    if corpus:
+        parts.append(f"corpus {corpus}" + (f" (Python {python})" if python else ""))
+    for pkg in ("glmlab", "torch"):
+        if version := same(f"provenance.{pkg}.version", "result"):
+            parts.append(f"{pkg} {version}")
+    return "Shared settings: " + ", ".join(parts) + "." if parts else ""
+
+
+def _dig(node: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def reference_summary(sweep: Sweep) -> list[str]:
+    """Verdict lines on whether the variants trained past the trivial references."""
+    lines = []
+    for metric, reference in (("infill_token_loss", "unigram"), ("cloze_acc", "chance")):
+        level = reference_levels(sweep.runs, metric).get(reference)
+        if level is None:
+            continue
+        m = metric_info(metric)
+        tests = tests_of(sweep, metric)
+        behind = []
+        for v in sweep.variants:
+            iv = tests.intervals.get(v.label)
+            if iv is None:
+                continue
+            # Past the reference when the whole 95% interval is on the better side.
+            edge = iv.high if m.higher_is_better is False else iv.low
+            if edge is None:
+                edge = iv.estimate
+            past = edge < level if m.higher_is_better is False else edge > level
+            if not past:
+                behind.append(v.label)
+        means = [iv.estimate for iv in tests.intervals.values() if iv is not None]
+        span = f"{fmt(min(means), m.digits)}–{fmt(max(means), m.digits)}" if means else "–"
+        if behind:
+            lines.append(
+                f"- ⚠ {m.label}: {', '.join(f'`{b}`' for b in behind)} not clearly past "
+                f"the {REFERENCES[reference]} level {fmt(level, m.digits)} (variants {span}): "
+                "the differences between variants mean little; train longer or larger."
+            )
+        else:
+            lines.append(
+                f"- {m.label}: every variant is past the {REFERENCES[reference]} level "
+                f"{fmt(level, m.digits)} (variants {span}; 95% intervals clear of it)."
+            )
+    return lines
+
+
+def fallback_note(sweep: Sweep) -> list[str]:
+    """A line naming the suite metrics tested over seeds only (no per-item scores)."""
+    fallen = [
+        metric_info(m).label
+        for m in sweep.metrics()
+        if m in TASK_OF_METRIC and tests_of(sweep, m).method == WELCH
+    ]
+    if not fallen:
+        return []
+    return [
+        f"- Over seeds only (Welch's t-test): {', '.join(fallen)}: these run directories "
+        "hold no per-item scores (eval_items.json), so items cannot be paired; rerun "
+        "the sweep in a fresh directory to get them."
+    ]
+
+
+def render_verdicts(sweep: Sweep) -> list[str]:
+    """The verdicts: one table row per variant, one column per verdict metric."""
+    others = [v for v in sweep.variants if v is not sweep.baseline]
+    if sweep.baseline is None or not others:
+        return ["- No baseline to compare against."]
+    header = ["variant", *(metric_info(m).label for m in sweep.primary)]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for v in others:
+        cells = [verdict(sweep, v, m) for m in sweep.primary]
+        lines.append("| " + " | ".join([md_cell(v.label), *map(md_cell, cells)]) + " |")
+    return lines
 
 
 def render_markdown(sweep: Sweep, *, curves: bool) -> str:
@@ -537,24 +638,18 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
         f"{len(sweep.runs)} runs in `{sweep.dir.resolve()}`: {counts['completed']} completed, "
         f"{counts['diverged']} diverged, {others} failed or unfinished. Baseline: {base}.",
         "",
-        "Statistics over seeds: mean ± sample standard deviation; 95% CI = mean ± "
-        "t(0.975, n − 1) · std / √n; Δ = variant mean − baseline mean ± its standard error, "
-        "tested with Welch's two-sided t-test (unequal variances, Welch–Satterthwaite df; no "
-        "correction for multiple comparisons); **bold** = significant at 5%. Diverged and "
-        "failed runs are left out of the statistics and listed at the end.",
-        "",
+    ]
+    if settings := shared_settings(sweep):
+        lines += [settings, ""]
+    lines += [
         "## Verdicts",
         "",
-    ]
-    for v in sweep.variants:
-        if v is sweep.baseline:
-            continue
-        # A variant with no completed run gets one line, not one per metric.
-        for line in dict.fromkeys(verdict(sweep, v, metric) for metric in sweep.primary):
-            lines.append(f"- {v.label}: {line}.")
-    if sweep.baseline is None or len(sweep.variants) < 2:
-        lines.append("- No baseline to compare against.")
-    lines += [
+        *render_verdicts(sweep),
+        "",
+        *reference_summary(sweep),
+        *fallback_note(sweep),
+        "",
+        METHOD.format(n_boot=N_BOOT),
         "",
         "## Runs per variant",
         "",
@@ -596,7 +691,7 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
         ]
     else:
         lines.append(
-            "matplotlib is not installed, so there are no plots: `pip install 'glmlab[report]'`."
+            "matplotlib is not installed, so there are no plots: `pip install matplotlib`."
         )
     lines += ["", "## Metrics", ""]
     for name in sweep.metrics():
@@ -655,18 +750,43 @@ def plot_curves(sweep: Sweep, path: Path) -> bool:
     return True
 
 
+def check_choices(
+    sweep: Sweep, *, baseline: str | Sequence[str] | None, metric: str | Sequence[str] | None
+) -> None:
+    """A ValueError naming the valid choices when ``baseline`` is no variant of the sweep
+    or a ``metric`` is not one the sweep's runs report."""
+    if baseline is not None and sweep.baseline is None:
+        labels = "; ".join(v.label for v in sweep.variants)
+        raise ValueError(
+            f"--baseline {baseline!r} is not a variant of {sweep.dir}; the variants are: {labels}"
+        )
+    known = sweep.metrics() or list(METRICS)
+    wanted = [] if metric is None else [metric] if isinstance(metric, str) else list(metric)
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        raise ValueError(
+            f"--metric {', '.join(unknown)}: not a metric of this sweep; choose from "
+            f"{', '.join(known)}"
+        )
+
+
 def build_report(
     sweep_dir: str | Path,
     *,
     baseline: str | Sequence[str] | None = None,
     metric: str | Sequence[str] | None = None,
     amend: Callable[[Sweep], None] | None = None,
+    strict: bool = False,
 ) -> Path:
     """Write report.md, report.html and the loss curves for ``sweep_dir``; return the .md.
-    ``amend`` may fill in the sweep's unfinished runs first (``glmlab collect`` does)."""
+    ``amend`` may fill in the sweep's unfinished runs first (``glmlab collect`` does).
+    ``strict``: a baseline or metric that the sweep does not have is a ValueError that
+    names the valid ones (``glmlab report``); otherwise the report says there is none."""
     sweep = load_sweep(sweep_dir, baseline=baseline, metric=metric)
     if amend is not None:
         amend(sweep)
+    if strict:
+        check_choices(sweep, baseline=baseline, metric=metric)
     curves = plot_curves(sweep, sweep.dir / CURVES)
     md = render_markdown(sweep, curves=curves)
     path = write_text_atomic(sweep.dir / "report.md", md)
@@ -676,6 +796,29 @@ def build_report(
 
     write_text_atomic(sweep.dir / RESULTS_CSV, csv_text(sweep))
     return path
+
+
+def report_choices(report: Any) -> dict[str, Any]:
+    return {"baseline": report.get("baseline"), "metric": report.get("metric")}
+
+
+def sweep_summary(sweep: Sweep, report: Path) -> str:
+    """The console's closing lines of a sweep: counts, the verdicts, where the report is."""
+    counts = {s: sum(r.status == s for r in sweep.runs) for s in RunStatus}
+    done, diverged = counts[RunStatus.COMPLETED], counts[RunStatus.DIVERGED]
+    rest = len(sweep.runs) - done - diverged
+    lines = [
+        f"glmlab: sweep {sweep.name}: {len(sweep.runs)} runs, {done} completed, "
+        f"{diverged} diverged, {rest} failed or unfinished"
+    ]
+    if sweep.baseline is not None:
+        for v in sweep.variants:
+            if v is not sweep.baseline:
+                cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
+                lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
+    lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
+    lines.append(f"  report: {report} (and report.html)")
+    return "\n".join(lines).replace("**", "")
 
 
 class SweepReportCallback(Callback):
@@ -696,9 +839,8 @@ class SweepReportCallback(Callback):
     def _write_report(self, config: DictConfig) -> None:
         report = config.get("report", {})
         try:
-            path = build_report(
-                config.hydra.sweep.dir, baseline=report.get("baseline"), metric=report.get("metric")
-            )
+            path = build_report(config.hydra.sweep.dir, **report_choices(report))
+            summary = sweep_summary(load_sweep(path.parent, **report_choices(report)), path)
         except FileNotFoundError as exc:
             log.error("no sweep report: %s", exc)
             return
@@ -709,4 +851,4 @@ class SweepReportCallback(Callback):
                 config.hydra.sweep.dir,
             )
             return
-        print(f"glmlab: sweep report written to {path} (and report.html)")
+        print(summary, flush=True)

@@ -23,7 +23,10 @@ def test_single_run_writes_metrics_checkpoint_and_result(tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [2, 4, 6]
     assert [r["step"] for r in rows if "val_loss" in r] == [3, 6]
-    assert (run / "checkpoint.pt").exists()
+    # train.keep_checkpoint=final (the default): the final weights stay, the resumable
+    # state goes once result.json is written.
+    assert (run / "weights.pt").exists() and not (run / "checkpoint.pt").exists()
+    assert (run / "eval_items.json").exists()
     assert "parameters" in proc.stderr + proc.stdout
 
 

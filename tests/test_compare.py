@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from glmlab.compare import DIFFERENT_VERDICT, compare_sweeps
+from tests.browser import CHROMIUM, page_layout
 from tests.conftest import run_glmlab
 from tests.test_report import BASE, OFF, TINY_SWEEP, write_run
 
@@ -37,18 +38,54 @@ def test_compare_marks_changes_and_differing_verdicts(tmp_path):
     assert "# Comparison: cpu/abl vs gpu/abl" in md  # same folder name: parents added
     assert "| model.dim | 128 | 768 |" in md
     assert "objective.shuffle_spans |" not in md  # the swept key is not a setting difference
-    row = next(line for line in md.splitlines() if line.startswith(f"| {OFF} | 5.3000"))
+    # The token infilling loss (validation loss + 1 in these runs): the validation loss is
+    # not tested against the baseline (span shuffling changes the objective).
+    row = next(line for line in md.splitlines() if line.startswith(f"| {OFF} | 6.3000"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # variant, cpu, cpu vs baseline, gpu, gpu vs baseline, change gpu - cpu, marker
     assert (
-        cells[1] == "5.3000 ± 0.2000 (n=3)" and cells[2] == "+0.1000 ± 0.1633"
+        cells[1] == "6.3000 ± 0.2000 (n=3)" and cells[2] == "+0.1000 ± 0.1633"
     )  # sqrt(0.2²/3 + 0.2²/3)
-    assert cells[3] == "7.1000 ± 0.1000 (n=3)" and cells[4].startswith("**+1.9000")
+    assert cells[3] == "8.1000 ± 0.1000 (n=3)" and cells[4].startswith("**+1.9000")
     assert cells[5] == "**+1.8000 ± 0.1291**" and cells[6] == DIFFERENT_VERDICT
+    val_row = next(line for line in md.splitlines() if line.startswith(f"| {OFF} | 5.3000"))
+    assert val_row.split("|")[3].strip() == "–"  # not tested between objectives
     base_row = next(line for line in md.splitlines() if line.startswith(f"| {BASE} | 5.2000"))
     assert "baseline" in base_row and DIFFERENT_VERDICT not in base_row
     assert "- objective.x=1: only in gpu/abl" in md
     assert "<table>" in (tmp_path / "out" / "compare.html").read_text()
+
+
+def test_compare_without_shared_variants_says_so(tmp_path):
+    a = synthetic(tmp_path / "a" / "one", [5.1, 5.3, 5.5], dim=128)
+    b = tmp_path / "b" / "two"
+    for seed in range(2):
+        write_run(b, f"x{seed}", "objective.x=1", seed, val=5.0, cloze=0.3)
+        write_run(b, f"y{seed}", "objective.x=2", seed, val=5.1, cloze=0.3)
+    md = compare_sweeps([a, b], tmp_path / "out").read_text()
+    assert "Nothing to put side by side: the sweeps share no variant" in md
+    assert "### " not in md  # no header-only metric tables
+    assert f"- {OFF}: only in one" in md and "- objective.x=2: only in two" in md
+
+
+def test_compare_overlays_curves_and_states_settings(tmp_path):
+    cpu = synthetic(tmp_path / "cpu" / "abl", [5.1, 5.3, 5.5], dim=128)
+    gpu = synthetic(tmp_path / "gpu" / "abl", [7.0, 7.1, 7.2], dim=768)
+    md = compare_sweeps([cpu, gpu], tmp_path / "out").read_text()
+    assert "![loss curves](compare_curves.png)" in md
+    assert (tmp_path / "out" / "compare_curves.png").stat().st_size > 10_000
+    assert "data:image/png;base64," in (tmp_path / "out" / "compare.html").read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_compare_html_shows_every_column_at_1200px(tmp_path):
+    sweeps = []
+    for name in ("cpu", "gpu", "gpu2"):
+        sweeps.append(synthetic(tmp_path / name / "abl", [5.1, 5.3, 5.5], dim=128))
+    compare_sweeps(sweeps, tmp_path / "out")
+    layout = page_layout(tmp_path / "out" / "compare.html", tmp_path)
+    assert layout["width"] <= 1200
+    assert layout["overflowing"] == [] and layout["scroll"] <= layout["width"], layout
 
 
 def test_compare_needs_two_sweeps(tmp_path):
@@ -89,3 +126,10 @@ def test_compare_two_real_sweeps(tmp_path):
     results = [json.loads(p.read_text()) for p in (sweeps / "after").glob("*/result.json")]
     assert {r["status"] for r in results} == {"completed"}
     assert (tmp_path / "cmp" / "compare.html").exists()
+
+
+def test_compare_default_folder_is_inside_the_ignored_sweeps_folder():
+    from glmlab.compare import default_compare_dir
+
+    out = default_compare_dir(["sweeps/posenc_ablation", "sweeps/posenc_ablation_gpu"])
+    assert out.as_posix() == "sweeps/compare/posenc_ablation_vs_posenc_ablation_gpu"

@@ -24,7 +24,8 @@ from tests.conftest import TINY, run_glmlab
 
 # Every run below takes 4 micro-batches per step (grad_accum x processes). Three evaluation
 # batches split unevenly over two ranks; one thread each: two ranks share two cores.
-RUN = [*TINY, "train.eval_batches=3", "train.threads=1"]
+# keep_checkpoint=last: the tests compare the final resumable checkpoints.
+RUN = [*TINY, "train.eval_batches=3", "train.threads=1", "train.keep_checkpoint=last"]
 
 
 def metric_rows(run_dir: Path) -> list[dict[str, Any]]:

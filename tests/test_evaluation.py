@@ -19,7 +19,9 @@ from glmlab.evaluation import (
     MLMLayout,
     cloze_credit,
     cloze_items,
+    metrics_from_items,
     passages,
+    unigram_log_probs,
 )
 from glmlab.run import execute_run
 from glmlab.structures import SpanSet
@@ -47,7 +49,7 @@ def test_every_model_family_gets_the_same_items_and_scored_tokens():
     ref = suites["glm"]
     for name, suite in suites.items():
         for task, items in suite.infill.items():
-            assert len(items) == 64
+            assert len(items) == suite.spec.train.eval_suite_items == 128
             for (ids, spans), (ref_ids, ref_spans) in zip(items, ref.infill[task], strict=True):
                 assert np.array_equal(ids, ref_ids) and spans.spans == ref_spans.spans, name
                 assert spans.spans[0][0] >= 1  # the first token stays as context
@@ -141,6 +143,18 @@ def test_cloze_items_are_fixed_by_seed_with_distinct_same_length_distractors():
     assert [i.span for i in items] != [i.span for i in other]
 
 
+def test_unigram_reference_by_hand():
+    log_probs = unigram_log_probs(np.array([0, 1, 1, 3]), 4)  # add-one: counts 2, 3, 1, 2
+    assert np.exp(log_probs) == pytest.approx([2 / 8, 3 / 8, 1 / 8, 2 / 8])
+    suite = suite_of()
+    items = suite.unigram_items(unigram_log_probs(np.arange(1024) % 512, 512))
+    uniform = math.log(512)  # every token equally frequent: the uniform model
+    assert metrics_from_items(items)["infill_token_loss"] == pytest.approx(uniform)
+    # Every candidate ties under a uniform model: 1 / (k + 1) per item, chance exactly.
+    assert metrics_from_items(items)["cloze_acc"] == pytest.approx(0.25)
+    assert metrics_from_items(suite.chance_items()) == {"cloze_acc": pytest.approx(0.25)}
+
+
 def test_cloze_credit_by_hand():
     assert cloze_credit(np.array([-1.0, -2.0, -3.0])) == 1.0
     assert cloze_credit(np.array([-2.0, -1.0, -3.0])) == 0.0
@@ -178,3 +192,14 @@ def test_run_writes_suite_to_metrics_and_result(tmp_path):
     final = json.loads((tmp_path / "result.json").read_text())["eval"]
     assert final.items() >= suite_rows[-1]["eval"].items()
     assert final["peak_mem_mb"] > 10 and final["train_tokens_per_s"] > 0
+    # Per-item scores that add up to the final metrics, and the reference levels.
+    saved = json.loads((tmp_path / "eval_items.json").read_text())
+    assert saved["step"] == 8
+    assert metrics_from_items(saved["tasks"]) == pytest.approx(suite_rows[-1]["eval"])
+    assert len(saved["tasks"]["cloze"]["credit"]) == cfg.train.cloze_items
+    refs = saved["reference_metrics"]
+    assert refs["chance"] == {"cloze_acc": pytest.approx(1 / (cfg.train.cloze_distractors + 1))}
+    for name in ("unigram", "random_init"):
+        assert set(refs[name]) >= {"infill_token_loss", "doc_gen_loss", "cloze_acc"}
+    # The untrained model is close to uniform; the unigram model far better than that.
+    assert refs["unigram"]["infill_token_loss"] < refs["random_init"]["infill_token_loss"] - 1

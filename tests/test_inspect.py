@@ -130,3 +130,15 @@ def test_infill_command(trained_run):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("The ") and proc.stdout.rstrip().endswith(" module.")
     assert "blank 0:" in proc.stderr
+
+
+@pytest.mark.slow
+def test_infill_reads_a_completed_run_weights_file_and_warns_on_untrained_blanks(trained_run):
+    # keep_checkpoint=final (the default): the completed run kept weights.pt only.
+    assert (trained_run / "weights.pt").exists() and not (trained_run / "checkpoint.pt").exists()
+    from_file = Infiller(trained_run / "weights.pt").fill("a [MASK] b", max_tokens=2)
+    assert from_file == Infiller(trained_run).fill("a [MASK] b", max_tokens=2)
+    with pytest.warns(UserWarning, match=r"\[gMASK\] was never trained in this run"):
+        Infiller(trained_run).fill("a [gMASK]", max_tokens=1)
+    with pytest.raises(FileNotFoundError, match="run directory"):
+        Infiller(trained_run / "nowhere")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from glmlab.sweep_report import build_report, describe, t_quantile, t_sf2, welch_test
+from glmlab.sweep_report import build_report, describe, welch_test
+from tests.browser import CHROMIUM, page_layout
 from tests.conftest import TINY, run_glmlab
 
 BASE, OFF = "objective.shuffle_spans=true", "objective.shuffle_spans=false"
@@ -85,16 +86,6 @@ def synthetic_sweep(tmp_path: Path) -> Path:
     return sweep
 
 
-def test_t_distribution_against_tables():
-    # Two-sided 5% critical values of Student's t (any statistics table).
-    for df, crit in [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281)]:
-        assert t_quantile(0.975, df) == pytest.approx(crit, abs=1e-4)
-        assert t_sf2(crit, df) == pytest.approx(0.05, abs=1e-4)
-    assert t_sf2(0.0, 3) == pytest.approx(1.0)
-    # t = 1 with 1 df: P(|T| >= 1) = 1/2 exactly (Cauchy).
-    assert t_sf2(1.0, 1) == pytest.approx(0.5)
-
-
 def test_describe_and_welch_by_hand():
     s = describe([5.0, 5.2, 5.4])
     assert (s.n, s.mean, s.std) == (3, pytest.approx(5.2), pytest.approx(0.2))
@@ -116,25 +107,28 @@ def test_describe_and_welch_by_hand():
 
 
 def test_report_statistics_verdicts_and_problem_runs(synthetic_sweep):
+    # These runs hold no per-item scores: the report falls back to seeds only, and says so.
     md = build_report(
         synthetic_sweep, baseline=BASE, metric=["final_val_loss", "cloze_acc"]
     ).read_text()
     # Table rows: mean ± std, 95% CI, n, delta ± SE (bold when significant), p.
-    assert f"| {BASE} **(baseline)** | 5.2000 ± 0.2000 | [4.7032, 5.6968] | 3 | – | – |" in md
-    assert f"| {OFF} | 5.6000 ± 0.1000 | [5.3516, 5.8484] | 3 | +0.4000 ± 0.1291 | 0.0548 |" in md
+    assert f"| {BASE} **(baseline)** | 0.3100 ± 0.0100 | [0.2852, 0.3348] | 3 | – | – |" in md
     assert (
         f"| {OFF} | 0.5100 ± 0.0100 | [0.4852, 0.5348] | 3 | **+0.2000 ± 0.0082** | 1.65e-05 |"
         in md
     )
-    # One verdict per variant and verdict metric, the diverged run named and excluded.
+    assert f"| {OFF} | 6.6000 ± 0.1000 | [6.3516, 6.8484] | 3 | +0.4000 ± 0.1291 | 0.0548 |" in md
+    assert "Over seeds only (Welch's t-test): token infilling loss, cloze accuracy" in md
+    # The variants train different objectives: their validation losses are shown, not tested.
+    assert f"| {OFF} | 5.6000 ± 0.1000 | [5.3516, 5.8484] | 3 | – | – |" in md
+    # One verdict row per variant, one cell per verdict metric; the diverged run excluded.
     assert (
-        f"- {OFF}: validation loss +0.4000 ± 0.1291 vs baseline (Welch's t = 3.10, df = 2.9, "
-        "p = 0.0548): not significant at 5%; 1 of 5 runs diverged (at steps 7) and are excluded."
+        f"| {OFF} | +0.4000 (not tested: the variants train different objectives "
+        "(objective.shuffle_spans)); 1 of 5 runs diverged (at steps 7) and are excluded | "
+        "**+0.2000 ± 0.0082**, p = 1.65e-05: significant, better; 1 of 5 runs diverged"
     ) in md
-    assert f"- {OFF}: cloze accuracy +0.2000 ± 0.0082 vs baseline" in md
-    assert "significant at 5%, better; 1 of 5" in md
     # The key that differs between variants is found in the configs; the seed is not listed.
-    assert "| objective.shuffle_spans | True | False |" in md
+    assert "| objective.shuffle_spans | true | false |" in md
     assert "| seed |" not in md
     assert f"| {BASE} **(baseline)** | 3 / 4 | 0 | 1 | 0 | 0,1,2,3 |" in md
     assert f"| {OFF} | 3 / 5 | 1 | 0 | 1 | 0,1,2,3,4 |" in md
@@ -146,11 +140,95 @@ def test_report_statistics_verdicts_and_problem_runs(synthetic_sweep):
     timed = "sdpa 0.68 ms, flex 0.7 ms, xformers 2.5 ms"
     assert f"- {BASE}: sdpa (measured: {timed}), 2 of 4 runs" in md
     assert f"- {OFF}: sdpa (cached: {timed}), 1 of 5 runs" in md
+    assert "**Method.**" in md and "Holm" in md
 
     html = (synthetic_sweep / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 1 and "<table>" in html
     assert "<strong>+0.2000 ± 0.0082</strong>" in html
     assert (synthetic_sweep / "loss_curves.png").stat().st_size > 10_000
+
+
+def write_items(run: Path, cloze: np.ndarray, logp: np.ndarray, n: np.ndarray) -> None:
+    """The run's eval_items.json: per-item scores and reference levels, as the trainer
+    writes them; result.json's eval metrics are made to agree with the items."""
+    tasks = {
+        "infill_token": {"logp": logp.tolist(), "n": n.tolist()},
+        "cloze": {"credit": cloze.tolist()},
+    }
+    reference = {
+        "chance": {"cloze_acc": 0.25},
+        "unigram": {"cloze_acc": 0.27, "infill_token_loss": 6.0},
+        "random_init": {"cloze_acc": 0.24, "infill_token_loss": 7.0},
+    }
+    (run / "eval_items.json").write_text(
+        json.dumps({"step": 20, "tasks": tasks, "reference_metrics": reference})
+    )
+    result = json.loads((run / "result.json").read_text())
+    result["eval"] = {
+        "cloze_acc": float(cloze.mean()),
+        "infill_token_loss": float(-logp.sum() / n.sum()),
+        "train_tokens_per_s": 1000.0 + result["seed"],
+    }
+    (run / "result.json").write_text(json.dumps(result))
+
+
+@pytest.fixture
+def paired_sweep(tmp_path: Path) -> Path:
+    """Three variants (norm layouts), three seeds, 40 items: post_ln is clearly worse on
+    infilling (+0.3 nats per token), deepnorm equal to the baseline up to noise."""
+    sweep = tmp_path / "paired"
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(0.0, 1.0, 40)
+    n = rng.integers(1, 6, 40).astype(float)
+    easy = rng.random(40)
+    for label, shift in [("pre_ln", 0.0), ("post_ln", 0.3), ("deepnorm", 0.0)]:
+        for seed in range(3):
+            name = f"{label}{seed}"
+            write_run(sweep, name, f"norm_layout={label}", seed, val=5.0 + shift + seed / 100)
+            per_token = 5.0 + shift + difficulty + rng.normal(0.0, 0.05, 40)
+            cloze = (easy < 0.6 - shift + rng.normal(0, 0.02, 40)).astype(float)
+            write_items(sweep / name, cloze, -per_token * n, n)
+            config = {"seed": seed, "norm_layout": {"name": label}, "objective": {"kind": "glm"}}
+            (sweep / name / "config.yaml").write_text(yaml.safe_dump(config))
+    return sweep
+
+
+def test_paired_statistics_with_holm_and_reference_levels(paired_sweep):
+    md = build_report(
+        paired_sweep,
+        baseline="norm_layout=pre_ln",
+        metric=["infill_token_loss", "cloze_acc"],
+    ).read_text()
+    assert "Over seeds only" not in md
+    assert "95% CI and Δ from the paired bootstrap over seeds and items" in md
+    table = md[md.index("### token infilling loss") :]
+    row = next(line for line in table.splitlines() if line.startswith("| norm_layout=post_ln |"))
+    # Δ is exactly +0.3 (the shared difficulty cancels, pairing by item); bold with a
+    # Holm-adjusted p (two variants tested) next to the raw one.
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[4].startswith("**+0.3") and "(raw " in cells[5]
+    diff = float(cells[4].strip("*").split(" ")[0])
+    low, high = (float(x) for x in cells[4].strip("*").split("[")[1].rstrip("]").split(","))
+    assert diff == pytest.approx(0.3, abs=0.02) and low < diff < high and high - low < 0.05
+    deep = next(line for line in table.splitlines() if line.startswith("| norm_layout=deepnorm |"))
+    assert "**" not in deep
+    # Reference rows under each metric, and a verdict line on them.
+    assert "| *reference: unigram* | 6.0000 |" in table
+    assert "| *reference: untrained model* | 7.0000 |" in table
+    assert "| *reference: chance* | 0.2500 |" in md
+    assert "token infilling loss: every variant is past the unigram level 6.0000" in md
+    # Throughput is shown, never tested.
+    tput = md[md.index("### training tokens/s") :].split("\n##")[0]
+    assert "not tested: throughput and memory" in tput and tput.count("**") == 2  # baseline
+    html = (paired_sweep / "report.html").read_text()
+    assert "<em>paired by item</em>" in html and "<em>reference: unigram</em>" in html
+    # The same runs give the same numbers (fixed bootstrap seed).
+    assert (
+        build_report(
+            paired_sweep, baseline="norm_layout=pre_ln", metric=["infill_token_loss", "cloze_acc"]
+        ).read_text()
+        == md
+    )
 
 
 def test_report_without_matplotlib(synthetic_sweep, monkeypatch):
@@ -159,6 +237,16 @@ def test_report_without_matplotlib(synthetic_sweep, monkeypatch):
     assert "matplotlib is not installed" in md and "![" not in md
     assert not (synthetic_sweep / "loss_curves.png").exists()
     assert "data:image" not in (synthetic_sweep / "report.html").read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_layout_fits_1200px_in_headless_chromium(paired_sweep, tmp_path):
+    build_report(
+        paired_sweep, baseline="norm_layout=pre_ln", metric=["infill_token_loss", "cloze_acc"]
+    )
+    layout = page_layout(paired_sweep / "report.html", tmp_path)
+    assert layout["width"] <= 1200
+    assert layout["overflowing"] == [] and layout["scroll"] <= layout["width"], layout
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
@@ -214,7 +302,7 @@ def test_real_sweep_with_failing_and_diverging_runs(tmp_path):
     assert proc.returncode == 1, proc.stderr  # a run failed: the sweep says so after its report
     sweep = tmp_path / "sweeps" / "mixed"
     md = (sweep / "report.md").read_text()
-    assert "- train.lr=1e+30: diverged in 2 of 2 runs (at steps 2, 2): nothing to compare." in md
+    assert "| train.lr=1e+30 | diverged in 2 of 2 runs (at steps 2, 2): nothing to compare |" in md
     assert (
         "- failed: train.lr=-1, seed 0 at step 0: ConfigError: train.lr=-1: must be a number > 0"
         in md

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,18 @@ from tqdm import tqdm
 from glmlab.assemble import RunSpec, build_mask_builder, build_objective, chunk_len, resolve_device
 from glmlab.data.batches import BatchSource, make_loader
 from glmlab.data.pipeline import PreparedData, check_splits, prepare_data
-from glmlab.evaluation import EvalSuite, efficiency, reset_peak_memory
-from glmlab.io import append_line, read_jsonl
+from glmlab.evaluation import (
+    EvalSuite,
+    efficiency,
+    metrics_from_items,
+    reference_items,
+    reset_peak_memory,
+)
+from glmlab.io import append_line, read_jsonl, write_json_atomic
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.rundir import CHECKPOINT, METRICS, RunStatus, repair_metrics
+from glmlab.rundir import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus, repair_metrics
 from glmlab.trackers import Trackers
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
@@ -239,6 +246,12 @@ class Trainer:
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
         save_checkpoint(self.run_dir / CHECKPOINT, state)
 
+    def save_final_weights(self) -> None:
+        """The model's weights alone, to weights.pt (what ``glmlab infill`` loads)."""
+        model_state, _ = self.parallel.state_dicts(self.optimizer)  # collective under FSDP
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir / WEIGHTS, {"model": model_state, "step": self.step})
+
     def try_resume(self) -> bool:
         path = self.run_dir / CHECKPOINT
         resumed = path.exists()
@@ -286,16 +299,39 @@ class Trainer:
         self.model.train()
         return total / max(weight, 1.0)
 
-    def run_eval_suite(self) -> dict[str, float] | None:
+    def run_eval_suite(self, *, final: bool = False) -> dict[str, float] | None:
         """The evaluation suite on the current weights: its row in metrics.jsonl holds the
-        (deterministic) task metrics; the returned dict adds throughput and peak memory."""
+        (deterministic) task metrics; the returned dict adds throughput and peak memory.
+        The ``final`` one also writes the per-item scores and the reference levels
+        (chance, unigram, the untrained model) to eval_items.json."""
         if self.parallel.kind == "fsdp":
             # The suite calls the bare model, whose root parameters FSDP keeps sharded.
             log.warning("evaluation suite skipped: not supported under FSDP")
             return None
+        started = time.perf_counter()
         suite = self.eval_suite or EvalSuite(self.spec, self.data, self.device)
-        metrics = suite.run(self.model)
+        items = suite.score_items(
+            self.model, progress=self.spec.train.progress and self.dist.is_main
+        )
+        metrics = metrics_from_items(items)
         self._log({"step": self.step, "eval": metrics})
+        log.info("evaluation suite at step %d: %.1f s", self.step, time.perf_counter() - started)
+        if final and self.dist.is_main:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.spec.seed)  # the weights this run started from
+                untrained = make_model(
+                    self.spec, self.data.tokenizer.padded_vocab_size, self.device
+                )
+            reference = reference_items(suite, self.data, untrained)
+            write_json_atomic(
+                self.run_dir / EVAL_ITEMS,
+                {
+                    "step": self.step,
+                    "tasks": items,
+                    "reference": reference,
+                    "reference_metrics": {k: metrics_from_items(v) for k, v in reference.items()},
+                },
+            )
         return {**metrics, **efficiency(read_jsonl(self.run_dir / METRICS), self.device)}
 
     # -- training ------------------------------------------------------------------------
@@ -329,14 +365,19 @@ class Trainer:
         val_loss: float | None = None
         tok_s: float | None = None
         window_start = time.perf_counter()
+        # A bar on a terminal; in a log file (stderr not a terminal) plain lines instead of
+        # the bar's carriage-return updates, about ten per run.
+        show = t.progress and self.dist.is_main
+        on_terminal = sys.stderr.isatty()
         bar = tqdm(
             total=t.max_steps,
             initial=self.step,
-            disable=not t.progress or not self.dist.is_main,
+            disable=not (show and on_terminal),
             desc="train",
             unit="step",
-            leave=False,
+            leave=True,
         )
+        plain_every = t.log_interval * max(1, t.max_steps // (10 * t.log_interval))
         while self.step < end:
             for m in range(t.grad_accum):
                 batch = next(batches).to(self.device)
@@ -374,6 +415,18 @@ class Trainer:
                     }
                 )
                 bar.set_postfix(loss=f"{mean_loss:.3f}")
+                if (
+                    show
+                    and not on_terminal
+                    and (self.step % plain_every == 0 or self.step == t.max_steps)
+                ):
+                    log.info(
+                        "step %d/%d: loss %.4f, %.0f tokens/s",
+                        self.step,
+                        t.max_steps,
+                        mean_loss,
+                        tok_s,
+                    )
                 self.window_loss.zero_()
                 self.window_tokens, self.window_steps = 0, 0
                 window_start = time.perf_counter()
@@ -401,7 +454,13 @@ class Trainer:
             )
         status = RunStatus.COMPLETED if self.step >= t.max_steps else RunStatus.STOPPED
         # After the last checkpoint: a run that dies in the suite resumes into the suite alone.
-        suite = self.run_eval_suite() if t.eval_suite and status == RunStatus.COMPLETED else None
+        suite = (
+            self.run_eval_suite(final=True)
+            if t.eval_suite and status == RunStatus.COMPLETED
+            else None
+        )
+        if status == RunStatus.COMPLETED and t.keep_checkpoint == "final":
+            self.save_final_weights()  # run.py removes checkpoint.pt once result.json is written
         return TrainOutcome(
             status,
             self.step,
