@@ -207,6 +207,21 @@ def _train(
     container = OmegaConf.to_container(cfg, resolve=True)
     identity = config_identity(container, plugin_versions(container))
     accepted = _settle_identity(run_dir, identity, policy, is_main=is_main)
+    finished = read_result(run_dir)
+    if (
+        accepted
+        and finished is not None
+        and finished.finished
+        and not (run_dir / CHECKPOINT).exists()
+    ):
+        # Continuing needs the resumable state, which a finished run kept only with
+        # train.keep_checkpoint=last: never train from scratch under the old run's name.
+        raise ConfigChanged(
+            f"run directory {run_dir} holds a finished run without its resumable state "
+            "(checkpoint.pt; train.keep_checkpoint=final removes it), so run.on_change=resume "
+            "cannot continue it: rerun with run.on_change=restart, or train with "
+            "train.keep_checkpoint=last to extend runs later"
+        )
     state["claimed"] = True
     if is_main:
         clean_stale_temps(run_dir)  # left by a process killed mid-write; we hold the lock

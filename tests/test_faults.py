@@ -505,12 +505,15 @@ def test_second_process_on_a_locked_directory_is_told_who_holds_it(tmp_path):
         pass
 
 
+LAST = "train.keep_checkpoint=last"  # a finished run keeps its resumable state
+
+
 def test_changed_config_is_refused_restarted_or_resumed(tmp_path):
     run = tmp_path / "run"
-    assert execute_run(config(), run, [])["status"] == "completed"
+    assert execute_run(config(LAST), run, [])["status"] == "completed"
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
 
-    refused = execute_run(config("train.lr=0.01"), run, ["train.lr=0.01"])
+    refused = execute_run(config("train.lr=0.01", LAST), run, ["train.lr=0.01"])
     assert refused["status"] == "failed" and refused["recorded"] is False
     assert "train.lr: 0.003 -> 0.01" in refused["error"]
     assert (
@@ -519,24 +522,37 @@ def test_changed_config_is_refused_restarted_or_resumed(tmp_path):
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # untouched
 
     # Unchanged but for keys that do not change results: still the same finished run.
-    same = execute_run(config("train.threads=2", "train.progress=true"), run, [])
+    same = execute_run(config("train.threads=2", "train.progress=true", LAST), run, [])
     assert (
         same["status"] == "completed"
         and (run / "metrics.jsonl").read_bytes() == before["metrics.jsonl"]
     )
 
-    restarted = execute_run(config("train.lr=0.01", "run.on_change=restart"), run, [])
+    restarted = execute_run(config("train.lr=0.01", "run.on_change=restart", LAST), run, [])
     assert restarted["status"] == "completed"
     stale = list((run / ".stale").iterdir())
     assert len(stale) == 1 and (stale[0] / "checkpoint.pt").read_bytes() == before["checkpoint.pt"]
     assert "lr: 0.01" in (run / "config.yaml").read_text()
 
     resumed = execute_run(
-        config("train.lr=0.01", "train.max_steps=8", "run.on_change=resume"), run, []
+        config("train.lr=0.01", "train.max_steps=8", "run.on_change=resume", LAST), run, []
     )
     assert resumed["status"] == "completed" and resumed["step"] == 8
     history = json.loads((run / "identity.json").read_text())["history"]
     assert history[-1]["changes"] == ["train.max_steps: 6 -> 8"] and history[-1]["at_step"] == 6
+
+
+def test_resume_of_a_finished_run_without_its_checkpoint_is_refused(tmp_path):
+    """keep_checkpoint=final removes checkpoint.pt: extending that run would silently train
+    from scratch, so it is refused and the finished run is left as it was."""
+    run = tmp_path / "run"
+    assert execute_run(config(), run, [])["status"] == "completed"
+    assert not (run / "checkpoint.pt").exists() and (run / "weights.pt").exists()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    more = execute_run(config("train.max_steps=8", "run.on_change=resume"), run, [])
+    assert more["status"] == "failed" and more["recorded"] is False
+    assert "run.on_change=restart" in more["error"] and "keep_checkpoint=last" in more["error"]
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
 def test_sweep_reruns_a_changed_run_and_skips_an_unchanged_one(tmp_path):
