@@ -803,14 +803,9 @@ def report_choices(report: Any) -> dict[str, Any]:
 
 
 def sweep_summary(sweep: Sweep, report: Path) -> str:
-    """The console's closing lines of a sweep: counts, the verdicts, where the report is."""
-    counts = {s: sum(r.status == s for r in sweep.runs) for s in RunStatus}
-    done, diverged = counts[RunStatus.COMPLETED], counts[RunStatus.DIVERGED]
-    rest = len(sweep.runs) - done - diverged
-    lines = [
-        f"glmlab: sweep {sweep.name}: {len(sweep.runs)} runs, {done} completed, "
-        f"{diverged} diverged, {rest} failed or unfinished"
-    ]
+    """The console's closing lines of a sweep: the verdicts and where the report is (the
+    counts of each outcome follow on the very last line, :func:`glmlab.app.finish_sweep`)."""
+    lines = [f"glmlab: sweep {sweep.name}: verdicts"]
     if sweep.baseline is not None:
         for v in sweep.variants:
             if v is not sweep.baseline:

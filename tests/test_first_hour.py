@@ -183,7 +183,8 @@ def test_multirun_with_overrides_after_m_prints_runs_and_a_closing_summary(tmp_p
     runs = [line for line in proc.stdout.splitlines() if line.startswith("glmlab: [run ")]
     assert len(runs) == 2 and all("seed=0: completed at step 6" in line for line in runs)
     assert "objective.shuffle_spans=true" in runs[0] and "shuffle_spans=false" in runs[1]
-    assert "glmlab: sweep after_m: 2 runs, 2 completed, 0 diverged" in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == "glmlab: sweep sweeps/after_m: 2 runs: 2 completed, 0 diverged, 0 failed", last
     sweep = tmp_path / "sweeps" / "after_m"
     assert f"report: {sweep.resolve() / 'report.md'}" in proc.stdout or "report.md" in proc.stdout
     assert (sweep / "loss_curves.png").exists()  # matplotlib is a main dependency
