@@ -37,7 +37,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -325,12 +325,16 @@ class ConfigChanged(ValueError):
     """A run directory holds a run made with another config; the message says what differs."""
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict) and node:
+def flatten(node: Any, prefix: str = "", *, encode: bool = False) -> dict[str, Any]:
+    """A nested config as ``{"train.lr": 0.003, ...}`` (an empty mapping is a value);
+    ``encode``: lists and mappings as JSON text (for tables and trackers)."""
+    if isinstance(node, Mapping) and node:
         out: dict[str, Any] = {}
         for k, v in node.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}.", encode=encode))
         return out
+    if encode and isinstance(node, list | Mapping):
+        return {prefix[:-1]: json.dumps(node)}
     return {prefix[:-1]: node}
 
 
@@ -341,7 +345,7 @@ def _ignored(key: str) -> bool:
 def config_identity(config: dict[str, Any], plugins: dict[str, str]) -> dict[str, Any]:
     """The identity of a run: its resolved config's values that can change results
     (flattened to dotted keys) and the ``{distribution: version}`` of the plugins it uses."""
-    values = {k: v for k, v in sorted(_flatten(config).items()) if not _ignored(k)}
+    values = {k: v for k, v in sorted(flatten(config).items()) if not _ignored(k)}
     blob = json.dumps([values, plugins], sort_keys=True, default=str)
     return {
         "fingerprint": hashlib.sha256(blob.encode()).hexdigest()[:16],

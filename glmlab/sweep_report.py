@@ -148,19 +148,14 @@ class Run:
         """The resolved run config, flattened to dotted keys (empty if absent)."""
         path = self.dir / "config.yaml"
         try:
-            return _flatten(OmegaConf.to_container(OmegaConf.load(path))) if path.exists() else {}
+            return (
+                rundir.flatten(OmegaConf.to_container(OmegaConf.load(path)), encode=True)
+                if path.exists()
+                else {}
+            )
         except Exception as exc:  # a damaged config.yaml never stops the report
             log.warning("unreadable %s: %s", path, exc)
             return {}
-
-
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict) and node:
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: json.dumps(node) if isinstance(node, list | dict) else node}
 
 
 @dataclass

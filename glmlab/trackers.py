@@ -17,7 +17,6 @@ library is not installed.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from glmlab.io import read_json, write_json_atomic
 from glmlab.registry import PluginError, get_registry
-from glmlab.rundir import TRACKERS
+from glmlab.rundir import TRACKERS, flatten
 
 log = logging.getLogger("glmlab")
 
@@ -73,7 +72,7 @@ class TrackerRun:
 
     def flat_config(self) -> dict[str, Any]:
         """The config as ``{"model.dim": 32, ...}`` (lists as JSON text)."""
-        return _flatten(self.config)
+        return flatten(self.config, encode=True)
 
 
 @runtime_checkable
@@ -93,15 +92,6 @@ class Tracker(Protocol):
         """Close the run: ``status`` is a :class:`~glmlab.rundir.RunStatus` value (``stopped``:
         it will resume), ``summary`` the final metrics."""
         ...
-
-
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: json.dumps(node) if isinstance(node, list) else node}
 
 
 def _number(value: Any) -> float | None:
