@@ -82,6 +82,7 @@ class ModelConfig:
     dropout: float = rule(0.0, ge=0, lt=1)
     attention_dropout: float = rule(0.0, ge=0, lt=1)
     init_std: float = rule(0.02, gt=0)
+    norm_eps: float = rule(1e-5, gt=0)  # every LayerNorm's epsilon (offered to norm layouts)
 
 
 @dataclass

@@ -242,3 +242,22 @@ def test_an_adapted_plugin_pickles_and_copies() -> None:
     assert isinstance(clone, PositionalSchemeBase) and clone.table is not scheme.table
     torch.testing.assert_close(clone.table.weight, scheme.table.weight)
     assert list(pickle.loads(pickle.dumps(scheme)).state_dict()) == ["table.weight"]
+
+
+def test_model_norm_eps_reaches_every_layer_norm_from_the_config() -> None:
+    """``model.norm_eps`` is the ``eps`` the norm-layout factory is offered: set in the
+    config, it reaches every LayerNorm of a trained model; a non-positive one is refused."""
+    from hydra import compose, initialize_config_module
+
+    from glmlab.assemble import parse_config
+    from glmlab.config import ConfigError
+    from glmlab.train.trainer import make_model
+
+    with initialize_config_module("glmlab.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["model.norm_eps=0.001", "norm_layout=deepnorm"])
+        bad = compose("config", overrides=["model.norm_eps=0"])
+    model = make_model(parse_config(cfg), 300, torch.device("cpu"))
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+    assert norms and {m.eps for m in norms} == {1e-3}
+    with pytest.raises(ConfigError, match=r"model.norm_eps=0: must be a number > 0"):
+        parse_config(bad)

@@ -96,6 +96,7 @@ def make_model(
         dropout=m.dropout,
         attention_dropout=m.attention_dropout,
         init_std=m.init_std,
+        norm_eps=m.norm_eps,
     )
     (pos, pos_opts), (norm, norm_opts), (attn, attn_opts) = (
         spec.positional,
