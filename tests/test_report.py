@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from glmlab.sweep_report import build_report, describe, welch_test
-from tests.browser import CHROMIUM, page_layout
+from tests.browser import CHROMIUM, chromium_args, page_layout
 from tests.conftest import TINY, run_glmlab
 
 BASE, OFF = "objective.shuffle_spans=true", "objective.shuffle_spans=false"
@@ -249,7 +248,7 @@ def test_report_layout_fits_1200px_in_headless_chromium(paired_sweep, tmp_path):
     assert layout["overflowing"] == [] and layout["scroll"] <= layout["width"], layout
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_html_report_renders_in_headless_chromium(synthetic_sweep, tmp_path):
     from matplotlib.image import imread
 
@@ -257,18 +256,8 @@ def test_html_report_renders_in_headless_chromium(synthetic_sweep, tmp_path):
     shot = tmp_path / "shot.png"
     proc = subprocess.run(
         [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            *chromium_args(tmp_path / "profile", 1200, 900),
             f"--screenshot={shot}",
-            "--window-size=1200,900",
             (synthetic_sweep / "report.html").resolve().as_uri(),
         ],
         capture_output=True,
