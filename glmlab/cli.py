@@ -55,7 +55,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from glmlab.sweep_report import build_report
+    from glmlab.report import build_report
 
     path = build_report(args.sweep_dir, baseline=args.baseline, metric=args.metric, strict=True)
     print(f"{path}\n{path.with_suffix('.html')}")
@@ -63,7 +63,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from glmlab.compare import compare_sweeps, default_compare_dir
+    from glmlab.report import compare_sweeps, default_compare_dir
 
     out = args.out or default_compare_dir(args.sweep_dirs)
     path = compare_sweeps(args.sweep_dirs, out)
@@ -72,7 +72,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from glmlab.results import MissingExtraError, render
+    from glmlab.report.table import MissingExtraError, render
 
     try:
         text = render(args.sweep_dir, args.format, args.out)

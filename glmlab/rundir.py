@@ -21,6 +21,15 @@ A run directory holds::
     .lock            held (flock) by the process working in the directory
     .stale/          earlier runs moved aside when the config changed (run.on_change=restart)
 
+A sweep directory holds its run directories and::
+
+    multirun.yaml    Hydra's record of the sweep (the report reads report.baseline/metric)
+    report.md        the sweep report (glmlab.report), report.html the same as one page,
+    loss_curves.png  its loss curves, results.csv one row per run
+
+and ``glmlab compare`` writes compare.md, compare.html and compare_curves.png into its
+output folder.
+
 Guarantees and the tests behind them: docs/RELIABILITY.md.
 """
 
@@ -48,18 +57,27 @@ from glmlab.io import iter_jsonl, read_json, write_json_atomic, write_jsonl_atom
 __all__ = [
     "APP_LOG",
     "CHECKPOINT",
+    "COMPARE_CURVES",
+    "COMPARE_HTML",
+    "COMPARE_MD",
     "CONFIG",
     "ERROR_LOG",
     "EVAL_ITEMS",
     "FINISHED",
     "HYDRA_DIR",
+    "HYDRA_OVERRIDES",
     "IDENTITY",
     "KEEP_CHECKPOINT",
     "LOCK",
+    "LOSS_CURVES",
     "METRICS",
+    "MULTIRUN",
     "NOT_RESULT_KEYS",
     "ON_CHANGE",
+    "REPORT_HTML",
+    "REPORT_MD",
     "RESULT",
+    "RESULTS_CSV",
     "STALE_DIR",
     "TRACKERS",
     "UNFINISHED",
@@ -79,6 +97,7 @@ __all__ = [
     "outcome_line",
     "plugin_versions",
     "read_identity",
+    "read_overrides",
     "read_result",
     "repair_metrics",
     "run_files",
@@ -105,6 +124,18 @@ HYDRA_DIR = ".hydra"
 LOCK = ".lock"
 STALE_DIR = ".stale"
 TRACKERS = "trackers.json"
+HYDRA_OVERRIDES = f"{HYDRA_DIR}/overrides.yaml"  # the run's command-line overrides (Hydra)
+
+# A sweep directory's own files (see the module docstring).
+MULTIRUN = "multirun.yaml"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+LOSS_CURVES = "loss_curves.png"
+RESULTS_CSV = "results.csv"
+# What ``glmlab compare`` writes into its output folder.
+COMPARE_MD = "compare.md"
+COMPARE_HTML = "compare.html"
+COMPARE_CURVES = "compare_curves.png"
 
 
 class RunStatus(StrEnum):
@@ -210,6 +241,12 @@ class RunResult:
     def finished(self) -> bool:
         return self.status in FINISHED
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``: a field, else an ``extra`` entry, else ``default``."""
+        if key != "extra" and key in _RESULT_FIELDS:
+            return getattr(self, key)
+        return self.extra.get(key, default)
+
     def to_dict(self) -> dict[str, Any]:
         known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         extra = known.pop("extra")
@@ -223,6 +260,7 @@ class RunResult:
         return cls(**known, extra=extra)
 
 
+_RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(RunResult))
 NOT_RESULT_KEYS = ("recorded",)  # keys execute_run returns but never writes
 
 
@@ -258,6 +296,18 @@ def write_result(run_dir: str | Path, result: RunResult | dict[str, Any]) -> Pat
         values.pop(key, None)
     values["error"] = one_line(values.get("error"))
     return write_json_atomic(Path(run_dir) / RESULT, values)
+
+
+def read_overrides(run_dir: str | Path) -> list[str]:
+    """The run's command-line overrides as Hydra saved them (``.hydra/overrides.yaml``);
+    [] when the file is absent or unreadable."""
+    from omegaconf import OmegaConf
+
+    path = Path(run_dir) / HYDRA_OVERRIDES
+    try:
+        return [str(o) for o in OmegaConf.load(path)]  # type: ignore[union-attr]
+    except Exception:  # absent or damaged: the run is listed without its overrides
+        return []
 
 
 # -- metrics.jsonl ----------------------------------------------------------------------

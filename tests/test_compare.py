@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from glmlab.compare import DIFFERENT_VERDICT, compare_sweeps
+from glmlab.report.compare import DIFFERENT_VERDICT, compare_sweeps
 from tests.browser import CHROMIUM, page_layout
 from tests.conftest import run_glmlab
 from tests.test_report import BASE, OFF, TINY_SWEEP, write_run
@@ -129,7 +129,7 @@ def test_compare_two_real_sweeps(tmp_path):
 
 
 def test_compare_default_folder_is_inside_the_ignored_sweeps_folder():
-    from glmlab.compare import default_compare_dir
+    from glmlab.report.compare import default_compare_dir
 
     out = default_compare_dir(["sweeps/posenc_ablation", "sweeps/posenc_ablation_gpu"])
     assert out.as_posix() == "sweeps/compare/posenc_ablation_vs_posenc_ablation_gpu"

@@ -126,7 +126,7 @@ def test_unreadable_result_reads_as_failed_naming_the_file(content, tmp_path):
 
 
 def test_unreadable_result_never_stops_the_report(tmp_path):
-    from glmlab.sweep_report import build_report
+    from glmlab.report import build_report
 
     sweep = tmp_path / "sweep"
     for name, status in (("a", "completed"), ("b", "completed")):

@@ -15,7 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from glmlab import provenance
-from glmlab.sweep_report import build_report
+from glmlab.report import build_report
 
 
 def test_collect_records_code_plugins_libraries_machine_and_time(

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from glmlab.sweep_report import build_report, describe, welch_test
+from glmlab.report import build_report
+from glmlab.report.stats import describe, welch_test
 from tests.browser import CHROMIUM, chromium_args, page_layout
 from tests.conftest import TINY, run_glmlab
 

@@ -14,7 +14,8 @@ import yaml
 
 from glmlab import results
 from glmlab.cli import main as cli
-from glmlab.sweep_report import build_report, describe, welch_test
+from glmlab.report import build_report
+from glmlab.report.stats import describe, welch_test
 
 BASE, OFF = "positional=learned_2d", "positional=rope"
 

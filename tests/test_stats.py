@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from glmlab.stats import (
+from glmlab.report.stats import (
     RunItems,
     bootstrap_mean,
     describe,

@@ -1,6 +1,6 @@
 """``glmlab collect``: the report of what has finished, now, and what has not.
 
-The report is the sweep report (:func:`glmlab.sweep_report.build_report`) with the runs
+The report is the sweep report (:func:`glmlab.report.build_report`) with the runs
 that have no result (or an outdated one) described by their state from
 :func:`glmlab.cluster.status.sweep_runs`: pending, running, timed out, cancelled, out of
 memory..., with the job's log files. Rerun it until every run is in.
@@ -9,13 +9,13 @@ memory..., with the job's log files. Rerun it until every run is in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from glmlab.cluster.slurm import SlurmJob
 from glmlab.cluster.status import RunView, sweep_runs
+from glmlab.report import Sweep, build_report
 from glmlab.rundir import FINISHED, sweep_exit_status
-from glmlab.sweep_report import Sweep, build_report
 
 
 @dataclass
@@ -41,12 +41,10 @@ def _amend(views: list[RunView]) -> Callable[[Sweep], None]:
             if view is None or view.state == run.status:
                 continue
             requeued = f" (requeued {view.requeues}x)" if view.requeues else ""
-            run.result = {
-                **run.result,
-                "status": view.state,
-                "error": view.detail + requeued,
-                "job_logs": run.result.get("job_logs") or view.logs,
-            }
+            extra = {**run.result.extra, "job_logs": run.result.get("job_logs") or view.logs}
+            run.result = replace(
+                run.result, status=view.state, error=view.detail + requeued, extra=extra
+            )
 
     return amend
 

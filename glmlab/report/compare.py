@@ -10,30 +10,23 @@ is marked.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from glmlab import rundir
 from glmlab.io import write_text_atomic
-from glmlab.report_html import markdown_to_html
+from glmlab.report.assess import tests_of
+from glmlab.report.html import markdown_to_html
+from glmlab.report.load import Sweep, Variant, differing_config, load_sweep
+from glmlab.report.markdown import fmt, fmt_delta, md_cell, shared_settings
+from glmlab.report.metrics import metric_info
+from glmlab.report.plots import plot_compare_curves
+from glmlab.report.stats import describe, welch_test
 from glmlab.rundir import RunStatus
-from glmlab.sweep_report import (
-    Sweep,
-    Variant,
-    describe,
-    differing_config,
-    fmt,
-    fmt_delta,
-    load_sweep,
-    md_cell,
-    metric_info,
-    shared_settings,
-    tests_of,
-    welch_test,
-)
+
+__all__ = ["DIFFERENT_VERDICT", "compare_sweeps", "default_compare_dir", "render_comparison"]
 
 DIFFERENT_VERDICT = "⚠ verdict differs"
-COMPARE_CURVES = "compare_curves.png"
 
 
 def sweep_names(sweeps: Sequence[Sweep]) -> list[str]:
@@ -130,7 +123,7 @@ def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
         lines += [
             "Loss curves: colour = variant, line style = sweep (mean over seeds).",
             "",
-            f"![loss curves]({COMPARE_CURVES})",
+            f"![loss curves]({rundir.COMPARE_CURVES})",
             "",
         ]
     for metric in metrics:
@@ -166,51 +159,6 @@ def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_compare_curves(sweeps: Sequence[Sweep], names: Sequence[str], path: Path) -> bool:
-    """Training and validation loss of every sweep's variants overlaid (mean over seeds):
-    one colour per variant label, one line style per sweep; False without matplotlib."""
-    try:
-        from matplotlib import colormaps
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return False
-    labels = list(dict.fromkeys(v.label for s in sweeps for v in s.variants))
-    styles = ["-", "--", ":", "-."]
-    fig = Figure(figsize=(12, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
-    colors = colormaps["tab10"]
-    drawn = False
-    for ax, key, title in zip(
-        fig.subplots(1, 2), ("loss", "val_loss"), ("training loss", "validation loss"), strict=True
-    ):
-        for j, (sweep, name) in enumerate(zip(sweeps, names, strict=True)):
-            for v in sweep.variants:
-                curves = [c for c in (r.curve(key) for r in v.with_status("completed")) if c]
-                if not curves:
-                    continue
-                steps = sorted(set().union(*curves))
-                means = [statistics.fmean(c[t] for c in curves if t in c) for t in steps]
-                ax.plot(
-                    steps,
-                    means,
-                    color=colors(labels.index(v.label) % 10),
-                    linestyle=styles[j % len(styles)],
-                    label=f"{name}: {v.label}",
-                )
-                drawn = True
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    if not drawn:
-        return False
-    fig.tight_layout()
-    fig.savefig(path)
-    return True
-
-
 def default_compare_dir(sweep_dirs: Sequence[str | Path]) -> Path:
     """``sweeps/compare/<a>_vs_<b>...``: inside the ignored sweeps/ folder."""
     names = [Path(d).resolve().name for d in sweep_dirs]
@@ -226,9 +174,9 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path) -> Path:
         raise ValueError(f"--out {out} is a file; give a folder for compare.md and compare.html")
     sweeps = [load_sweep(d) for d in sweep_dirs]
     out.mkdir(parents=True, exist_ok=True)
-    curves = plot_compare_curves(sweeps, sweep_names(sweeps), out / COMPARE_CURVES)
+    curves = plot_compare_curves(sweeps, sweep_names(sweeps), out / rundir.COMPARE_CURVES)
     md = render_comparison(sweeps, curves=curves)
-    path = write_text_atomic(out / "compare.md", md)
+    path = write_text_atomic(out / rundir.COMPARE_MD, md)
     title = f"Comparison: {' vs '.join(sweep_names(sweeps))}"
-    write_text_atomic(out / "compare.html", markdown_to_html(md, base_dir=out, title=title))
+    write_text_atomic(out / rundir.COMPARE_HTML, markdown_to_html(md, base_dir=out, title=title))
     return path

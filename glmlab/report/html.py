@@ -1,4 +1,5 @@
-"""Markdown to one self-contained HTML file, for glmlab's own reports.
+"""Markdown to one self-contained HTML page, for glmlab's own reports (report.html,
+compare.html).
 
 The reports are written as markdown first, so the HTML never says something the markdown
 does not. Only what the reports use is understood: ``#``-headings, pipe tables (``\\|`` in

@@ -2,9 +2,9 @@
 
 - Metrics of the evaluation suite with per-item scores in every run (``eval_items.json``):
   each variant against the baseline paired by item, with a hierarchical bootstrap over
-  seeds and items (:func:`glmlab.stats.paired_bootstrap`).
+  seeds and items (:func:`glmlab.report.stats.paired_bootstrap`).
 - Without per-item scores (the validation loss; run directories written before
-  ``eval_items.json`` existed): Welch's t-test over seeds (:func:`glmlab.stats.welch_test`).
+  ``eval_items.json`` existed): Welch's t-test over seeds (:func:`glmlab.report.stats.welch_test`).
 - Throughput and memory: shown, never tested (they measure the machine and its load).
 - The validation loss between variants that train different objectives: shown, not
   tested (each variant is scored on its own task).
@@ -23,7 +23,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from glmlab.evaluation import item_fractions
-from glmlab.stats import (
+from glmlab.report.load import Sweep, differing_config
+from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC
+from glmlab.report.stats import (
     Interval,
     PairedDiff,
     RunItems,
@@ -34,16 +36,6 @@ from glmlab.stats import (
     paired_bootstrap,
     welch_test,
 )
-
-# Metric name -> the evaluation task whose per-item scores it aggregates.
-TASK_OF_METRIC = {
-    "infill_token_loss": "infill_token",
-    "infill_sentence_loss": "infill_sentence",
-    "doc_gen_loss": "doc_gen",
-    "cloze_acc": "cloze",
-}
-NOT_TESTED = {"train_tokens_per_s", "peak_mem_mb"}  # the machine and its load, not the variant
-REFERENCES = {"chance": "chance", "unigram": "unigram", "random_init": "untrained model"}
 
 PAIRED, WELCH, NONE = "paired", "welch", "none"
 
@@ -163,3 +155,25 @@ def reference_levels(runs: Iterable[RunLike], metric: str) -> dict[str, float]:
         if values:
             out[key] = float(np.mean(values))
     return out
+
+
+def untestable_reason(sweep: Sweep, metric: str) -> str:
+    """Why ``metric`` must not be tested between this sweep's variants, or ''."""
+    if metric != "final_val_loss":
+        return ""
+    keys = differing_config({v.label: v.runs for v in sweep.variants})
+    objective_keys = sorted(k for k in keys if k.startswith("objective."))
+    if objective_keys:
+        shown = ", ".join(objective_keys[:3]) + (", ..." if len(objective_keys) > 3 else "")
+        return f"not tested: the variants train different objectives ({shown})"
+    return ""
+
+
+def tests_of(sweep: Sweep, metric: str) -> MetricTests:
+    """:func:`assess_metric` for one metric of the sweep, computed once per sweep."""
+    cache = sweep.cache.setdefault("tests", {})
+    if metric not in cache:
+        cache[metric] = assess_metric(
+            sweep.variants, sweep.baseline, metric, untestable=untestable_reason(sweep, metric)
+        )
+    return cache[metric]

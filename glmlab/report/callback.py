@@ -1,0 +1,56 @@
+"""The Hydra callback that writes a sweep's report when a multirun ends and prints the
+sweep's closing lines (conf/config.yaml registers it under ``hydra.callbacks``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from glmlab.report.build import write_report
+from glmlab.report.load import load_sweep
+from glmlab.report.markdown import sweep_summary
+
+__all__ = ["SweepReportCallback", "report_choices"]
+
+log = logging.getLogger("glmlab")
+
+
+def report_choices(report: Any) -> dict[str, Any]:
+    """The ``report`` config group's baseline and verdict metrics, as load_sweep takes them."""
+    return {"baseline": report.get("baseline"), "metric": report.get("metric")}
+
+
+class SweepReportCallback(Callback):
+    """Hydra callback: build the sweep report when a multirun ends, then print the
+    verdicts and the sweep's last line (its outcome counts)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from glmlab.cluster.launcher import submits_only
+
+        if submits_only(config):  # the jobs were only submitted: `glmlab collect` reports
+            return
+        try:
+            self._write_report(config)
+        finally:
+            from glmlab.app import finish_sweep  # the last line and the sweep's exit status
+
+            finish_sweep(config.hydra.sweep.dir)
+
+    def _write_report(self, config: DictConfig) -> None:
+        sweep_dir = config.hydra.sweep.dir
+        try:
+            sweep = load_sweep(sweep_dir, **report_choices(config.get("report", {})))
+            summary = sweep_summary(sweep, write_report(sweep))
+        except FileNotFoundError as exc:
+            log.error("no sweep report: %s", exc)
+            return
+        except Exception:
+            # The runs are on disk whatever happens here; never fail the sweep for its report.
+            log.exception(
+                "building the sweep report failed; rebuild it with: glmlab report %s", sweep_dir
+            )
+            return
+        print(summary, flush=True)

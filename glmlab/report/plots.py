@@ -1,0 +1,111 @@
+"""Loss-curve plots of a sweep, and of several sweeps overlaid (matplotlib's object API:
+no pyplot, no global backend state). Each returns False when matplotlib is missing."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from glmlab.report.load import Sweep
+from glmlab.rundir import RunStatus
+
+__all__ = ["plot_compare_curves", "plot_curves"]
+
+PANELS = (("loss", "training loss"), ("val_loss", "validation loss"))
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def _figure() -> tuple[Any, Any, Any] | None:
+    """A two-panel figure, its axes and the tab10 colour map; None without matplotlib."""
+    try:
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    fig = Figure(figsize=(12, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, 2), colormaps["tab10"]
+
+
+def _finish(ax: Any, title: str, legend_size: int) -> None:
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=legend_size)
+
+
+def plot_curves(sweep: Sweep, path: Path) -> bool:
+    """Training and validation loss per variant: the mean over seeds, a band from the
+    lowest to the highest seed, × at a diverged run's last logged step."""
+    made = _figure()
+    if made is None:
+        return False
+    fig, axes, colors = made
+    for ax, (key, title) in zip(axes, PANELS, strict=True):
+        firsts: list[float] = []
+        lowest = math.inf
+        for i, v in enumerate(sweep.variants):
+            curves = [c for c in (r.curve(key) for r in v.runs) if c]
+            if not curves:
+                continue
+            color = colors(i % 10)  # by variant index: the same colour in both panels
+            steps = sorted(set().union(*curves))
+            at = [[c[s] for c in curves if s in c] for s in steps]
+            ax.plot(steps, [statistics.fmean(a) for a in at], color=color, label=v.label)
+            ax.fill_between(
+                steps, [min(a) for a in at], [max(a) for a in at], color=color, alpha=0.2
+            )
+            firsts += [c[min(c)] for c in curves]
+            lowest = min(lowest, *(min(c.values()) for c in curves))
+            for r in v.with_status(RunStatus.DIVERGED):
+                c = r.curve(key)
+                if c:
+                    last = max(c)
+                    ax.plot([last], [c[last]], marker="x", color=color, markersize=10, mew=2.5)
+        if firsts and max(firsts) > lowest:
+            # A loss that explodes would flatten every other curve: clip above the start.
+            ax.set_ylim(top=max(firsts) + 0.1 * (max(firsts) - lowest))
+        _finish(ax, title, 8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return True
+
+
+def plot_compare_curves(sweeps: Sequence[Sweep], names: Sequence[str], path: Path) -> bool:
+    """Training and validation loss of every sweep's variants overlaid (mean over the
+    completed seeds): one colour per variant label, one line style per sweep. False when
+    there is nothing to draw or no matplotlib."""
+    made = _figure()
+    if made is None:
+        return False
+    fig, axes, colors = made
+    labels = list(dict.fromkeys(v.label for s in sweeps for v in s.variants))
+    drawn = False
+    for ax, (key, title) in zip(axes, PANELS, strict=True):
+        for j, (sweep, name) in enumerate(zip(sweeps, names, strict=True)):
+            for v in sweep.variants:
+                runs = v.with_status(RunStatus.COMPLETED)
+                curves = [c for c in (r.curve(key) for r in runs) if c]
+                if not curves:
+                    continue
+                steps = sorted(set().union(*curves))
+                means = [statistics.fmean(c[t] for c in curves if t in c) for t in steps]
+                ax.plot(
+                    steps,
+                    means,
+                    color=colors(labels.index(v.label) % 10),
+                    linestyle=LINE_STYLES[j % len(LINE_STYLES)],
+                    label=f"{name}: {v.label}",
+                )
+                drawn = True
+        _finish(ax, title, 7)
+    if not drawn:
+        return False
+    fig.tight_layout()
+    fig.savefig(path)
+    return True

@@ -1,0 +1,113 @@
+"""The report package's seams: typed run records from one loading path, run-directory names
+and statuses only from glmlab.rundir, Welch's test from scipy, the callback Hydra is told to
+build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hydra.utils import get_class
+from scipy import stats as sps
+
+import glmlab.report
+from glmlab import rundir
+from glmlab.report import Sweep, load_sweep
+from glmlab.report.stats import welch_test
+from glmlab.rundir import RunResult, RunStatus
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_welch_test_is_scipy_welch_with_its_standard_error() -> None:
+    rng = np.random.default_rng(0)
+    for n_a, n_b in ((3, 3), (4, 7), (12, 5)):
+        a, b = list(rng.normal(1.0, 0.3, n_a)), list(rng.normal(1.2, 0.8, n_b))
+        got = welch_test(a, b)
+        want = sps.ttest_ind(a, b, equal_var=False)
+        assert got.t == pytest.approx(want.statistic) and got.p == pytest.approx(want.pvalue)
+        assert got.df == pytest.approx(want.df)
+        assert got.diff == pytest.approx(np.mean(a) - np.mean(b))
+        assert got.diff / got.se == pytest.approx(got.t)  # the SE the report prints
+    # A constant sample against a varying one is a test (no warning); two constants are not.
+    assert welch_test([0.3, 0.3, 0.3], [0.30, 0.31, 0.32]).p < 1.0
+    assert welch_test([0.3, 0.3], [0.5, 0.5]) is None
+
+
+def test_run_result_get_reads_fields_then_extra() -> None:
+    result = RunResult(status="completed", step=7, extra={"eval": {"cloze_acc": 0.5}})
+    assert result.get("step") == 7 and result.get("eval") == {"cloze_acc": 0.5}
+    assert result.get("n_params") is None and result.get("n_params", 3) == 3
+
+
+def _run(sweep: Path, name: str, **result: object) -> Path:
+    run = sweep / name
+    run.mkdir(parents=True)
+    (run / rundir.RESULT).write_text(json.dumps(result))
+    (run / rundir.CONFIG).write_text(yaml.safe_dump({"seed": result.get("seed", 0)}))
+    return run
+
+
+def test_load_sweep_gives_typed_results_for_finished_cut_and_damaged_runs(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for seed, (variant, val) in enumerate([("positional=rope", 5.0), ("positional=alibi", 5.5)]):
+        _run(
+            sweep,
+            f"ok{seed}",
+            status="completed",
+            seed=seed,
+            step=20,
+            variant=[variant],
+            final_val_loss=val,
+            eval={"cloze_acc": 0.25, "cloze_ppl": 9.0},
+        )
+    cut = sweep / "cut"
+    (cut / ".hydra").mkdir(parents=True)
+    (cut / rundir.HYDRA_OVERRIDES).write_text(yaml.safe_dump(["positional=rope", "seed=4"]))
+    (cut / rundir.CONFIG).write_text("seed: 4\n")
+    (cut / rundir.METRICS).write_text(json.dumps({"step": 6, "loss": 6.0}) + "\n")
+    damaged = _run(sweep, "damaged", status="completed")
+    (damaged / rundir.RESULT).write_text("{not json")
+    (damaged / rundir.HYDRA_OVERRIDES).parent.mkdir()
+    (damaged / rundir.HYDRA_OVERRIDES).write_text(yaml.safe_dump(["positional=alibi", "seed=5"]))
+
+    loaded = load_sweep(sweep, baseline="positional=rope")
+    assert isinstance(loaded, Sweep) and loaded.baseline.label == "positional=rope"
+    runs = {r.dir.name: r for r in loaded.runs}
+    assert all(isinstance(r.result, RunResult) for r in runs.values())
+    assert runs["ok0"].metrics == {"final_val_loss": 5.0, "cloze_acc": 0.25, "cloze_ppl": 9.0}
+    assert (runs["cut"].status, runs["cut"].result.step) == (rundir.UNFINISHED, 6)
+    assert (runs["cut"].seed, runs["cut"].result.variant) == ("4", ["positional=rope"])
+    assert (
+        runs["damaged"].status == RunStatus.FAILED and "unreadable" in runs["damaged"].result.error
+    )
+    assert runs["damaged"].result.variant == ["positional=alibi"]
+    assert [len(v.runs) for v in loaded.variants] == [2, 2]  # baseline first
+    assert loaded.metrics() == ["final_val_loss", "cloze_acc"]  # perplexities left out
+    with pytest.raises(FileNotFoundError, match=rundir.RESULT):
+        load_sweep(tmp_path / "sweep" / "ok0")
+
+
+def test_report_modules_take_file_names_and_statuses_from_rundir() -> None:
+    names = [
+        getattr(rundir, c)
+        for c in rundir.__all__
+        if isinstance(getattr(rundir, c), str) and "." in getattr(rundir, c)
+    ]
+    statuses = [s.value for s in RunStatus] + [rundir.UNFINISHED]
+    literals = [f'"{x}"' for x in names + statuses] + [f"'{x}'" for x in names + statuses]
+    package = Path(glmlab.report.__file__).parent
+    for module in sorted(package.glob("*.py")):
+        text = module.read_text(encoding="utf-8")
+        found = [lit for lit in literals if lit in text]
+        assert not found, f"{module.name} spells {found}: use the glmlab.rundir constants"
+    assert "report.md" in names and "multirun.yaml" in names and "completed" in statuses
+
+
+def test_the_configured_callback_is_the_report_packages() -> None:
+    config = yaml.safe_load((REPO / "conf" / "config.yaml").read_text(encoding="utf-8"))
+    targets = [c["_target_"] for c in config["hydra"]["callbacks"].values()]
+    assert glmlab.report.SweepReportCallback in [get_class(t) for t in targets]
