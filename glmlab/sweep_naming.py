@@ -21,6 +21,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from glmlab.rundir import HYDRA_OVERRIDES, MULTIRUN
+
 __all__ = [
     "ALWAYS_NAMED",
     "existing_run",
@@ -68,7 +70,7 @@ def job_swept_overrides() -> list[str] | None:
     if not HydraConfig.initialized():
         return None
     hc = HydraConfig.get()
-    sweep_file = Path(str(hc.sweep.dir)) / "multirun.yaml"
+    sweep_file = Path(str(hc.sweep.dir)) / MULTIRUN
     if hc.mode != RunMode.MULTIRUN or not sweep_file.exists():
         return None
     sweep_cfg = OmegaConf.load(sweep_file)
@@ -89,7 +91,7 @@ def sweep_subdir(override_dirname: str) -> str:
     if not HydraConfig.initialized():
         return run_dir_name(override_dirname)
     hc = HydraConfig.get()
-    sweep_file = Path(str(hc.sweep.dir)) / "multirun.yaml"
+    sweep_file = Path(str(hc.sweep.dir)) / MULTIRUN
     if hc.mode != RunMode.MULTIRUN or not sweep_file.exists():
         return run_dir_name(override_dirname)
     sweep_cfg = OmegaConf.load(sweep_file)
@@ -125,7 +127,7 @@ def run_identity(overrides: Sequence[str]) -> frozenset[str]:
 def existing_run(sweep_dir: Path, identity: frozenset[str], excluded: set[str]) -> str | None:
     """The name of the run directory under ``sweep_dir`` whose overrides (those not in
     ``excluded``) are ``identity``, from Hydra's ``.hydra/overrides.yaml``; None if none."""
-    for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml")):
+    for overrides_file in sorted(sweep_dir.glob(f"*/{HYDRA_OVERRIDES}")):
         try:
             overrides = [str(o) for o in OmegaConf.load(overrides_file)]
         except Exception:  # a half-written or foreign file: not this run

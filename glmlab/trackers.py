@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from glmlab.io import read_json, write_json_atomic
 from glmlab.registry import PluginError, get_registry
-from glmlab.rundir import TRACKERS, flatten
+from glmlab.rundir import TRACKERS, RunStatus, flatten
 
 log = logging.getLogger("glmlab")
 
@@ -211,12 +211,12 @@ class Trackers:
         if not self._started:
             return
         status = str(result.get("status"))
-        if status == "failed" and not result.get("error"):
-            status = "stopped"
+        if status == RunStatus.FAILED and not result.get("error"):
+            status = RunStatus.STOPPED.value
         summary: dict[str, float] = {}
         for key, value in (
             {}
-            if status == "stopped"
+            if status == RunStatus.STOPPED
             else {  # a stopped run has no final values
                 "final_val_loss": result.get("final_val_loss"),
                 **(result.get("eval") or {}),

@@ -111,3 +111,40 @@ def test_the_configured_callback_is_the_report_packages() -> None:
     config = yaml.safe_load((REPO / "conf" / "config.yaml").read_text(encoding="utf-8"))
     targets = [c["_target_"] for c in config["hydra"]["callbacks"].values()]
     assert glmlab.report.SweepReportCallback in [get_class(t) for t in targets]
+
+
+def test_callback_writes_the_report_and_prints_the_closing_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omegaconf import OmegaConf
+
+    import glmlab.app
+
+    monkeypatch.setattr(glmlab.app, "_sweep_exit", [])  # the exit status it would set
+    sweep = tmp_path / "sweep"
+    values = {"positional=rope": (5.0, 5.1, 5.2), "positional=alibi": (5.6, 5.7, 5.8)}
+    for variant, losses in values.items():
+        for seed, val in enumerate(losses):
+            _run(
+                sweep,
+                f"{variant.split('=')[1]}{seed}",
+                status="completed",
+                seed=seed,
+                step=20,
+                variant=[variant],
+                final_val_loss=val,
+            )
+    _run(sweep, "alibi3", status="failed", seed=3, step=2, variant=["positional=alibi"])
+    config = OmegaConf.create(
+        {"hydra": {"sweep": {"dir": str(sweep)}}, "report": {"baseline": "positional=rope"}}
+    )
+    glmlab.report.SweepReportCallback().on_multirun_end(config)
+    for name in (rundir.REPORT_MD, rundir.REPORT_HTML, rundir.LOSS_CURVES, rundir.RESULTS_CSV):
+        assert (sweep / name).stat().st_size > 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "glmlab: sweep sweep: verdicts"
+    assert out[1].startswith("  positional=alibi vs positional=rope: validation loss +0.6000")
+    assert "significant, worse" in out[1] and "**" not in out[1]
+    assert out[-2] == f"  report: {sweep / rundir.REPORT_MD} (and {rundir.REPORT_HTML})"
+    assert out[-1] == f"glmlab: sweep {sweep}: 7 runs: 6 completed, 0 diverged, 1 failed"
+    assert glmlab.app._sweep_exit == [1]

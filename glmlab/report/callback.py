@@ -4,16 +4,19 @@ sweep's closing lines (conf/config.yaml registers it under ``hydra.callbacks``).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from glmlab import rundir
 from glmlab.report.build import write_report
-from glmlab.report.load import load_sweep
-from glmlab.report.markdown import sweep_summary
+from glmlab.report.load import Sweep, load_sweep
+from glmlab.report.markdown import reference_summary, verdict
+from glmlab.report.metrics import metric_info
 
-__all__ = ["SweepReportCallback", "report_choices"]
+__all__ = ["SweepReportCallback", "report_choices", "sweep_summary"]
 
 log = logging.getLogger("glmlab")
 
@@ -21,6 +24,20 @@ log = logging.getLogger("glmlab")
 def report_choices(report: Any) -> dict[str, Any]:
     """The ``report`` config group's baseline and verdict metrics, as load_sweep takes them."""
     return {"baseline": report.get("baseline"), "metric": report.get("metric")}
+
+
+def sweep_summary(sweep: Sweep, report: Path) -> str:
+    """The console's closing lines of a sweep: the verdicts and where the report is (the
+    counts of each outcome follow on the very last line, :func:`glmlab.app.finish_sweep`)."""
+    lines = [f"glmlab: sweep {sweep.name}: verdicts"]
+    if sweep.baseline is not None:
+        for v in sweep.variants:
+            if v is not sweep.baseline:
+                cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
+                lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
+    lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
+    lines.append(f"  report: {report} (and {rundir.REPORT_HTML})")
+    return "\n".join(lines).replace("**", "")
 
 
 class SweepReportCallback(Callback):

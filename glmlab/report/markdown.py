@@ -1,7 +1,6 @@
 """A sweep report as markdown: verdicts, runs per variant, what differs, the attention
-backend, loss curves, a table per metric, provenance and the problem runs (docs/REPORTS.md);
-and the console's closing lines of a sweep. :mod:`glmlab.report.html` turns the markdown
-into the HTML page, so the two never disagree.
+backend, loss curves, a table per metric, provenance and the problem runs (docs/REPORTS.md).
+:mod:`glmlab.report.html` turns the markdown into the HTML page, so the two never disagree.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import json
 import math
 import statistics
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from glmlab import provenance, rundir
@@ -25,10 +23,10 @@ __all__ = [
     "fmt_delta",
     "fmt_p",
     "md_cell",
+    "reference_summary",
     "render_markdown",
     "render_problem_runs",
     "shared_settings",
-    "sweep_summary",
     "verdict",
 ]
 
@@ -385,17 +383,3 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     )
     lines += ["## Failed, diverged and unfinished runs", "", *render_problem_runs(sweep)]
     return "\n".join(lines) + "\n"
-
-
-def sweep_summary(sweep: Sweep, report: Path) -> str:
-    """The console's closing lines of a sweep: the verdicts and where the report is (the
-    counts of each outcome follow on the very last line, :func:`glmlab.app.finish_sweep`)."""
-    lines = [f"glmlab: sweep {sweep.name}: verdicts"]
-    if sweep.baseline is not None:
-        for v in sweep.variants:
-            if v is not sweep.baseline:
-                cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
-                lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
-    lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
-    lines.append(f"  report: {report} (and {rundir.REPORT_HTML})")
-    return "\n".join(lines).replace("**", "")
