@@ -63,7 +63,7 @@ def _direction(metric: Metric, diff: float) -> str:
 
 
 def _steps(runs: Iterable[Run]) -> str:
-    return ", ".join(str(r.result.get("step")) for r in runs)
+    return ", ".join(str(r.result.step) for r in runs)
 
 
 def verdict(sweep: Sweep, variant: Variant, metric_name: str) -> str:
@@ -106,8 +106,8 @@ def render_problem_runs(sweep: Sweep) -> list[str]:
                 continue
             res = r.result
             lines.append(
-                f"- {r.status}: {v.label}, seed {r.seed} at step {res.get('step')}: "
-                f"{res.get('error') or 'stopped before max_steps; rerun to resume'} (`{r.dir}`)"
+                f"- {r.status}: {v.label}, seed {r.seed} at step {res.step}: "
+                f"{res.error or 'stopped before max_steps; rerun to resume'} (`{r.dir}`)"
             )
             if logs := res.get("job_logs"):  # the Slurm/submitit job's own output files
                 lines.append(f"  - job logs: stdout `{logs['stdout']}`, stderr `{logs['stderr']}`")

@@ -92,7 +92,7 @@ def rows_of(sweep: Sweep) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"run": r.dir.name, "variant": v.label}
             row.update({k: _typed(swept[k]) if k in swept else None for k in keys})
             row.update(seed=_typed(str(r.seed)) if r.seed is not None else None)
-            row.update(status=r.status, step=res.get("step"))
+            row.update(status=r.status, step=res.step)
             row.update({m: r.metrics.get(m) for m in metric_names})
             row.update({c: res.get(c) for c in TRAILING})
             row["run_dir"] = str(r.dir)
