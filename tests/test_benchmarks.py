@@ -13,7 +13,6 @@ import pytest
 
 from benchmarks import attention, gpu_suite, train_step
 from benchmarks.collate import make_source
-from glmlab.model.glm import GLMConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,10 +77,13 @@ def test_train_step_quick_on_cpu(tmp_path: Path) -> None:
     assert [r["model"] for r in rows] == ["causal_baseline", "glmlab"]
     baseline, glm = rows
     # The models are the shapes asked for: tiny (2 x 64, 2 heads), vocabulary 512, L = 64.
-    causal = train_step.CausalLM(2, 64, 2, 512, 64)
-    assert baseline["params"] == sum(p.numel() for p in causal.parameters())
-    config = GLMConfig(vocab_size=512, n_layers=2, dim=64, n_heads=2, max_positions=64)
-    assert glm["params"] == train_step.build_model(config).num_parameters()
+    # nanoGPT's count by hand: token and position tables, per block two LayerNorms, qkv,
+    # the output projection and the 4x MLP (biases included), a final LayerNorm; tied head.
+    block = 2 * 2 * 64 + (64 * 192 + 192) + (64 * 64 + 64) + (64 * 256 + 256) + (256 * 64 + 64)
+    assert baseline["params"] == 512 * 64 + 64 * 64 + 2 * block + 2 * 64 == 136_960
+    # glmlab's GLM: the same blocks; learned_2d's two position tables of max_positions + 1
+    # = 65 rows each instead of one table of 64.
+    assert glm["params"] == 512 * 64 + 2 * 65 * 64 + 2 * block + 2 * 64 == 141_184
     assert glm["attention"] == "sdpa" and glm["attention_selection"]["method"] == "default"
     assert all(r["steps"] >= 2 and r["first_step_s"] <= r["warmup_s"] for r in rows)
     assert glm["mfu"] is None  # no peak FLOP/s known for a CPU
