@@ -17,6 +17,7 @@ from benchmarks.collate import make_source
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # runs the benchmark end to end
 def test_collate_prints_one_json_object_per_mode() -> None:
     # A subprocess: the benchmark pins its process to one core and one thread.
     out = subprocess.run(
@@ -35,6 +36,7 @@ def test_collate_prints_one_json_object_per_mode() -> None:
         assert {"torch", "date", "cpu"} <= r.keys()
 
 
+@pytest.mark.slow  # runs the benchmark end to end
 def test_attention_quick_on_cpu(tmp_path: Path) -> None:
     out = tmp_path / "attention.jsonl"
     rows = attention.main(["--device", "cpu", "--quick", "--json", "--out", str(out)])
@@ -57,6 +59,7 @@ def test_attention_summary_applies_the_xformers_targets() -> None:
     assert "xformers_target_met" not in attention.summary_row(2048, {"sdpa": 1.0})
 
 
+@pytest.mark.slow  # runs the benchmark end to end
 def test_attention_profile_writes_the_tables(tmp_path: Path) -> None:
     path = tmp_path / "profile.txt"
     attention.main(["--device", "cpu", "--quick", "--profile", "sdpa", "--profile-out", str(path)])
@@ -71,6 +74,7 @@ def test_allowed_pairs_counts_the_glm_mask() -> None:
     assert attention.allowed_pairs(layout) == int(dense.sum())
 
 
+@pytest.mark.slow  # runs the benchmark end to end
 def test_train_step_quick_on_cpu(tmp_path: Path) -> None:
     out = tmp_path / "train.jsonl"
     rows = train_step.main(["--device", "cpu", "--quick", "--json", "--out", str(out)])
@@ -110,7 +114,7 @@ def test_suite_counts_pytest_results_and_kills_a_part_over_time(tmp_path: Path) 
     assert gpu_suite.pytest_counts(junit) == {"passed": 4, "failed": 2, "errors": 1, "skipped": 3}
     assert gpu_suite.pytest_counts(tmp_path / "absent.xml") == {}
     slow = gpu_suite.Part("sleeper", 60, ["-c", "import time; time.sleep(60)"])
-    row = gpu_suite.run_part(slow, timeout_s=1)
+    row = gpu_suite.run_part(slow, timeout_s=0.2)
     assert row["status"] == "timeout" and row["returncode"] == -9
     failing = gpu_suite.Part("raiser", 60, ["-c", "raise SystemExit('broken part')"])
     row = gpu_suite.run_part(failing, timeout_s=60)
