@@ -649,3 +649,24 @@ def test_kit_catches_a_mask_builder_error_that_names_no_segment() -> None:
 
     with pytest.raises(AssertionError, match="does not name it"):
         TestBroken().test_rejects_invalid_segments(Segment(2, 0, 3, 1))
+
+
+class ListedTables(PositionalSchemeBase):
+    """Keeps its two tables in a plain list: the model never sees (or trains) them."""
+
+    def __init__(self, *, dim: int, max_positions: int, **_: Any) -> None:
+        super().__init__()
+        self.tables = [nn.Embedding(max_positions + 1, dim) for _ in range(2)]
+
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.tables[0](position_ids[:, 0]) + self.tables[1](position_ids[:, 1])
+
+
+def test_kit_catches_a_scheme_with_unregistered_tables() -> None:
+    class TestBroken(PositionalSchemeContract):
+        factory = ListedTables
+
+    with pytest.raises(AssertionError, match=r"plain containers \['ListedTables.tables'\]"):
+        TestBroken().test_builds_a_module()
+    # Without the check it would pass the gradient test: no parameter, none without a gradient.
+    TestBroken().test_every_mask_builder()
