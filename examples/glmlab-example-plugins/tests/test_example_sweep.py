@@ -11,6 +11,7 @@ import yaml
 from glmlab.testing import TINY_OVERRIDES, run_glmlab
 
 
+@pytest.mark.slow  # `python -m glmlab.plugins` in a subprocess
 def test_listed_by_glmlab_plugins() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "glmlab.plugins", "--json"],
