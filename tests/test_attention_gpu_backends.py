@@ -28,6 +28,7 @@ from glmlab.plugins.attention_xformers import (
 )
 from glmlab.registry import get_registry
 from glmlab.structures import AttentionLayout, Segment, SpecialTokens, TokenizedText
+from glmlab.testing.samples import random_segments
 from glmlab.testing.syncs import HostSyncs
 
 CUDA = torch.cuda.is_available()
@@ -35,16 +36,9 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="needs CUDA: xformers/flex trai
 
 
 def random_layout(rng: np.random.Generator, batch_size: int, seq_len: int) -> AttentionLayout:
-    """Rows packed with samples from column 0: random lengths and seps (0 and full length
-    included), trailing padding, some rows empty."""
-    segments = []
-    for row in range(batch_size):
-        col = 0
-        while rng.random() < 0.75 and col < seq_len:
-            length = int(rng.integers(1, seq_len - col + 1))
-            sep = int(rng.choice([0, length, int(rng.integers(0, length + 1))]))
-            segments.append(Segment(row, col, length, sep))
-            col += length
+    """The glm layout of the conformance kit's random packed, padded segments (seps 0 and
+    full length included, some rows empty)."""
+    segments = random_segments(rng, batch_size, seq_len)
     builder = get_registry().create("mask_builder", "glm")
     return builder.build(segments, batch_size=batch_size, seq_len=seq_len)
 

@@ -13,11 +13,11 @@ import pytest
 
 from benchmarks import attention, gpu_suite, train_step
 from benchmarks.collate import make_source
-from glmlab.model.glm import GLMConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # runs the benchmark end to end
 def test_collate_prints_one_json_object_per_mode() -> None:
     # A subprocess: the benchmark pins its process to one core and one thread.
     out = subprocess.run(
@@ -36,6 +36,7 @@ def test_collate_prints_one_json_object_per_mode() -> None:
         assert {"torch", "date", "cpu"} <= r.keys()
 
 
+@pytest.mark.slow  # runs the benchmark end to end
 def test_attention_quick_on_cpu(tmp_path: Path) -> None:
     out = tmp_path / "attention.jsonl"
     rows = attention.main(["--device", "cpu", "--quick", "--json", "--out", str(out)])
@@ -58,6 +59,7 @@ def test_attention_summary_applies_the_xformers_targets() -> None:
     assert "xformers_target_met" not in attention.summary_row(2048, {"sdpa": 1.0})
 
 
+@pytest.mark.slow  # runs the benchmark end to end
 def test_attention_profile_writes_the_tables(tmp_path: Path) -> None:
     path = tmp_path / "profile.txt"
     attention.main(["--device", "cpu", "--quick", "--profile", "sdpa", "--profile-out", str(path)])
@@ -72,16 +74,20 @@ def test_allowed_pairs_counts_the_glm_mask() -> None:
     assert attention.allowed_pairs(layout) == int(dense.sum())
 
 
+@pytest.mark.slow  # runs the benchmark end to end
 def test_train_step_quick_on_cpu(tmp_path: Path) -> None:
     out = tmp_path / "train.jsonl"
     rows = train_step.main(["--device", "cpu", "--quick", "--json", "--out", str(out)])
     assert [r["model"] for r in rows] == ["causal_baseline", "glmlab"]
     baseline, glm = rows
     # The models are the shapes asked for: tiny (2 x 64, 2 heads), vocabulary 512, L = 64.
-    causal = train_step.CausalLM(2, 64, 2, 512, 64)
-    assert baseline["params"] == sum(p.numel() for p in causal.parameters())
-    config = GLMConfig(vocab_size=512, n_layers=2, dim=64, n_heads=2, max_positions=64)
-    assert glm["params"] == train_step.build_model(config).num_parameters()
+    # nanoGPT's count by hand: token and position tables, per block two LayerNorms, qkv,
+    # the output projection and the 4x MLP (biases included), a final LayerNorm; tied head.
+    block = 2 * 2 * 64 + (64 * 192 + 192) + (64 * 64 + 64) + (64 * 256 + 256) + (256 * 64 + 64)
+    assert baseline["params"] == 512 * 64 + 64 * 64 + 2 * block + 2 * 64 == 136_960
+    # glmlab's GLM: the same blocks; learned_2d's two position tables of max_positions + 1
+    # = 65 rows each instead of one table of 64.
+    assert glm["params"] == 512 * 64 + 2 * 65 * 64 + 2 * block + 2 * 64 == 141_184
     assert glm["attention"] == "sdpa" and glm["attention_selection"]["method"] == "default"
     assert all(r["steps"] >= 2 and r["first_step_s"] <= r["warmup_s"] for r in rows)
     assert glm["mfu"] is None  # no peak FLOP/s known for a CPU
@@ -108,7 +114,7 @@ def test_suite_counts_pytest_results_and_kills_a_part_over_time(tmp_path: Path) 
     assert gpu_suite.pytest_counts(junit) == {"passed": 4, "failed": 2, "errors": 1, "skipped": 3}
     assert gpu_suite.pytest_counts(tmp_path / "absent.xml") == {}
     slow = gpu_suite.Part("sleeper", 60, ["-c", "import time; time.sleep(60)"])
-    row = gpu_suite.run_part(slow, timeout_s=1)
+    row = gpu_suite.run_part(slow, timeout_s=0.2)
     assert row["status"] == "timeout" and row["returncode"] == -9
     failing = gpu_suite.Part("raiser", 60, ["-c", "raise SystemExit('broken part')"])
     row = gpu_suite.run_part(failing, timeout_s=60)

@@ -19,10 +19,11 @@ def test_single_run_writes_metrics_checkpoint_and_result(tmp_path):
     run = tmp_path / "run"
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "completed" and result["step"] == 6
-    assert result["final_val_loss"] > 0
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [2, 4, 6]
     assert [r["step"] for r in rows if "val_loss" in r] == [3, 6]
+    # The result's validation loss is the last one measured (step 6), not any other number.
+    assert result["final_val_loss"] == [r["val_loss"] for r in rows if "val_loss" in r][-1]
     # train.keep_checkpoint=final (the default): the final weights stay, the resumable
     # state goes once result.json is written.
     assert (run / "weights.pt").exists() and not (run / "checkpoint.pt").exists()

@@ -561,3 +561,112 @@ def test_kit_catches_a_scheme_that_is_not_a_module() -> None:
 
     with pytest.raises(AssertionError, match="not an nn.Module"):
         TestBroken().test_builds_a_module()
+
+
+# -- the kit's reference and gradient checks can fail -------------------------------------
+
+
+class UnscaledAttention(NoBiasAttention):
+    """Forgets the 1/sqrt(D) scale: what comparing a backend with ``eager`` could not catch
+    in ``eager`` itself."""
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: torch.Tensor
+    ) -> torch.Tensor:
+        return super().attend(q * q.shape[-1] ** 0.5, k, v, prepared)
+
+
+class DetachedKeysAttention(NoBiasAttention):
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prepared: torch.Tensor
+    ) -> torch.Tensor:
+        return super().attend(q, k.detach(), v, prepared)
+
+
+class DeadGate(nn.Module):
+    """``x + relu(gate) * f(LN(x))`` with the gate at -1: no gradient ever moves it."""
+
+    def __init__(self, sublayer: nn.Module, dim: int) -> None:
+        super().__init__()
+        self.norm, self.sublayer = nn.LayerNorm(dim), sublayer
+        self.gate = nn.Parameter(torch.tensor(-1.0))
+
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return x + torch.relu(self.gate) * self.sublayer(self.norm(x), **kwargs)
+
+
+class DeadGateLayout:
+    def __init__(self, *, n_layers: int) -> None:
+        pass
+
+    def wrap(self, sublayer: nn.Module, dim: int, kind: str) -> nn.Module:
+        return DeadGate(sublayer, dim)
+
+    def final_norm(self, dim: int) -> nn.Module:
+        return nn.LayerNorm(dim)
+
+
+def test_kit_catches_a_backend_that_differs_from_the_definition() -> None:
+    class TestBroken(AttentionBackendContract):
+        factory = UnscaledAttention
+
+    with pytest.raises(AssertionError, match="vs the reference"):
+        TestBroken().test_matches_the_reference(torch.float32)
+
+
+def test_kit_catches_a_backend_that_cuts_a_gradient() -> None:
+    class TestBroken(AttentionBackendContract):
+        factory = DetachedKeysAttention
+
+    with pytest.raises(AssertionError, match="no gradient reaches k"):
+        TestBroken().test_matches_the_reference(torch.float32)
+
+
+def test_kit_catches_a_norm_layout_whose_parameters_get_zero_gradients() -> None:
+    class TestBroken(NormLayoutContract):
+        factory = DeadGateLayout
+
+    with pytest.raises(AssertionError, match=r"the gradient of \['blocks.0.attn.gate'"):
+        TestBroken().test_finite_at_init_for_declared_depths()
+
+
+class VagueErrors(Int64Layouts):
+    """The glm builder, with errors that do not say which segment is wrong."""
+
+    def build(self, segments: list[Segment], *, batch_size: int, seq_len: int) -> AttentionLayout:
+        try:
+            return self.inner.build(segments, batch_size=batch_size, seq_len=seq_len)
+        except ValueError:
+            raise ValueError("invalid segments") from None
+
+
+def test_kit_catches_a_mask_builder_error_that_names_no_segment() -> None:
+    class TestBroken(MaskBuilderContract):
+        factory = VagueErrors
+
+        def attends(self, segment: Segment, query: int, key: int) -> bool:
+            return key < segment.sep or key <= query
+
+    with pytest.raises(AssertionError, match="does not name it"):
+        TestBroken().test_rejects_invalid_segments(Segment(2, 0, 3, 1))
+
+
+class ListedTables(PositionalSchemeBase):
+    """Keeps its two tables in a plain list: the model never sees (or trains) them."""
+
+    def __init__(self, *, dim: int, max_positions: int, **_: Any) -> None:
+        super().__init__()
+        self.tables = [nn.Embedding(max_positions + 1, dim) for _ in range(2)]
+
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.tables[0](position_ids[:, 0]) + self.tables[1](position_ids[:, 1])
+
+
+def test_kit_catches_a_scheme_with_unregistered_tables() -> None:
+    class TestBroken(PositionalSchemeContract):
+        factory = ListedTables
+
+    with pytest.raises(AssertionError, match=r"plain containers \['ListedTables.tables'\]"):
+        TestBroken().test_builds_a_module()
+    # Without the check it would pass the gradient test: no parameter, none without a gradient.
+    TestBroken().test_every_mask_builder()

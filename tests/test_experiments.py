@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from hydra import compose, initialize_config_module
 
 from glmlab.assemble import parse_config
 from glmlab.run import register_resolvers
+from glmlab.rundir import EVAL_ITEMS
 from tests.conftest import run_glmlab
 from tests.test_report import TINY_SWEEP
 
@@ -75,7 +77,11 @@ def test_an_experiment_runs_end_to_end(tmp_path):
     assert sorted(zip(swept, (r["seed"] for r in results), strict=True)) == [
         (f"objective.sentinels={v}", s) for v in ("false", "true") for s in (0, 1, 2)
     ]
-    assert all(r["status"] == "completed" and r["eval"]["cloze_acc"] >= 0 for r in results)
+    assert all(r["status"] == "completed" for r in results)
+    for path in sweep.glob("*/result.json"):  # each run's suite: TINY's 8 cloze items, scored
+        cloze = json.loads((path.parent / EVAL_ITEMS).read_text())["tasks"]["cloze"]["credit"]
+        assert len(cloze) == 8
+        assert json.loads(path.read_text())["eval"]["cloze_acc"] == pytest.approx(np.mean(cloze))
     md = (sweep / "report.md").read_text()
     assert "| objective.sentinels=false **(baseline)** | 3 / 3 |" in md
     # The verdict table: one row, the suite's metrics (sentinels change the training task,

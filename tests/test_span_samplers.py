@@ -1,4 +1,6 @@
-"""Statistics of the built-in span samplers over many samples."""
+"""Statistics of the built-in span samplers over many samples, beyond what they declare to
+the conformance kit (valid spans that fit any budget, determinism under a seed and the
+declared means are its job: tests/test_conformance.py)."""
 
 import numpy as np
 import pytest
@@ -44,14 +46,10 @@ def test_token_sampler_ratio_length_and_gaps():
     assert starts.min() < 10 and starts.max() > 430
 
 
-def test_token_sampler_options_and_determinism():
+def test_token_sampler_options():
     a = draw(
         sampler("token", mask_ratio=0.3, poisson_lambda=1.0), text(300), max_len=400, k=200, seed=3
     )
-    b = draw(
-        sampler("token", mask_ratio=0.3, poisson_lambda=1.0), text(300), max_len=400, k=200, seed=3
-    )
-    assert a == b
     assert 0.3 <= np.mean([s.n_masked / s.keep for s in a]) < 0.31
     assert np.mean([e - s for x in a for s, e in x.spans]) < 2.0
 
@@ -87,16 +85,6 @@ def test_gmask_sampler_keeps_a_prefix():
     starts = np.array([s.spans[0][0] for s in sets])
     assert starts.min() >= 1 and all(s.spans[0][1] == s.keep for s in sets)
     assert abs(np.mean([s.n_masked / s.keep for s in sets]) - 0.5) < 0.03
-
-
-@pytest.mark.parametrize("name", ["token", "sentence", "document", "document_suffix", "gmask"])
-def test_short_texts_and_tight_budgets(name):
-    s = sampler(name)
-    rng = np.random.default_rng(0)
-    for n in range(1, 30):
-        for max_len in (n + 2, n + 4, 2 * n + 2):
-            spans = s.sample(text(n, 5), max_len=max_len, rng=rng)
-            check_span_set(spans, n, max_len, name)
 
 
 def test_bad_options_are_clear():

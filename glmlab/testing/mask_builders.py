@@ -69,9 +69,15 @@ class MaskBuilderContract(PluginContract):
             Segment(0, -1, 3, 1),  # negative start
             Segment(1, 0, 0, 0),  # empty
             Segment(1, 0, 3, 4),  # sep past the segment
+            Segment(1, 0, 3, -1),  # negative sep
             Segment(0, 3, 2, 1),  # overlaps Segment(0, 0, 4, 2)
         ],
     )
     def test_rejects_invalid_segments(self, bad: Segment) -> None:
-        with pytest.raises(ValueError):
-            self.make().build([Segment(0, 0, 4, 2), bad], batch_size=2, seq_len=8)
+        """A ``ValueError`` that names the invalid segment (its ``repr``)."""
+        good = [Segment(0, 0, 4, 2), Segment(0, 4, 2, 1)]
+        with pytest.raises(ValueError) as info:
+            self.make().build([*good, bad], batch_size=2, seq_len=8)
+        assert repr(bad) in str(info.value), (
+            f"{self.label}: the error for {bad!r} does not name it: {info.value}"
+        )

@@ -90,9 +90,15 @@ class NormLayoutContract(PluginContract):
                 if p.grad is not None and not torch.isfinite(p.grad).all()
             ]
             assert not bad, f"{self.label} at depth {depth}: non-finite gradients in {bad}"
-            # Finite only counts where a gradient arrived: every trainable parameter needs one.
+            # Finite only counts where a gradient arrived: every trainable parameter needs
+            # one, and the layout's own (its norms, gates...) a nonzero one. A sublayer's may
+            # be zero at init (a layout that zero-initialises a residual gate).
             missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
             assert not missing, f"{self.label} at depth {depth}: no gradient reaches {missing}"
+            dead = [n for n, p in layout_parameters(model) if p.requires_grad and not p.grad.any()]
+            assert not dead, (
+                f"{self.label} at depth {depth}: the gradient of {dead} is zero everywhere"
+            )
 
     def test_a_few_steps_reduce_the_loss(self) -> None:
         model = self.model()
@@ -110,3 +116,17 @@ class NormLayoutContract(PluginContract):
             f"{self.label}: {self.steps} AdamW steps took the loss from {losses[0]:.3f} to "
             f"{losses[-1]:.3f}, not below {self.loss_ratio} of the start"
         )
+
+
+def layout_parameters(model: GLMModel) -> list[tuple[str, nn.Parameter]]:
+    """The parameters the norm layout created: everything but the sublayers' (attention,
+    MLP), the embeddings', the positional scheme's and the head's."""
+    others = {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, Attention | MLP) or m is model.tok or m is model.positional
+        for p in m.parameters()
+    }
+    if model.head is not None:
+        others.update(id(p) for p in model.head.parameters())
+    return [(n, p) for n, p in model.named_parameters() if id(p) not in others]

@@ -60,9 +60,22 @@ class PositionalSchemeContract(PluginContract):
         return collate(rows, get_registry().create("mask_builder", mask_builder), seq_len)
 
     def test_builds_a_module(self) -> None:
+        """An ``nn.Module`` whose modules and parameters are all registered: one kept in a
+        plain list or dict is invisible to ``parameters()``, so the optimiser never trains
+        it, ``.to(device)`` never moves it and checkpoints never save it."""
         scheme = self.make(**positional_settings(tiny_config(**self.config)))
         assert isinstance(scheme, nn.Module), (
             f"{self.label} built {describe(scheme)}, not an nn.Module"
+        )
+        hidden = [
+            f"{owner or type(scheme).__name__}.{attr}"
+            for owner, module in scheme.named_modules()
+            for attr, value in vars(module).items()
+            if not attr.startswith("_") and _holds_unregistered(value)
+        ]
+        assert not hidden, (
+            f"{self.label} keeps modules or parameters in plain containers {hidden}: use "
+            "nn.ModuleList / nn.ModuleDict / nn.ParameterList (or register_buffer) instead"
         )
 
     def test_model_construction_keeps_the_schemes_own_init(self) -> None:
@@ -151,3 +164,14 @@ class PositionalSchemeContract(PluginContract):
                 rtol=1e-5,
                 msg=lambda m, i=i: f"{self.label}: sample {i} changes when packed into a row: {m}",
             )
+
+
+def _holds_unregistered(value: Any) -> bool:
+    """A list, tuple or dict (nested) holding an ``nn.Module`` or an ``nn.Parameter``."""
+    if isinstance(value, nn.Module | nn.Parameter):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_holds_unregistered(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_unregistered(v) for v in value.values())
+    return False

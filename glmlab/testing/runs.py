@@ -22,6 +22,10 @@ TINY_OVERRIDES: tuple[str, ...] = (
     "train.eval_batches=2",
     "train.log_interval=2",
     "train.checkpoint_interval=3",
+    # A small evaluation suite: 8 passages per task instead of the default (a test about
+    # the suite itself sets its own size).
+    "train.eval_suite_items=8",
+    "train.cloze_items=8",
     "train.progress=false",
     # Tensors this small run fastest on one thread; more only spin on a busy machine.
     "train.threads=1",

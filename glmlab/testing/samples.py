@@ -32,13 +32,15 @@ def random_text(
 
 def random_segments(rng: np.random.Generator, batch_size: int, seq_len: int) -> list[Segment]:
     """Samples packed from column 0 of each row, random trailing padding, some empty rows,
-    in shuffled order (a builder must not depend on it)."""
+    in shuffled order (a builder must not depend on it). A third of the ``sep`` values are
+    0 (no Part A), a third the full length (no Part B), the rest uniform in between."""
     segments = []
     for row in range(batch_size):
         col = 0
         while rng.random() < 0.8 and col < seq_len:
             length = int(rng.integers(1, seq_len - col + 1))
-            segments.append(Segment(row, col, length, int(rng.integers(0, length + 1))))
+            sep = (0, length, int(rng.integers(0, length + 1)))[int(rng.integers(3))]
+            segments.append(Segment(row, col, length, sep))
             col += length
     rng.shuffle(segments)
     return segments

@@ -5,11 +5,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from glmlab.testing import TINY_OVERRIDES, run_glmlab
 
 
+@pytest.mark.slow  # `python -m glmlab.plugins` in a subprocess
 def test_listed_by_glmlab_plugins() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "glmlab.plugins", "--json"],
@@ -26,6 +28,7 @@ def test_listed_by_glmlab_plugins() -> None:
         assert rows[key]["module"] == module
 
 
+@pytest.mark.slow  # an end-to-end run (glmlab's marker)
 def test_tiny_sweep_selects_the_plugins_by_name(tmp_path) -> None:
     # objective=spanbert and positional=alibi are this package's config-group files.
     proc = run_glmlab(
@@ -45,6 +48,7 @@ def test_tiny_sweep_selects_the_plugins_by_name(tmp_path) -> None:
     assert "positional=alibi" in (sweep / "report.md").read_text()
 
 
+@pytest.mark.slow  # an end-to-end run (glmlab's marker)
 def test_plain_overrides_select_the_plugins_without_config_files(tmp_path) -> None:
     overrides = [
         "positional.name=alibi",
