@@ -67,7 +67,6 @@ BAD_VALUES = [
     ("train.grad_accum=0", r"train\.grad_accum=0: must be an integer >= 1"),
     ("train.max_steps=0", r"train\.max_steps=0: must be an integer >= 1"),
     ("train.max_steps=-3", r"train\.max_steps=-3: must be an integer >= 1"),
-    ("train.max_steps=lots", r"train\.max_steps=lots: must be an integer >= 1"),
     ("train.checkpoint_interval=0", r"train\.checkpoint_interval=0: must be an integer >= 1"),
     ("train.log_interval=0", r"train\.log_interval=0: must be an integer >= 1"),
     ("train.batch_size=0", r"train\.batch_size=0: must be an integer >= 1"),
@@ -93,6 +92,33 @@ def test_bad_value_is_refused_before_any_data_is_loaded(override, message, tmp_p
     assert result["status"] == "failed"
     assert "ConfigError" in result["error"]
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoint.pt").exists()
+
+
+# Wrong types and unknown keys: refused by the schema when Hydra composes the config
+# (glmlab/config.py's dataclasses in the ConfigStore), reported as one line by the CLI.
+COMPOSITION_ERRORS = [
+    ("train.max_steps=lots", "train.max_steps=lots: must be an integer >= 1"),
+    ("model.dropout=x", "model.dropout=x: must be a number >= 0 and < 1"),
+    ("train.compile=maybe", "train.compile=maybe: must be null or true or false"),
+    ("data.packing=sometimes", "data.packing=sometimes: must be true or false"),
+    ("train.lr=[1,2]", "train.lr=[1,2]: must be a number > 0"),
+    ("train.learning_rate=1", "train.learning_rate: no such key in 'train'; valid keys: "),
+    ("positional=nope", "positional=nope: no such option in conf/positional/; options: "),
+]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"), COMPOSITION_ERRORS, ids=[o for o, _ in COMPOSITION_ERRORS]
+)
+def test_wrong_type_is_refused_when_the_config_is_composed(override, message):
+    from hydra.errors import HydraException
+
+    from glmlab.config_errors import composition_error_line
+
+    with pytest.raises(HydraException) as err:
+        config(override)
+    line = composition_error_line(err.value)
+    assert line.startswith(message) and "\n" not in line, line
 
 
 def test_every_problem_is_named_at_once():
