@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         print(json.dumps(prepare(Path(args._prepare[0]), Path(args._prepare[1]), args.num_proc)))
         return []
 
+    from glmlab.config import DataConfig
     from glmlab.data.corpus import load_corpus
     from glmlab.data.tokenizer import GLMTokenizer
 
@@ -144,7 +145,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     work.mkdir(parents=True, exist_ok=True)
     tokenizer = work / "tokenizer.json"
     if not tokenizer.exists():
-        GLMTokenizer.train(load_corpus("stdlib_docs").train, vocab_size=8192).save(tokenizer)
+        texts = load_corpus("stdlib_docs").train
+        GLMTokenizer.train(texts, vocab_size=8192, n_sentinels=DataConfig.n_sentinels).save(
+            tokenizer
+        )
     rows = []
     for size in args.sizes:
         corpus = work / f"corpus_{size:g}MB.jsonl"

@@ -81,7 +81,12 @@ def test_train_step_quick_on_cpu(tmp_path: Path) -> None:
     causal = train_step.CausalLM(2, 64, 2, 512, 64)
     assert baseline["params"] == sum(p.numel() for p in causal.parameters())
     config = GLMConfig(vocab_size=512, n_layers=2, dim=64, n_heads=2, max_positions=64)
-    assert glm["params"] == train_step.build_model(config).num_parameters()
+    assert (
+        glm["params"]
+        == train_step.build_model(
+            config, positional="learned_2d", norm_layout="pre_ln", attention="auto"
+        ).num_parameters()
+    )
     assert glm["attention"] == "sdpa" and glm["attention_selection"]["method"] == "default"
     assert all(r["steps"] >= 2 and r["first_step_s"] <= r["warmup_s"] for r in rows)
     assert glm["mfu"] is None  # no peak FLOP/s known for a CPU

@@ -43,6 +43,16 @@ from tests.conftest import TINY, run_glmlab
 FAST = [*TINY, "train.eval_suite=false", "train.keep_checkpoint=last"]
 
 
+# prepare_data's settings for a small corpus (the run's come from the data config).
+SMALL_DATA = {
+    "vocab_size": 300,
+    "n_sentinels": 2,
+    "chunk_len": 32,
+    "packing": True,
+    "min_tokens": 8,
+}
+
+
 def config(*overrides: str):
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         return compose("config", overrides=[*FAST, *overrides])
@@ -406,7 +416,7 @@ def test_damaged_cached_examples_are_rebuilt(damage, tmp_path, monkeypatch):
 
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     corpus = {"path": str(_tiny_jsonl(tmp_path / "c.jsonl"))}
-    first = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    first = prepare_data("jsonl", corpus, **SMALL_DATA)
     want = np.array(first.train.ids)  # in memory: the stores are memory-mapped files
     del first
     stores = sorted((tmp_path / "cache" / "examples").glob("*/*/meta.json"))
@@ -424,7 +434,7 @@ def test_damaged_cached_examples_are_rebuilt(damage, tmp_path, monkeypatch):
         }[damage]
         target.unlink()
         target.write_bytes(content)
-    again = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    again = prepare_data("jsonl", corpus, **SMALL_DATA)
     assert np.array_equal(again.train.ids, want)
     for meta in stores:
         assert json.loads(meta.read_text())["checksums"]  # rebuilt whole
@@ -435,14 +445,14 @@ def test_damaged_cached_tokenizer_and_corpus_are_rebuilt(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     corpus = {"path": str(_tiny_jsonl(tmp_path / "c.jsonl"))}
-    first = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    first = prepare_data("jsonl", corpus, **SMALL_DATA)
     want = np.array(first.validation.ids)  # in memory: the stores are memory-mapped files
     del first
     for f in (tmp_path / "cache").rglob("*"):
         if f.is_file():
             f.unlink()  # a new empty file: a process still mapping the old one keeps it
             f.write_bytes(b"")
-    again = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    again = prepare_data("jsonl", corpus, **SMALL_DATA)
     assert np.array_equal(again.validation.ids, want)
 
 
@@ -482,7 +492,7 @@ def test_empty_validation_split_is_named_before_tokenizing(tmp_path, monkeypatch
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     path = _tiny_jsonl(tmp_path / "c.jsonl", n=1)
     with pytest.raises(ValueError, match="the validation split is empty"):
-        prepare_data("jsonl", {"path": str(path)})
+        prepare_data("jsonl", {"path": str(path)}, **SMALL_DATA)
     assert not (tmp_path / "cache" / "tokenizers").exists()
 
 
