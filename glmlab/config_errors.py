@@ -12,7 +12,9 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from glmlab.config import PLUGIN_GROUPS, SCHEMA, Allowed, GLMLabConfig, _show, _wanted
+from hydra.errors import MissingConfigException
+
+from glmlab.config import SCHEMA, Allowed, GLMLabConfig, _show, _wanted
 
 # Lines of OmegaConf's messages that locate the node; the key is named in the line itself.
 _LOCATION = re.compile(r"^\s*(full_key|reference_type|object_type)[:=]")
@@ -65,16 +67,13 @@ def composition_error_line(exc: BaseException) -> str:
         if found is not None and shown is not None:
             kind, allowed, _ = found
             return f"{key}={_show(shown)}: must be {_wanted(kind, allowed)}"
-    missing = re.search(
-        r"Could not find '([^'/]+)/([^']+)'.*?Available options in '[^']+': (.*?)(?: Config search path|$)",
-        text,
-    )
-    if missing:
-        group, option, options = missing.groups()
-        listed = ", ".join(o for o in options.split() if o != SCHEMA)
-        hint = f" (a registered plugin without one: {group}.name={option})"
-        return f"{group}={option}: no such option in conf/{group}/; options: {listed}" + (
-            hint if group in PLUGIN_GROUPS else ""
+    missing = next((e for e in chain if isinstance(e, MissingConfigException)), None)
+    if missing is not None and missing.missing_cfg_file and missing.options:
+        group, _, option = missing.missing_cfg_file.rpartition("/")
+        options = ", ".join(o for o in missing.options if o != SCHEMA)
+        return (
+            f"{group}={option}: no such {group}; choose one of {options} "
+            f"(or set an option of the selected one: {group}.KEY=VALUE)"
         )
     return _flat_chain(chain)
 

@@ -204,3 +204,30 @@ if __name__ == "__main__":  # regenerate the pinned configs (then review the dif
     header = "".join(ln for ln in EFFECTIVE.read_text().splitlines(True) if ln.startswith("#"))
     body = {name: {"overrides": ov, "config": composed(*ov)} for name, ov in cases.items()}
     EFFECTIVE.write_text(header + yaml.safe_dump(body, sort_keys=False))
+
+
+def test_plugin_option_file_without_the_schema_still_composes_and_is_typed():
+    """A third-party option file written before the schemas (no ``defaults``) merges
+    into the root schema: it composes, and a wrong type in it is still refused."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.errors import HydraException
+
+    store = ConfigStore.instance()
+    try:
+        store.store(group="objective", name="legacy", node={"kind": "glm", "samplers": {"x": {}}})
+        store.store(group="positional", name="legacy", node={"name": "alibi", "pin_part_b": False})
+        cfg = composed("objective=legacy", "positional=legacy")
+        assert (
+            cfg["objective"]["samplers"] == {"x": {}}
+            and cfg["objective"]["task_sampling"] == "batch"
+        )
+        assert cfg["positional"] == {"name": "alibi", "pin_part_b": False}
+        store.store(
+            group="objective", name="legacy_bad", node={"kind": "glm", "sentinels": "maybe"}
+        )
+        with pytest.raises(HydraException):
+            composed("objective=legacy_bad")
+    finally:  # the store is the process's: leave no test option in it
+        for group in ("objective", "positional"):
+            for name in ("legacy.yaml", "legacy_bad.yaml"):
+                store.repo[group].pop(name, None)

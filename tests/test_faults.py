@@ -113,7 +113,7 @@ COMPOSITION_ERRORS = [
     ("data.packing=sometimes", "data.packing=sometimes: must be true or false"),
     ("train.lr=[1,2]", "train.lr=[1,2]: must be a number > 0"),
     ("train.learning_rate=1", "train.learning_rate: no such key in 'train'; valid keys: "),
-    ("positional=nope", "positional=nope: no such option in conf/positional/; options: "),
+    ("positional=nope", "positional=nope: no such positional; choose one of "),
 ]
 
 
