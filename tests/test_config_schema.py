@@ -4,6 +4,7 @@ default run and of every experiment are pinned, and types are checked at composi
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,35 @@ def test_plugin_option_file_without_the_schema_still_composes_and_is_typed():
         for group in ("objective", "positional"):
             for name in ("legacy.yaml", "legacy_bad.yaml"):
                 store.repo[group].pop(name, None)
+
+
+def test_code_takes_its_defaults_from_the_schema():
+    """The builders have no defaults of their own for what the config sets; the model's
+    and the objectives' keyword defaults are the schema's."""
+    import inspect
+
+    from glmlab.config import ModelConfig, ObjectiveConfig
+    from glmlab.data.pipeline import prepare_data
+    from glmlab.data.tokenizer import GLMTokenizer, load_or_train
+    from glmlab.model.build import build_model
+    from glmlab.model.glm import GLMConfig
+    from glmlab.objective import GLMObjective, MLMObjective
+
+    required = {
+        build_model: ("positional", "norm_layout", "attention"),
+        prepare_data: ("vocab_size", "n_sentinels", "chunk_len", "packing", "min_tokens"),
+        GLMTokenizer.train: ("vocab_size", "n_sentinels"),
+        load_or_train: ("vocab_size", "n_sentinels"),
+    }
+    for fn, names in required.items():
+        params = inspect.signature(fn).parameters
+        assert all(params[n].default is inspect.Parameter.empty for n in names), fn.__name__
+    model = field_defaults(ModelConfig)
+    for f in dataclasses.fields(GLMConfig):
+        if f.default is not dataclasses.MISSING:
+            assert f.default == model[f.name], f.name
+    objective = field_defaults(ObjectiveConfig)
+    glm = inspect.signature(GLMObjective).parameters
+    for name in ("shuffle_spans", "sentinels", "task_sampling"):
+        assert glm[name].default == objective[name], name
+    assert inspect.signature(MLMObjective).parameters["ratio"].default == objective["mlm_ratio"]
