@@ -252,7 +252,7 @@ def _train(
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:
         _record(run_dir, result, None)
-        if result["status"] == RunStatus.COMPLETED and cfg.train.get("keep_checkpoint") != "last":
+        if result["status"] == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
             # The outcome is on disk: the resumable state is no longer needed (weights.pt
             # keeps the final weights unless keep_checkpoint=none).
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
