@@ -174,9 +174,11 @@ class ObjectiveConfig:
 @dataclass
 class PluginConfig:
     """A plugin group (``positional``, ``norm_layout``, ``mask_builder``, ``attention``):
-    the registry ``name`` plus the factory's options, open-ended (the node's struct flag is
-    off, so an option file or ``+positional.<option>=...`` may add any key; the registry
-    checks them against the factory's signature)."""
+    the registry ``name`` plus the factory's options, which are open-ended. Its node is a
+    ``Dict[str, Any]`` holding ``name: ???`` (:func:`schema_node`): an option file may add
+    any key, an override adds one with ``+positional.<option>=...`` (a typo without ``+``
+    is refused when the config is composed); :func:`parse_config` checks ``name`` and the
+    registry checks the options against the factory's signature."""
 
     name: str = MISSING
 
@@ -219,10 +221,11 @@ class GLMLabConfig:
     """The root schema: every group and the run-level keys (conf/config.yaml extends it)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    positional: PluginConfig = field(default_factory=PluginConfig)
-    norm_layout: PluginConfig = field(default_factory=PluginConfig)
-    mask_builder: PluginConfig = field(default_factory=PluginConfig)
-    attention: PluginConfig = field(default_factory=PluginConfig)
+    # plugin groups: open mappings {name: <registry name>, **options} (see PluginConfig)
+    positional: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
+    norm_layout: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
+    mask_builder: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
+    attention: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -246,13 +249,10 @@ SCHEMA = "schema"  # the name each group's schema has in the ConfigStore
 
 
 def schema_node(cls: type) -> DictConfig:
-    """``cls`` as an OmegaConf node, with every plugin group open to extra keys."""
-    node = OmegaConf.structured(cls)
+    """``cls`` as an OmegaConf node; a plugin group's is the open mapping ``{name: ???}``."""
     if cls is PluginConfig:
-        OmegaConf.set_struct(node, False)
-    for key in PLUGIN_GROUPS if cls is GLMLabConfig else ():
-        OmegaConf.set_struct(node[key], False)
-    return node
+        return OmegaConf.create({"name": MISSING})
+    return OmegaConf.structured(cls)
 
 
 def register_schemas() -> None:

@@ -141,9 +141,16 @@ def test_plugin_group_is_a_typed_choice_that_unpacks():
 
 
 def test_plugin_group_takes_any_option_at_composition():
-    """Options are the factory's (the registry checks them), not the schema's."""
+    """Options are the factory's (the registry checks them), not the schema's; a new one
+    on the command line needs ``+``, as before the schemas."""
+    from hydra.errors import HydraException
+
     cfg = composed("positional.name=alibi", "+positional.pin_part_b=true")
     assert cfg["positional"] == {"name": "alibi", "pin_part_b": True}
+    with pytest.raises(HydraException, match=r"use \+positional\.pin_part_b=true"):
+        composed("positional.name=alibi", "positional.pin_part_b=true")  # a typo needs no +
+    with pytest.raises(ConfigError, match=r"positional\.name=3: must be a registered plugin"):
+        parse_config(OmegaConf.create(composed("positional.name=3")))
 
 
 def test_run_level_keys_are_checked_with_the_rest():
