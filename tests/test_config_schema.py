@@ -271,3 +271,17 @@ def test_code_takes_its_defaults_from_the_schema():
     for name in ("shuffle_spans", "sentinels", "task_sampling"):
         assert glm[name].default == objective[name], name
     assert inspect.signature(MLMObjective).parameters["ratio"].default == objective["mlm_ratio"]
+
+
+def test_a_key_the_schema_added_with_a_null_default_changes_no_identity():
+    """Run directories made before the schemas lack data.tokenizer_file (now null) and
+    tracker (now {}): a rerun finds the same config, not a change to refuse."""
+    from glmlab import rundir
+
+    old = rundir.config_identity({"data": {"seq_len": 128}}, {})
+    new = rundir.config_identity(
+        {"data": {"seq_len": 128, "tokenizer_file": None}, "tracker": {}}, {}
+    )
+    assert rundir.identity_changes(old, new) == []
+    given = rundir.config_identity({"data": {"seq_len": 128, "tokenizer_file": "t.json"}}, {})
+    assert rundir.identity_changes(old, given) == ["data.tokenizer_file: '<unset>' -> 't.json'"]
