@@ -7,7 +7,9 @@ changes. Types are checked by OmegaConf when Hydra composes the config
 (``train.max_steps=lots`` fails there, naming the key); value rules (bounds, choices,
 patterns: :func:`rule`, as field metadata) and the cross-field rules are checked by
 :func:`parse_config`, which turns the composed config into a :class:`RunSpec` before any
-data is loaded, naming every problem at once (:class:`ConfigError`)."""
+data is loaded, naming every problem at once (:class:`ConfigError`). Plugin groups are
+open mappings ``{name, **options}`` whose options go to the plugin's factory; in the
+:class:`RunSpec` they are :class:`PluginChoice` tuples."""
 
 from __future__ import annotations
 
