@@ -85,6 +85,7 @@ class _MemorySampler(threading.Thread):
 
 def prepare(corpus: Path, tokenizer: Path, num_proc: int) -> dict[str, Any]:
     """Prepare ``corpus`` as the hf corpus (in this process, with the current cache)."""
+    from glmlab.config import DataConfig
     from glmlab.data.pipeline import prepare_data
 
     sampler = _MemorySampler()
@@ -93,7 +94,11 @@ def prepare(corpus: Path, tokenizer: Path, num_proc: int) -> dict[str, Any]:
     data = prepare_data(
         "hf",
         {"path": str(corpus), "num_proc": num_proc},
+        vocab_size=DataConfig.vocab_size,  # the run's defaults (the tokenizer file decides)
+        n_sentinels=DataConfig.n_sentinels,
         chunk_len=448,
+        packing=DataConfig.packing,
+        min_tokens=DataConfig.min_tokens,
         tokenizer_file=str(tokenizer),
     )
     seconds = time.perf_counter() - t0

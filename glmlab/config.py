@@ -314,7 +314,8 @@ def _describe_type(kind: Any) -> str:
     )
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A config value as the command line spells it: null, true, 0.003."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -322,7 +323,8 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _wanted(kind: Any, allowed: Allowed | None) -> str:
+def allowed_text(kind: Any, allowed: Allowed | None) -> str:
+    """What a field accepts, for ``must be ...``: ``an integer >= 1``, ``one of a, b``."""
     rule_text = allowed.describe() if allowed is not None else ""
     return (
         rule_text
@@ -340,9 +342,11 @@ def check_values(obj: Any, group: str) -> list[str]:
         value, kind = getattr(obj, f.name), hints[f.name]
         allowed: Allowed | None = f.metadata.get("allowed")
         if value == MISSING:
-            problems.append(f"{group}.{f.name} is missing: must be {_wanted(kind, allowed)}")
+            problems.append(f"{group}.{f.name} is missing: must be {allowed_text(kind, allowed)}")
         elif not _type_ok(value, kind) or (allowed is not None and allowed.violated_by(value)):
-            problems.append(f"{group}.{f.name}={_show(value)}: must be {_wanted(kind, allowed)}")
+            problems.append(
+                f"{group}.{f.name}={show_value(value)}: must be {allowed_text(kind, allowed)}"
+            )
     return problems
 
 
@@ -359,7 +363,7 @@ def _checked(cls: type[T], node: Any, group: str, problems: list[str]) -> T | No
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        problems.append(f"{group}={_show(values)}: must be a mapping of {cls.__name__} keys")
+        problems.append(f"{group}={show_value(values)}: must be a mapping of {cls.__name__} keys")
         return None
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - names)
@@ -395,7 +399,7 @@ def plugin_choice(node: DictConfig | dict, group: str) -> PluginChoice:
     values = dict(values)
     name = values.pop("name")
     if not isinstance(name, str):
-        raise ConfigError(f"{group}.name={_show(name)}: must be a registered plugin's name")
+        raise ConfigError(f"{group}.name={show_value(name)}: must be a registered plugin's name")
     return PluginChoice(name, values)
 
 
@@ -417,7 +421,7 @@ def tracker_choices(node: Any) -> dict[str, dict[str, Any]]:
     if isinstance(node, dict) and all(isinstance(o, dict | None) for o in node.values()):
         return {str(name): dict(options or {}) for name, options in node.items()}
     raise ConfigError(
-        f"tracker={_show(node)}: must be a list of tracker names (tracker=[tensorboard,mlflow]) "
+        f"tracker={show_value(node)}: must be a list of tracker names (tracker=[tensorboard,mlflow]) "
         "or a mapping {name: options}"
     )
 
@@ -472,7 +476,7 @@ def _cross_field_problems(spec: RunSpec) -> list[str]:
         )
     if not _metric_names(spec.report.metric):
         problems.append(
-            f"report.metric={_show(spec.report.metric)}: must be a metric name or a list of names"
+            f"report.metric={show_value(spec.report.metric)}: must be a metric name or a list of names"
         )
     return problems
 
@@ -486,9 +490,9 @@ def parse_config(cfg: DictConfig | dict[str, Any]) -> RunSpec:
     problems: list[str] = []
     seed, name = get("seed", 0), get("name", "default")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        problems.append(f"seed={_show(seed)}: must be an integer")
+        problems.append(f"seed={show_value(seed)}: must be an integer")
     if not isinstance(name, str):
-        problems.append(f"name={_show(name)}: must be a string")
+        problems.append(f"name={show_value(name)}: must be a string")
     groups = {
         "model": ModelConfig,
         "data": DataConfig,

@@ -14,7 +14,7 @@ from typing import Any
 
 from hydra.errors import MissingConfigException
 
-from glmlab.config import SCHEMA, Allowed, GLMLabConfig, _show, _wanted
+from glmlab.config import SCHEMA, Allowed, GLMLabConfig, allowed_text, show_value
 
 # Lines of OmegaConf's messages that locate the node; the key is named in the line itself.
 _LOCATION = re.compile(r"^\s*(full_key|reference_type|object_type)[:=]")
@@ -66,7 +66,7 @@ def composition_error_line(exc: BaseException) -> str:
             return f"{key}: no such key in '{parent}'; valid keys: {', '.join(found[2])}"
         if found is not None and shown is not None:
             kind, allowed, _ = found
-            return f"{key}={_show(shown)}: must be {_wanted(kind, allowed)}"
+            return f"{key}={show_value(shown)}: must be {allowed_text(kind, allowed)}"
     missing = next((e for e in chain if isinstance(e, MissingConfigException)), None)
     if missing is not None and missing.missing_cfg_file and missing.options:
         group, _, option = missing.missing_cfg_file.rpartition("/")
