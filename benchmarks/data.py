@@ -85,6 +85,7 @@ class _MemorySampler(threading.Thread):
 
 def prepare(corpus: Path, tokenizer: Path, num_proc: int) -> dict[str, Any]:
     """Prepare ``corpus`` as the hf corpus (in this process, with the current cache)."""
+    from glmlab.config import DataConfig
     from glmlab.data.pipeline import prepare_data
 
     sampler = _MemorySampler()
@@ -93,7 +94,11 @@ def prepare(corpus: Path, tokenizer: Path, num_proc: int) -> dict[str, Any]:
     data = prepare_data(
         "hf",
         {"path": str(corpus), "num_proc": num_proc},
+        vocab_size=DataConfig.vocab_size,  # the run's defaults (the tokenizer file decides)
+        n_sentinels=DataConfig.n_sentinels,
         chunk_len=448,
+        packing=DataConfig.packing,
+        min_tokens=DataConfig.min_tokens,
         tokenizer_file=str(tokenizer),
     )
     seconds = time.perf_counter() - t0
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         print(json.dumps(prepare(Path(args._prepare[0]), Path(args._prepare[1]), args.num_proc)))
         return []
 
+    from glmlab.config import DataConfig
     from glmlab.data.corpus import load_corpus
     from glmlab.data.tokenizer import GLMTokenizer
 
@@ -144,7 +150,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     work.mkdir(parents=True, exist_ok=True)
     tokenizer = work / "tokenizer.json"
     if not tokenizer.exists():
-        GLMTokenizer.train(load_corpus("stdlib_docs").train, vocab_size=8192).save(tokenizer)
+        texts = load_corpus("stdlib_docs").train
+        GLMTokenizer.train(texts, vocab_size=8192, n_sentinels=DataConfig.n_sentinels).save(
+            tokenizer
+        )
     rows = []
     for size in args.sizes:
         corpus = work / f"corpus_{size:g}MB.jsonl"

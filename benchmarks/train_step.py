@@ -271,7 +271,14 @@ def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> lis
     config = GLMConfig(vocab_size=vocab, n_layers=layers, dim=dim, n_heads=heads, max_positions=L)
     # ``auto`` on CUDA times the backends on a batch of this shape, as the trainer does.
     measure_on = MeasureOn(sample=lambda: glm_source(None, args).batch(0))
-    glm = build_model(config, attention=args.attention, device=device, measure_on=measure_on)
+    glm = build_model(
+        config,
+        positional="learned_2d",
+        norm_layout="pre_ln",
+        attention=args.attention,
+        device=device,
+        measure_on=measure_on,
+    )
     batches = glm_batches(glm, args, device)
     loss_fn = torch.compile(glm.loss) if compile_ else glm.loss
     on_device = mark_dynamic(varying_dims(batches)) if compile_ else lambda batch: None

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException
 
 from glmlab.cli_help import version_text
 from glmlab.hookspecs import API_VERSION, KINDS
@@ -150,15 +150,11 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def hydra_error_line(exc: HydraException) -> str:
-    """A composition error in one line: a config group option that does not exist is
-    named with the group's options."""
-    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
-        group, _, option = exc.missing_cfg_file.rpartition("/")
-        return (
-            f"{group}={option}: no such {group}; choose one of {', '.join(exc.options)} "
-            f"(or set an option of the selected one: {group}.KEY=VALUE)"
-        )
-    return " ".join(str(exc).split())
+    """A composition error in one line (:func:`glmlab.config_errors.composition_error_line`):
+    a wrong type names the key and what it accepts, a missing option the group's options."""
+    from glmlab.config_errors import composition_error_line
+
+    return composition_error_line(exc)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,5 +100,7 @@ def main_with_prepared_argv() -> None:
         return
     sys.argv = argv
     from glmlab.app import main
+    from glmlab.config_errors import one_line_config_errors
 
-    main()
+    with one_line_config_errors():
+        main()

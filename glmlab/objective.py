@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from glmlab.config import ObjectiveConfig
 from glmlab.plugin_base import SpanSamplerBase, adapt
 from glmlab.registry import PluginError, get_registry
 from glmlab.structures import GLMSample, SpanSet, SpecialTokens, TokenizedText
@@ -247,11 +248,11 @@ class GLMObjective(Objective):
         samplers: list[tuple[str, object, float]],
         specials: SpecialTokens,
         *,
-        shuffle_spans: bool = True,
-        sentinels: bool = False,
+        shuffle_spans: bool = ObjectiveConfig.shuffle_spans,
+        sentinels: bool = ObjectiveConfig.sentinels,
         sentinel_position: int | None = None,
         check_invariants: bool = True,
-        task_sampling: str = "batch",
+        task_sampling: str = ObjectiveConfig.task_sampling,
     ) -> None:
         if not samplers:
             raise ValueError(
@@ -415,7 +416,12 @@ class MLMObjective(Objective):
     name = "mlm"
 
     def __init__(
-        self, specials: SpecialTokens, *, vocab_size: int, n_special: int, ratio: float = 0.15
+        self,
+        specials: SpecialTokens,
+        *,
+        vocab_size: int,
+        n_special: int,
+        ratio: float = ObjectiveConfig.mlm_ratio,
     ) -> None:
         self.specials, self.vocab_size, self.n_special, self.ratio = (
             specials,

@@ -19,13 +19,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab import provenance
-from glmlab.config import ConfigError
+from glmlab.config import RunSpec, parse_config
 from glmlab.io import clean_stale_temps, write_text_atomic
 from glmlab.rundir import (
     CHECKPOINT,
     CONFIG,
     ERROR_LOG,
-    ON_CHANGE,
     RESULT,
     STALE_DIR,
     ConfigChanged,
@@ -71,13 +70,10 @@ def variant_overrides(overrides: list[str]) -> list[str]:
     return sorted(out)
 
 
-def _on_change(cfg: DictConfig, sweep: bool) -> str:
-    """``run.on_change``: refuse (a single run's default), restart (a sweep's), resume."""
-    policy = OmegaConf.select(cfg, "run.on_change", default=None)
-    policy = policy or ("restart" if sweep else "refuse")
-    if policy not in ON_CHANGE:
-        raise ConfigError(f"run.on_change={policy}: must be one of {', '.join(ON_CHANGE)}")
-    return str(policy)
+def _on_change(spec: RunSpec, sweep: bool) -> str:
+    """``run.on_change`` (checked by parse_config): refuse (a single run's default),
+    restart (a sweep's), resume."""
+    return spec.run.on_change or ("restart" if sweep else "refuse")
 
 
 def _settle_identity(
@@ -197,13 +193,12 @@ def _train(
     is_main: bool,
 ) -> dict[str, Any]:
     """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
-    from glmlab.assemble import parse_config
     from glmlab.train.trainer import Diverged, Trainer
 
     started = time.perf_counter()
     state["claimed"] = read_identity(run_dir) is None and not (run_dir / RESULT).exists()
-    policy = _on_change(cfg, sweep)
     spec = parse_config(cfg)  # every value checked before anything is written or loaded
+    policy = _on_change(spec, sweep)
     container = OmegaConf.to_container(cfg, resolve=True)
     identity = config_identity(container, plugin_versions(container))
     accepted = _settle_identity(run_dir, identity, policy, is_main=is_main)
@@ -238,7 +233,7 @@ def _train(
         cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
     )
     try:
-        parallel = OmegaConf.select(cfg, "distributed.parallel", default="ddp")
+        parallel = spec.distributed.parallel
         state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel, trackers=trackers)
         outcome = trainer.fit()
         result.update(
@@ -257,7 +252,7 @@ def _train(
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:
         _record(run_dir, result, None)
-        if result["status"] == RunStatus.COMPLETED and cfg.train.get("keep_checkpoint") != "last":
+        if result["status"] == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
             # The outcome is on disk: the resumable state is no longer needed (weights.pt
             # keeps the final weights unless keep_checkpoint=none).
             (run_dir / CHECKPOINT).unlink(missing_ok=True)

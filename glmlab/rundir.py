@@ -365,6 +365,7 @@ IGNORED_KEYS: tuple[str, ...] = (
     "train.threads",
     "train.stop_after",
     "data.workers",
+    "tracker",  # where results are sent, not what they are
 )
 PLUGIN_GROUPS = ("positional", "norm_layout", "mask_builder", "attention")
 # What a rerun does when the run directory holds a run of another config (`run.on_change`).
@@ -457,7 +458,8 @@ def identity_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if a is None or b is None:
             continue
         for key in sorted(set(a) | set(b)):
-            if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            # Unset is null: a key the schema gained later, with a null default, is no change.
+            if not _ignored(key) and a.get(key) != b.get(key):
                 prefix = "plugin " if group == "plugins" else ""
                 changes.append(
                     f"{prefix}{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}"

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from omegaconf import DictConfig, OmegaConf
 
+from glmlab.config import tracker_choices as config_tracker_choices
 from glmlab.io import read_json, write_json_atomic
 from glmlab.registry import PluginError, get_registry
 from glmlab.rundir import TRACKERS, RunStatus, flatten
@@ -117,16 +118,10 @@ def row_metrics(row: Mapping[str, Any]) -> dict[str, float]:
 
 
 def tracker_choices(cfg: DictConfig | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{name: options}`` of the trackers a config selects (its ``tracker`` node)."""
+    """``{name: options}`` of the trackers a config selects (its ``tracker`` node, see
+    :func:`glmlab.config.tracker_choices`)."""
     node = cfg.get("tracker") if isinstance(cfg, Mapping | DictConfig) else None
-    if node is None:
-        return {}
-    if isinstance(node, DictConfig):
-        node = OmegaConf.to_container(node, resolve=True)
-    if isinstance(node, str | Sequence):
-        names = [node] if isinstance(node, str) else list(node)
-        return {str(n): {} for n in names}
-    return {str(name): dict(options or {}) for name, options in dict(node).items()}
+    return config_tracker_choices(node)
 
 
 @dataclass

@@ -358,8 +358,12 @@ def test_compiled_model_loss_matches_eager_on_gpu(name: str) -> None:
     gpu_backend(name)
     config = GLMConfig(vocab_size=512, n_layers=2, dim=128, n_heads=2, max_positions=256)
     torch.manual_seed(0)
-    model = build_model(config, attention=name, device="cuda")
-    reference = build_model(config, attention="eager", device="cuda")
+    model = build_model(
+        config, positional="learned_2d", norm_layout="pre_ln", attention=name, device="cuda"
+    )
+    reference = build_model(
+        config, positional="learned_2d", norm_layout="pre_ln", attention="eager", device="cuda"
+    )
     reference.load_state_dict(model.state_dict())
     specials = SpecialTokens(0, 1, 2, 3, 4, 5, (), ())
     sampler = get_registry().create("span_sampler", "token")

@@ -331,9 +331,21 @@ def test_build_model_records_how_the_backend_was_chosen() -> None:
         raise AssertionError("nothing is measured on the CPU")
 
     measure_on = MeasureOn(sample=no_sample)
-    auto = build_model(tiny_config(), attention="auto", measure_on=measure_on)
+    auto = build_model(
+        tiny_config(),
+        positional="learned_2d",
+        norm_layout="pre_ln",
+        attention="auto",
+        measure_on=measure_on,
+    )
     assert auto.attention_selection == AttentionSelection("sdpa", "default", "auto")
-    explicit = build_model(tiny_config(), attention="eager", measure_on=measure_on)
+    explicit = build_model(
+        tiny_config(),
+        positional="learned_2d",
+        norm_layout="pre_ln",
+        attention="eager",
+        measure_on=measure_on,
+    )
     assert explicit.attention_selection == AttentionSelection("eager", "explicit", "eager")
     assert AUTO_CUDA_PREFERENCE[0] == "sdpa"  # the untimed CUDA choice (docs/PERFORMANCE.md)
 

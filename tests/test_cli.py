@@ -54,6 +54,15 @@ def test_unknown_config_key_is_one_clear_error(tmp_path):
     assert "unknown key(s) ['learning_rate'] in the 'train' config" in proc.stderr
 
 
+def test_wrong_type_stops_the_command_with_one_line_before_any_run(tmp_path):
+    proc = run_glmlab([*TINY, "train.max_steps=lots", "hydra.run.dir=run"], cwd=tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == "glmlab: config error: train.max_steps=lots: must be an integer >= 1"
+    assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert not (tmp_path / "run").exists()  # refused when composed: no run directory
+
+
 def test_multirun_survives_a_failing_run_and_writes_report(tmp_path):
     proc = run_glmlab(
         [

@@ -90,6 +90,8 @@ def test_data_group_loads(option: str, tiny_corpus: dict[str, str]) -> None:
         vocab_size=spec.data.vocab_size,
         n_sentinels=spec.data.n_sentinels,
         chunk_len=64,
+        packing=spec.data.packing,
+        min_tokens=spec.data.min_tokens,
     )
     assert len(data.train) > 0
     assert data.corpus_name == option

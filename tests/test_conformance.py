@@ -378,7 +378,8 @@ def broken_registry() -> PluginRegistry:
 
 
 def forward(registry: PluginRegistry, **plugins: str) -> torch.Tensor:
-    model = build_model(tiny_config(), registry=registry, **{"attention": "sdpa", **plugins})
+    plugins = {"positional": "learned_2d", "norm_layout": "pre_ln", "attention": "sdpa", **plugins}
+    model = build_model(tiny_config(), registry=registry, **plugins)
     rng = np.random.default_rng(0)
     segments = random_segments(rng, 2, 8)
     layout = registry.create("mask_builder", "glm").build(segments, batch_size=2, seq_len=8)
@@ -425,7 +426,11 @@ def test_guard_names_plugin_distribution_and_invariant(
 def test_bias_needs_a_backend_that_takes_it(broken_registry) -> None:
     with pytest.raises(PluginContractError) as info:
         build_model(
-            tiny_config(), positional="biased", attention="no_bias", registry=broken_registry
+            tiny_config(),
+            norm_layout="pre_ln",
+            positional="biased",
+            attention="no_bias",
+            registry=broken_registry,
         )
     message = str(info.value)
     assert (

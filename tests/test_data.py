@@ -391,7 +391,13 @@ def test_example_set_save_load(tmp_path: Path) -> None:
 
 
 def test_prepare_data_caches(text_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    kwargs = {"vocab_size": 600, "n_sentinels": 4, "chunk_len": 64, "packing": True}
+    kwargs = {
+        "vocab_size": 600,
+        "n_sentinels": 4,
+        "chunk_len": 64,
+        "packing": True,
+        "min_tokens": 8,
+    }
     options = {"pattern": str(text_dir / "**" / "*.txt"), "unit": "paragraph"}
     first = prepare_data("text_files", options, **kwargs)
     assert len(first.train) > 0 and len(first.validation) > 0

@@ -16,7 +16,7 @@ from glmlab.data.pipeline import prepare_data
 from glmlab.data.token_store import ExampleWriter, open_store, write_store
 from glmlab.data.tokenizer import GLMTokenizer
 
-SETTINGS = {"vocab_size": 400, "n_sentinels": 8, "chunk_len": 48, "min_tokens": 4}
+SETTINGS = {"vocab_size": 400, "n_sentinels": 8, "chunk_len": 48, "min_tokens": 4, "packing": True}
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,9 @@ def test_a_run_trains_on_the_hf_corpus_with_a_shared_tokenizer(jsonl: Path, tmp_
     pytest.importorskip("datasets", reason="datasets is the glmlab[hf] extra")
     from tests.conftest import TINY, run_glmlab
 
-    tok = prepare_data("jsonl", {"path": str(jsonl)}, vocab_size=512, n_sentinels=16).tokenizer
+    tok = prepare_data(
+        "jsonl", {"path": str(jsonl)}, **{**SETTINGS, "vocab_size": 512, "n_sentinels": 16}
+    ).tokenizer
     tok_file = tok.save(tmp_path / "shared" / "tokenizer.json")
     args = [*TINY, "data=hf", f"data.corpus_options.path={jsonl}", "train.eval_suite=false"]
     args += [f"data.tokenizer_file={tok_file}", f"hydra.run.dir={tmp_path / 'run'}"]

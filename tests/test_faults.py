@@ -43,6 +43,16 @@ from tests.conftest import TINY, run_glmlab
 FAST = [*TINY, "train.eval_suite=false", "train.keep_checkpoint=last"]
 
 
+# prepare_data's settings for a small corpus (the run's come from the data config).
+SMALL_DATA = {
+    "vocab_size": 300,
+    "n_sentinels": 2,
+    "chunk_len": 32,
+    "packing": True,
+    "min_tokens": 8,
+}
+
+
 def config(*overrides: str):
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         return compose("config", overrides=[*FAST, *overrides])
@@ -67,7 +77,6 @@ BAD_VALUES = [
     ("train.grad_accum=0", r"train\.grad_accum=0: must be an integer >= 1"),
     ("train.max_steps=0", r"train\.max_steps=0: must be an integer >= 1"),
     ("train.max_steps=-3", r"train\.max_steps=-3: must be an integer >= 1"),
-    ("train.max_steps=lots", r"train\.max_steps=lots: must be an integer >= 1"),
     ("train.checkpoint_interval=0", r"train\.checkpoint_interval=0: must be an integer >= 1"),
     ("train.log_interval=0", r"train\.log_interval=0: must be an integer >= 1"),
     ("train.batch_size=0", r"train\.batch_size=0: must be an integer >= 1"),
@@ -93,6 +102,33 @@ def test_bad_value_is_refused_before_any_data_is_loaded(override, message, tmp_p
     assert result["status"] == "failed"
     assert "ConfigError" in result["error"]
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoint.pt").exists()
+
+
+# Wrong types and unknown keys: refused by the schema when Hydra composes the config
+# (glmlab/config.py's dataclasses in the ConfigStore), reported as one line by the CLI.
+COMPOSITION_ERRORS = [
+    ("train.max_steps=lots", "train.max_steps=lots: must be an integer >= 1"),
+    ("model.dropout=x", "model.dropout=x: must be a number >= 0 and < 1"),
+    ("train.compile=maybe", "train.compile=maybe: must be null or true or false"),
+    ("data.packing=sometimes", "data.packing=sometimes: must be true or false"),
+    ("train.lr=[1,2]", "train.lr=[1,2]: must be a number > 0"),
+    ("train.learning_rate=1", "train.learning_rate: no such key in 'train'; valid keys: "),
+    ("positional=nope", "positional=nope: no such positional; choose one of "),
+]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"), COMPOSITION_ERRORS, ids=[o for o, _ in COMPOSITION_ERRORS]
+)
+def test_wrong_type_is_refused_when_the_config_is_composed(override, message):
+    from hydra.errors import HydraException
+
+    from glmlab.config_errors import composition_error_line
+
+    with pytest.raises(HydraException) as err:
+        config(override)
+    line = composition_error_line(err.value)
+    assert line.startswith(message) and "\n" not in line, line
 
 
 def test_every_problem_is_named_at_once():
@@ -380,7 +416,7 @@ def test_damaged_cached_examples_are_rebuilt(damage, tmp_path, monkeypatch):
 
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     corpus = {"path": str(_tiny_jsonl(tmp_path / "c.jsonl"))}
-    first = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    first = prepare_data("jsonl", corpus, **SMALL_DATA)
     want = np.array(first.train.ids)  # in memory: the stores are memory-mapped files
     del first
     stores = sorted((tmp_path / "cache" / "examples").glob("*/*/meta.json"))
@@ -398,7 +434,7 @@ def test_damaged_cached_examples_are_rebuilt(damage, tmp_path, monkeypatch):
         }[damage]
         target.unlink()
         target.write_bytes(content)
-    again = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    again = prepare_data("jsonl", corpus, **SMALL_DATA)
     assert np.array_equal(again.train.ids, want)
     for meta in stores:
         assert json.loads(meta.read_text())["checksums"]  # rebuilt whole
@@ -409,14 +445,14 @@ def test_damaged_cached_tokenizer_and_corpus_are_rebuilt(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     corpus = {"path": str(_tiny_jsonl(tmp_path / "c.jsonl"))}
-    first = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    first = prepare_data("jsonl", corpus, **SMALL_DATA)
     want = np.array(first.validation.ids)  # in memory: the stores are memory-mapped files
     del first
     for f in (tmp_path / "cache").rglob("*"):
         if f.is_file():
             f.unlink()  # a new empty file: a process still mapping the old one keeps it
             f.write_bytes(b"")
-    again = prepare_data("jsonl", corpus, vocab_size=300, n_sentinels=2, chunk_len=32)
+    again = prepare_data("jsonl", corpus, **SMALL_DATA)
     assert np.array_equal(again.validation.ids, want)
 
 
@@ -456,7 +492,7 @@ def test_empty_validation_split_is_named_before_tokenizing(tmp_path, monkeypatch
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     path = _tiny_jsonl(tmp_path / "c.jsonl", n=1)
     with pytest.raises(ValueError, match="the validation split is empty"):
-        prepare_data("jsonl", {"path": str(path)})
+        prepare_data("jsonl", {"path": str(path)}, **SMALL_DATA)
     assert not (tmp_path / "cache" / "tokenizers").exists()
 
 
@@ -742,6 +778,10 @@ TRAIN_CASES = [
 ]
 
 
+# Refused by the schema when Hydra composes the config, before a run directory is made.
+REFUSED_WHEN_COMPOSED = {"train.max_steps=lots"}
+
+
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("bad")
@@ -763,6 +803,9 @@ def test_bad_input_to_a_run(args, status, pattern, bad_files, tmp_path):
     assert re.search(pattern, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr
     run = tmp_path / "run"
+    if args[-1] in REFUSED_WHEN_COMPOSED:  # the schema's type check: no run directory at all
+        assert not run.exists()
+        return
     assert not (run / "checkpoint.pt").exists() and not (run / "metrics.jsonl").exists()
     assert read_result(run).status == "failed" and temps(run) == []
 

@@ -323,7 +323,11 @@ def test_deepnorm_is_the_papers_stack(constants, alpha, beta, input_norm) -> Non
     torch.manual_seed(0)
     config = GLMConfig(vocab_size=64, n_layers=n_layers, dim=dim, n_heads=4, max_positions=32)
     model = build_model(
-        config, norm_layout="deepnorm", norm_options={"constants": constants}, attention="eager"
+        config,
+        positional="learned_2d",
+        norm_layout="deepnorm",
+        norm_options={"constants": constants},
+        attention="eager",
     )
     # Init: Xavier-normal, gain beta on v, out, ffn_in, ffn_out; gain 1 on q and k.
     for block in model.blocks:
@@ -362,7 +366,7 @@ def test_weight_decay_rule() -> None:
     weights is decayed, the embeddings (token and position tables) included."""
     torch.manual_seed(0)
     config = GLMConfig(vocab_size=64, n_layers=2, dim=32, n_heads=4, max_positions=32)
-    model = build_model(config, attention="eager")
+    model = build_model(config, positional="learned_2d", norm_layout="pre_ln", attention="eager")
     decay, no_decay = _param_groups(model, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
@@ -422,9 +426,16 @@ def test_attention_dropout_selects_a_backend_that_applies_it() -> None:
     config = GLMConfig(
         vocab_size=64, n_layers=1, dim=32, n_heads=4, max_positions=32, attention_dropout=0.1
     )
-    assert build_model(config, attention="auto").attention_name == "sdpa"
+    assert (
+        build_model(
+            config, positional="learned_2d", norm_layout="pre_ln", attention="auto"
+        ).attention_name
+        == "sdpa"
+    )
     for name in ("eager", "sdpa"):
-        assert build_model(config, attention=name).attention.supports_dropout
+        assert build_model(
+            config, positional="learned_2d", norm_layout="pre_ln", attention=name
+        ).attention.supports_dropout
 
 
 def test_gpu_scale_uses_the_reference_dropout() -> None:

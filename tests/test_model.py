@@ -133,7 +133,12 @@ def test_deepnorm_init_is_xavier_normal_with_gain_beta(ffn: str) -> None:
 
 def test_init_std() -> None:
     torch.manual_seed(0)
-    model = build_model(tiny_config(dim=256, n_heads=4, n_layers=8), attention="sdpa")
+    model = build_model(
+        tiny_config(dim=256, n_heads=4, n_layers=8),
+        positional="learned_2d",
+        norm_layout="pre_ln",
+        attention="sdpa",
+    )
     attn = model.blocks[0].attn.sublayer
     assert attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.05)
     assert attn.out.weight.std().item() == pytest.approx(0.02 / 4, rel=0.05)
@@ -341,7 +346,9 @@ def test_compiled_loss_has_no_graph_break_and_matches_eager(
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_loss_forward_and_backward_read_nothing_back_to_the_host(attention: str) -> None:
-    model = build_model(tiny_config(), positional="rope_2d", attention=attention)
+    model = build_model(
+        tiny_config(), norm_layout="pre_ln", positional="rope_2d", attention=attention
+    )
     batch = glm_batch()
     with HostSyncs() as syncs:
         model.loss(batch).backward()
@@ -374,14 +381,25 @@ class NeverAvailablePlugin:
 
 
 def test_attention_selection_and_errors() -> None:
-    assert build_model(tiny_config(), attention="auto").attention_name == "sdpa"
+    assert (
+        build_model(
+            tiny_config(), positional="learned_2d", norm_layout="pre_ln", attention="auto"
+        ).attention_name
+        == "sdpa"
+    )
     with pytest.raises(UnknownPluginError, match="no attention plugin named 'nope'"):
-        build_model(tiny_config(), attention="nope")
+        build_model(tiny_config(), positional="learned_2d", norm_layout="pre_ln", attention="nope")
     registry = PluginRegistry()
     registry.load_entry_points()
     registry.register(NeverAvailablePlugin(), distribution="test")
     with pytest.raises(ValueError, match=r"'never' is not available on cpu.*'eager', 'sdpa'"):
-        build_model(tiny_config(), attention="never", registry=registry)
+        build_model(
+            tiny_config(),
+            positional="learned_2d",
+            norm_layout="pre_ln",
+            attention="never",
+            registry=registry,
+        )
 
 
 def test_geglu_inner_is_two_thirds_rounded_to_64() -> None:

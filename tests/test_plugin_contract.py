@@ -170,8 +170,16 @@ def test_norm_layout_factory_gets_dim_and_eps_only_when_declared() -> None:
 
     registry = registry_with(glmlab_norm_layouts={"recording": Recording, "old": Old})
     config = tiny_config(norm_eps=1e-6)
-    build_model(config, norm_layout="recording", attention="eager", registry=registry)
-    build_model(config, norm_layout="old", attention="eager", registry=registry)
+    build_model(
+        config,
+        positional="learned_2d",
+        norm_layout="recording",
+        attention="eager",
+        registry=registry,
+    )
+    build_model(
+        config, positional="learned_2d", norm_layout="old", attention="eager", registry=registry
+    )
     assert seen == {
         "new": {"n_layers": config.n_layers, "dim": config.dim, "eps": 1e-6},
         "old": {"n_layers": config.n_layers},
@@ -179,7 +187,9 @@ def test_norm_layout_factory_gets_dim_and_eps_only_when_declared() -> None:
 
 
 def test_builtin_norm_layouts_use_the_models_eps() -> None:
-    model = build_model(tiny_config(norm_eps=1e-3), attention="eager")
+    model = build_model(
+        tiny_config(norm_eps=1e-3), positional="learned_2d", norm_layout="pre_ln", attention="eager"
+    )
     eps = {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
     assert eps == {1e-3}
 
@@ -188,7 +198,7 @@ def test_builtin_norm_layouts_use_the_models_eps() -> None:
 def test_builtin_tables_are_initialised_by_the_scheme_with_init_std(name: str) -> None:
     torch.manual_seed(0)
     config = tiny_config(init_std=0.5, max_positions=256, dim=64)
-    model = build_model(config, positional=name, attention="eager")
+    model = build_model(config, norm_layout="pre_ln", positional=name, attention="eager")
     for pname, p in model.positional.named_parameters():
         assert p.std().item() == pytest.approx(0.5, rel=0.1), pname
 
@@ -212,7 +222,11 @@ def test_positional_factory_gets_init_std() -> None:
 
     registry = registry_with(glmlab_positional_schemes={"recording": Recording})
     build_model(
-        tiny_config(init_std=0.07), positional="recording", attention="eager", registry=registry
+        tiny_config(init_std=0.07),
+        norm_layout="pre_ln",
+        positional="recording",
+        attention="eager",
+        registry=registry,
     )
     assert seen == {"dim": 32, "init_std": 0.07}
 

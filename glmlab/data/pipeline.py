@@ -56,15 +56,16 @@ def prepare_data(
     corpus: str,
     corpus_options: dict[str, Any] | None = None,
     *,
-    vocab_size: int = 4096,
-    n_sentinels: int = 100,
-    chunk_len: int = 512,
-    packing: bool = True,
-    min_tokens: int = 8,
+    vocab_size: int,
+    n_sentinels: int,
+    chunk_len: int,
+    packing: bool,
+    min_tokens: int,
     tokenizer_file: str | None = None,
 ) -> PreparedData:
     """Load ``corpus``, get its tokenizer (``tokenizer_file``, else trained on the corpus),
-    tokenize and chunk both splits into memory-mapped token stores (all cached)."""
+    tokenize and chunk both splits into memory-mapped token stores (all cached). The
+    settings have no defaults here: the run's come from ``data`` (glmlab/config.py)."""
     t0 = time.perf_counter()
     clean_cache_temps()
     options = dict(corpus_options or {})

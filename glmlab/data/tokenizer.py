@@ -82,9 +82,7 @@ class GLMTokenizer:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def train(
-        cls, texts: Iterable[str], *, vocab_size: int = 4096, n_sentinels: int = 100
-    ) -> GLMTokenizer:
+    def train(cls, texts: Iterable[str], *, vocab_size: int, n_sentinels: int) -> GLMTokenizer:
         """Train a byte-level BPE of at most ``vocab_size`` tokens (specials included).
 
         The result can be smaller than ``vocab_size`` when the corpus runs out of merges.
@@ -172,9 +170,7 @@ class GLMTokenizer:
         )
 
 
-def load_or_train(
-    corpus: Corpus, *, vocab_size: int = 4096, n_sentinels: int = 100
-) -> GLMTokenizer:
+def load_or_train(corpus: Corpus, *, vocab_size: int, n_sentinels: int) -> GLMTokenizer:
     """The tokenizer for ``corpus``'s training split, from the cache or trained and cached."""
     key = cache_key("tokenizer", _FORMAT, corpus.fingerprint, vocab_size, n_sentinels)
     path = cache_dir() / "tokenizers" / key / "tokenizer.json"

@@ -111,17 +111,18 @@ def norm_settings(config: GLMConfig) -> dict[str, Any]:
 def build_model(
     config: GLMConfig,
     *,
-    positional: str = "learned_2d",
+    positional: str,
     positional_options: dict[str, Any] | None = None,
-    norm_layout: str = "pre_ln",
+    norm_layout: str,
     norm_options: dict[str, Any] | None = None,
-    attention: str = "auto",
+    attention: str,
     attention_options: dict[str, Any] | None = None,
     device: torch.device | str = "cpu",
     registry: PluginRegistry | None = None,
     measure_on: MeasureOn | None = None,
 ) -> GLMModel:
-    """A :class:`GLMModel` on ``device`` from the named plugins (GLM's choices by default).
+    """A :class:`GLMModel` on ``device`` from the named plugins (GLM's own are
+    ``learned_2d`` and ``pre_ln``; the config's choices come from conf/config.yaml).
 
     The positional factory is offered ``dim``, ``n_heads``, ``head_dim``, ``max_positions``
     and ``init_std``; the norm layout ``n_layers``, ``dim`` and ``eps`` (``norm_eps``); each

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from glmlab.config import ModelConfig
 from glmlab.interfaces import AttentionBackend, NormLayout, PositionalScheme
 from glmlab.model.loss import linear_cross_entropy, n_chunks
 from glmlab.plugin_base import NormLayoutBase, adapt, owns_its_init
@@ -50,13 +51,14 @@ class GLMConfig:
     dim: int
     n_heads: int
     max_positions: int
-    ffn: Literal["gelu", "geglu"] = "gelu"
-    ffn_mult: int = 4
-    tie_embeddings: bool = True
-    dropout: float = 0.0
-    attention_dropout: float = 0.0
-    init_std: float = 0.02
-    norm_eps: float = 1e-5
+    # The defaults are the config schema's (glmlab/config.py, ModelConfig), not copies.
+    ffn: Literal["gelu", "geglu"] = ModelConfig.ffn  # type: ignore[assignment]
+    ffn_mult: int = ModelConfig.ffn_mult
+    tie_embeddings: bool = ModelConfig.tie_embeddings
+    dropout: float = ModelConfig.dropout
+    attention_dropout: float = ModelConfig.attention_dropout
+    init_std: float = ModelConfig.init_std
+    norm_eps: float = ModelConfig.norm_eps
     """The LayerNorms' epsilon, given to the norm layout's factory as ``eps``."""
 
     def __post_init__(self) -> None:

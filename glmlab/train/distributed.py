@@ -32,12 +32,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from glmlab.config import ConfigError
+from glmlab.config import PARALLEL, ConfigError
 from glmlab.structures import Batch
 
 log = logging.getLogger("glmlab")
-
-PARALLEL = ("ddp", "fsdp")
 
 
 def _submitit_env() -> Any | None:

@@ -55,5 +55,5 @@ def test_no_embedding_no_rotation_no_parameters() -> None:
 
 
 def test_auto_attention_picks_a_backend_that_takes_the_bias() -> None:
-    model = build_model(tiny_config(), positional="alibi", attention="auto")
+    model = build_model(tiny_config(), norm_layout="pre_ln", positional="alibi", attention="auto")
     assert getattr(model.attention, "supports_bias", False)
