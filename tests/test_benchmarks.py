@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks import attention, gpu_suite, train_step
 from benchmarks.collate import make_source
+from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,7 @@ def test_collate_prints_one_json_object_per_mode() -> None:
     assert [r["mode"] for r in rows] == ["token", "sentence", "document", "mix"]
     for r in rows:
         assert r["samples_per_s"] > 0 and r["samples"] >= 16  # one sample per unpacked row
-        assert (r["seq_len"], r["batch_size"], r["host_prep"]) == (512, 16, "xformers")
+        assert (r["seq_len"], r["batch_size"], r["prepare_host"]) == (512, 16, "xformers")
         assert {"torch", "date", "cpu"} <= r.keys()
 
 
@@ -81,7 +82,7 @@ def test_train_step_quick_on_cpu(tmp_path: Path) -> None:
     causal = train_step.CausalLM(2, 64, 2, 512, 64)
     assert baseline["params"] == sum(p.numel() for p in causal.parameters())
     config = GLMConfig(vocab_size=512, n_layers=2, dim=64, n_heads=2, max_positions=64)
-    assert glm["params"] == train_step.build_model(config).num_parameters()
+    assert glm["params"] == build_model(config).num_parameters()
     assert glm["attention"] == "sdpa" and glm["attention_selection"]["method"] == "default"
     assert all(r["steps"] >= 2 and r["first_step_s"] <= r["warmup_s"] for r in rows)
     assert glm["mfu"] is None  # no peak FLOP/s known for a CPU
@@ -89,7 +90,9 @@ def test_train_step_quick_on_cpu(tmp_path: Path) -> None:
 
 
 def test_varying_batch_sizes_are_marked_dynamic() -> None:
-    source = make_source("token", seq_len=64, batch_size=4, n_texts=16, host_prep=None, vocab=512)
+    source = make_source(
+        "token", seq_len=64, batch_size=4, n_texts=16, prepare_host=None, vocab=512
+    )
     batches = [source.batch(i) for i in range(4)]
     assert len({b.n_loss_tokens for b in batches}) > 1  # else this test checks nothing
     assert train_step.varying_dims(batches) == {"loss_positions": [0]}
