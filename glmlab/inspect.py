@@ -14,8 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
+from glmlab.assemble import parse_config
+from glmlab.assembly import build_batch_sources, build_data, build_sample_parts
+from glmlab.data.batches import collate_rows
+from glmlab.registry import get_registry
+from glmlab.run import register_resolvers
 from glmlab.structures import GLMSample
 
 
@@ -32,10 +38,6 @@ class Inspection:
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config ``python -m glmlab OVERRIDES`` would run (without Hydra's own node)."""
-    from hydra import compose, initialize_config_module
-
-    from glmlab.run import register_resolvers
-
     register_resolvers()
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         return compose("config", overrides=overrides)
@@ -49,11 +51,6 @@ def token_text(tokenizer: object, token_id: int) -> str:
 
 def inspect_sample(cfg: DictConfig, *, batch: int = 0, row: int = 0, index: int = 0) -> Inspection:
     """Sample ``index`` of row ``row`` of training batch ``batch`` for ``cfg``."""
-    from glmlab.assemble import parse_config
-    from glmlab.assembly import build_batch_sources, build_data, build_sample_parts
-    from glmlab.data.batches import collate_rows
-    from glmlab.registry import get_registry
-
     spec = parse_config(cfg)
     # The sample needs no model, but a misspelt plugin name must fail here as in a run.
     registry = get_registry()
