@@ -1,5 +1,8 @@
 """Build a :class:`GLMModel` (and a checked mask builder) from plugin names, through the
-registry."""
+registry, in the steps a run's assembly takes one by one (glmlab/assembly/run.py):
+:func:`build_positional`, :func:`choose_attention` (which the batch sources need before the
+model exists: its ``prepare_host``), :func:`assemble_model`; :func:`build_model` does all
+three."""
 
 from __future__ import annotations
 
