@@ -2,8 +2,8 @@
 
 For each sequence length L, a batch of ``--tokens / L`` rows holds one GLM sample per row
 with Part A a uniform 70-90% of L. Each registered backend available on the device runs
-``attend`` forward and backward on bf16 q, k, v (B, H, L, D). The layout's host plan and
-``prepare`` are built once (as the collator and the model's forward do, once per batch and
+``attend`` forward and backward on bf16 q, k, v (B, H, L, D). The backend's
+``prepare_host`` and ``prepare`` run once (as the collator and the model's forward do, once per batch and
 not per layer) and timed separately as ``prepare_ms``. "Useful" FLOPs count only the
 (query, key) pairs the mask allows: 4 * D * H per pair forward, 2.5x that backward.
 
@@ -88,9 +88,7 @@ def bench_backend(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     backend = get_registry().create("attention", name)
-    host = getattr(backend, "prepare_host", None)
-    if host is not None:
-        layout.host = host(layout)
+    layout.host_prepared = backend.prepare_host(layout)  # as the collator does
     on_device = layout.to(device)
     prepare_ms = time_ms(lambda: backend.prepare(on_device), device, 0.2, 3)
     prepared = backend.prepare(on_device)
@@ -128,8 +126,7 @@ def profile_backend(name: str, seq_len: int, args: argparse.Namespace, device: t
     rows = max(1, args.tokens // seq_len)
     layout = glm_layout(rows, seq_len, np.random.default_rng(0))
     backend = get_registry().create("attention", name)
-    if hasattr(backend, "prepare_host"):
-        layout.host = backend.prepare_host(layout)
+    layout.host_prepared = backend.prepare_host(layout)
     on_device = layout.to(device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     shape = (rows, args.heads, seq_len, args.head_dim)

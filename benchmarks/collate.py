@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import emit, environment
-from glmlab.data.batches import BatchSource, HostPrep
+from glmlab.data.batches import BatchSource, PrepareHost
 from glmlab.model.build import checked_mask_builder
 from glmlab.objective import GLMObjective
 from glmlab.registry import get_registry
@@ -67,7 +67,7 @@ def make_source(
     seq_len: int,
     batch_size: int,
     n_texts: int,
-    host_prep: HostPrep | None,
+    prepare_host: PrepareHost | None,
     vocab: int = VOCAB,
 ) -> BatchSource:
     """The trainer's batch source for ``mode`` over random texts."""
@@ -81,7 +81,7 @@ def make_source(
         seq_len=seq_len,
         pad_id=SPECIALS.pad,
         seed=0,
-        host_prep=host_prep,
+        prepare_host=prepare_host,
     )
 
 
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
     env = environment()
-    # The GPU default backend's host plan: part of every batch's cost there.
-    host_prep = get_registry().create("attention", "xformers").prepare_host
+    # The xformers backend's prepare_host: part of every batch's cost where it runs.
+    prepare_host = get_registry().create("attention", "xformers").prepare_host
     rows = []
     for mode in args.modes:
         source = make_source(
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             seq_len=args.seq_len,
             batch_size=args.batch_size,
             n_texts=args.texts,
-            host_prep=host_prep,
+            prepare_host=prepare_host,
         )
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "seq_len": args.seq_len,
                 "batch_size": args.batch_size,
                 "core": core,
-                "host_prep": "xformers",
+                "prepare_host": "xformers",
                 **result,
                 **env,
             }

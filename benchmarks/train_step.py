@@ -4,7 +4,7 @@ same shape, measured in the same run.
 Both steps are what a training loop does per micro-batch: bf16 autocast (CUDA), forward and
 loss (``torch.compile``d on CUDA unless ``--no-compile``), backward, gradient clipping and a
 fused AdamW step. The GLM step is ``GLMModel.loss`` on batches from glmlab's data path (token
-spans, random ids; the backend's host plan built in the collator), pre-built and pinned so
+spans, random ids; the backend's ``prepare_host`` run in the collator), pre-built and pinned so
 that data loading is not timed (``benchmarks/collate.py`` measures it). The baseline is
 nanoGPT's model: pre-LN, tanh-GELU MLP, learned positions, tied head over every position,
 SDPA ``is_causal``.
@@ -45,10 +45,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks.attention import allowed_pairs
 from benchmarks.collate import make_source
 from benchmarks.common import append_jsonl, emit, environment
-from glmlab.data.batches import BatchSource
+from glmlab.data.batches import BatchSource, PrepareHost
 from glmlab.model.attention_select import MeasureOn
-from glmlab.model.build import build_model
-from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.model.build import assemble_model, build_positional, choose_attention
+from glmlab.model.glm import GLMConfig
 from glmlab.structures import Batch
 
 PEAK_FLOPS = {"cuda": 989e12}  # H100 SXM bf16 dense; other devices: MFU not reported
@@ -163,38 +163,42 @@ def make_step(
     return step
 
 
-def glm_source(model: GLMModel | None, args: argparse.Namespace) -> BatchSource:
-    """Token-span GLM batches of the benchmark's shape (with ``model``'s host plan)."""
+def glm_source(prepare_host: PrepareHost | None, args: argparse.Namespace) -> BatchSource:
+    """Token-span GLM batches of the benchmark's shape (``prepare_host``: the chosen
+    attention backend's, run in the collator)."""
     return make_source(
         "token",
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         n_texts=args.batch_size * args.batches,
-        host_prep=getattr(model.attention, "prepare_host", None) if model else None,
+        prepare_host=prepare_host,
         vocab=args.vocab,
     )
 
 
-def glm_batches(model: GLMModel, args: argparse.Namespace, device: torch.device) -> list[Batch]:
-    source = glm_source(model, args)
+def glm_batches(
+    prepare_host: PrepareHost, args: argparse.Namespace, device: torch.device
+) -> list[Batch]:
+    source = glm_source(prepare_host, args)
     batches = [source.batch(i) for i in range(args.batches)]
     return [b.pin_memory() for b in batches] if device.type == "cuda" else batches
 
 
 def batch_tensors(batch: Batch) -> dict[str, torch.Tensor]:
-    """A batch's tensors by name, the backend's host plan included."""
+    """A batch's tensors by name, the backend's ``prepare_host`` result included."""
     named = {
         name: getattr(batch, name)
         for name in ("input_ids", "position_ids", "target_ids", "loss_mask", "loss_positions")
     }
     named["segment_ids"], named["prefix_end"] = batch.layout.segment_ids, batch.layout.prefix_end
-    named |= {f"host.{k}": v for k, v in batch.layout.host.items() if isinstance(v, torch.Tensor)}
+    host = batch.layout.host_prepared
+    named |= {f"host.{k}": v for k, v in host.items() if isinstance(v, torch.Tensor)}
     return named
 
 
 def varying_dims(batches: list[Batch]) -> dict[str, list[int]]:
     """Per tensor name, the dimensions whose size differs between ``batches`` (the number
-    of loss positions, the host plan's index lengths): marked dynamic before the first
+    of loss positions, the index lengths of the ``prepare_host`` result): marked dynamic before the first
     compiled step, so that one compilation serves every batch instead of a recompilation
     at the first batch of another size."""
     shapes: dict[str, set[tuple[int, ...]]] = {}
@@ -268,18 +272,24 @@ def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> lis
     record("causal_baseline", baseline, make_step(loss_fn, baseline, ids, device), flops)
     del baseline, loss_fn
 
+    # The run's assembly order (glmlab/assembly/run.py): the positional scheme, then the
+    # attention backend (``auto`` on CUDA timed on a batch of this shape), then the batches
+    # with its prepare_host, then the model.
     config = GLMConfig(vocab_size=vocab, n_layers=layers, dim=dim, n_heads=heads, max_positions=L)
-    # ``auto`` on CUDA times the backends on a batch of this shape, as the trainer does.
+    scheme = build_positional(config, "learned_2d")
     measure_on = MeasureOn(sample=lambda: glm_source(None, args).batch(0))
-    glm = build_model(
-        config,
-        positional="learned_2d",
-        norm_layout="pre_ln",
-        attention=args.attention,
-        device=device,
-        measure_on=measure_on,
+    attention = choose_attention(
+        config, scheme, args.attention, device=device, measure_on=measure_on
     )
-    batches = glm_batches(glm, args, device)
+    batches = glm_batches(attention.backend.prepare_host, args, device)
+    glm = assemble_model(
+        config,
+        positional=scheme,
+        positional_name="learned_2d",
+        attention=attention,
+        norm_layout="pre_ln",
+        device=device,
+    )
     loss_fn = torch.compile(glm.loss) if compile_ else glm.loss
     on_device = mark_dynamic(varying_dims(batches)) if compile_ else lambda batch: None
     head = sum(b.n_loss_tokens for b in batches) / len(batches)

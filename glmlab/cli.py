@@ -33,7 +33,7 @@ def _plugins(args: argparse.Namespace) -> int:
     clashing = registry.clashes()
     entries = [
         {
-            **e.describe(),
+            **e.listing_row(),
             "hook": KINDS[e.kind],
             **({"clash": "yes"} if (e.kind, e.name) in clashing else {}),
         }

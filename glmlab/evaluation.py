@@ -11,10 +11,15 @@ passages, the same spans and the same scored tokens:
   same token length from other passages by the summed log-probability over the span.
 
 Infilling metrics are the mean negative log-likelihood per span token (``*_loss``) and its
-exponential (``*_ppl``). A GLM model reads each item through the training sample builder
-(:class:`~glmlab.objective.GLMObjective`, spans in text order, its own mask tokens and
-sentinel setting); an MLM or CLM model reads it in its own layout. docs/EVALUATION.md
-states the protocol and why it is fair.
+exponential (``*_ppl``). Each model family reads an item in its own format
+(:class:`ItemFormat`): a GLM model through the training sample builder
+(:func:`~glmlab.objective.sample_from_spans`: spans in text order, its own mask tokens and
+sentinel setting), an MLM or CLM model as it was trained. docs/EVALUATION.md states the
+protocol and why it is fair.
+
+The suite is built by the assembly pass (:func:`glmlab.assembly.build_eval_suite`), which
+hands it the passages, the item format, the mask builder and the attention backend's
+``prepare_host``.
 """
 
 from __future__ import annotations
@@ -22,13 +27,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import resource
-import statistics
 import sys
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,12 +38,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from glmlab.assemble import RunSpec, build_mask_builder, build_objective
-from glmlab.data.batches import collate_rows
+from glmlab.data.batches import PrepareHost, collate_rows
 from glmlab.data.examples import ExampleSet
-from glmlab.data.pipeline import PreparedData
 from glmlab.model.glm import GLMModel
-from glmlab.objective import GLMObjective
+from glmlab.objective import GLMObjective, MLMObjective, Objective, sample_from_spans
 from glmlab.registry import get_registry
 from glmlab.structures import GLMSample, MaskKind, SpanSet, SpecialTokens, TokenizedText
 
@@ -81,44 +81,25 @@ class _AfterFirstToken:
         return dataclasses.replace(spans, spans=shifted, keep=spans.keep + 1)
 
 
-class PresetSpans:
-    """A span sampler that returns the spans last assigned to ``spans``: it lets chosen
-    spans (evaluation items, a user's blanks) go through the training sample builder."""
-
-    def __init__(self) -> None:
-        self.spans: SpanSet | None = None
-
-    def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
-        if self.spans is None:
-            raise RuntimeError("PresetSpans.sample called before spans were assigned")
-        return self.spans
-
-
-class Layout(Protocol):
+class ItemFormat(Protocol):
     """How a model family reads an item: the passage and its spans become one sample whose
     loss mask marks the scored targets. ``cloze`` selects the multiple-choice score."""
 
     def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample: ...
 
 
-class GLMLayout:
-    """A GLM model's reading: the training builder (mask tokens, sentinels, 2D positions),
-    spans in text order. Infilling scores the span tokens; the cloze score adds each span's
-    [eop] (GLM's multi-token cloze rule)."""
+class GLMFormat:
+    """A GLM model's reading: the training sample builder (mask tokens, sentinels, 2D
+    positions), spans in text order. Infilling scores the span tokens; the cloze score adds
+    each span's [eop] (GLM's multi-token cloze rule)."""
 
-    def __init__(self, spec: RunSpec, objective: GLMObjective) -> None:
-        self.preset = PresetSpans()
+    def __init__(self, objective: GLMObjective, *, max_len: int) -> None:
         self.specials = objective.specials
+        self.sentinels = objective.sentinels
+        self.sentinel_position = objective.sentinel_position
         # Each task uses the mask token the model was trained with for that span kind.
-        self.trained_kinds = {getattr(s, "mask_kind", "MASK") for _, s, _ in objective.samplers}
-        self.builder = GLMObjective(
-            [("preset", self.preset, 1.0)],
-            objective.specials,
-            shuffle_spans=False,
-            sentinels=objective.sentinels,
-            sentinel_position=objective.sentinel_position,
-        )
-        self.max_len = spec.data.seq_len
+        self.trained_kinds = {s.mask_kind for _, s, _ in objective.samplers}
+        self.max_len = max_len
 
     def mask_kind(self, natural: MaskKind) -> MaskKind:
         """``natural`` if the model was trained with it, else [MASK] if it was, else the
@@ -128,11 +109,18 @@ class GLMLayout:
         return "MASK" if "MASK" in self.trained_kinds else min(self.trained_kinds)
 
     def build(self, ids: np.ndarray, spans: SpanSet) -> GLMSample:
-        """``ids`` with ``spans`` laid out exactly as in training (no shuffling)."""
-        self.preset.spans = spans
-        text = TokenizedText(ids, np.asarray([len(ids)], dtype=np.int64))
-        # No randomness is drawn: one sampler and no shuffle.
-        return self.builder.build(text, max_len=self.max_len, rng=np.random.default_rng(0))
+        """``ids`` with ``spans`` laid out exactly as in training, without shuffling."""
+        if spans.glm_length() > self.max_len:
+            raise ValueError(
+                f"{spans.glm_length()} tokens with Part B exceed the model's {self.max_len}"
+            )
+        return sample_from_spans(
+            ids,
+            spans,
+            self.specials,
+            sentinels=self.sentinels,
+            sentinel_position=self.sentinel_position,
+        )
 
     def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample:
         s = self.build(ids, dataclasses.replace(spans, mask_kind=self.mask_kind(spans.mask_kind)))
@@ -142,7 +130,7 @@ class GLMLayout:
         return dataclasses.replace(s, loss_mask=content.astype(np.float32))
 
 
-class MLMLayout:
+class MLMFormat:
     """A BERT model's reading: every span token becomes [MASK] (the span lengths are
     therefore given away), the whole passage is visible, each masked token is scored on
     its own."""
@@ -162,7 +150,7 @@ class MLMLayout:
         return GLMSample(inputs, positions, ids.copy(), scored, sep=n)
 
 
-class CLMLayout:
+class CLMFormat:
     """A GPT model's reading: the uncorrupted passage left to right. Infilling scores the
     span tokens given everything before them; the cloze score adds every token after the
     answer, the only way a left-to-right model can use the right context."""
@@ -266,10 +254,11 @@ def score_samples(
     pad_id: int,
     device: torch.device,
     batch_size: int,
+    prepare_host: PrepareHost | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample: the summed log-probability of its scored targets, and their count."""
+    """Per sample: the summed log-probability of its scored targets, and their count.
+    ``prepare_host``: the model's attention backend's, run on each batch as in training."""
     sums, counts = [], []
-    host_prep = getattr(model.attention, "prepare_host", None)  # as the trainer's batches
     for a in range(0, len(samples), batch_size):
         chunk = samples[a : a + batch_size]
         batch = collate_rows(
@@ -277,7 +266,7 @@ def score_samples(
             seq_len=seq_len,
             pad_id=pad_id,
             mask_builder=mask_builder,
-            host_prep=host_prep,
+            prepare_host=prepare_host,
         ).to(device)
         with _autocast(device):
             hidden = model(batch.input_ids, batch.position_ids, batch.layout)
@@ -301,38 +290,64 @@ def cloze_credit(scores: np.ndarray) -> float:
     return 1.0 / float((scores == best).sum())
 
 
-class EvalSuite:
-    """The suite for one run: fixed items (see the module docstring) and the layout of the
-    run's model family. :meth:`run` scores a model on them."""
+def item_format(objective: Objective, *, max_len: int) -> ItemFormat:
+    """The format in which the model trained with ``objective`` reads the suite's items."""
+    if isinstance(objective, GLMObjective):
+        return GLMFormat(objective, max_len=max_len)
+    if isinstance(objective, MLMObjective):
+        return MLMFormat(objective.specials)
+    return CLMFormat()
 
-    def __init__(self, spec: RunSpec, data: PreparedData, device: torch.device) -> None:
-        t = spec.train
-        tokenizer = data.tokenizer
-        self.spec, self.device = spec, device
-        self.pad_id = tokenizer.specials.pad
-        self.mask_builder = build_mask_builder(spec)
-        objective = build_objective(spec, tokenizer.specials, vocab_size=tokenizer.vocab_size)
-        self.layout: Layout
-        if isinstance(objective, GLMObjective):
-            self.layout = GLMLayout(spec, objective)
-        elif spec.objective.kind == "mlm":
-            self.layout = MLMLayout(tokenizer.specials)
-        else:
-            self.layout = CLMLayout()
-        texts = passages(eval_examples(spec, data), max(t.eval_suite_items, t.cloze_items))
-        seq_len = spec.data.seq_len
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """The suite's size and seeds (``train.eval_suite_*``, ``train.cloze_*``) and the run's
+    row shape."""
+
+    items: int
+    cloze_items: int
+    cloze_distractors: int
+    seed: int
+    seq_len: int
+    batch_size: int
+
+
+class EvalSuite:
+    """The suite for one run: fixed items (see the module docstring) over the passages of
+    ``examples`` (the validation split chunked the GLM way), read in ``item_format``.
+    :meth:`run` scores a model on them, in batches built with ``mask_builder`` and the
+    model's attention backend's ``prepare_host``."""
+
+    def __init__(
+        self,
+        examples: ExampleSet,
+        item_format: ItemFormat,
+        settings: SuiteSettings,
+        *,
+        mask_builder: object,
+        pad_id: int,
+        device: torch.device,
+        prepare_host: PrepareHost | None = None,
+    ) -> None:
+        self.format = item_format
+        self.settings = settings
+        self.mask_builder = mask_builder
+        self.pad_id = pad_id
+        self.device = device
+        self.prepare_host = prepare_host
+        texts = passages(examples, max(settings.items, settings.cloze_items))
         self.infill = {
             task.name: infill_items(
-                texts[: t.eval_suite_items], task, seq_len=seq_len, seed=t.eval_suite_seed
+                texts[: settings.items], task, seq_len=settings.seq_len, seed=settings.seed
             )
             for task in TASKS
         }
         self.cloze = cloze_items(
             texts,
-            n_items=t.cloze_items,
-            n_distractors=t.cloze_distractors,
-            seq_len=seq_len,
-            seed=t.eval_suite_seed,
+            n_items=settings.cloze_items,
+            n_distractors=settings.cloze_distractors,
+            seq_len=settings.seq_len,
+            seed=settings.seed,
         )
 
     def _score(self, model: GLMModel, samples: Sequence[GLMSample]) -> tuple[np.ndarray, ...]:
@@ -340,10 +355,11 @@ class EvalSuite:
             model,
             samples,
             mask_builder=self.mask_builder,
-            seq_len=self.spec.data.seq_len,
+            seq_len=self.settings.seq_len,
             pad_id=self.pad_id,
             device=self.device,
-            batch_size=self.spec.train.batch_size,
+            batch_size=self.settings.batch_size,
+            prepare_host=self.prepare_host,
         )
 
     def run(self, model: GLMModel) -> dict[str, float]:
@@ -366,7 +382,7 @@ class EvalSuite:
             out: ItemScores = {}
             for name, items in self.infill.items():
                 bar.update(1)
-                samples = [self.layout.sample(ids, spans, cloze=False) for ids, spans in items]
+                samples = [self.format.sample(ids, spans, cloze=False) for ids, spans in items]
                 logp, n = self._score(model, samples)
                 out[name] = {"logp": logp.tolist(), "n": n.tolist()}
             samples = []
@@ -375,7 +391,7 @@ class EvalSuite:
                 for cand in item.candidates:
                     ids = np.concatenate([item.ids[:s], cand, item.ids[e:]])
                     spans = SpanSet(((s, e),), ids.shape[0], "MASK")
-                    samples.append(self.layout.sample(ids, spans, cloze=True))
+                    samples.append(self.format.sample(ids, spans, cloze=True))
             logp, _ = self._score(model, samples)
             out["cloze"] = {"credit": self._cloze_credits(logp)}
             bar.update(1)
@@ -452,61 +468,14 @@ def unigram_log_probs(train_ids: np.ndarray, vocab_size: int) -> np.ndarray:
 
 
 def reference_items(
-    suite: EvalSuite, data: PreparedData, untrained: GLMModel
+    suite: EvalSuite, train_ids: np.ndarray, vocab_size: int, untrained: GLMModel
 ) -> dict[str, ItemScores]:
     """The per-item scores of the trivial references a trained model must beat: ``chance``
-    (cloze), ``unigram`` (train-split token frequencies) and ``random_init`` (the run's
-    model before training)."""
-    log_probs = unigram_log_probs(data.train.ids, data.tokenizer.vocab_size)
+    (cloze), ``unigram`` (the token frequencies of ``train_ids``, the train split, over
+    ``vocab_size`` ids) and ``random_init`` (the run's model before training)."""
+    log_probs = unigram_log_probs(train_ids, vocab_size)
     return {
         "chance": suite.chance_items(),
         "unigram": suite.unigram_items(log_probs),
         "random_init": suite.score_items(untrained),
     }
-
-
-def eval_examples(spec: RunSpec, data: PreparedData) -> ExampleSet:
-    """The validation split chunked for a GLM objective: MLM and CLM runs chunk their own
-    data differently, and the suite must read the same passages for every variant."""
-    if spec.objective.kind == "glm":
-        return data.validation
-    from glmlab.train.trainer import load_data  # the trainer imports this module
-
-    glm = dataclasses.replace(spec, objective=dataclasses.replace(spec.objective, kind="glm"))
-    return load_data(glm).validation
-
-
-# -- efficiency -------------------------------------------------------------------------
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    """Start a new peak-memory window (the process's RSS high-water mark on the CPU, so
-    that each run of a sequential multirun reports its own peak)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    with contextlib.suppress(OSError):  # not Linux: ru_maxrss is then the process's peak
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory since :func:`reset_peak_memory`: ``torch.cuda.max_memory_allocated``
-    on CUDA; on the CPU the process's peak resident set (VmHWM, else ``ru_maxrss``)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS
-
-
-def efficiency(metrics_rows: Sequence[dict[str, Any]], device: torch.device) -> dict[str, float]:
-    """Training throughput (median tokens/s over the logged windows, robust to the slow
-    first one) and peak memory in MiB."""
-    rates = [r["tokens_per_s"] for r in metrics_rows if r.get("tokens_per_s")]
-    out = {"peak_mem_mb": round(peak_memory_mb(device), 1)}
-    if rates:
-        out["train_tokens_per_s"] = round(statistics.median(rates), 1)
-    return out

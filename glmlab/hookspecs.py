@@ -9,8 +9,7 @@ distribution::
 and implementing any of the hooks below with ``@glmlab.hookimpl``. Each hook returns a
 mapping from a registry name (what configs select: ``objective.samplers=[{name: geometric,
 weight: 1.0}]``, ``positional=alibi``) to a *factory*; :mod:`glmlab.plugin_base` has the
-base class each factory's product derives from, :mod:`glmlab.interfaces` the protocols
-they implement. No hook is ``firstresult``: the registry calls each plugin's
+base class each factory's product derives from (and documents). No hook is ``firstresult``: the registry calls each plugin's
 implementation once, when it loads, and indexes every name it returns. A name claimed by
 two distributions fails only the runs that use it.
 

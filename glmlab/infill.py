@@ -2,7 +2,7 @@
 
 Blanks are written ``[MASK]`` (or ``[sMASK]`` / ``[gMASK]``, one kind per text). Each
 generation step lays the text out through the training sample builder (the evaluation
-suite's :class:`~glmlab.evaluation.GLMLayout`: the run's mask tokens, sentinels and 2D
+suite's :class:`~glmlab.evaluation.GLMFormat`: the run's mask tokens, sentinels and 2D
 positions), blanks in text order: Part A holds the text with one mask per blank, Part B
 the blanks filled so far. Every blank is generated token by token, greedily or from the
 top k, until [eop] (at least one token each).
@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from glmlab.assemble import build_mask_builder, build_objective, parse_config, resolve_device
+from glmlab.assembly import build_data, build_glm_model, build_sample_parts, resolve_device
+from glmlab.config import parse_config
 from glmlab.data.batches import collate_rows
-from glmlab.evaluation import GLMLayout
+from glmlab.evaluation import GLMFormat
 from glmlab.objective import GLMObjective
 from glmlab.rundir import CHECKPOINT, CONFIG, WEIGHTS
 from glmlab.structures import SpanSet
 from glmlab.train.checkpoint import load_checkpoint
-from glmlab.train.trainer import load_data, make_model
 
 BLANK = re.compile(r"\[(MASK|sMASK|gMASK)\]")
 
@@ -71,19 +71,18 @@ class Infiller:
             raise ValueError(f"unreadable {run_dir / CONFIG}: {type(exc).__name__}") from None
         self.spec = parse_config(cfg)
         self.device = resolve_device(device)
-        data = load_data(self.spec)
+        data = build_data(self.spec)
         self.tokenizer = data.tokenizer
-        objective = build_objective(
-            self.spec, self.tokenizer.specials, vocab_size=self.tokenizer.vocab_size
-        )
+        parts = build_sample_parts(self.spec, data)
+        objective = parts.objective
         if not isinstance(objective, GLMObjective):
             raise ValueError(
                 f"infill needs a GLM checkpoint; {run_dir} was trained with objective.kind="
                 f"{self.spec.objective.kind}"
             )
-        self.layout = GLMLayout(self.spec, objective)
-        self.mask_builder = build_mask_builder(self.spec)
-        self.model = make_model(self.spec, self.tokenizer.padded_vocab_size, self.device)
+        self.format = GLMFormat(objective, max_len=self.spec.data.seq_len)
+        self.mask_builder = parts.mask_builder
+        self.model = build_glm_model(self.spec, self.tokenizer.padded_vocab_size, self.device)
         self.model.load_state_dict(load_checkpoint(weights, self.device)["model"])
         self.model.eval()
         specials = self.tokenizer.specials
@@ -92,12 +91,13 @@ class Infiller:
 
     def _next_logits(self, ids: np.ndarray, spans: SpanSet, at: int) -> torch.Tensor:
         """The logits at Part B position ``at`` of ``ids`` laid out with ``spans``."""
-        sample = self.layout.build(ids, spans)
+        sample = self.format.build(ids, spans)
         batch = collate_rows(
             [[sample]],
             seq_len=len(sample),
             pad_id=self.tokenizer.specials.pad,
             mask_builder=self.mask_builder,
+            prepare_host=self.model.attention.prepare_host,
         ).to(self.device)
         hidden = self.model(batch.input_ids, batch.position_ids, batch.layout)
         return self.model.logits(hidden[0, sample.sep + at]).float()
@@ -134,11 +134,11 @@ class Infiller:
             )
         if len(set(kinds)) > 1:
             raise ValueError(f"use one kind of blank per text, got {sorted(set(kinds))}")
-        if kinds[0] not in self.layout.trained_kinds:
+        if kinds[0] not in self.format.trained_kinds:
             warnings.warn(
                 f"[{kinds[0]}] was never trained in this run (its objective trained "
-                f"{', '.join(f'[{k}]' for k in sorted(self.layout.trained_kinds))}): "
-                f"expect noise; use {'[MASK]' if 'MASK' in self.layout.trained_kinds else 'those'}",
+                f"{', '.join(f'[{k}]' for k in sorted(self.format.trained_kinds))}): "
+                f"expect noise; use {'[MASK]' if 'MASK' in self.format.trained_kinds else 'those'}",
                 stacklevel=2,
             )
         encoded = [self.tokenizer.encode(p) for p in pieces]

@@ -1,7 +1,8 @@
 """``glmlab inspect [OVERRIDES...]``: one training sample of any config, as the model sees it.
 
-The sample comes from the training batches exactly as the trainer builds them (same
-objective, span samplers, mask builder and seed); the table shows every token with its
+The sample comes from the training batches built by the run's own assembly
+(:func:`glmlab.assembly.build_batch_sources`: same objective, span samplers, mask builder
+and seed; no model is built); the table shows every token with its
 part, both position rows, its target and its loss weight, and the attention mask is drawn
 as text in the terminal and as a PNG.
 """
@@ -13,8 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
+from glmlab.assembly import build_batch_sources, build_data, build_sample_parts
+from glmlab.config import parse_config
+from glmlab.data.batches import collate_rows
+from glmlab.registry import get_registry
+from glmlab.run import register_resolvers
 from glmlab.structures import GLMSample
 
 
@@ -31,10 +38,6 @@ class Inspection:
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config ``python -m glmlab OVERRIDES`` would run (without Hydra's own node)."""
-    from hydra import compose, initialize_config_module
-
-    from glmlab.run import register_resolvers
-
     register_resolvers()
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         return compose("config", overrides=overrides)
@@ -48,11 +51,6 @@ def token_text(tokenizer: object, token_id: int) -> str:
 
 def inspect_sample(cfg: DictConfig, *, batch: int = 0, row: int = 0, index: int = 0) -> Inspection:
     """Sample ``index`` of row ``row`` of training batch ``batch`` for ``cfg``."""
-    from glmlab.assemble import build_mask_builder, build_objective, parse_config
-    from glmlab.data.batches import BatchSource, collate_rows
-    from glmlab.registry import get_registry
-    from glmlab.train.trainer import load_data
-
     spec = parse_config(cfg)
     # The sample needs no model, but a misspelt plugin name must fail here as in a run.
     registry = get_registry()
@@ -63,18 +61,10 @@ def inspect_sample(cfg: DictConfig, *, batch: int = 0, row: int = 0, index: int 
     ):
         if not (kind == "attention" and name == "auto"):
             registry.get(kind, name)
-    data = load_data(spec)
+    data = build_data(spec)
     tok = data.tokenizer
-    mask_builder = build_mask_builder(spec)
-    source = BatchSource(
-        data.train,
-        build_objective(spec, tok.specials, vocab_size=tok.vocab_size),
-        mask_builder=mask_builder,
-        batch_size=spec.train.batch_size,
-        seq_len=spec.data.seq_len,
-        pad_id=tok.specials.pad,
-        seed=spec.seed,
-    )
+    parts = build_sample_parts(spec, data, registry)
+    source = build_batch_sources(spec, data, parts).train
     if not 0 <= row < spec.train.batch_size:
         raise ValueError(f"row must be in [0, {spec.train.batch_size}), got {row}")
     samples = source.rows(batch)[row]
@@ -82,7 +72,7 @@ def inspect_sample(cfg: DictConfig, *, batch: int = 0, row: int = 0, index: int 
         raise ValueError(f"row {row} of batch {batch} holds {len(samples)} samples; got {index}")
     sample = samples[index]
     layout = collate_rows(
-        [[sample]], seq_len=len(sample), pad_id=tok.specials.pad, mask_builder=mask_builder
+        [[sample]], seq_len=len(sample), pad_id=tok.specials.pad, mask_builder=parts.mask_builder
     ).layout
     tokens = [token_text(tok, i) for i in sample.input_ids]
     targets = [

@@ -130,6 +130,55 @@ def build_glm_sample(
     return GLMSample(input_ids, position_ids, target_ids, loss_mask, sep)
 
 
+def sample_from_spans(
+    ids: np.ndarray,
+    spans: SpanSet,
+    specials: SpecialTokens,
+    *,
+    order: Sequence[int] | np.ndarray | None = None,
+    sentinels: bool = False,
+    sentinel_position: int | None = None,
+) -> GLMSample:
+    """The first ``spans.keep`` tokens of ``ids`` with ``spans`` as a GLM sample
+    (:func:`build_glm_sample`), the special tokens chosen as training chooses them.
+
+    Each span is replaced by the mask token of ``spans.mask_kind``; Part B holds the spans
+    in ``order`` (text order when None). With ``sentinels``, spans are numbered by their
+    place in Part B: the first uses the plain [MASK] / [sop], the j-th [MASK_j] / [sop_j]
+    (sentence and document spans keep their own mask token), and Part B's first position
+    row is ``sentinel_position``.
+    """
+    m = len(spans.spans)
+    order = np.arange(m) if order is None else np.asarray(order, dtype=np.int64)
+    mask_id: int | np.ndarray = specials.mask_id(spans.mask_kind)
+    sop_id: int | np.ndarray = specials.sop
+    part_b_position = None
+    if sentinels and m:
+        if m > len(specials.sentinel_masks):
+            raise ValueError(
+                f"{m} spans but the tokenizer has {len(specials.sentinel_masks)} sentinels: "
+                "raise data.n_sentinels"
+            )
+        # ``order[j]`` is the text index of Part B's j-th span, which uses [MASK_j] / [sop_j].
+        sop_id = np.empty(m, dtype=np.int64)
+        sop_id[order] = np.array([specials.sop, *specials.sentinel_sops[1:m]], dtype=np.int64)
+        if spans.mask_kind == "MASK":
+            mask_id = np.empty(m, dtype=np.int64)
+            by_rank = [specials.mask, *specials.sentinel_masks[1:m]]
+            mask_id[order] = np.array(by_rank, dtype=np.int64)
+        part_b_position = sentinel_position
+    return build_glm_sample(
+        ids[: spans.keep],
+        spans.spans,
+        mask_id=mask_id,
+        sop_id=sop_id,
+        eop_id=specials.eop,
+        order=order,
+        part_b_position=part_b_position,
+        final_eop=spans.eop,
+    )
+
+
 class SamplerInvariantError(ValueError):
     """A span sampler returned spans that break the sampler contract."""
 
@@ -345,7 +394,7 @@ class GLMObjective(Objective):
             )
         samples, used = [], 0
         for text, spans in zip(row, span_sets, strict=False):
-            sample = self._layout(text, spans, name, max_len=seq_len - used, rng=rng)
+            sample = self._from_spans(text, spans, name, max_len=seq_len - used, rng=rng)
             samples.append(sample)
             used += len(sample)
         return samples
@@ -360,9 +409,9 @@ class GLMObjective(Objective):
         rng: np.random.Generator,
     ) -> GLMSample:
         spans = sampler.sample(text, max_len=max_len, rng=rng)
-        return self._layout(text, spans, name, max_len=max_len, rng=rng)
+        return self._from_spans(text, spans, name, max_len=max_len, rng=rng)
 
-    def _layout(
+    def _from_spans(
         self,
         text: TokenizedText,
         spans: SpanSet,
@@ -376,35 +425,18 @@ class GLMObjective(Objective):
             check_span_set(spans, len(text), max_len, name)
         m = len(spans.spans)
         order = rng.permutation(m) if self.shuffle_spans else np.arange(m)
-        sp = self.specials
-        mask_id: int | np.ndarray = sp.mask_id(spans.mask_kind)
-        sop_id: int | np.ndarray = sp.sop
-        part_b_position = None
-        if self.sentinels and m:
-            if m > len(sp.sentinel_masks):
-                raise ValueError(
-                    f"sampler '{name}' drew {m} spans but the tokenizer has {len(sp.sentinel_masks)} "
-                    "sentinels: raise data.n_sentinels"
-                )
-            # Numbered by Part B's order: the j-th span of Part B uses [MASK_j] / [sop_j],
-            # the first the plain [MASK] / [sop]. ``order[j]`` is that span's text index.
-            by_rank_sop = np.array([sp.sop, *sp.sentinel_sops[1:m]], dtype=np.int64)
-            sop_id = np.empty(m, dtype=np.int64)
-            sop_id[order] = by_rank_sop
-            if spans.mask_kind == "MASK":
-                by_rank_mask = np.array([sp.mask, *sp.sentinel_masks[1:m]], dtype=np.int64)
-                mask_id = np.empty(m, dtype=np.int64)
-                mask_id[order] = by_rank_mask
-            part_b_position = self.sentinel_position
-        return build_glm_sample(
-            text.ids[: spans.keep],
-            spans.spans,
-            mask_id=mask_id,
-            sop_id=sop_id,
-            eop_id=sp.eop,
+        if self.sentinels and m > len(self.specials.sentinel_masks):
+            raise ValueError(
+                f"sampler '{name}' drew {m} spans but the tokenizer has "
+                f"{len(self.specials.sentinel_masks)} sentinels: raise data.n_sentinels"
+            )
+        return sample_from_spans(
+            text.ids,
+            spans,
+            self.specials,
             order=order,
-            part_b_position=part_b_position,
-            final_eop=spans.eop,
+            sentinels=self.sentinels,
+            sentinel_position=self.sentinel_position,
         )
 
 

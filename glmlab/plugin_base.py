@@ -1,4 +1,12 @@
-"""One base class per plugin kind, every optional member explicit and defaulted.
+"""One base class per plugin kind, every optional member explicit and defaulted: the one
+source of what a plugin factory builds (``glmlab.interfaces`` keeps the former protocol
+names as aliases of these classes).
+
+Every factory is called with keyword arguments only: the options from the plugin's config
+group (``conf/<kind>/<name>.yaml`` minus ``name``), plus the model settings its signature
+declares (:func:`glmlab.registry.factory_arguments`): positional schemes ``dim``,
+``n_heads``, ``head_dim``, ``max_positions``, ``init_std``; norm layouts ``n_layers``,
+``dim``, ``eps``.
 
 A plugin derives from its kind's base and overrides what it needs; the core then calls
 every member directly. A plugin written against the protocols alone (duck-typed, as
@@ -33,14 +41,20 @@ SublayerKind = Literal["attention", "mlp"]
 
 
 class SpanSamplerBase:
-    """Chooses the spans to blank out of one text (see :class:`glmlab.interfaces.SpanSampler`)."""
+    """Chooses the spans to blank out of one text."""
 
     mask_kind: MaskKind = "MASK"
     """The mask token this sampler's spans use; what the eval suite reads as the kind the
     model was trained on. Set it per instance when an option picks it."""
 
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
-        """The spans for ``text``, fitting ``keep + 2 * len(spans) <= max_len``."""
+        """The spans for ``text``.
+
+        Invariants (checked at run time, :func:`glmlab.objective.check_span_set`): spans
+        sorted, non-overlapping, non-empty, inside ``[0, keep)``; ``keep <= len(text)``;
+        ``keep + 2 * len(spans) <= max_len`` (Part A plus Part B fit the row; one less with
+        ``eop=False``, which needs exactly one span). All randomness comes from ``rng``.
+        """
         raise NotImplementedError(f"{type(self).__name__} must define sample()")
 
     def for_batch(
@@ -89,7 +103,7 @@ class NormLayoutBase:
     """Where the norms and residuals sit around each sublayer."""
 
     def wrap(self, sublayer: nn.Module, dim: int, kind: SublayerKind) -> nn.Module:
-        """A module computing the residual block around ``sublayer``; its
+        """A module computing ``x -> residual-block(x)`` around ``sublayer``; its
         ``forward(x, **kwargs)`` passes ``kwargs`` on to ``sublayer``."""
         raise NotImplementedError(f"{type(self).__name__} must define wrap()")
 
@@ -110,7 +124,12 @@ class MaskBuilderBase:
     """Describes the attention structure of a batch."""
 
     def build(self, segments: list[Segment], *, batch_size: int, seq_len: int) -> AttentionLayout:
-        """The :class:`~glmlab.structures.AttentionLayout` of ``segments`` (no dense L x L)."""
+        """The :class:`~glmlab.structures.AttentionLayout` of ``segments`` (no dense L x L).
+
+        ``segments`` come in any order; the layout lists them row-major. Segments outside
+        the batch, empty, with ``sep`` outside ``[0, length]`` or overlapping raise
+        ValueError. Runs check every layout (:func:`glmlab.model.build.check_layout`).
+        """
         raise NotImplementedError(f"{type(self).__name__} must define build()")
 
 
@@ -127,8 +146,11 @@ class AttentionBackendBase:
         return True
 
     def prepare_host(self, layout: AttentionLayout) -> dict[str, Any]:
-        """CPU work on the batch's structure, done by the data collator; lands in
-        ``layout.host``. Nothing by default."""
+        """Work that depends only on the batch's structure (sequence lengths, block offsets,
+        gather indices), done on the CPU once per batch by the data collator, in loader
+        workers. The result lands in ``layout.host_prepared``; its tensors are pinned and
+        reach the device with the batch, where ``prepare`` reads them without a host sync.
+        ``prepare`` must still work (more slowly) without them. Nothing by default."""
         return {}
 
     def prepare(self, layout: AttentionLayout) -> Any:
@@ -143,7 +165,11 @@ class AttentionBackendBase:
         prepared: Any,
         bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Attention output (B, H, L, D), scores scaled by 1/sqrt(D)."""
+        """Attention output (B, H, L, D) for q, k, v (B, H, L, D), scores scaled by 1/sqrt(D).
+
+        ``bias`` (float, broadcastable to (B, H, L, L); passed only when the positional
+        scheme made one) is added to the scaled scores; the layout's disallowed positions
+        stay disallowed whatever the bias."""
         raise NotImplementedError(f"{type(self).__name__} must define attend()")
 
 

@@ -68,7 +68,8 @@ class PluginEntry:
     module: str
     entry_point: str
 
-    def describe(self) -> dict[str, str]:
+    def listing_row(self) -> dict[str, str]:
+        """Its row in ``glmlab plugins`` (without the hook and the clash flag)."""
         return {
             "kind": self.kind,
             "name": self.name,

@@ -9,6 +9,7 @@ Everything here is backend-neutral: samples are numpy arrays, batches are CPU te
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -106,9 +107,10 @@ class AttentionLayout:
     bidirectional prefix of that column's segment ends. Backends derive their own bias
     (dense boolean mask, block-diagonal varlen biases, block masks) from these fields.
 
-    ``host`` holds what an attention backend's optional ``prepare_host(layout)`` built on
+    ``host_prepared`` holds what an attention backend's ``prepare_host(layout)`` built on
     the CPU in the data collator (index tensors, block offsets, flags): its tensors are
-    pinned and moved with the layout, so the forward finds them on the device.
+    pinned and moved with the layout, so the forward finds them on the device. (``host``
+    is its former name, kept as a deprecated alias.)
     """
 
     batch_size: int
@@ -116,8 +118,23 @@ class AttentionLayout:
     segments: list[tuple[int, int, int, int]]
     segment_ids: torch.Tensor
     prefix_end: torch.Tensor
-    host: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    host_prepared: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def host(self) -> dict[str, Any]:
+        """Deprecated alias of :attr:`host_prepared`."""
+        warnings.warn(
+            "AttentionLayout.host is deprecated: use host_prepared", DeprecationWarning, 2
+        )
+        return self.host_prepared
+
+    @host.setter
+    def host(self, value: dict[str, Any]) -> None:
+        warnings.warn(
+            "AttentionLayout.host is deprecated: use host_prepared", DeprecationWarning, 2
+        )
+        self.host_prepared = value
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AttentionLayout:
         """A copy with ``fn`` applied to every tensor (device caches are not carried)."""
@@ -127,7 +144,10 @@ class AttentionLayout:
             segments=self.segments,
             segment_ids=fn(self.segment_ids),
             prefix_end=fn(self.prefix_end),
-            host={k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in self.host.items()},
+            host_prepared={
+                k: fn(v) if isinstance(v, torch.Tensor) else v
+                for k, v in self.host_prepared.items()
+            },
         )
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> AttentionLayout:

@@ -58,7 +58,7 @@ from glmlab.structures import AttentionLayout
 
 log = logging.getLogger("glmlab")
 
-# Host-plan keys this backend reads from ``layout.host``.
+# The keys of its prepare_host result that this backend reads from ``layout.host_prepared``.
 PLAN_KEYS = (
     "a_seqstart",
     "b_q_seqstart",
@@ -237,7 +237,7 @@ class XFormersAttention(AttentionBackendBase):
         return varlen_plan(layout.segments, layout.batch_size, layout.seq_len)
 
     def prepare(self, layout: AttentionLayout) -> VarlenBatch:
-        host = layout.host
+        host = layout.host_prepared
         if not all(key in host for key in PLAN_KEYS):
             host = self._plan_here(layout)
         return varlen_batch(host, layout.seq_len, self.make_bias)
@@ -352,8 +352,8 @@ class FlashVarlenAttention(XFormersAttention):
 @functools.cache
 def _warn_once() -> None:
     log.warning(
-        "attention backend 'xformers': a batch arrived without its host plan; building it in "
-        "the forward. Give the BatchSource host_prep=backend.prepare_host to keep it off the "
+        "attention backend 'xformers': a batch arrived without its prepare_host result; building it in "
+        "the forward. Give the BatchSource prepare_host=backend.prepare_host to keep it off the "
         "training loop."
     )
 

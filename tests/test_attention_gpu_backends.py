@@ -224,7 +224,7 @@ def test_flash_varlen_prepares_the_same_calls(seed: int) -> None:
     torch.manual_seed(seed)
     layout = random_layout(rng, 3, int(rng.integers(2, 24)))
     backend = get_registry().create("attention", "flash_varlen")
-    layout.host = backend.prepare_host(layout)
+    layout.host_prepared = backend.prepare_host(layout)
     plan = backend.prepare(layout)
     qkv = [torch.randn(3, 2, layout.seq_len, 8) for _ in range(3)]
     grad = torch.randn(3, 2, layout.seq_len, 8)
@@ -257,7 +257,7 @@ def test_xformers_prepare_reads_the_host_plan_or_builds_it(monkeypatch) -> None:
     backend = get_registry().create("attention", "xformers")
     layout = random_layout(np.random.default_rng(0), 3, 16)
     from_forward = backend.prepare(layout)  # no host plan: built in place (and warned)
-    layout.host = backend.prepare_host(layout)
+    layout.host_prepared = backend.prepare_host(layout)
     from_host = backend.prepare(layout.to("cpu"))
     flat = [torch.utils._pytree.tree_leaves(p) for p in (from_host, from_forward)]
     assert len(flat[0]) == len(flat[1]) > 5
@@ -265,7 +265,16 @@ def test_xformers_prepare_reads_the_host_plan_or_builds_it(monkeypatch) -> None:
         assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
 
 
-def test_batch_source_runs_the_host_prep_and_batches_carry_it() -> None:
+def test_layout_host_is_a_deprecated_alias_of_host_prepared() -> None:
+    layout = random_layout(np.random.default_rng(0), 2, 8)
+    with pytest.warns(DeprecationWarning, match="host_prepared"):
+        layout.host = {"k": 1}
+    assert layout.host_prepared == {"k": 1}
+    with pytest.warns(DeprecationWarning, match="host_prepared"):
+        assert layout.host is layout.host_prepared
+
+
+def test_batch_source_runs_prepare_host_and_batches_carry_it() -> None:
     specials = SpecialTokens(0, 1, 2, 3, 4, 5, (), ())
     sampler = get_registry().create("span_sampler", "token")
     texts = [[TokenizedText(np.arange(6, 60), np.array([54]))] for _ in range(4)]
@@ -278,11 +287,11 @@ def test_batch_source_runs_the_host_prep_and_batches_carry_it() -> None:
         seq_len=64,
         pad_id=0,
         seed=0,
-        host_prep=backend.prepare_host,
+        prepare_host=backend.prepare_host,
     )
     batch = source.batch(0)
     expected = varlen_plan(batch.layout.segments, 2, 64)
-    moved = batch.to("cpu").layout.host
+    moved = batch.to("cpu").layout.host_prepared
     assert moved.keys() == expected.keys()
     for key, value in expected.items():
         assert (
@@ -336,7 +345,7 @@ def test_backend_matches_eager_on_gpu(name: str, seed: int) -> None:
     torch.manual_seed(seed)
     layout = random_layout(rng, 3, [64, 200, 512][seed])
     if hasattr(backend, "prepare_host"):
-        layout.host = backend.prepare_host(layout)
+        layout.host_prepared = backend.prepare_host(layout)
     layout = layout.to("cuda")
     prepared = backend.prepare(layout)
     shape = (3, 4, layout.seq_len, 64)
@@ -377,7 +386,7 @@ def test_compiled_model_loss_matches_eager_on_gpu(name: str) -> None:
         seq_len=256,
         pad_id=0,
         seed=0,
-        host_prep=getattr(model.attention, "prepare_host", None),
+        prepare_host=model.attention.prepare_host,
     )
     loss = torch.compile(model.loss)
     for i in range(3):  # new shapes per batch: recompiles must stay correct

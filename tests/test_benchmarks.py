@@ -32,7 +32,7 @@ def test_collate_prints_one_json_object_per_mode() -> None:
     assert [r["mode"] for r in rows] == ["token", "sentence", "document", "mix"]
     for r in rows:
         assert r["samples_per_s"] > 0 and r["samples"] >= 16  # one sample per unpacked row
-        assert (r["seq_len"], r["batch_size"], r["host_prep"]) == (512, 16, "xformers")
+        assert (r["seq_len"], r["batch_size"], r["prepare_host"]) == (512, 16, "xformers")
         assert {"torch", "date", "cpu"} <= r.keys()
 
 
@@ -95,7 +95,9 @@ def test_train_step_quick_on_cpu(tmp_path: Path) -> None:
 
 
 def test_varying_batch_sizes_are_marked_dynamic() -> None:
-    source = make_source("token", seq_len=64, batch_size=4, n_texts=16, host_prep=None, vocab=512)
+    source = make_source(
+        "token", seq_len=64, batch_size=4, n_texts=16, prepare_host=None, vocab=512
+    )
     batches = [source.batch(i) for i in range(4)]
     assert len({b.n_loss_tokens for b in batches}) > 1  # else this test checks nothing
     assert train_step.varying_dims(batches) == {"loss_positions": [0]}

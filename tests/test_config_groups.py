@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from glmlab.assemble import parse_config
+from glmlab.config import parse_config
 from glmlab.data.pipeline import prepare_data
 from glmlab.run import register_resolvers
 

@@ -1,5 +1,5 @@
 """The evaluation suite: same items and scored tokens for every model family, hand-checked
-layouts, fixed cloze items, and its place in a run's metrics and result."""
+item formats, fixed cloze items, and its place in a run's metrics and result."""
 
 from __future__ import annotations
 
@@ -11,22 +11,29 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.assemble import build_objective, parse_config
+from glmlab.assembly import (
+    build_data,
+    build_eval_suite,
+    build_glm_model,
+    build_sample_parts,
+)
+from glmlab.config import parse_config
 from glmlab.data.batches import collate_rows
 from glmlab.evaluation import (
-    CLMLayout,
+    CLMFormat,
     EvalSuite,
-    GLMLayout,
-    MLMLayout,
+    GLMFormat,
+    MLMFormat,
     cloze_credit,
     cloze_items,
     metrics_from_items,
     passages,
     unigram_log_probs,
 )
+from glmlab.objective import GLMObjective
+from glmlab.plugin_base import SpanSamplerBase
 from glmlab.run import execute_run
-from glmlab.structures import SpanSet
-from glmlab.train.trainer import load_data, make_model
+from glmlab.structures import SpanSet, TokenizedText
 from tests.conftest import TINY
 
 CPU = torch.device("cpu")
@@ -39,7 +46,8 @@ def spec_of(*overrides: str):
 
 def suite_of(*overrides: str) -> EvalSuite:
     spec = spec_of(*overrides)
-    return EvalSuite(spec, load_data(spec), CPU)
+    data = build_data(spec)
+    return build_eval_suite(spec, data, build_sample_parts(spec, data), CPU)
 
 
 def test_every_model_family_gets_the_same_items_and_scored_tokens():
@@ -50,11 +58,11 @@ def test_every_model_family_gets_the_same_items_and_scored_tokens():
     ref = suites["glm"]
     for name, suite in suites.items():
         for task, items in suite.infill.items():
-            assert len(items) == suite.spec.train.eval_suite_items == 8  # TINY's suite
+            assert len(items) == suite.settings.items == 8  # TINY's suite
             for (ids, spans), (ref_ids, ref_spans) in zip(items, ref.infill[task], strict=True):
                 assert np.array_equal(ids, ref_ids) and spans.spans == ref_spans.spans, name
                 assert spans.spans[0][0] >= 1  # the first token stays as context
-            scored = [suite.layout.sample(i, s, cloze=False).loss_mask.sum() for i, s in items]
+            scored = [suite.format.sample(i, s, cloze=False).loss_mask.sum() for i, s in items]
             expected = [sum(e - s for s, e in sp.spans) for _, sp in ref.infill[task]]
             assert scored == expected, (name, task)
         assert all(
@@ -67,14 +75,14 @@ def test_every_model_family_gets_the_same_items_and_scored_tokens():
     assert end == spans.keep and abs((end - start) - (spans.keep - 1) / 2) <= 1
 
 
-def test_layouts_by_hand():
+def test_item_formats_by_hand():
     ids = np.arange(10, 20)
     spans = SpanSet(((2, 4), (6, 7)), 10, "MASK")
     spec = spec_of()
-    data = load_data(spec)
+    data = build_data(spec)
     specials = data.tokenizer.specials
 
-    mlm = MLMLayout(specials).sample(ids, spans, cloze=False)
+    mlm = MLMFormat(specials).sample(ids, spans, cloze=False)
     assert mlm.input_ids.tolist() == [
         10,
         11,
@@ -90,13 +98,13 @@ def test_layouts_by_hand():
     assert np.flatnonzero(mlm.loss_mask).tolist() == [2, 3, 6] and mlm.sep == 10
     assert mlm.target_ids.tolist() == ids.tolist()
 
-    clm = CLMLayout().sample(ids, spans, cloze=False)
+    clm = CLMFormat().sample(ids, spans, cloze=False)
     assert clm.input_ids.tolist() == list(range(10, 19)) and clm.sep == 0
     assert clm.target_ids[np.flatnonzero(clm.loss_mask)].tolist() == [12, 13, 16]
-    clm_cloze = CLMLayout().sample(ids, SpanSet(((2, 4),), 10, "MASK"), cloze=True)
+    clm_cloze = CLMFormat().sample(ids, SpanSet(((2, 4),), 10, "MASK"), cloze=True)
     assert clm_cloze.target_ids[clm_cloze.loss_mask > 0].tolist() == list(range(12, 20))
 
-    glm = GLMLayout(spec, build_objective(spec, specials, vocab_size=data.tokenizer.vocab_size))
+    glm = GLMFormat(build_sample_parts(spec, data).objective, max_len=spec.data.seq_len)
     sample = glm.sample(ids, spans, cloze=False)
     assert sample.input_ids[: sample.sep].tolist() == [
         10,
@@ -121,14 +129,52 @@ def test_layouts_by_hand():
     # A token-only model reads sentence spans with the [MASK] it knows, [sMASK] if trained on it.
     assert glm.mask_kind("sMASK") == "MASK"
     sent_spec = spec_of("objective=glm_sent")
-    sent = GLMLayout(
-        sent_spec, build_objective(sent_spec, specials, vocab_size=data.tokenizer.vocab_size)
-    )
+    sent = GLMFormat(build_sample_parts(sent_spec, data).objective, max_len=64)
     assert sent.mask_kind("sMASK") == "sMASK" and sent.mask_kind("gMASK") == "MASK"
 
 
+class _FixedSpans(SpanSamplerBase):
+    """A span sampler that returns the spans it was given."""
+
+    def __init__(self, spans: SpanSet) -> None:
+        self.spans = spans
+
+    def sample(self, text, *, max_len, rng):
+        return self.spans
+
+
+@pytest.mark.parametrize("overrides", [(), ("objective.sentinels=true",)])
+def test_glm_format_is_the_training_sample_builder(overrides):
+    # The suite's GLM items are exactly what training builds from the same spans (no
+    # shuffle), sentinels included: read through the training sample builder.
+    spec = spec_of(*overrides)
+    data = build_data(spec)
+    suite = build_eval_suite(spec, data, build_sample_parts(spec, data), CPU)
+    glm = suite.format
+    assert isinstance(glm, GLMFormat)
+    checked = 0
+    for items in suite.infill.values():
+        for ids, spans in items[:20]:
+            spans = SpanSet(spans.spans, spans.keep, "MASK", spans.eop)
+            training = GLMObjective(
+                [("fixed", _FixedSpans(spans), 1.0)],
+                glm.specials,
+                shuffle_spans=False,
+                sentinels=glm.sentinels,
+                sentinel_position=glm.sentinel_position,
+            )
+            text = TokenizedText(ids, np.asarray([len(ids)]))
+            want = training.build(text, max_len=spec.data.seq_len, rng=np.random.default_rng(0))
+            got = glm.build(ids, spans)
+            for field in ("input_ids", "position_ids", "target_ids", "loss_mask"):
+                assert np.array_equal(getattr(got, field), getattr(want, field)), field
+            assert got.sep == want.sep
+            checked += 1
+    assert checked == 60
+
+
 def test_cloze_items_are_fixed_by_seed_with_distinct_same_length_distractors():
-    texts = passages(load_data(spec_of()).validation, 40)
+    texts = passages(build_data(spec_of()).validation, 40)
     items = cloze_items(texts, n_items=30, n_distractors=4, seq_len=64, seed=7)
     again = cloze_items(texts, n_items=30, n_distractors=4, seq_len=64, seed=7)
     other = cloze_items(texts, n_items=30, n_distractors=4, seq_len=64, seed=8)
@@ -164,11 +210,12 @@ def test_cloze_credit_by_hand():
 
 def test_suite_is_deterministic_and_consistent():
     spec = spec_of()
-    data = load_data(spec)
+    data = build_data(spec)
     torch.manual_seed(0)
-    model = make_model(spec, data.tokenizer.padded_vocab_size, CPU)
-    suite = EvalSuite(spec, data, CPU)
-    first, second = suite.run(model), EvalSuite(spec, data, CPU).run(model)
+    model = build_glm_model(spec, data.tokenizer.padded_vocab_size, CPU)
+    parts = build_sample_parts(spec, data)
+    suite = build_eval_suite(spec, data, parts, CPU)
+    first, second = suite.run(model), build_eval_suite(spec, data, parts, CPU).run(model)
     assert first == second
     assert model.training  # the suite restores the mode it found
     for task in ("infill_token", "infill_sentence", "doc_gen"):

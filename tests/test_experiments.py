@@ -11,7 +11,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_module
 
-from glmlab.assemble import parse_config
+from glmlab.config import parse_config
 from glmlab.run import register_resolvers
 from glmlab.rundir import EVAL_ITEMS
 from tests.conftest import run_glmlab

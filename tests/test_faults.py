@@ -24,8 +24,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from glmlab import rundir
-from glmlab.assemble import parse_config
-from glmlab.config import ConfigError
+from glmlab.config import ConfigError, parse_config
 from glmlab.io import (
     DiskFullError,
     append_line,
@@ -97,7 +96,7 @@ def test_bad_value_is_refused_before_any_data_is_loaded(override, message, tmp_p
     def no_data(*args, **kwargs):
         raise AssertionError("data was loaded before the config was checked")
 
-    monkeypatch.setattr("glmlab.train.trainer.prepare_data", no_data)
+    monkeypatch.setattr("glmlab.assembly.data.prepare_data", no_data)
     result = execute_run(config(override), tmp_path, [override])
     assert result["status"] == "failed"
     assert "ConfigError" in result["error"]

@@ -263,14 +263,13 @@ def test_model_norm_eps_reaches_every_layer_norm_from_the_config() -> None:
     config, it reaches every LayerNorm of a trained model; a non-positive one is refused."""
     from hydra import compose, initialize_config_module
 
-    from glmlab.assemble import parse_config
-    from glmlab.config import ConfigError
-    from glmlab.train.trainer import make_model
+    from glmlab.assembly import build_glm_model
+    from glmlab.config import ConfigError, parse_config
 
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         cfg = compose("config", overrides=["model.norm_eps=0.001", "norm_layout=deepnorm"])
         bad = compose("config", overrides=["model.norm_eps=0"])
-    model = make_model(parse_config(cfg), 300, torch.device("cpu"))
+    model = build_glm_model(parse_config(cfg), 300, torch.device("cpu"))
     norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
     assert norms and {m.eps for m in norms} == {1e-3}
     with pytest.raises(ConfigError, match=r"model.norm_eps=0: must be a number > 0"):

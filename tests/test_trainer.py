@@ -10,7 +10,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.assemble import parse_config
+from glmlab.config import parse_config
 from glmlab.run import execute_run
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.schedule import lr_factor
@@ -38,8 +38,17 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
 
     first = Trainer(parse_config(config(*steps, "train.stop_after=5")), tmp_path / "b").fit()
     assert first.status == "stopped" and first.step == 5
-    resumed = Trainer(parse_config(config(*steps)), tmp_path / "b").fit()
+    trainer = Trainer(parse_config(config(*steps)), tmp_path / "b")
+    resumed = trainer.fit()
     assert resumed.status == "completed" and resumed.step == 10
+    # The in-memory record holds every window's throughput, those before the resume
+    # included, and the last validation loss: what metrics.jsonl holds, never read back.
+    rows = [
+        json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    ]
+    rates = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
+    assert len(rates) == 10 // 2 and trainer.record.tokens_per_s == rates  # log_interval 2
+    assert trainer.record.val_loss == [r["val_loss"] for r in rows if "val_loss" in r][-1]
 
     a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")

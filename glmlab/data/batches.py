@@ -26,8 +26,9 @@ class ExampleSource(Protocol):
     def __getitem__(self, i: int) -> list[TokenizedText]: ...
 
 
-HostPrep = Callable[[AttentionLayout], dict[str, Any]]
-"""An attention backend's ``prepare_host``: per-batch CPU work the collator does for it."""
+PrepareHost = Callable[[AttentionLayout], dict[str, Any]]
+"""An attention backend's ``prepare_host``: per-batch CPU work the collator does for it;
+its result lands in ``layout.host_prepared``."""
 
 
 def collate_rows(
@@ -36,10 +37,10 @@ def collate_rows(
     seq_len: int,
     pad_id: int,
     mask_builder: object,
-    host_prep: HostPrep | None = None,
+    prepare_host: PrepareHost | None = None,
 ) -> Batch:
     """Lay out each row's samples side by side (padding the rest) and build the layout;
-    ``host_prep`` (an attention backend's ``prepare_host``) fills ``layout.host``."""
+    ``prepare_host`` (an attention backend's) fills ``layout.host_prepared``."""
     batch_size = len(rows)
     input_ids = np.full((batch_size, seq_len), pad_id, dtype=np.int64)
     position_ids = np.zeros((batch_size, 2, seq_len), dtype=np.int64)
@@ -61,8 +62,8 @@ def collate_rows(
             segments.append(Segment(r, col, n, s.sep))
             col += n
     layout = mask_builder.build(segments, batch_size=batch_size, seq_len=seq_len)
-    if host_prep is not None:
-        layout.host = host_prep(layout)
+    if prepare_host is not None:
+        layout.host_prepared = prepare_host(layout)
     loss_positions = np.flatnonzero(loss_mask)
     return Batch(
         input_ids=torch.from_numpy(input_ids),
@@ -96,8 +97,9 @@ def _row_generator(seed: int, i: int, r: int) -> np.random.Generator:  # r: row 
 class BatchSource:
     """Deterministic, random-access batches over an example set (see the module docstring).
 
-    ``shuffle=False`` walks the examples in order (validation). ``host_prep`` is the model's
-    attention backend's ``prepare_host`` (when it has one), run on every batch's layout.
+    ``shuffle=False`` walks the examples in order (validation). ``prepare_host`` is the
+    run's attention backend's, run on every batch's layout (given when the source is built:
+    the assembly pass chooses the backend first).
     """
 
     def __init__(
@@ -111,7 +113,7 @@ class BatchSource:
         pad_id: int,
         seed: int,
         shuffle: bool = True,
-        host_prep: HostPrep | None = None,
+        prepare_host: PrepareHost | None = None,
     ) -> None:
         if len(examples) == 0:
             raise ValueError(
@@ -125,7 +127,7 @@ class BatchSource:
         self.pad_id = pad_id
         self.seed = seed
         self.shuffle = shuffle
-        self.host_prep = host_prep
+        self.prepare_host = prepare_host
 
     @functools.lru_cache(maxsize=2)  # noqa: B019 - one source per run; epochs change rarely
     def _permutation(self, epoch: int) -> np.ndarray:
@@ -150,7 +152,7 @@ class BatchSource:
             seq_len=self.seq_len,
             pad_id=self.pad_id,
             mask_builder=self.mask_builder,
-            host_prep=self.host_prep,
+            prepare_host=self.prepare_host,
         )
 
 

@@ -275,8 +275,8 @@ def forward_backward_timer(
 
     def time_backend(name: str) -> float:
         backend = registry.create("attention", name, **options)
-        host = backend.prepare_host(layout)
-        on_device = dataclasses.replace(layout, host=host, _cache={}).to(device)
+        host_prepared = backend.prepare_host(layout)
+        on_device = dataclasses.replace(layout, host_prepared=host_prepared, _cache={}).to(device)
         prepared = backend.prepare(on_device)
         qkv = torch.randn(B, L, 3 * n_heads * head_dim, device=device, dtype=dtype)
         qkv.requires_grad_()

@@ -1,22 +1,26 @@
 """Build a :class:`GLMModel` (and a checked mask builder) from plugin names, through the
-registry."""
+registry, in the steps a run's assembly takes one by one (glmlab/assembly/run.py):
+:func:`build_positional`, :func:`choose_attention` (which the batch sources need before the
+model exists: its ``prepare_host``), :func:`assemble_model`; :func:`build_model` does all
+three."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from glmlab.interfaces import AttentionBackend, MaskBuilder
 from glmlab.model.attention_select import (
     AttentionSelection,
     MeasureOn,
     measure_auto,
     should_measure,
 )
-from glmlab.model.glm import GLMConfig, GLMModel, broken, describe, plugin_label
+from glmlab.model.glm import GLMConfig, GLMModel, broken, plugin_label, type_and_shape
+from glmlab.plugin_base import AttentionBackendBase, MaskBuilderBase, PositionalSchemeBase
 from glmlab.registry import PluginError, PluginRegistry, get_registry
 from glmlab.structures import AttentionLayout, Segment
 
@@ -50,7 +54,7 @@ def resolve_attention(
     registry: PluginRegistry,
     needs_bias: bool = False,
     needs_dropout: bool = False,
-) -> tuple[str, AttentionBackend]:
+) -> tuple[str, AttentionBackendBase]:
     """The attention backend ``name`` built with ``options``, checked to run on ``device``.
 
     ``auto`` picks the first registered, available backend of :data:`AUTO_CUDA_PREFERENCE`
@@ -108,6 +112,126 @@ def norm_settings(config: GLMConfig) -> dict[str, Any]:
     return {"n_layers": config.n_layers, "dim": config.dim, "eps": config.norm_eps}
 
 
+def build_positional(
+    config: GLMConfig,
+    name: str,
+    options: dict[str, Any] | None = None,
+    registry: PluginRegistry | None = None,
+) -> PositionalSchemeBase:
+    """The positional scheme ``name`` with ``options``, offered the model settings
+    (:func:`positional_settings`); it initialises its own parameters."""
+    registry = registry or get_registry()
+    return registry.create(
+        "positional", name, settings=positional_settings(config), **(options or {})
+    )
+
+
+def _probe_positions() -> torch.Tensor:
+    return torch.stack([torch.arange(4), torch.zeros(4, dtype=torch.long)])[None]  # (1, 2, 4)
+
+
+@dataclass(frozen=True)
+class ChosenAttention:
+    """The attention backend a run uses: its registry name (``auto`` resolved), the built
+    backend and how it was chosen. The backend's ``prepare_host`` is what the run's batch
+    sources run in the collator."""
+
+    name: str
+    backend: AttentionBackendBase
+    selection: AttentionSelection
+
+
+def choose_attention(
+    config: GLMConfig,
+    scheme: PositionalSchemeBase,
+    requested: str,
+    options: dict[str, Any] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    registry: PluginRegistry | None = None,
+    measure_on: MeasureOn | None = None,
+) -> ChosenAttention:
+    """The attention backend ``requested`` (a registry name or ``auto``) for a model of
+    ``config`` with positional ``scheme`` on ``device``.
+
+    A scheme that adds an attention bias needs a backend with ``supports_bias``, and
+    ``attention_dropout > 0`` one with ``supports_dropout``. With ``measure_on``, ``auto``
+    on CUDA times the candidate backends on its sample batch and takes the fastest
+    (:mod:`glmlab.model.attention_select`); otherwise :func:`resolve_attention` decides.
+    """
+    registry = registry or get_registry()
+    device = torch.device(device)
+    options = options or {}
+    make_bias = scheme.attention_bias
+    with torch.no_grad():
+        needs_bias = make_bias(_probe_positions()) is not None
+    needs_dropout = config.attention_dropout > 0
+    if should_measure(requested, device, measure_on):
+        selection = measure_auto(
+            registry,
+            options,
+            device,
+            n_heads=config.n_heads,
+            head_dim=config.head_dim,
+            make_bias=make_bias,
+            needs_bias=needs_bias,
+            measure_on=measure_on,
+            preference=AUTO_CUDA_PREFERENCE,
+            needs_dropout=needs_dropout,
+        )
+        name = selection.backend
+        backend = registry.create("attention", name, **options)
+    else:
+        name, backend = resolve_attention(
+            requested, options, device, registry, needs_bias, needs_dropout=needs_dropout
+        )
+        method = "default" if requested == "auto" else "explicit"
+        selection = AttentionSelection(name, method, requested)
+    log.info("attention backend: %s (requested %r) on %s", name, requested, device)
+    return ChosenAttention(name, backend, selection)
+
+
+def assemble_model(
+    config: GLMConfig,
+    *,
+    positional: PositionalSchemeBase,
+    positional_name: str,
+    attention: ChosenAttention,
+    norm_layout: str,
+    norm_options: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    registry: PluginRegistry | None = None,
+) -> GLMModel:
+    """A :class:`GLMModel` on ``device`` from a built positional scheme (registered as
+    ``positional_name``), a chosen attention backend and the norm layout ``norm_layout``
+    (offered ``n_layers``, ``dim`` and ``eps``: :func:`norm_settings`). Refuses a scheme
+    whose attention bias the backend cannot take, naming both plugins."""
+    registry = registry or get_registry()
+    model = GLMModel(
+        config,
+        positional=positional,
+        norm_layout=registry.create(
+            "norm_layout", norm_layout, settings=norm_settings(config), **(norm_options or {})
+        ),
+        attention=attention.backend,
+        labels={
+            kind: plugin_label(registry.get(kind, name))
+            for kind, name in [
+                ("positional", positional_name),
+                ("norm_layout", norm_layout),
+                ("attention", attention.name),
+            ]
+        },
+    )
+    model.attention_name = attention.name
+    model.attention_selection = attention.selection
+    # Checks the bias and refuses a backend that cannot take it (naming both plugins) here,
+    # not at the first training step.
+    with torch.no_grad():
+        model.attention_bias(_probe_positions())
+    return model.to(torch.device(device))
+
+
 def build_model(
     config: GLMConfig,
     *,
@@ -122,80 +246,35 @@ def build_model(
     measure_on: MeasureOn | None = None,
 ) -> GLMModel:
     """A :class:`GLMModel` on ``device`` from the named plugins (GLM's own are
-    ``learned_2d`` and ``pre_ln``; the config's choices come from conf/config.yaml).
+    ``learned_2d`` and ``pre_ln``; the config's choices come from conf/config.yaml):
+    :func:`build_positional`, :func:`choose_attention`, :func:`assemble_model` in turn.
 
-    The positional factory is offered ``dim``, ``n_heads``, ``head_dim``, ``max_positions``
-    and ``init_std``; the norm layout ``n_layers``, ``dim`` and ``eps`` (``norm_eps``); each
-    receives those its signature declares (:func:`glmlab.registry.factory_arguments`), plus
-    its options. ``model.attention_name`` is the
-    resolved backend name (``auto`` resolved). With ``measure_on``, ``auto`` on CUDA times
-    the candidate backends on its sample batch and takes the fastest
-    (:mod:`glmlab.model.attention_select`); ``model.attention_selection`` says what was
-    chosen and how.
+    Each factory receives the model settings its signature declares
+    (:func:`glmlab.registry.factory_arguments`), plus its options. ``model.attention_name``
+    is the resolved backend name (``auto`` resolved); ``model.attention_selection`` says
+    what was chosen and how.
     """
     registry = registry or get_registry()
-    device = torch.device(device)
-    scheme = registry.create(
-        "positional",
-        positional,
-        settings=positional_settings(config),
-        **(positional_options or {}),
+    scheme = build_positional(config, positional, positional_options, registry)
+    chosen = choose_attention(
+        config,
+        scheme,
+        attention,
+        attention_options,
+        device=device,
+        registry=registry,
+        measure_on=measure_on,
     )
-    probe = torch.stack([torch.arange(4), torch.zeros(4, dtype=torch.long)])[None]  # (1, 2, 4)
-    make_bias = scheme.attention_bias
-    with torch.no_grad():
-        needs_bias = make_bias(probe) is not None
-    needs_dropout = config.attention_dropout > 0
-    if should_measure(attention, device, measure_on):
-        selection = measure_auto(
-            registry,
-            attention_options or {},
-            device,
-            n_heads=config.n_heads,
-            head_dim=config.head_dim,
-            make_bias=make_bias,
-            needs_bias=needs_bias,
-            measure_on=measure_on,
-            preference=AUTO_CUDA_PREFERENCE,
-            needs_dropout=needs_dropout,
-        )
-        attention_name = selection.backend
-        backend = registry.create("attention", attention_name, **(attention_options or {}))
-    else:
-        attention_name, backend = resolve_attention(
-            attention,
-            attention_options or {},
-            device,
-            registry,
-            needs_bias,
-            needs_dropout=needs_dropout,
-        )
-        method = "default" if attention == "auto" else "explicit"
-        selection = AttentionSelection(attention_name, method, attention)
-    log.info("attention backend: %s (requested %r) on %s", attention_name, attention, device)
-    model = GLMModel(
+    return assemble_model(
         config,
         positional=scheme,
-        norm_layout=registry.create(
-            "norm_layout", norm_layout, settings=norm_settings(config), **(norm_options or {})
-        ),
-        attention=backend,
-        labels={
-            kind: plugin_label(registry.get(kind, name))
-            for kind, name in [
-                ("positional", positional),
-                ("norm_layout", norm_layout),
-                ("attention", attention_name),
-            ]
-        },
+        positional_name=positional,
+        attention=chosen,
+        norm_layout=norm_layout,
+        norm_options=norm_options,
+        device=device,
+        registry=registry,
     )
-    model.attention_name = attention_name
-    model.attention_selection = selection
-    # Checks the bias and refuses a backend that cannot take it (naming both plugins) here,
-    # not at the first training step.
-    with torch.no_grad():
-        model.attention_bias(probe)
-    return model.to(device)
 
 
 def check_layout(
@@ -210,7 +289,7 @@ def check_layout(
     kit's job (:mod:`glmlab.testing`), not a run's.
     """
     if not isinstance(layout, AttentionLayout):
-        raise broken(plugin, f"build() returned {describe(layout)}, not an AttentionLayout")
+        raise broken(plugin, f"build() returned {type_and_shape(layout)}, not an AttentionLayout")
     if (layout.batch_size, layout.seq_len) != (batch_size, seq_len):
         raise broken(
             plugin,
@@ -226,7 +305,7 @@ def check_layout(
         ):
             raise broken(
                 plugin,
-                f"layout.{field} is {describe(t)}; expected an int32 tensor (B, L) = "
+                f"layout.{field} is {type_and_shape(t)}; expected an int32 tensor (B, L) = "
                 f"{(batch_size, seq_len)}",
             )
     n = len(segments)
@@ -264,7 +343,7 @@ class CheckedMaskBuilder:
     model's forward path.
     """
 
-    def __init__(self, builder: MaskBuilder, plugin: str) -> None:
+    def __init__(self, builder: MaskBuilderBase, plugin: str) -> None:
         self.builder = builder
         self.plugin = plugin
 

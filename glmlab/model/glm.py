@@ -25,9 +25,14 @@ from einops import rearrange
 from torch import nn
 
 from glmlab.config import ModelConfig
-from glmlab.interfaces import AttentionBackend, NormLayout, PositionalScheme
 from glmlab.model.loss import linear_cross_entropy, n_chunks
-from glmlab.plugin_base import NormLayoutBase, adapt, owns_its_init
+from glmlab.plugin_base import (
+    AttentionBackendBase,
+    NormLayoutBase,
+    PositionalSchemeBase,
+    adapt,
+    owns_its_init,
+)
 from glmlab.registry import PluginEntry, PluginError
 from glmlab.structures import AttentionLayout, Batch
 
@@ -104,7 +109,7 @@ def broken(plugin: str, invariant: str) -> PluginContractError:
     return PluginContractError(f"{plugin} broke an invariant: {invariant}")
 
 
-def describe(value: object) -> str:
+def type_and_shape(value: object) -> str:
     """``value``'s dtype and shape (or type) for an error message."""
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
@@ -213,9 +218,9 @@ class GLMModel(nn.Module):
         self,
         config: GLMConfig,
         *,
-        positional: PositionalScheme,
-        norm_layout: NormLayout,
-        attention: AttentionBackend,
+        positional: PositionalSchemeBase,
+        norm_layout: NormLayoutBase,
+        attention: AttentionBackendBase,
         labels: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
@@ -228,7 +233,7 @@ class GLMModel(nn.Module):
         if not isinstance(positional, nn.Module):
             raise broken(
                 self.labels["positional"],
-                f"the factory built {describe(positional)}, not an nn.Module",
+                f"the factory built {type_and_shape(positional)}, not an nn.Module",
             )
         # Duck-typed plugins get their kind's defaults once, here (idempotent for plugins
         # built by the registry): past this point every member is called directly.
@@ -253,7 +258,7 @@ class GLMModel(nn.Module):
             if not isinstance(module, nn.Module):
                 raise broken(
                     self.labels["norm_layout"],
-                    f"{what} returned {describe(module)}, not an nn.Module",
+                    f"{what} returned {type_and_shape(module)}, not an nn.Module",
                 )
         self.head = (
             None if config.tie_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
@@ -282,7 +287,7 @@ class GLMModel(nn.Module):
             ):
                 raise broken(
                     self.labels["positional"],
-                    f"embed() returned {describe(pos)}; expected None or a float tensor "
+                    f"embed() returned {type_and_shape(pos)}; expected None or a float tensor "
                     f"(B, L, dim) = {tuple(x.shape)}",
                 )
             x = x + pos
@@ -301,7 +306,7 @@ class GLMModel(nn.Module):
             if y.shape != x.shape:
                 raise broken(
                     self.labels["norm_layout"],
-                    f"a wrapped block returned {describe(y)} for an input of shape {tuple(x.shape)}",
+                    f"a wrapped block returned {type_and_shape(y)} for an input of shape {tuple(x.shape)}",
                 )
             x = y
         return self.norm(x)
@@ -321,7 +326,7 @@ class GLMModel(nn.Module):
         ):
             raise broken(
                 self.labels["positional"],
-                f"attention_bias() returned {describe(bias)}; expected None or a float tensor "
+                f"attention_bias() returned {type_and_shape(bias)}; expected None or a float tensor "
                 f"broadcastable to (B, H, L, L) = {target}",
             )
         if not self.attention.supports_bias:
@@ -340,7 +345,7 @@ class GLMModel(nn.Module):
         if rq.shape != q.shape or rk.shape != k.shape:
             raise broken(
                 self.labels["positional"],
-                f"rotate() returned q {describe(rq)} and k {describe(rk)} for q and k of "
+                f"rotate() returned q {type_and_shape(rq)} and k {type_and_shape(rk)} for q and k of "
                 f"shape {tuple(q.shape)}; rotation must keep the shapes",
             )
         return rq, rk
@@ -361,7 +366,7 @@ class GLMModel(nn.Module):
         if not (isinstance(out, torch.Tensor) and out.shape == q.shape):
             raise broken(
                 self.labels["attention"],
-                f"attend() returned {describe(out)} for queries of shape {tuple(q.shape)}; "
+                f"attend() returned {type_and_shape(out)} for queries of shape {tuple(q.shape)}; "
                 "expected (B, H, L, D), the queries' shape",
             )
         return out

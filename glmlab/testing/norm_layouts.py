@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from glmlab.model.build import norm_settings, positional_settings
-from glmlab.model.glm import MLP, Attention, GLMModel, describe
+from glmlab.model.glm import MLP, Attention, GLMModel, type_and_shape
 from glmlab.registry import get_registry
 from glmlab.structures import Batch
 from glmlab.testing.base import PluginContract
@@ -65,11 +65,11 @@ class NormLayoutContract(PluginContract):
         ]:
             wrapped = layout.wrap(sublayer, config.dim, kind)
             assert isinstance(wrapped, nn.Module), (
-                f"{self.label}: wrap() returned {describe(wrapped)}"
+                f"{self.label}: wrap() returned {type_and_shape(wrapped)}"
             )
             y = wrapped(x, **kwargs)
             assert y.shape == x.shape and torch.isfinite(y).all(), (
-                f"{self.label}: {kind} block gave {describe(y)}"
+                f"{self.label}: {kind} block gave {type_and_shape(y)}"
             )
         assert calls, (
             f"{self.label}: the wrapped attention never reached its sublayer's keyword arguments"

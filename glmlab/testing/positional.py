@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from glmlab.model.build import norm_settings, positional_settings
-from glmlab.model.glm import GLMConfig, GLMModel, broadcastable, describe
+from glmlab.model.glm import GLMConfig, GLMModel, broadcastable, type_and_shape
 from glmlab.plugin_base import owns_its_init
 from glmlab.registry import get_registry
 from glmlab.structures import Batch
@@ -65,7 +65,7 @@ class PositionalSchemeContract(PluginContract):
         it, ``.to(device)`` never moves it and checkpoints never save it."""
         scheme = self.make(**positional_settings(tiny_config(**self.config)))
         assert isinstance(scheme, nn.Module), (
-            f"{self.label} built {describe(scheme)}, not an nn.Module"
+            f"{self.label} built {type_and_shape(scheme)}, not an nn.Module"
         )
         hidden = [
             f"{owner or type(scheme).__name__}.{attr}"
@@ -108,7 +108,7 @@ class PositionalSchemeContract(PluginContract):
             emb = scheme.embed(pos)
             if emb is not None:
                 assert emb.shape == (batch, length, config.dim) and emb.is_floating_point(), (
-                    f"{self.label}: embed() returned {describe(emb)}, expected float {(batch, length, config.dim)}"
+                    f"{self.label}: embed() returned {type_and_shape(emb)}, expected float {(batch, length, config.dim)}"
                 )
                 assert torch.isfinite(emb).all()
             for dtype in (torch.float32, torch.bfloat16):
@@ -116,14 +116,14 @@ class PositionalSchemeContract(PluginContract):
                 rq, rk = scheme.rotate(q, k, pos)
                 for x, rx in ((q, rq), (k, rk)):
                     assert rx.shape == x.shape and rx.dtype == dtype, (
-                        f"{self.label}: rotate() turned {describe(x)} into {describe(rx)}"
+                        f"{self.label}: rotate() turned {type_and_shape(x)} into {type_and_shape(rx)}"
                     )
                     assert torch.isfinite(rx).all()
             bias = scheme.attention_bias(pos)
             if bias is not None:
                 target = (batch, config.n_heads, length, length)
                 assert bias.is_floating_point() and broadcastable(tuple(bias.shape), target), (
-                    f"{self.label}: attention_bias() returned {describe(bias)}, expected float "
+                    f"{self.label}: attention_bias() returned {type_and_shape(bias)}, expected float "
                     f"broadcastable to {target}"
                 )
                 assert torch.isfinite(bias).all()

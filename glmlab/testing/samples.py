@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from glmlab.data.batches import collate_rows
-from glmlab.interfaces import MaskBuilder
 from glmlab.model.glm import GLMConfig
 from glmlab.objective import build_glm_sample
+from glmlab.plugin_base import MaskBuilderBase
 from glmlab.structures import Batch, GLMSample, Segment, TokenizedText
 
 PAD, MASK, SOP, EOP = 0, 1, 4, 5
@@ -87,7 +87,9 @@ def pack(samples: Sequence[GLMSample], seq_len: int) -> list[list[GLMSample]]:
     return rows
 
 
-def collate(rows: Sequence[Sequence[GLMSample]], mask_builder: MaskBuilder, seq_len: int) -> Batch:
+def collate(
+    rows: Sequence[Sequence[GLMSample]], mask_builder: MaskBuilderBase, seq_len: int
+) -> Batch:
     """A :class:`Batch` of ``rows`` laid out by ``mask_builder``, padded with ``PAD``."""
     return collate_rows(rows, seq_len=seq_len, pad_id=PAD, mask_builder=mask_builder)
 

@@ -22,24 +22,17 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from glmlab.assemble import RunSpec, build_mask_builder, build_objective, chunk_len, resolve_device
-from glmlab.data.batches import BatchSource, make_loader
-from glmlab.data.pipeline import PreparedData, check_splits, prepare_data
-from glmlab.evaluation import (
-    EvalSuite,
-    efficiency,
-    metrics_from_items,
-    reference_items,
-    reset_peak_memory,
-)
-from glmlab.io import append_line, read_jsonl, write_json_atomic
-from glmlab.model.attention_select import MeasureOn
-from glmlab.model.build import build_model
-from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.assembly import build_run, resolve_device
+from glmlab.config import RunSpec
+from glmlab.data.batches import make_loader
+from glmlab.device_memory import reset_peak_memory
+from glmlab.evaluation import metrics_from_items, reference_items
+from glmlab.io import append_line, write_json_atomic
 from glmlab.rundir import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus, repair_metrics
 from glmlab.trackers import Trackers
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
+from glmlab.train.record import TrainingRecord
 from glmlab.train.schedule import lr_factor
 
 log = logging.getLogger("glmlab")
@@ -64,56 +57,6 @@ class TrainOutcome:
     error: str | None = None
     eval: dict[str, float] | None = None  # the final evaluation suite (glmlab/evaluation.py)
     attention_selection: dict[str, Any] | None = None  # how ``auto`` chose (attention_select)
-
-
-def load_data(spec: RunSpec) -> PreparedData:
-    d = spec.data
-    return prepare_data(
-        d.corpus,
-        d.corpus_options,
-        vocab_size=d.vocab_size,
-        n_sentinels=d.n_sentinels,
-        chunk_len=chunk_len(spec),
-        packing=d.packing,
-        min_tokens=d.min_tokens,
-        tokenizer_file=d.tokenizer_file,
-    )
-
-
-def make_model(
-    spec: RunSpec, vocab_size: int, device: torch.device, measure_on: MeasureOn | None = None
-) -> GLMModel:
-    m = spec.model
-    config = GLMConfig(
-        vocab_size=vocab_size,
-        n_layers=m.n_layers,
-        dim=m.dim,
-        n_heads=m.n_heads,
-        ffn=m.ffn,
-        ffn_mult=m.ffn_mult,
-        max_positions=spec.max_positions,
-        tie_embeddings=m.tie_embeddings,
-        dropout=m.dropout,
-        attention_dropout=m.attention_dropout,
-        init_std=m.init_std,
-        norm_eps=m.norm_eps,
-    )
-    (pos, pos_opts), (norm, norm_opts), (attn, attn_opts) = (
-        spec.positional,
-        spec.norm_layout,
-        spec.attention,
-    )
-    return build_model(
-        config,
-        positional=pos,
-        positional_options=pos_opts,
-        norm_layout=norm,
-        norm_options=norm_opts,
-        attention=attn,
-        attention_options=attn_opts,
-        device=device,
-        measure_on=measure_on,
-    )
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -152,41 +95,22 @@ class Trainer:
         # Rank 0's directory is the run's: ranks started apart may name theirs differently.
         self.run_dir = Path(self.dist.broadcast(str(run_dir)))
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(spec.seed)
 
-        self.data = load_data(spec)
-        check_splits(self.data, min_tokens=spec.data.min_tokens)
-        # Built now, so a corpus too small for the suite fails before training, not after.
-        self.eval_suite = EvalSuite(spec, self.data, self.device) if t.eval_suite else None
-        specials = self.data.tokenizer.specials
-        vocab = self.data.tokenizer.padded_vocab_size
-        objective = build_objective(spec, specials, vocab_size=self.data.tokenizer.vocab_size)
-        mask_builder = build_mask_builder(spec)
-        common = dict(mask_builder=mask_builder, seq_len=spec.data.seq_len, pad_id=specials.pad)
-        self.train_source = BatchSource(
-            self.data.train, objective, batch_size=t.batch_size, seed=spec.seed, **common
+        # Data, batches, model (seeded by spec.seed) and the evaluation suite, in one pass
+        # (glmlab/assembly/run.py). ``auto`` on CUDA: rank 0 times the backends on the run's
+        # first batch, all ranks follow. The suite is built now, so a corpus too small for
+        # it fails before training, not after.
+        self.parts = build_run(
+            spec, self.device, is_main=self.dist.is_main, broadcast=self.dist.broadcast
         )
-        # Validation is the same held-out batches for every seed and variant of a sweep.
-        self.val_source = BatchSource(
-            self.data.validation,
-            objective,
-            batch_size=t.batch_size,
-            seed=12345,
-            shuffle=False,
-            **common,
-        )
-
-        # ``auto`` on CUDA: rank 0 times the backends on the run's first batch, all ranks follow.
-        measure_on = MeasureOn(
-            sample=lambda: self.train_source.batch(0),
-            is_main=self.dist.is_main,
-            broadcast=self.dist.broadcast,
-        )
-        self.model = make_model(spec, vocab, self.device, measure_on)
-        # The backend's per-batch host work (xformers: block offsets, gather indices) runs
-        # in the collator, in the loader's workers, instead of in the forward.
-        host_prep = getattr(self.model.attention, "prepare_host", None)
-        self.train_source.host_prep = self.val_source.host_prep = host_prep
+        self.data = self.parts.data
+        self.model = self.parts.model
+        self.train_source = self.parts.batches.train
+        self.val_source = self.parts.batches.validation
+        self.eval_suite = self.parts.eval_suite
+        # Throughput per logged window and the last validation loss, kept as they are
+        # logged; a resume restores them from the rows that agree with its checkpoint.
+        self.record = TrainingRecord()
         self.n_params = self.model.num_parameters()
         log.info(
             "model: %s parameters (%s without embeddings), attention backend: %s",
@@ -270,12 +194,16 @@ class Trainer:
             log.info("resumed from %s at step %d", path, self.step)
         # metrics.jsonl agrees with the checkpoint (step 0 without one): rows logged after it
         # would be logged again, a torn line would be glued to the next row.
+        # The rows it keeps are the in-memory record's start (rank 0 reads; every rank gets it).
+        rows = []
         if self.dist.is_main:
             final = self.step >= self.spec.train.max_steps  # the final suite runs again
-            repair_metrics(self.run_dir / METRICS, self.step, drop_eval_at_step=final)
+            rows = repair_metrics(self.run_dir / METRICS, self.step, drop_eval_at_step=final)
+        self.record = self.dist.broadcast(TrainingRecord.from_rows(rows))
         return resumed
 
     def _log(self, row: dict[str, Any]) -> None:
+        self.record.add(row)  # every rank: its rows hold the ranks' common values
         if not self.dist.is_main:
             return
         append_line(self.run_dir / METRICS, json.dumps(row, sort_keys=True))
@@ -310,7 +238,9 @@ class Trainer:
             log.warning("evaluation suite skipped: not supported under FSDP")
             return None
         started = time.perf_counter()
-        suite = self.eval_suite or EvalSuite(self.spec, self.data, self.device)
+        suite = self.eval_suite
+        if suite is None:
+            raise RuntimeError("the evaluation suite runs only with train.eval_suite=true")
         items = suite.score_items(
             self.model, progress=self.spec.train.progress and self.dist.is_main
         )
@@ -318,12 +248,9 @@ class Trainer:
         self._log({"step": self.step, "eval": metrics})
         log.info("evaluation suite at step %d: %.1f s", self.step, time.perf_counter() - started)
         if final and self.dist.is_main:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.spec.seed)  # the weights this run started from
-                untrained = make_model(
-                    self.spec, self.data.tokenizer.padded_vocab_size, self.device
-                )
-            reference = reference_items(suite, self.data, untrained)
+            untrained = self.parts.initial_model()  # the weights this run started from
+            tokenizer = self.data.tokenizer
+            reference = reference_items(suite, self.data.train.ids, tokenizer.vocab_size, untrained)
             write_json_atomic(
                 self.run_dir / EVAL_ITEMS,
                 {
@@ -333,7 +260,7 @@ class Trainer:
                     "reference_metrics": {k: metrics_from_items(v) for k, v in reference.items()},
                 },
             )
-        return {**metrics, **efficiency(read_jsonl(self.run_dir / METRICS), self.device)}
+        return {**metrics, **self.record.efficiency(self.device)}
 
     # -- training ------------------------------------------------------------------------
     def fit(self) -> TrainOutcome:
@@ -444,15 +371,7 @@ class Trainer:
                 bar.close()
                 self.preemption.stop(self.step)
         bar.close()
-        if val_loss is None:
-            val_loss = next(
-                (
-                    r["val_loss"]
-                    for r in reversed(read_jsonl(self.run_dir / METRICS))
-                    if "val_loss" in r
-                ),
-                None,
-            )
+        val_loss = self.record.val_loss  # this session's last, or the one before the resume
         status = RunStatus.COMPLETED if self.step >= t.max_steps else RunStatus.STOPPED
         # After the last checkpoint: a run that dies in the suite resumes into the suite alone.
         suite = (

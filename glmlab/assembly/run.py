@@ -1,0 +1,143 @@
+"""``build_run``: one downward pass from a :class:`~glmlab.config.RunSpec` to the parts
+of a run, each handed what it needs when it is built (torchtitan's ``build()`` pass).
+
+1. data (corpus, tokenizer, example sets) and its split check;
+2. sample parts: the tokenizer's special tokens, the objective, the checked mask builder;
+3. the model's positional scheme (seeded by ``spec.seed``) and the attention backend:
+   ``auto`` on CUDA times the candidates on the run's first training batch, built by a
+   batch source without any backend's host work;
+4. the batch sources (train, validation) with the chosen backend's ``prepare_host``;
+5. the model, from the scheme and the chosen backend;
+6. the evaluation suite (when ``train.eval_suite``), on the GLM-chunked validation split.
+
+Nothing built later reaches back into something built earlier. The finer builders
+(:mod:`glmlab.assembly.data`, :mod:`glmlab.assembly.model`) serve what needs only some of
+the parts: ``glmlab inspect`` (data and batches, no model), ``glmlab infill`` (a model to
+load weights into), the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from glmlab.assembly.data import (
+    BatchSources,
+    SampleParts,
+    build_batch_sources,
+    build_data,
+    build_eval_examples,
+    build_sample_parts,
+)
+from glmlab.assembly.model import (
+    build_run_attention,
+    build_run_model,
+    build_run_positional,
+    initial_model,
+    model_config,
+)
+from glmlab.config import RunSpec
+from glmlab.data.batches import PrepareHost
+from glmlab.data.pipeline import PreparedData, check_splits
+from glmlab.evaluation import EvalSuite, SuiteSettings, item_format
+from glmlab.model.attention_select import MeasureOn
+from glmlab.model.build import ChosenAttention
+from glmlab.model.glm import GLMModel
+from glmlab.registry import get_registry
+
+
+def _same(obj: Any) -> Any:
+    return obj
+
+
+@dataclass
+class RunParts:
+    """Everything a run trains and evaluates with, built by :func:`build_run`."""
+
+    spec: RunSpec
+    device: torch.device
+    data: PreparedData
+    samples: SampleParts
+    attention: ChosenAttention
+    batches: BatchSources
+    model: GLMModel
+    eval_suite: EvalSuite | None
+
+    def initial_model(self) -> GLMModel:
+        """A fresh copy of the model as the run started (same seed, same backend)."""
+        return initial_model(
+            self.spec,
+            self.data.tokenizer.padded_vocab_size,
+            self.device,
+            attention=self.attention.name,
+        )
+
+
+def build_eval_suite(
+    spec: RunSpec,
+    data: PreparedData,
+    samples: SampleParts,
+    device: torch.device,
+    *,
+    prepare_host: PrepareHost | None = None,
+) -> EvalSuite:
+    """The evaluation suite of a run of ``spec`` (glmlab/evaluation.py)."""
+    t = spec.train
+    settings = SuiteSettings(
+        items=t.eval_suite_items,
+        cloze_items=t.cloze_items,
+        cloze_distractors=t.cloze_distractors,
+        seed=t.eval_suite_seed,
+        seq_len=spec.data.seq_len,
+        batch_size=t.batch_size,
+    )
+    return EvalSuite(
+        build_eval_examples(spec, data),
+        item_format(samples.objective, max_len=spec.data.seq_len),
+        settings,
+        mask_builder=samples.mask_builder,
+        pad_id=samples.specials.pad,
+        device=device,
+        prepare_host=prepare_host,
+    )
+
+
+def build_run(
+    spec: RunSpec,
+    device: torch.device,
+    *,
+    is_main: bool = True,
+    broadcast: Callable[[Any], Any] = _same,
+) -> RunParts:
+    """The parts of a run of ``spec`` on ``device`` (see the module docstring). In a run of
+    several processes, ``is_main`` and ``broadcast`` (rank 0's value on every rank) let
+    rank 0 time ``auto``'s candidates and share its choice. Seeds torch's generator with
+    ``spec.seed`` before the model's parameters are drawn."""
+    registry = get_registry()
+    data = build_data(spec)
+    check_splits(data, min_tokens=spec.data.min_tokens)
+    samples = build_sample_parts(spec, data, registry)
+
+    torch.manual_seed(spec.seed)
+    config = model_config(spec, data.tokenizer.padded_vocab_size)
+    scheme = build_run_positional(spec, config, registry)
+    measure_on = MeasureOn(
+        sample=lambda: build_batch_sources(spec, data, samples).train.batch(0),
+        is_main=is_main,
+        broadcast=broadcast,
+    )
+    attention = build_run_attention(
+        spec, config, scheme, device, measure_on=measure_on, registry=registry
+    )
+    prepare_host = attention.backend.prepare_host
+    batches = build_batch_sources(spec, data, samples, prepare_host=prepare_host)
+    model = build_run_model(spec, config, scheme, attention, device, registry)
+    suite = (
+        build_eval_suite(spec, data, samples, device, prepare_host=prepare_host)
+        if spec.train.eval_suite
+        else None
+    )
+    return RunParts(spec, device, data, samples, attention, batches, model, suite)
