@@ -2,8 +2,9 @@
 csv / text / a saved Arrow dataset) or, where the network allows, a dataset name.
 
 Nothing is held in memory and nothing is copied: documents stream in batches of
-:data:`~glmlab.data.store_builder.BATCH_DOCS` (JSON Lines read line by line here; parquet,
-csv, text and Arrow files streamed by ``datasets``; a saved dataset or a named one
+:data:`~glmlab.data.store_builder.BATCH_DOCS` (JSON Lines, parquet and text files read by
+glmlab/data/file_batches.py as ``datasets`` would read them; csv and Arrow files streamed by
+``datasets``; a saved dataset or a named one
 memory-mapped by ``datasets``) through :class:`~glmlab.data.store_builder.SplitStores`: the
 tokenizer's own batch call (parallel in Rust) and numpy chunking, straight into
 memory-mapped token stores (glmlab/data/token_store.py), one per split, that every process
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import logging
 import os
 import time
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from glmlab.data.cache import cache_dir, cache_key
-from glmlab.data.corpus import _jsonl_lines
 from glmlab.data.examples import ExampleSet
+from glmlab.data.file_batches import READERS, is_json_lines
 from glmlab.data.store_builder import BATCH_DOCS, SplitStores
 from glmlab.data.token_store import open_store, store_exists, store_meta
 from glmlab.data.tokenizer import GLMTokenizer
@@ -123,48 +123,6 @@ def _file_format(files: list[str], format: str | None) -> str:
     return kind
 
 
-def _is_json_lines(file: str) -> bool:
-    """Whether ``file`` is JSON Lines (its first line one JSON object), not one JSON
-    document (a list, or an object spread over lines), which ``datasets`` reads whole."""
-    with open(file, "rb") as f:
-        first = f.readline(1 << 20).strip()
-    if not first:
-        return True
-    try:
-        return isinstance(json.loads(first), dict)
-    except ValueError:
-        return False
-
-
-def _json_lines_batches(files: list[str], field: str, max_line_mb: float) -> Iterator[list[Any]]:
-    """The ``field`` values of JSON-lines ``files``, in batches of BATCH_DOCS, read line
-    by line (bounded memory; a line over ``max_line_mb`` or not UTF-8 is a clear error,
-    as for the jsonl corpus). A record without the field gives None, as in ``datasets``."""
-    batch: list[Any] = []
-    first = True
-    for file in files:
-        for lineno, line in _jsonl_lines(Path(file), max_line_mb):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{file}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{file}:{lineno}: not a JSON object")
-            if first and field not in record:
-                raise ValueError(
-                    f"hf: the dataset has no column {field!r}; columns: {sorted(record)}"
-                )
-            first = False
-            batch.append(record.get(field))
-            if len(batch) == BATCH_DOCS:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
-
-
 def _dataset_batches(ds: Any, field: str) -> Iterator[list[Any]]:
     """The ``field`` values of a ``datasets`` Dataset or IterableDataset, in batches."""
     names = ds.column_names
@@ -191,7 +149,7 @@ class _Source:
         self.files, self.kind, self.ds = files, None, None
         if files is not None:
             self.kind = _file_format(files, options.get("format"))
-            if self.kind == "json" and not all(_is_json_lines(f) for f in files):
+            if self.kind == "json" and not all(is_json_lines(f) for f in files):
                 self.kind = "json-document"
             stamp = [
                 (os.path.abspath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files
@@ -204,15 +162,15 @@ class _Source:
             self.fingerprint = self.ds._fingerprint
 
     def batches(self) -> Iterator[list[Any]]:
-        if self.kind == "json":  # JSON Lines: read here, line by line
-            return _json_lines_batches(self.files, self.field, self.max_line_mb)
+        if self.kind in READERS:  # JSON Lines, parquet, text: read here, in batches
+            return READERS[self.kind](self.files, self.field, self.max_line_mb)
         if self.ds is None:
             datasets = _datasets()
             if self.kind == "json-document":  # one JSON document: datasets reads it whole
                 self.ds = datasets.load_dataset(
                     "json", data_files=self.files, split="train", cache_dir=_hf_cache()
                 )
-            else:  # parquet / csv / text / arrow: streamed by datasets, no Arrow copy
+            else:  # csv / arrow: streamed by datasets, no Arrow copy
                 self.ds = datasets.load_dataset(
                     self.kind, data_files=self.files, split="train", streaming=True
                 )
