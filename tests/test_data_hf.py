@@ -118,6 +118,8 @@ def test_hf_errors_are_clear(jsonl: Path, tmp_path: Path) -> None:
         prepare_data("hf", {"path": str(jsonl), "pattern": "x"}, **SETTINGS)
     with pytest.raises(ValueError, match="no data files match"):
         prepare_data("hf", {"path": str(tmp_path / "none*.jsonl")}, **SETTINGS)
+    with pytest.raises(ValueError, match=r"max_line_mb='8': must be a number > 0"):
+        prepare_data("hf", {"path": str(jsonl), "max_line_mb": "8"}, **SETTINGS)
 
 
 def test_tokenizer_file_is_used_instead_of_training(jsonl: Path, tmp_path: Path) -> None:

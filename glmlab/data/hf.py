@@ -144,7 +144,10 @@ class _Source:
     def __init__(self, options: dict[str, Any], field: str) -> None:
         path = options["path"]
         self.field = field
-        self.max_line_mb = float(options.get("max_line_mb", 64.0))
+        limit = options.get("max_line_mb", 64.0)
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
+            raise ValueError(f"data.corpus_options.max_line_mb={limit!r}: must be a number > 0")
+        self.max_line_mb = float(limit)
         files = _local_files(path)
         self.files, self.kind, self.ds = files, None, None
         if files is not None:
