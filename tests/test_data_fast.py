@@ -170,11 +170,12 @@ def test_prepare_data_stores_equal_the_straightforward_examples(
     monkeypatch.setenv("GLMLAB_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    data = prepare_data("jsonl", {"path": str(path)}, vocab_size=500, n_sentinels=4, chunk_len=64)
+    settings = {"vocab_size": 500, "n_sentinels": 4, "chunk_len": 64, "packing": True}
+    data = prepare_data("jsonl", {"path": str(path)}, **settings, min_tokens=8)
     corpus = load_corpus("jsonl", path=str(path))
     for split, es in (("train", data.train), ("validation", data.validation)):
         docs = tokenize_documents(data.tokenizer, getattr(corpus, split))
-        reference = build_examples(docs, chunk_len=64, packing=True)
+        reference = build_examples(docs, chunk_len=64, packing=True, min_tokens=8)
         assert es.store is not None and len(es) > 0
         for name in ("ids", "piece_offsets", "sent_ends", "sent_offsets", "example_offsets"):
             np.testing.assert_array_equal(np.asarray(getattr(es, name)), getattr(reference, name))
