@@ -118,6 +118,8 @@ def test_hf_errors_are_clear(jsonl: Path, tmp_path: Path) -> None:
         prepare_data("hf", {"path": str(jsonl), "pattern": "x"}, **SETTINGS)
     with pytest.raises(ValueError, match="no data files match"):
         prepare_data("hf", {"path": str(tmp_path / "none*.jsonl")}, **SETTINGS)
+    with pytest.raises(ValueError, match=r"max_line_mb='8': must be a number > 0"):
+        prepare_data("hf", {"path": str(jsonl), "max_line_mb": "8"}, **SETTINGS)
 
 
 def test_tokenizer_file_is_used_instead_of_training(jsonl: Path, tmp_path: Path) -> None:
@@ -146,3 +148,56 @@ def test_a_run_trains_on_the_hf_corpus_with_a_shared_tokenizer(jsonl: Path, tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "completed" and result["step"] == 6
+
+
+def _read_all(reader, files: list[Path], field: str = "text") -> list:
+    return [v for batch in reader([str(f) for f in files], field, 1.0) for v in batch]
+
+
+def test_file_readers_give_what_datasets_gives(tmp_path: Path) -> None:
+    """glmlab's own JSON Lines / parquet / text readers (bounded memory, no Arrow copy)
+    yield the documents that datasets' loaders yield, in the same order."""
+    datasets = pytest.importorskip("datasets", reason="datasets is the glmlab[hf] extra")
+    from glmlab.data.file_batches import json_lines_batches, parquet_batches, text_batches
+
+    records = [{"text": f"doc {i}\r\nline\u2028sep. ", "n": i} for i in range(2500)]
+    records[7] = {"n": 7}  # no text: None, as datasets gives it
+    jl = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    jl[0].write_text("".join(json.dumps(r) + "\n" for r in records[:1200]))
+    jl[1].write_text("".join(json.dumps(r) + "\n" for r in records[1200:]))
+    cache = str(tmp_path / "hf")
+    theirs = datasets.load_dataset("json", data_files=[str(f) for f in jl], cache_dir=cache)
+    assert _read_all(json_lines_batches, jl) == theirs["train"]["text"]
+    pq = tmp_path / "c.parquet"
+    theirs["train"].to_parquet(str(pq), batch_size=700)
+    assert _read_all(parquet_batches, [pq]) == theirs["train"]["text"]
+    txt = tmp_path / "t.txt"
+    txt.write_bytes("one\r\ntwo\rthree\n\n  four \u2028 five\x1c\nlast".encode() * 700)
+    theirs = datasets.load_dataset("text", data_files=str(txt), cache_dir=cache)["train"]
+    assert _read_all(text_batches, [txt]) == theirs["text"]
+
+
+def test_file_readers_refuse_bad_input_clearly(tmp_path: Path) -> None:
+    from glmlab.data.file_batches import json_lines_batches, parquet_batches, text_batches
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\nbad \xff byte\n")
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        _read_all(text_batches, [bad])
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_bytes(b'{"text": "fine"}\n{"text": "bad \xff byte"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid UTF-8"):
+        _read_all(json_lines_batches, [bad_json])
+    long = tmp_path / "long.jsonl"
+    long.write_text(json.dumps({"text": "x" * (2**20 + 10)}) + "\n")
+    with pytest.raises(ValueError, match=r"long.jsonl:1: line longer than 1 MiB"):
+        _read_all(json_lines_batches, [long])
+    with pytest.raises(ValueError, match=r"long.txt:1: line longer than 1 MiB"):
+        (tmp_path / "long.txt").write_text("y" * (2**20 + 10))
+        _read_all(text_batches, [tmp_path / "long.txt"])
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"body": ["a"]}), str(tmp_path / "p.parquet"))
+    with pytest.raises(ValueError, match="no column 'text'; columns: \\['body'\\]"):
+        _read_all(parquet_batches, [tmp_path / "p.parquet"])

@@ -1,15 +1,19 @@
 """The ``hf`` corpus: Hugging Face ``datasets`` over local files (json / jsonl / parquet /
 csv / text / a saved Arrow dataset) or, where the network allows, a dataset name.
 
-Nothing is held in memory: ``datasets`` memory-maps the Arrow data; tokenisation is its
-parallel ``map`` (``num_proc`` processes, batches of documents split into sentences and
-encoded with the tokenizer's batch call); the tokens stream into memory-mapped token
-stores (glmlab/data/token_store.py), one per split, that every process of a node maps.
-The split is by a hash of each text, as for the other corpora. Options
+Nothing is held in memory and nothing is copied: documents stream in batches of
+:data:`~glmlab.data.store_builder.BATCH_DOCS` (JSON Lines, parquet and text files read by
+glmlab/data/file_batches.py as ``datasets`` would read them; csv and Arrow files streamed by
+``datasets``; a saved dataset or a named one
+memory-mapped by ``datasets``) through :class:`~glmlab.data.store_builder.SplitStores`: the
+tokenizer's own batch call (parallel in Rust) and numpy chunking, straight into
+memory-mapped token stores (glmlab/data/token_store.py), one per split, that every process
+of a node maps. The split is by a hash of each text, as for the other corpora. Options
 (``data.corpus_options``): ``path`` (a file, glob, directory of a saved dataset, or a dataset
 name), ``format`` (json, parquet, csv, text, arrow; default from the extension), ``field``
-(default ``text``), ``validation_fraction``, ``min_chars``, ``num_proc`` (default: the CPUs
-this process may use), ``name`` and ``split`` (for a named dataset).
+(default ``text``), ``validation_fraction``, ``min_chars``, ``num_proc`` (1: encode in one
+thread; otherwise the tokenizer's threads, one per CPU), ``max_line_mb`` (64: a longer
+JSON line is refused before it is read whole), ``name`` and ``split`` (a named dataset).
 """
 
 from __future__ import annotations
@@ -19,19 +23,16 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Sequence
-from itertools import chain
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from glmlab.data.cache import cache_dir, cache_key
 from glmlab.data.examples import ExampleSet
-from glmlab.data.sentences import sentence_end_table, sentence_ends, split_sentences
-from glmlab.data.token_store import ExampleWriter, open_store, store_exists, store_meta
+from glmlab.data.file_batches import READERS, is_json_lines
+from glmlab.data.store_builder import BATCH_DOCS, SplitStores
+from glmlab.data.token_store import open_store, store_exists, store_meta
 from glmlab.data.tokenizer import GLMTokenizer
-from glmlab.structures import TokenizedText
 
 __all__ = ["HF_OPTIONS", "load_hf_dataset", "prepare_hf"]
 
@@ -46,6 +47,7 @@ HF_OPTIONS = (
     "num_proc",
     "name",
     "split",
+    "max_line_mb",
 )
 _FORMATS = {
     ".json": "json",
@@ -56,7 +58,7 @@ _FORMATS = {
     ".text": "text",
     ".arrow": "arrow",
 }
-_FORMAT = 1  # bump when tokenisation or storage rules change
+_FORMAT = 2  # bump when tokenisation or storage rules change (2: streamed, own fingerprint)
 
 
 def _datasets() -> Any:
@@ -77,23 +79,17 @@ def _hf_cache() -> str:
 def load_hf_dataset(
     path: str, *, format: str | None = None, name: str | None = None, split: str = "train"
 ) -> Any:
-    """The dataset at ``path`` (see the module docstring), memory-mapped by ``datasets``."""
+    """The dataset at ``path`` (see the module docstring) as a ``datasets`` Dataset,
+    memory-mapped (local files are converted into datasets' Arrow cache first)."""
     datasets = _datasets()
+    files = _local_files(path)
+    if files is not None:
+        kind = _file_format(files, format)
+        return datasets.load_dataset(kind, data_files=files, split="train", cache_dir=_hf_cache())
     expanded = os.path.expanduser(path)
-    if Path(expanded).is_dir() and (Path(expanded) / "dataset_info.json").exists():
+    if Path(expanded).is_dir():
         ds = datasets.load_from_disk(expanded)
         return ds[split] if isinstance(ds, datasets.DatasetDict) else ds
-    files = sorted(glob.glob(expanded)) if any(c in expanded for c in "*?[") else [expanded]
-    if all(Path(f).is_file() for f in files) and files:
-        kind = format or _FORMATS.get(Path(files[0]).suffix.lower())
-        if kind is None:
-            raise ValueError(
-                f"hf: cannot tell the format of {files[0]!r}; set data.corpus_options.format "
-                f"to one of {sorted(set(_FORMATS.values()))}"
-            )
-        return datasets.load_dataset(kind, data_files=files, split="train", cache_dir=_hf_cache())
-    if Path(expanded).exists() or "*" in expanded:
-        raise ValueError(f"hf: no data files match {path!r}; set data.corpus_options.path")
     # A dataset name: the user's HF cache; needs the network unless it holds the dataset.
     return datasets.load_dataset(path, name, split=split)
 
@@ -103,68 +99,131 @@ def _is_validation(text: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
 
 
-# Per worker process: the tokenizer and its sentence-end table, built once.
-_WORKER_TOKENIZERS: dict[str, tuple[GLMTokenizer, np.ndarray]] = {}
+def _local_files(path: str) -> list[str] | None:
+    """The data files ``path`` names (a file or a glob), or None for a saved dataset folder
+    or a dataset name; a glob or path that matches nothing is a clear error."""
+    expanded = os.path.expanduser(path)
+    if Path(expanded).is_dir() and (Path(expanded) / "dataset_info.json").exists():
+        return None
+    files = sorted(glob.glob(expanded)) if any(c in expanded for c in "*?[") else [expanded]
+    if files and all(Path(f).is_file() for f in files):
+        return files
+    if Path(expanded).exists() or "*" in expanded:
+        raise ValueError(f"hf: no data files match {path!r}; set data.corpus_options.path")
+    return None
 
 
-def _encode_batch(
-    batch: dict[str, list[Any]], *, field: str, tokenizer_json: str, fraction: float, min_chars: int
-) -> dict[str, list[Any]]:
-    """``datasets.map`` function: sentence-split and encode a batch of documents."""
-    key = hashlib.sha256(tokenizer_json.encode()).hexdigest()
-    if key not in _WORKER_TOKENIZERS:
-        from tokenizers import Tokenizer
+def _file_format(files: list[str], format: str | None) -> str:
+    kind = format or _FORMATS.get(Path(files[0]).suffix.lower())
+    if kind is None:
+        raise ValueError(
+            f"hf: cannot tell the format of {files[0]!r}; set data.corpus_options.format "
+            f"to one of {sorted(set(_FORMATS.values()))}"
+        )
+    return kind
 
-        made = GLMTokenizer(Tokenizer.from_str(tokenizer_json))
-        table = sentence_end_table(lambda i: made.decode([i]), made.vocab_size)
-        _WORKER_TOKENIZERS[key] = (made, table)
-    tok, table = _WORKER_TOKENIZERS[key]
-    texts = [t if isinstance(t, str) else "" for t in batch[field]]
-    per_doc = [split_sentences(t) if len(t) >= min_chars else [] for t in texts]
-    flat = [s for sents in per_doc for s in sents]
-    # The tokenizer's own batch call (what GLMTokenizer.encode_batch does, minus the arrays).
-    encoded = tok.hf_tokenizer.encode_batch_fast(flat, add_special_tokens=False) if flat else []
-    seqs = [e.ids for e in encoded]
-    dtype = np.uint16 if tok.padded_vocab_size <= 65536 else np.int32  # a smaller Arrow file
-    ids_out, ends_out, val_out = [], [], []
-    pos = 0
-    for text, sents in zip(texts, per_doc, strict=True):
-        part = seqs[pos : pos + len(sents)]
-        pos += len(sents)
-        ids = np.fromiter(chain.from_iterable(part), dtype=dtype)
-        ids_out.append(ids)
-        # The reference's token rule, as tokenize_documents applies it to the other corpora.
-        ends_out.append(sentence_ends(ids, table))
-        val_out.append(_is_validation(text, fraction))
-    return {"ids": ids_out, "ends": ends_out, "is_validation": val_out}
+
+def _dataset_batches(ds: Any, field: str) -> Iterator[list[Any]]:
+    """The ``field`` values of a ``datasets`` Dataset or IterableDataset, in batches."""
+    names = ds.column_names
+    if names is not None:
+        if field not in names:
+            raise ValueError(f"hf: the dataset has no column {field!r}; columns: {names}")
+        ds = ds.select_columns([field])
+    for batch in ds.iter(batch_size=BATCH_DOCS):
+        if field not in batch:  # a stream whose columns were unknown up front
+            raise ValueError(f"hf: the dataset has no column {field!r}; columns: {sorted(batch)}")
+        yield batch[field]
+
+
+class _Source:
+    """Where an hf corpus's documents come from: a fingerprint of the data, and a way to
+    stream its ``field`` values in batches (as often as asked: tokenizer training reads
+    them once more)."""
+
+    def __init__(self, options: dict[str, Any], field: str) -> None:
+        path = options["path"]
+        self.field = field
+        limit = options.get("max_line_mb", 64.0)
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
+            raise ValueError(f"data.corpus_options.max_line_mb={limit!r}: must be a number > 0")
+        self.max_line_mb = float(limit)
+        files = _local_files(path)
+        self.files, self.kind, self.ds = files, None, None
+        if files is not None:
+            self.kind = _file_format(files, options.get("format"))
+            if self.kind == "json" and not all(is_json_lines(f) for f in files):
+                self.kind = "json-document"
+            stamp = [
+                (os.path.abspath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files
+            ]
+            self.fingerprint = cache_key("hf-files", self.kind, stamp)
+        else:
+            self.ds = load_hf_dataset(
+                path, name=options.get("name"), split=options.get("split", "train")
+            )
+            self.fingerprint = self.ds._fingerprint
+
+    def batches(self) -> Iterator[list[Any]]:
+        if self.kind in READERS:  # JSON Lines, parquet, text: read here, in batches
+            return READERS[self.kind](self.files, self.field, self.max_line_mb)
+        if self.ds is None:
+            datasets = _datasets()
+            if self.kind == "json-document":  # one JSON document: datasets reads it whole
+                self.ds = datasets.load_dataset(
+                    "json", data_files=self.files, split="train", cache_dir=_hf_cache()
+                )
+            else:  # csv / arrow: streamed by datasets, no Arrow copy
+                self.ds = datasets.load_dataset(
+                    self.kind, data_files=self.files, split="train", streaming=True
+                )
+        return _dataset_batches(self.ds, self.field)
 
 
 def _train_tokenizer(
-    ds: Any, field: str, fraction: float, *, vocab_size: int, n_sentinels: int
+    source: _Source, fraction: float, *, vocab_size: int, n_sentinels: int
 ) -> GLMTokenizer:
     def texts() -> Any:
-        for batch in ds.iter(batch_size=1000):
-            yield from (
-                t for t in batch[field] if isinstance(t, str) and not _is_validation(t, fraction)
-            )
+        for batch in source.batches():
+            yield from (t for t in batch if isinstance(t, str) and not _is_validation(t, fraction))
 
-    return GLMTokenizer.train(_Lazy(texts, len(ds)), vocab_size=vocab_size, n_sentinels=n_sentinels)
+    return GLMTokenizer.train(_Lazy(texts), vocab_size=vocab_size, n_sentinels=n_sentinels)
 
 
 class _Lazy(Sequence):
-    """A re-iterable, sized stream of texts (GLMTokenizer.train wants a Sequence)."""
+    """A re-iterable stream of texts (GLMTokenizer.train wants a Sequence); its length is
+    unknown (0: the trainer uses it for progress reports only)."""
 
-    def __init__(self, make: Any, length: int) -> None:
-        self.make, self.length = make, length
+    def __init__(self, make: Any) -> None:
+        self.make = make
 
     def __iter__(self) -> Any:
         return self.make()
 
     def __len__(self) -> int:
-        return self.length
+        return 0
 
     def __getitem__(self, i: Any) -> str:  # a stream: iterate it instead
         raise TypeError("a text stream supports iteration only")
+
+
+def _write_stores(
+    source: _Source,
+    stores: SplitStores,
+    *,
+    fraction: float,
+    min_chars: int,
+) -> None:
+    """Stream every document of ``source`` into the split its text's hash picks."""
+    for batch in source.batches():
+        texts = [t if isinstance(t, str) and len(t) >= min_chars else "" for t in batch]
+        split: dict[str, list[str]] = {"train": [], "validation": []}
+        for raw, text in zip(batch, texts, strict=True):
+            # The split hashes the text as given (a None or short text counts as a document).
+            key = raw if isinstance(raw, str) else ""
+            split["validation" if _is_validation(key, fraction) else "train"].append(text)
+        for name, docs in split.items():
+            stores.add(name, docs)
 
 
 def prepare_hf(
@@ -189,15 +248,8 @@ def prepare_hf(
     fraction = float(options.get("validation_fraction", 0.05))
     min_chars = max(int(options.get("min_chars", 1)), 1)
     num_proc = options.get("num_proc") or len(os.sched_getaffinity(0))
-    ds = load_hf_dataset(
-        options["path"],
-        format=options.get("format"),
-        name=options.get("name"),
-        split=options.get("split", "train"),
-    )
-    if field not in ds.column_names:
-        raise ValueError(f"hf: the dataset has no column {field!r}; columns: {ds.column_names}")
-    fingerprint = cache_key("hf", ds._fingerprint, field, fraction, min_chars)
+    source = _Source(options, field)
+    fingerprint = cache_key("hf", source.fingerprint, field, fraction, min_chars)
     if tokenizer_file:
         tokenizer = GLMTokenizer.load(tokenizer_file)
     else:
@@ -209,7 +261,7 @@ def prepare_hf(
             tokenizer = GLMTokenizer.load(path)
         else:
             tokenizer = _train_tokenizer(
-                ds, field, fraction, vocab_size=vocab_size, n_sentinels=n_sentinels
+                source, fraction, vocab_size=vocab_size, n_sentinels=n_sentinels
             )
             tokenizer.save(path)
     tok_json = tokenizer.hf_tokenizer.to_str()
@@ -218,46 +270,20 @@ def prepare_hf(
     splits = {s: folder / s for s in ("train", "validation")}
     if not all(store_exists(p) for p in splits.values()):
         t0 = time.perf_counter()
-        tokenized = ds.map(
-            _encode_batch,
-            batched=True,
-            batch_size=256,
-            num_proc=num_proc if num_proc > 1 else None,
-            remove_columns=ds.column_names,
-            fn_kwargs={
-                "field": field,
-                "tokenizer_json": tok_json,
-                "fraction": fraction,
-                "min_chars": min_chars,
-            },
-            cache_file_name=str(folder.parent / f".hf-{key}-tokens.arrow"),
-            desc="tokenizing",
+        stores = SplitStores(
+            splits,
+            tokenizer,
+            chunk_len=chunk_len,
+            packing=packing,
+            min_tokens=min_tokens,
+            threads=int(num_proc),
         )
-        writers = {
-            s: ExampleWriter(
-                p,
-                chunk_len=chunk_len,
-                packing=packing,
-                min_tokens=min_tokens,
-                vocab_size=tokenizer.padded_vocab_size,
-            )
-            for s, p in splits.items()
-        }
         try:
-            for batch in tokenized.with_format("numpy").iter(batch_size=1000):
-                for ids, ends, val in zip(
-                    batch["ids"], batch["ends"], batch["is_validation"], strict=True
-                ):
-                    doc = TokenizedText(np.asarray(ids, np.int64), np.asarray(ends, np.int64))
-                    writers["validation" if val else "train"].add(doc)
+            _write_stores(source, stores, fraction=fraction, min_chars=min_chars)
         except BaseException:
-            for w in writers.values():
-                w.abort()
+            stores.abort()
             raise
-        for w in writers.values():
-            w.close(seconds=round(time.perf_counter() - t0, 2))
-        for f in tokenized.cache_files:  # the tokens now live in the stores
-            Path(f["filename"]).unlink(missing_ok=True)
+        stores.close(seconds=round(time.perf_counter() - t0, 2))
     sets = {s: open_store(p) for s, p in splits.items()}
     stats = {s: store_meta(p) for s, p in splits.items()}
     return tokenizer, sets["train"], sets["validation"], key, stats

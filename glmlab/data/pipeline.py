@@ -12,8 +12,9 @@ from typing import Any
 
 from glmlab.data.cache import cache_dir, cache_key, clean_cache_temps
 from glmlab.data.corpus import load_corpus
-from glmlab.data.examples import ExampleSet, build_examples, tokenize_documents
-from glmlab.data.token_store import open_store, store_exists, write_store
+from glmlab.data.examples import ExampleSet
+from glmlab.data.store_builder import BATCH_DOCS, SplitStores
+from glmlab.data.token_store import open_store, store_exists
 from glmlab.data.tokenizer import GLMTokenizer, load_or_train
 
 __all__ = ["PreparedData", "check_splits", "prepare_data"]
@@ -135,12 +136,15 @@ def prepare_data(
             sets = {}
     cached = bool(sets)
     if not cached:
-        for split, texts in (("train", c.train), ("validation", c.validation)):
-            docs = tokenize_documents(tokenizer, texts)
-            built = build_examples(
-                docs, chunk_len=chunk_len, packing=packing, min_tokens=min_tokens
-            )
-            sets[split] = open_store(write_store(built, paths[split], tokenizer.padded_vocab_size))
+        # Batches of documents straight into the stores (glmlab/data/store_builder.py): the
+        # same examples as tokenize_documents + build_examples, without holding them.
+        with SplitStores(
+            paths, tokenizer, chunk_len=chunk_len, packing=packing, min_tokens=min_tokens
+        ) as stores:
+            for split, texts in (("train", c.train), ("validation", c.validation)):
+                for start in range(0, len(texts), BATCH_DOCS):
+                    stores.add(split, texts[start : start + BATCH_DOCS])
+        sets = {split: open_store(p) for split, p in paths.items()}
 
     for split, texts in (("train", c.train), ("validation", c.validation)):
         es = sets[split]

@@ -56,8 +56,9 @@ def split_sentences(text: str) -> list[str]:
 def sentence_end_table(decode_one: Callable[[int], str], vocab_size: int) -> np.ndarray:
     """(vocab_size,) bool: whether token ``i`` (its text ``decode_one(i)``) ends a sentence,
     i.e. holds one of :data:`SENTENCE_END_CHARS`."""
+    ends = set(SENTENCE_END_CHARS)
     return np.fromiter(
-        (any(c in decode_one(i) for c in SENTENCE_END_CHARS) for i in range(vocab_size)),
+        (not ends.isdisjoint(decode_one(i)) for i in range(vocab_size)),
         dtype=bool,
         count=vocab_size,
     )

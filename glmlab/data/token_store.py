@@ -27,6 +27,7 @@ from typing import IO, Any
 import numpy as np
 
 from glmlab.data.examples import ExampleSet, _chunk
+from glmlab.data.pieces import Pieces
 from glmlab.structures import TokenizedText
 
 __all__ = ["ExampleWriter", "id_dtype", "open_store", "store_exists", "write_store"]
@@ -87,6 +88,33 @@ class ExampleWriter:
             self.n_pieces += 1
             self._files["piece_offsets"].write(np.int64(self.n_tokens).tobytes())
             self._files["sent_offsets"].write(np.int64(self.n_sent).tobytes())
+
+    def add_pieces(self, pieces: Pieces, n_docs: int) -> None:
+        """Append a batch of already cut and filtered pieces (glmlab/data/pieces.py) of
+        ``n_docs`` documents: the same store as :meth:`add` of each document, in bulk."""
+        self.n_docs += n_docs
+        lengths = np.asarray(pieces.lengths, dtype=np.int64)
+        if len(lengths) == 0:
+            return
+        # Greedy packing, carried across batches exactly as add() does it.
+        bounds, first, total = [], self.n_pieces, self._example_tokens
+        for k, n in enumerate(lengths.tolist()):
+            if first + k and (not self.packing or total + n > self.chunk_len):
+                bounds.append(first + k)
+                total = 0
+            total += n
+        self._example_tokens = total
+        if bounds:
+            self._files["example_offsets"].write(np.asarray(bounds, np.int64).tobytes())
+            self.n_examples += len(bounds)
+        counts = np.asarray(pieces.sent_counts, dtype=np.int64)
+        self._files["ids"].write(np.asarray(pieces.ids).astype(self.dtype, copy=False).tobytes())
+        self._files["sent_ends"].write(np.asarray(pieces.sent_ends, dtype=np.int32).tobytes())
+        self._files["piece_offsets"].write((self.n_tokens + np.cumsum(lengths)).tobytes())
+        self._files["sent_offsets"].write((self.n_sent + np.cumsum(counts)).tobytes())
+        self.n_tokens += int(lengths.sum())
+        self.n_sent += int(counts.sum())
+        self.n_pieces += len(lengths)
 
     def add_all(self, docs: Iterable[TokenizedText]) -> ExampleWriter:
         for doc in docs:
