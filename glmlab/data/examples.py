@@ -90,13 +90,7 @@ class ExampleSet:
         ):
             raise ValueError("inconsistent ExampleSet arrays")
 
-    store: Path | None = None  # set by token_store.open_store: pickles as a path, not a copy
-
     def __reduce__(self) -> tuple:
-        if self.store is not None:  # a spawned loader worker maps the same files
-            from glmlab.data.token_store import open_store
-
-            return (open_store, (self.store,))
         arrays = (self.ids, self.piece_offsets, self.sent_ends, self.sent_offsets)
         return (ExampleSet, (*arrays, self.example_offsets, self.chunk_len))
 

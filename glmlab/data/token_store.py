@@ -251,7 +251,8 @@ def open_store(folder: str | os.PathLike[str]) -> ExampleSet:
             if counts[name]
             else np.zeros(0, dtypes[name])
         )
-    es = ExampleSet(
+    return StoredExampleSet(
+        folder,
         arrays["ids"],
         arrays["piece_offsets"],
         arrays["sent_ends"],
@@ -259,5 +260,15 @@ def open_store(folder: str | os.PathLike[str]) -> ExampleSet:
         arrays["example_offsets"],
         int(meta["chunk_len"]),
     )
-    es.store = folder
-    return es
+
+
+class StoredExampleSet(ExampleSet):
+    """An :class:`ExampleSet` over the memory maps of the store at ``store``: it pickles as
+    that path, so a spawned loader worker maps the same files instead of receiving a copy."""
+
+    def __init__(self, store: Path, *arrays: Any) -> None:
+        super().__init__(*arrays)
+        self.store = store
+
+    def __reduce__(self) -> tuple:
+        return (open_store, (self.store,))
