@@ -60,7 +60,8 @@ class Allowed:
         ]
         return any(b is not None and not ok(b) for b, ok in bounds)
 
-    def describe(self) -> str:
+    def requirement(self) -> str:
+        """What the rule accepts, as the error message words it: ``>= 1``, ``one of a, b``."""
         if self.choices is not None:
             return "one of " + ", ".join(map(str, self.choices))
         if self.pattern is not None:
@@ -303,10 +304,10 @@ def _type_ok(value: Any, kind: Any) -> bool:
     return isinstance(value, origin)
 
 
-def _describe_type(kind: Any) -> str:
+def _type_name(kind: Any) -> str:
     args = typing.get_args(kind)
     if typing.get_origin(kind) in (types.UnionType, typing.Union):
-        named = [_describe_type(a) for a in args if a is not type(None)]
+        named = [_type_name(a) for a in args if a is not type(None)]
         return ("null or " if type(None) in args else "") + " or ".join(named)
     origin = typing.get_origin(kind) or kind
     return _TYPE_NAMES.get(
@@ -325,11 +326,9 @@ def show_value(value: Any) -> str:
 
 def allowed_text(kind: Any, allowed: Allowed | None) -> str:
     """What a field accepts, for ``must be ...``: ``an integer >= 1``, ``one of a, b``."""
-    rule_text = allowed.describe() if allowed is not None else ""
+    rule_text = allowed.requirement() if allowed is not None else ""
     return (
-        rule_text
-        if rule_text.startswith("one of")
-        else f"{_describe_type(kind)} {rule_text}".strip()
+        rule_text if rule_text.startswith("one of") else f"{_type_name(kind)} {rule_text}".strip()
     )
 
 

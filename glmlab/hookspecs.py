@@ -7,9 +7,10 @@ distribution::
     my_sampler = "my_package.sampler_plugin"
 
 and implementing any of the hooks below with ``@glmlab.hookimpl``. Each hook returns a
-mapping from a registry name (what configs select: ``objective.samplers=[{name: geometric,
-weight: 1.0}]``, ``positional=alibi``) to a *factory*; :mod:`glmlab.plugin_base` has the
-base class each factory's product derives from (and documents). No hook is ``firstresult``: the registry calls each plugin's
+mapping from a registry name (what configs select: ``positional=alibi``, or a span
+sampler under ``objective.samplers``, ``{geometric: {weight: 1.0, p: 0.2}}``) to a
+*factory*; :mod:`glmlab.plugin_base` has the base class each factory's product derives from
+(and documents). No hook is ``firstresult``: the registry calls each plugin's
 implementation once, when it loads, and indexes every name it returns. A name claimed by
 two distributions fails only the runs that use it.
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from glmlab.report import build_report
-from glmlab.report.stats import describe, welch_test
+from glmlab.report.stats import summary_stats, welch_test
 from tests.browser import CHROMIUM, chromium_args, page_layout
 from tests.conftest import TINY, run_glmlab
 
@@ -86,12 +86,12 @@ def synthetic_sweep(tmp_path: Path) -> Path:
     return sweep
 
 
-def test_describe_and_welch_by_hand():
-    s = describe([5.0, 5.2, 5.4])
+def test_summary_stats_and_welch_by_hand():
+    s = summary_stats([5.0, 5.2, 5.4])
     assert (s.n, s.mean, s.std) == (3, pytest.approx(5.2), pytest.approx(0.2))
     half = 4.302653 * 0.2 / math.sqrt(3)  # t(0.975, 2) * std / sqrt(n)
     assert s.ci == (pytest.approx(5.2 - half, abs=1e-5), pytest.approx(5.2 + half, abs=1e-5))
-    assert describe([1.0]).std is None and describe([]) is None
+    assert summary_stats([1.0]).std is None and summary_stats([]) is None
 
     w = welch_test([5.5, 5.6, 5.7], [5.0, 5.2, 5.4])
     se = math.sqrt(0.2**2 / 3 + 0.1**2 / 3)

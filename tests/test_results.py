@@ -15,7 +15,7 @@ import yaml
 from glmlab import results
 from glmlab.cli import main as cli
 from glmlab.report import build_report
-from glmlab.report.stats import describe, welch_test
+from glmlab.report.stats import summary_stats, welch_test
 
 BASE, OFF = "positional=learned_2d", "positional=rope"
 
@@ -122,7 +122,7 @@ def test_latex_booktabs_mean_ci_and_significance(sweep: Path, tmp_path: Path) ->
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     lines = {line.split(" & ")[0]: line for line in tex.splitlines() if " & " in line}
     base_vals, rope_vals = [5.0, 5.1, 5.2], [5.6, 5.7, 5.8]
-    half = (describe(rope_vals).ci[1] - describe(rope_vals).ci[0]) / 2
+    half = (summary_stats(rope_vals).ci[1] - summary_stats(rope_vals).ci[0]) / 2
     assert welch_test(rope_vals, base_vals).significant
     rope = lines["positional=rope"]
     assert rf"\textbf{{{statistics.fmean(rope_vals):.4f} $\pm$ {half:.4f}}}$^\dagger$" in rope

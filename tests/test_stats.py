@@ -12,10 +12,10 @@ from scipy import stats as sps
 from glmlab.report.stats import (
     RunItems,
     bootstrap_mean,
-    describe,
     holm,
     paired_bootstrap,
     seed_scale,
+    summary_stats,
     welch_test,
 )
 
@@ -142,7 +142,7 @@ def test_holm_by_hand():
 
 
 def test_describe_and_welch_against_scipy():
-    s = describe([5.0, 5.2, 5.4])
+    s = summary_stats([5.0, 5.2, 5.4])
     half = 4.302653 * 0.2 / math.sqrt(3)  # t(0.975, 2) from any table
     assert s.ci == (pytest.approx(5.2 - half, abs=1e-5), pytest.approx(5.2 + half, abs=1e-5))
     a, b = [5.5, 5.6, 5.7], [5.0, 5.2, 5.4]

@@ -31,9 +31,9 @@ from glmlab.report.stats import (
     RunItems,
     Welch,
     bootstrap_mean,
-    describe,
     holm,
     paired_bootstrap,
+    summary_stats,
     welch_test,
 )
 
@@ -123,7 +123,7 @@ def assess_metric(
         if out.method == PAIRED:
             out.intervals[v.label] = bootstrap_mean(items[v.label])
         else:
-            s = describe(values)
+            s = summary_stats(values)
             ci = s.ci if s else None
             out.intervals[v.label] = Interval(s.mean, *(ci or (None, None)))
         if out.method == NONE or baseline is None or v is baseline:

@@ -21,7 +21,7 @@ from glmlab.report.load import Sweep, Variant, differing_config, load_sweep
 from glmlab.report.markdown import fmt, fmt_delta, md_cell, shared_settings
 from glmlab.report.metrics import metric_info
 from glmlab.report.plots import plot_compare_curves
-from glmlab.report.stats import describe, welch_test
+from glmlab.report.stats import summary_stats, welch_test
 from glmlab.rundir import RunStatus
 
 __all__ = ["DIFFERENT_VERDICT", "compare_sweeps", "default_compare_dir", "render_comparison"]
@@ -50,7 +50,7 @@ def _verdict_key(sweep: Sweep, variant: Variant, metric: str) -> str:
 
 
 def _summary(values: list[float], digits: int) -> str:
-    s = describe(values)
+    s = summary_stats(values)
     if s is None:
         return "–"
     return f"{fmt(s.mean, digits)} ± {fmt(s.std, digits)} (n={s.n})"

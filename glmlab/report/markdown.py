@@ -15,7 +15,7 @@ from glmlab import provenance, rundir
 from glmlab.report.assess import NONE, PAIRED, WELCH, reference_levels, tests_of
 from glmlab.report.load import Run, Sweep, Variant, differing_config
 from glmlab.report.metrics import REFERENCES, TASK_OF_METRIC, Metric, metric_info
-from glmlab.report.stats import N_BOOT, PairedDiff, Welch, describe
+from glmlab.report.stats import N_BOOT, PairedDiff, Welch, summary_stats
 from glmlab.rundir import RunStatus
 
 __all__ = [
@@ -157,7 +157,7 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
         header, sep = header + " ppl at mean |", sep + "---|"
     lines += [header, sep]
     for v in sweep.variants:
-        s = describe(v.values(name))
+        s = summary_stats(v.values(name))
         label = md_cell(v.label) + (" **(baseline)**" if v is sweep.baseline else "")
         if s is None:
             row = [label, "–", "–", "0", "–", "–"]

@@ -204,7 +204,7 @@ class Stats:
     ci: tuple[float, float] | None
 
 
-def describe(values: Sequence[float]) -> Stats | None:
+def summary_stats(values: Sequence[float]) -> Stats | None:
     """:class:`Stats` of ``values``; None when there are none."""
     if not values:
         return None

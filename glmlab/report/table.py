@@ -26,7 +26,7 @@ import yaml
 from glmlab.io import write_text_atomic
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.metrics import metric_info
-from glmlab.report.stats import describe, welch_test
+from glmlab.report.stats import summary_stats, welch_test
 
 if TYPE_CHECKING:
     import pandas
@@ -145,8 +145,8 @@ class VariantStats:
 
 def variant_stats(values: Sequence[float], baseline: Sequence[float] | None) -> VariantStats | None:
     """Summarise ``values`` and test them against ``baseline`` (None: this is the baseline
-    or there is none) with the report's statistics (``describe``, ``welch_test``)."""
-    s = describe(values)
+    or there is none) with the report's statistics (``summary_stats``, ``welch_test``)."""
+    s = summary_stats(values)
     if s is None:
         return None
     half = (s.ci[1] - s.ci[0]) / 2.0 if s.ci else None
