@@ -201,3 +201,19 @@ def test_file_readers_refuse_bad_input_clearly(tmp_path: Path) -> None:
     pq.write_table(pa.table({"body": ["a"]}), str(tmp_path / "p.parquet"))
     with pytest.raises(ValueError, match="no column 'text'; columns: \\['body'\\]"):
         _read_all(parquet_batches, [tmp_path / "p.parquet"])
+
+
+def test_a_writer_interrupted_by_an_exception_publishes_nothing(
+    texts: list[str], tmp_path: Path
+) -> None:
+    tok = GLMTokenizer.train(texts, vocab_size=400, n_sentinels=8)
+    docs = tokenize_documents(tok, texts)
+    folder = tmp_path / "store"
+    with pytest.raises(RuntimeError, match="stop"):
+        with ExampleWriter(folder, chunk_len=48, packing=True, min_tokens=4) as w:
+            w.add_all(docs[:5])
+            raise RuntimeError("stop")
+    assert not folder.exists() and list(tmp_path.iterdir()) == []  # no store, no temp
+    with ExampleWriter(folder, chunk_len=48, packing=True, min_tokens=4) as w:
+        w.add_all(docs[:5])
+    assert len(open_store(folder)) > 0  # a clean exit publishes

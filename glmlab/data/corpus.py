@@ -233,6 +233,22 @@ def _jsonl_lines(file: Path, max_line_mb: float) -> Iterator[tuple[int, str]]:
                 ) from None
 
 
+def jsonl_records(file: Path, max_line_mb: float) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each non-blank line of a JSON-lines file, streamed; a
+    line that is not a JSON object is a ValueError naming the file and the line (and those
+    of :func:`_jsonl_lines`)."""
+    for lineno, line in _jsonl_lines(file, max_line_mb):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{file}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{file}:{lineno}: not a JSON object")
+        yield lineno, record
+
+
 def _load_jsonl(
     *,
     path: str,
@@ -245,14 +261,8 @@ def _load_jsonl(
     if not file.is_file():
         raise ValueError(f"jsonl: no such file {str(file)!r}; set corpus_options.path")
     docs: list[str] = []
-    for lineno, line in _jsonl_lines(file, max_line_mb):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{file}:{lineno}: not valid JSON ({e.msg})") from None
-        if not isinstance(record, dict) or field not in record:
+    for lineno, record in jsonl_records(file, max_line_mb):
+        if field not in record:
             raise ValueError(f"{file}:{lineno}: record has no field {field!r}")
         text = record[field]
         if not isinstance(text, str):

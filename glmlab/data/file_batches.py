@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from glmlab.data.corpus import _jsonl_lines
+from glmlab.data.corpus import jsonl_records
 from glmlab.data.store_builder import BATCH_DOCS
 
 __all__ = ["READERS", "is_json_lines", "json_lines_batches", "parquet_batches", "text_batches"]
@@ -42,15 +42,7 @@ def json_lines_batches(files: list[str], field: str, max_line_mb: float) -> Iter
     batch: list[Any] = []
     first = True
     for file in files:
-        for lineno, line in _jsonl_lines(Path(file), max_line_mb):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{file}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{file}:{lineno}: not a JSON object")
+        for _, record in jsonl_records(Path(file), max_line_mb):
             if first and field not in record:
                 raise ValueError(
                     f"hf: the dataset has no column {field!r}; columns: {sorted(record)}"

@@ -23,7 +23,7 @@ import numpy as np
 
 from glmlab.data.pieces import batch_pieces
 from glmlab.data.sentence_encoder import SentenceEncoder
-from glmlab.data.token_store import ExampleWriter
+from glmlab.data.token_store import ExampleWriter, PublishOnExit
 from glmlab.data.tokenizer import GLMTokenizer
 
 __all__ = ["BATCH_DOCS", "IN_FLIGHT", "SplitStores"]
@@ -50,7 +50,7 @@ def _threads(threads: int | None) -> Iterator[None]:
             os.environ["TOKENIZERS_PARALLELISM"] = before
 
 
-class SplitStores:
+class SplitStores(PublishOnExit):
     """One token store per split (``folders``: split name -> store folder), filled by
     :meth:`add`; published by :meth:`close`, removed by :meth:`abort` (a context manager
     does either).
@@ -134,12 +134,3 @@ class SplitStores:
         self._pending.clear()
         for w in self.writers.values():
             w.abort()
-
-    def __enter__(self) -> SplitStores:
-        return self
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

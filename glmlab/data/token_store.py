@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import numpy as np
 
@@ -41,7 +41,27 @@ def id_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.int32)
 
 
-class ExampleWriter:
+class PublishOnExit:
+    """``with`` for a writer that publishes its output on ``close()`` and discards it on
+    ``abort()``: a clean exit publishes, an exception discards (nothing half-written)."""
+
+    def close(self) -> Any:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ExampleWriter(PublishOnExit):
     """Stream documents into a store at ``folder`` (see the module docstring); use as a
     context manager, or call :meth:`close` (which publishes the store) yourself."""
 
@@ -145,15 +165,6 @@ class ExampleWriter:
         for f in self._files.values():
             f.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __enter__(self) -> ExampleWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_store(es: ExampleSet, folder: str | os.PathLike[str], vocab_size: int) -> Path:
