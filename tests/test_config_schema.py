@@ -20,7 +20,9 @@ from glmlab.config import (
     SCHEMA,
     ConfigError,
     GLMLabConfig,
+    ModelConfig,
     PluginChoice,
+    TrainConfig,
     field_defaults,
     parse_config,
 )
@@ -246,7 +248,7 @@ def test_code_takes_its_defaults_from_the_schema():
     and the objectives' keyword defaults are the schema's."""
     import inspect
 
-    from glmlab.config import ModelConfig, ObjectiveConfig
+    from glmlab.config import ObjectiveConfig
     from glmlab.data.pipeline import prepare_data
     from glmlab.data.tokenizer import GLMTokenizer, load_or_train
     from glmlab.model.build import assemble_model, build_model, build_positional, choose_attention
@@ -288,3 +290,32 @@ def test_a_key_the_schema_added_with_a_null_default_changes_no_identity():
     assert rundir.identity_changes(old, new) == []
     given = rundir.config_identity({"data": {"seq_len": 128, "tokenizer_file": "t.json"}}, {})
     assert rundir.identity_changes(old, given) == ["data.tokenizer_file: '<unset>' -> 't.json'"]
+
+
+def test_conf_composes_as_a_plain_directory_with_nothing_of_glmlab_imported() -> None:
+    """Hydra imports the ``hydra_plugins`` namespace before composing, and glmlab's module
+    there stores the schemas: ``conf/`` composes as a directory (``initialize_config_dir``,
+    ``--config-dir``) in a fresh interpreter, with the schema's types still checked."""
+    import subprocess
+    import sys
+
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    script = f"""
+import sys
+from hydra import compose, initialize_config_dir
+with initialize_config_dir(config_dir={str(conf)!r}, version_base=None):
+    assert "glmlab.conf" not in sys.modules
+    cfg = compose("config", overrides=["+experiment=span_shuffle_ablation"])
+    print(cfg.train.max_steps, cfg.model.dim)
+    try:
+        compose("config", overrides=["train.max_steps=lots"])
+    except Exception as e:
+        print(type(e).__name__)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd="/"
+    ).stdout.split()
+    train = field_defaults(TrainConfig)
+    assert out[0] == "800" != str(train["max_steps"])  # the experiment's value, composed
+    assert out[1] == str(field_defaults(ModelConfig)["dim"])  # the schema's default
+    assert out[2] == "ConfigCompositionException"  # a string in an int field is refused

@@ -1,0 +1,11 @@
+"""Stores glmlab's config schemas in Hydra's ConfigStore whenever Hydra starts.
+
+Hydra imports every module of the ``hydra_plugins`` namespace package before it composes a
+config, so this one makes glmlab's ``conf/`` compose however it is reached: through
+``glmlab.conf`` (which registers them too), or as a plain directory
+(``initialize_config_dir``, ``--config-dir``) with nothing of glmlab imported first.
+"""
+
+from glmlab.config import register_schemas
+
+register_schemas()
