@@ -268,6 +268,8 @@ def test_code_takes_its_defaults_from_the_schema():
         params = inspect.signature(fn).parameters
         assert all(params[n].default is inspect.Parameter.empty for n in names), fn.__name__
     model = field_defaults(ModelConfig)
+    # model_config passes every model.* setting on: each one is a GLMConfig field.
+    assert set(model) <= {f.name for f in dataclasses.fields(GLMConfig)}
     for f in dataclasses.fields(GLMConfig):
         if f.default is not dataclasses.MISSING:
             assert f.default == model[f.name], f.name

@@ -4,6 +4,8 @@ model."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from glmlab.config import ConfigError, RunSpec
@@ -31,22 +33,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_config(spec: RunSpec, vocab_size: int) -> GLMConfig:
-    """The Transformer's shape and init from ``spec.model`` (``vocab_size``: the
-    tokenizer's, padded)."""
-    m = spec.model
+    """The Transformer's shape and init: ``spec.model`` (every :class:`ModelConfig` field is
+    a :class:`GLMConfig` field) plus the tokenizer's padded ``vocab_size`` and the run's
+    ``max_positions``."""
     return GLMConfig(
-        vocab_size=vocab_size,
-        n_layers=m.n_layers,
-        dim=m.dim,
-        n_heads=m.n_heads,
-        ffn=m.ffn,
-        ffn_mult=m.ffn_mult,
-        max_positions=spec.max_positions,
-        tie_embeddings=m.tie_embeddings,
-        dropout=m.dropout,
-        attention_dropout=m.attention_dropout,
-        init_std=m.init_std,
-        norm_eps=m.norm_eps,
+        vocab_size=vocab_size, max_positions=spec.max_positions, **dataclasses.asdict(spec.model)
     )
 
 
