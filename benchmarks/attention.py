@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks.common import append_jsonl, emit, environment
 from glmlab.model.attention_select import NOT_TIMED, fastest
 from glmlab.model.build import AUTO_CUDA_PREFERENCE, available_backends
-from glmlab.registry import get_registry
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import AttentionLayout, Segment
 
 

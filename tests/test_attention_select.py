@@ -23,7 +23,7 @@ from glmlab.model.attention_select import (
     timing_candidates,
 )
 from glmlab.model.build import AUTO_CUDA_PREFERENCE, build_model
-from glmlab.registry import PluginRegistry, get_registry
+from glmlab.plugin.registry import PluginRegistry, get_registry
 from tests.test_model import glm_batch, tiny_config
 
 PREFERENCE = ("sdpa", "flex", "xformers")

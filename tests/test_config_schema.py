@@ -1,4 +1,4 @@
-"""The config schema (glmlab/config.py) is the one source of defaults: every conf/ file
+"""The config schema (glmlab/config/schema.py) is the one source of defaults: every conf/ file
 extends its group's schema and carries only what it changes, the effective configs of the
 default run and of every experiment are pinned, and types are checked at composition."""
 
@@ -14,7 +14,7 @@ import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from glmlab.config import (
+from glmlab.config.schema import (
     GROUP_SCHEMAS,
     PLUGIN_GROUPS,
     SCHEMA,
@@ -26,9 +26,9 @@ from glmlab.config import (
     field_defaults,
     parse_config,
 )
-from glmlab.config_errors import schema_field
-from glmlab.run import register_resolvers
-from glmlab.rundir import flatten
+from glmlab.config.errors import schema_field
+from glmlab.runs.run import register_resolvers
+from glmlab.runs.layout import flatten
 
 CONF = Path(__file__).parents[1] / "conf"
 EFFECTIVE = Path(__file__).parent / "fixtures" / "config" / "effective.yaml"
@@ -248,12 +248,12 @@ def test_code_takes_its_defaults_from_the_schema():
     and the objectives' keyword defaults are the schema's."""
     import inspect
 
-    from glmlab.config import ObjectiveConfig
+    from glmlab.config.schema import ObjectiveConfig
     from glmlab.data.pipeline import prepare_data
     from glmlab.data.tokenizer import GLMTokenizer, load_or_train
     from glmlab.model.build import assemble_model, build_model, build_positional, choose_attention
     from glmlab.model.glm import GLMConfig
-    from glmlab.objective import GLMObjective, MLMObjective
+    from glmlab.objective.glm import GLMObjective, MLMObjective
 
     required = {
         build_model: ("positional", "norm_layout", "attention"),
@@ -283,7 +283,7 @@ def test_code_takes_its_defaults_from_the_schema():
 def test_a_key_the_schema_added_with_a_null_default_changes_no_identity():
     """Run directories made before the schemas lack data.tokenizer_file (now null) and
     tracker (now {}): a rerun finds the same config, not a change to refuse."""
-    from glmlab import rundir
+    from glmlab.runs import layout as rundir
 
     old = rundir.config_identity({"data": {"seq_len": 128}}, {})
     new = rundir.config_identity(

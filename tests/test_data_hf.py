@@ -71,8 +71,8 @@ def test_store_is_memory_mapped_and_pickles_as_a_path(texts: list[str], tmp_path
 
 
 def test_batches_stay_a_function_of_seed_and_index(texts: list[str], tmp_path: Path) -> None:
-    from glmlab.objective import CLMObjective
-    from glmlab.registry import get_registry
+    from glmlab.objective.glm import CLMObjective
+    from glmlab.plugin.registry import get_registry
 
     tok = GLMTokenizer.train(texts, vocab_size=400, n_sentinels=8)
     built = build_examples(tokenize_documents(tok, texts), chunk_len=48, packing=True)

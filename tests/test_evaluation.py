@@ -17,9 +17,9 @@ from glmlab.assembly import (
     build_glm_model,
     build_sample_parts,
 )
-from glmlab.config import parse_config
+from glmlab.config.schema import parse_config
 from glmlab.data.batches import collate_rows
-from glmlab.evaluation import (
+from glmlab.eval.suite import (
     CLMFormat,
     EvalSuite,
     GLMFormat,
@@ -30,9 +30,9 @@ from glmlab.evaluation import (
     passages,
     unigram_log_probs,
 )
-from glmlab.objective import GLMObjective
-from glmlab.plugin_base import SpanSamplerBase
-from glmlab.run import execute_run
+from glmlab.objective.glm import GLMObjective
+from glmlab.plugin.base import SpanSamplerBase
+from glmlab.runs.run import execute_run
 from glmlab.structures import SpanSet, TokenizedText
 from tests.conftest import TINY
 

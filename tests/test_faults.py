@@ -23,8 +23,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab import rundir
-from glmlab.config import ConfigError, parse_config
+from glmlab.runs import layout as rundir
+from glmlab.config.schema import ConfigError, parse_config
 from glmlab.io import (
     DiskFullError,
     append_line,
@@ -33,8 +33,8 @@ from glmlab.io import (
     read_jsonl,
     write_text_atomic,
 )
-from glmlab.run import execute_run
-from glmlab.rundir import RunLock, RunLocked, read_result, repair_metrics
+from glmlab.runs.run import execute_run
+from glmlab.runs.layout import RunLock, RunLocked, read_result, repair_metrics
 from glmlab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.conftest import TINY, run_glmlab
 
@@ -104,7 +104,7 @@ def test_bad_value_is_refused_before_any_data_is_loaded(override, message, tmp_p
 
 
 # Wrong types and unknown keys: refused by the schema when Hydra composes the config
-# (glmlab/config.py's dataclasses in the ConfigStore), reported as one line by the CLI.
+# (glmlab/config/schema.py's dataclasses in the ConfigStore), reported as one line by the CLI.
 COMPOSITION_ERRORS = [
     ("train.max_steps=lots", "train.max_steps=lots: must be an integer >= 1"),
     ("model.dropout=x", "model.dropout=x: must be a number >= 0 and < 1"),
@@ -122,7 +122,7 @@ COMPOSITION_ERRORS = [
 def test_wrong_type_is_refused_when_the_config_is_composed(override, message):
     from hydra.errors import HydraException
 
-    from glmlab.config_errors import composition_error_line
+    from glmlab.config.errors import composition_error_line
 
     with pytest.raises(HydraException) as err:
         config(override)
@@ -140,7 +140,7 @@ def test_every_bounded_field_declares_its_rule():
     """The rules live on the dataclass fields (so they can serve as structured configs)."""
     import dataclasses
 
-    from glmlab.config import Allowed, TrainConfig
+    from glmlab.config.schema import Allowed, TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in ("max_steps", "batch_size", "grad_accum", "eval_batches", "log_interval"):
@@ -305,7 +305,7 @@ def test_unwritable_run_directory_is_reported_not_raised(tmp_path, monkeypatch):
     def read_only(path, text):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr("glmlab.run.write_text_atomic", read_only)
+    monkeypatch.setattr("glmlab.runs.run.write_text_atomic", read_only)
     result = execute_run(config("norm_layout.name=nope"), tmp_path, [])
     assert result["status"] == "failed" and result["recorded"] is False
     assert "could not be written" in result["error"] and "Read-only" in result["error"]
@@ -507,7 +507,7 @@ def test_corpus_too_small_for_the_suite_fails_before_training(tmp_path):
         "data.min_tokens=1",
     )
     # Every validation passage is shorter than the suite needs once seq_len is this short.
-    from glmlab.evaluation import MIN_PASSAGE_TOKENS
+    from glmlab.eval.suite import MIN_PASSAGE_TOKENS
 
     cfg.data.seq_len = MIN_PASSAGE_TOKENS
     cfg.data.part_b_reserve = 0.5
@@ -642,7 +642,7 @@ def append_line(path, line):
 ck.atomic_write = atomic_write
 tr.append_line = append_line
 sys.argv = ["glmlab", *sys.argv[1:]]
-from glmlab.app import main
+from glmlab.cli.app import main
 main()
 """
 

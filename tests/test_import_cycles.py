@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"glmlab": ROOT / "glmlab", "glmlab.plugins": ROOT / "plugins"}
+PACKAGES = {"glmlab": ROOT / "glmlab"}
 
 
 def module_files() -> dict[str, Path]:
@@ -127,14 +127,14 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_glmlab_has_no_import_cycle() -> None:
     graph = import_graph()
     assert len(graph) > 50 and "glmlab.train.trainer" in graph  # the walk found glmlab
-    assert "glmlab.evaluation" in graph["glmlab.assembly.run"]  # and resolved its imports
+    assert "glmlab.eval.suite" in graph["glmlab.assembly.run"]  # and resolved its imports
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_no_deferred_import_dodges_a_cycle() -> None:
     graph = import_graph(every_import)
-    assert "glmlab.inspect" in graph["glmlab.cli"]  # a deferred import, counted here
+    assert "glmlab.cli.inspect" in graph["glmlab.cli.main"]  # a deferred import, counted here
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle through a function-level import: " + " -> ".join(cycle)
 
@@ -144,11 +144,11 @@ def test_the_cycle_finder_finds_a_cycle_and_the_imports_it_follows() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
     source = (
         "import os\nfrom typing import TYPE_CHECKING\nfrom glmlab.io import x\n"
-        "if TYPE_CHECKING:\n    from glmlab.run import y\n"
+        "if TYPE_CHECKING:\n    from glmlab.runs.run import y\n"
         "try:\n    import glmlab.model.glm\nexcept ImportError:\n    pass\n"
-        "def f():\n    from glmlab.app import z\n"
+        "def f():\n    from glmlab.cli.app import z\n"
     )
-    known = {"glmlab.io", "glmlab.run", "glmlab.model", "glmlab.model.glm", "glmlab.app"}
+    known = {"glmlab.io", "glmlab.runs.run", "glmlab.model", "glmlab.model.glm", "glmlab.cli.app"}
     found = set().union(
         *(
             imported_modules("glmlab.m", Path("m.py"), n, known)
@@ -162,4 +162,4 @@ def test_the_cycle_finder_finds_a_cycle_and_the_imports_it_follows() -> None:
             for n in every_import(ast.parse(source))
         )
     )
-    assert every == found | {"glmlab.app"}  # the function's import; TYPE_CHECKING's not
+    assert every == found | {"glmlab.cli.app"}  # the function's import; TYPE_CHECKING's not

@@ -11,16 +11,16 @@ import torch
 from hydra import compose, initialize_config_module
 
 from glmlab.data.batches import collate_rows
-from glmlab.infill import Infiller
-from glmlab.inspect import (
+from glmlab.cli.infill import Infiller
+from glmlab.cli.inspect import (
     compose_config,
     inspect_sample,
     render_mask_art,
     render_table,
     save_mask_png,
 )
-from glmlab.objective import build_glm_sample
-from glmlab.run import execute_run
+from glmlab.objective.glm import build_glm_sample
+from glmlab.runs.run import execute_run
 from tests.conftest import TINY
 
 

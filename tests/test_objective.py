@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from glmlab.objective import (
+from glmlab.objective.glm import (
     CLMObjective,
     GLMObjective,
     MLMObjective,

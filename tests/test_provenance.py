@@ -14,7 +14,7 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from glmlab import provenance
+from glmlab.runs import provenance
 from glmlab.report import build_report
 
 

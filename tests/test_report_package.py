@@ -1,5 +1,5 @@
 """The report package's seams: typed run records from one loading path, run-directory names
-and statuses only from glmlab.rundir, Welch's test from scipy, the callback Hydra is told to
+and statuses only from glmlab.runs.layout, Welch's test from scipy, the callback Hydra is told to
 build."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from hydra.utils import get_class
 from scipy import stats as sps
 
 import glmlab.report
-from glmlab import rundir
+from glmlab.runs import layout as rundir
 from glmlab.report import Sweep, load_sweep
 from glmlab.report.stats import welch_test
-from glmlab.rundir import RunResult, RunStatus
+from glmlab.runs.layout import RunResult, RunStatus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,7 @@ def test_report_modules_take_file_names_and_statuses_from_rundir() -> None:
     for module in sorted(package.glob("*.py")):
         text = module.read_text(encoding="utf-8")
         found = [lit for lit in literals if lit in text]
-        assert not found, f"{module.name} spells {found}: use the glmlab.rundir constants"
+        assert not found, f"{module.name} spells {found}: use the glmlab.runs.layout constants"
     assert "report.md" in names and "multirun.yaml" in names and "completed" in statuses
 
 
@@ -118,9 +118,9 @@ def test_callback_writes_the_report_and_prints_the_closing_lines(
 ) -> None:
     from omegaconf import OmegaConf
 
-    import glmlab.app
+    import glmlab.cli.app
 
-    monkeypatch.setattr(glmlab.app, "_sweep_exit", [])  # the exit status it would set
+    monkeypatch.setattr(glmlab.cli.app, "_sweep_exit", [])  # the exit status it would set
     sweep = tmp_path / "sweep"
     values = {"positional=rope": (5.0, 5.1, 5.2), "positional=alibi": (5.6, 5.7, 5.8)}
     for variant, losses in values.items():
@@ -147,4 +147,4 @@ def test_callback_writes_the_report_and_prints_the_closing_lines(
     assert "significant, worse" in out[1] and "**" not in out[1]
     assert out[-2] == f"  report: {sweep / rundir.REPORT_MD} (and {rundir.REPORT_HTML})"
     assert out[-1] == f"glmlab: sweep {sweep}: 7 runs: 6 completed, 0 diverged, 1 failed"
-    assert glmlab.app._sweep_exit == [1]
+    assert glmlab.cli.app._sweep_exit == [1]

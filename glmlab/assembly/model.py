@@ -8,7 +8,7 @@ import dataclasses
 
 import torch
 
-from glmlab.config import ConfigError, RunSpec
+from glmlab.config.schema import ConfigError, RunSpec
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import (
     ChosenAttention,
@@ -17,8 +17,8 @@ from glmlab.model.build import (
     choose_attention,
 )
 from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.plugin_base import PositionalSchemeBase
-from glmlab.registry import PluginRegistry, get_registry
+from glmlab.plugin.base import PositionalSchemeBase
+from glmlab.plugin.registry import PluginRegistry, get_registry
 
 
 def resolve_device(name: str) -> torch.device:

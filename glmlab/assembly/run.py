@@ -1,4 +1,4 @@
-"""``build_run``: one downward pass from a :class:`~glmlab.config.RunSpec` to the parts
+"""``build_run``: one downward pass from a :class:`~glmlab.config.schema.RunSpec` to the parts
 of a run, each handed what it needs when it is built (torchtitan's ``build()`` pass).
 
 1. data (corpus, tokenizer, example sets) and its split check;
@@ -39,14 +39,14 @@ from glmlab.assembly.model import (
     initial_model,
     model_config,
 )
-from glmlab.config import RunSpec
+from glmlab.config.schema import RunSpec
 from glmlab.data.batches import PrepareHost
 from glmlab.data.pipeline import PreparedData, check_splits
-from glmlab.evaluation import EvalSuite, SuiteSettings, item_format
+from glmlab.eval.suite import EvalSuite, SuiteSettings, item_format
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import ChosenAttention
 from glmlab.model.glm import GLMModel
-from glmlab.registry import get_registry
+from glmlab.plugin.registry import get_registry
 
 
 def _same(obj: Any) -> Any:
@@ -84,7 +84,7 @@ def build_eval_suite(
     *,
     prepare_host: PrepareHost | None = None,
 ) -> EvalSuite:
-    """The evaluation suite of a run of ``spec`` (glmlab/evaluation.py)."""
+    """The evaluation suite of a run of ``spec`` (glmlab/eval/suite.py)."""
     t = spec.train
     settings = SuiteSettings(
         items=t.eval_suite_items,

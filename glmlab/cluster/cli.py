@@ -1,4 +1,4 @@
-"""The ``glmlab submit``, ``status`` and ``collect`` commands (wired up in glmlab/cli.py)."""
+"""The ``glmlab submit``, ``status`` and ``collect`` commands (wired up in glmlab/cli/main.py)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def submit(overrides: Sequence[str]) -> int:
     if not slurm_config():
         print(f"glmlab: {NO_CLUSTER}", file=sys.stderr)
         return 2
-    from glmlab.app import main
+    from glmlab.cli.app import main
 
     argv = sys.argv
     sys.argv = ["glmlab", "--multirun", *overrides]

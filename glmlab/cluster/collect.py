@@ -15,7 +15,7 @@ from pathlib import Path
 from glmlab.cluster.slurm import SlurmJob
 from glmlab.cluster.status import RunView, sweep_runs
 from glmlab.report import Sweep, build_report
-from glmlab.rundir import FINISHED, sweep_exit_status
+from glmlab.runs.layout import FINISHED, sweep_exit_status
 
 
 @dataclass

@@ -39,7 +39,7 @@ from einops import rearrange
 import glmlab
 from glmlab.data.cache import cache_dir, cache_key
 from glmlab.io import write_json_atomic
-from glmlab.registry import PluginError, PluginRegistry
+from glmlab.plugin.registry import PluginError, PluginRegistry
 from glmlab.structures import AttentionLayout, Batch
 
 log = logging.getLogger("glmlab")

@@ -20,8 +20,8 @@ from glmlab.model.attention_select import (
     should_measure,
 )
 from glmlab.model.glm import GLMConfig, GLMModel, broken, plugin_label, type_and_shape
-from glmlab.plugin_base import AttentionBackendBase, MaskBuilderBase, PositionalSchemeBase
-from glmlab.registry import PluginError, PluginRegistry, get_registry
+from glmlab.plugin.base import AttentionBackendBase, MaskBuilderBase, PositionalSchemeBase
+from glmlab.plugin.registry import PluginError, PluginRegistry, get_registry
 from glmlab.structures import AttentionLayout, Segment
 
 log = logging.getLogger("glmlab")
@@ -250,7 +250,7 @@ def build_model(
     :func:`build_positional`, :func:`choose_attention`, :func:`assemble_model` in turn.
 
     Each factory receives the model settings its signature declares
-    (:func:`glmlab.registry.factory_arguments`), plus its options. ``model.attention_name``
+    (:func:`glmlab.plugin.registry.factory_arguments`), plus its options. ``model.attention_name``
     is the resolved backend name (``auto`` resolved); ``model.attention_selection`` says
     what was chosen and how.
     """

@@ -24,16 +24,16 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from glmlab.config import ModelConfig
+from glmlab.config.schema import ModelConfig
 from glmlab.model.loss import linear_cross_entropy, n_chunks
-from glmlab.plugin_base import (
+from glmlab.plugin.base import (
     AttentionBackendBase,
     NormLayoutBase,
     PositionalSchemeBase,
     adapt,
     owns_its_init,
 )
-from glmlab.registry import PluginEntry, PluginError
+from glmlab.plugin.registry import PluginEntry, PluginError
 from glmlab.structures import AttentionLayout, Batch
 
 Rotate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -56,7 +56,7 @@ class GLMConfig:
     dim: int
     n_heads: int
     max_positions: int
-    # The defaults are the config schema's (glmlab/config.py, ModelConfig), not copies.
+    # The defaults are the config schema's (glmlab/config/schema.py, ModelConfig), not copies.
     ffn: Literal["gelu", "geglu"] = ModelConfig.ffn  # type: ignore[assignment]
     ffn_mult: int = ModelConfig.ffn_mult
     tie_embeddings: bool = ModelConfig.tie_embeddings

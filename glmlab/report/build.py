@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from glmlab import rundir
+from glmlab.runs import layout as rundir
 from glmlab.io import write_text_atomic
 from glmlab.report.html import markdown_to_html
 from glmlab.report.load import Sweep, load_sweep

@@ -10,7 +10,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from glmlab import rundir
+from glmlab.runs import layout as rundir
 from glmlab.report.build import write_report
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.markdown import reference_summary, verdict
@@ -28,7 +28,7 @@ def report_choices(report: Any) -> dict[str, Any]:
 
 def sweep_summary(sweep: Sweep, report: Path) -> str:
     """The console's closing lines of a sweep: the verdicts and where the report is (the
-    counts of each outcome follow on the very last line, :func:`glmlab.app.finish_sweep`)."""
+    counts of each outcome follow on the very last line, :func:`glmlab.cli.app.finish_sweep`)."""
     lines = [f"glmlab: sweep {sweep.name}: verdicts"]
     if sweep.baseline is not None:
         for v in sweep.variants:
@@ -52,7 +52,7 @@ class SweepReportCallback(Callback):
         try:
             self._write_report(config)
         finally:
-            from glmlab.app import finish_sweep  # the last line and the sweep's exit status
+            from glmlab.cli.app import finish_sweep  # the last line and the sweep's exit status
 
             finish_sweep(config.hydra.sweep.dir)
 

@@ -1,4 +1,4 @@
-"""Reading a sweep directory: its runs (typed :class:`~glmlab.rundir.RunResult` records),
+"""Reading a sweep directory: its runs (typed :class:`~glmlab.runs.layout.RunResult` records),
 grouped into variants, with the baseline and the verdict metrics. The one loading path:
 the report, ``compare`` and the results table (:mod:`glmlab.report.table`) all read a
 sweep through :func:`load_sweep`.
@@ -17,11 +17,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from glmlab import rundir
+from glmlab.runs import layout as rundir
 from glmlab.io import read_json, read_jsonl
 from glmlab.report.metrics import METRICS
-from glmlab.run import variant_overrides
-from glmlab.rundir import RunResult, RunStatus
+from glmlab.runs.run import variant_overrides
+from glmlab.runs.layout import RunResult, RunStatus
 
 __all__ = [
     "Run",

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pytest
 
 from glmlab.testing.base import PluginContract
-from glmlab.trackers import Tracker, TrackerRun
+from glmlab.runs.trackers import Tracker, TrackerRun
 
 
 class TrackerContract(PluginContract):

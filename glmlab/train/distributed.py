@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from glmlab.config import PARALLEL, ConfigError
+from glmlab.config.schema import PARALLEL, ConfigError
 from glmlab.structures import Batch
 
 log = logging.getLogger("glmlab")
