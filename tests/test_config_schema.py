@@ -14,6 +14,7 @@ import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from glmlab.config.errors import schema_field
 from glmlab.config.schema import (
     GROUP_SCHEMAS,
     PLUGIN_GROUPS,
@@ -26,9 +27,8 @@ from glmlab.config.schema import (
     field_defaults,
     parse_config,
 )
-from glmlab.config.errors import schema_field
-from glmlab.runs.run import register_resolvers
 from glmlab.runs.layout import flatten
+from glmlab.runs.run import register_resolvers
 
 CONF = Path(__file__).parents[1] / "conf"
 EFFECTIVE = Path(__file__).parent / "fixtures" / "config" / "effective.yaml"

@@ -16,8 +16,9 @@ from glmlab.model.build import build_model, checked_mask_builder
 from glmlab.model.glm import GLMModel, PluginContractError
 from glmlab.objective.glm import GLMObjective, SamplerInvariantError
 from glmlab.plugin.base import PositionalSchemeBase
-from glmlab.plugins.trackers import installed
 from glmlab.plugin.registry import PluginRegistry, get_registry
+from glmlab.plugins.trackers import installed
+from glmlab.runs.trackers import TrackerRun
 from glmlab.structures import AttentionLayout, Segment, SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing import (
     AttentionBackendContract,
@@ -29,7 +30,6 @@ from glmlab.testing import (
     TrackerContract,
 )
 from glmlab.testing.samples import random_segments, tiny_config
-from glmlab.runs.trackers import TrackerRun
 from tests import tracker_readers
 
 approx = pytest.approx

@@ -23,7 +23,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.runs import layout as rundir
 from glmlab.config.schema import ConfigError, parse_config
 from glmlab.io import (
     DiskFullError,
@@ -33,8 +32,9 @@ from glmlab.io import (
     read_jsonl,
     write_text_atomic,
 )
-from glmlab.runs.run import execute_run
+from glmlab.runs import layout as rundir
 from glmlab.runs.layout import RunLock, RunLocked, read_result, repair_metrics
+from glmlab.runs.run import execute_run
 from glmlab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.conftest import TINY, run_glmlab
 

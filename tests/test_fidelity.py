@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from glmlab.data.batches import BatchSource
+from glmlab.model.build import build_model
+from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.objective.fidelity import (
     document_stats,
     draw_token,
@@ -25,8 +27,6 @@ from glmlab.objective.fidelity import (
     stdlib_rows,
     token_stats,
 )
-from glmlab.model.build import build_model
-from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.objective.glm import GLMObjective, build_glm_sample
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText

@@ -136,7 +136,9 @@ def test_build_glm_sample_docstring_holds_the_worked_example():
     assert ">>> s = build_glm_sample(" in doc
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner()
-    for test in finder.find(glmlab.objective.glm.build_glm_sample, globs=vars(glmlab.objective.glm)):
+    for test in finder.find(
+        glmlab.objective.glm.build_glm_sample, globs=vars(glmlab.objective.glm)
+    ):
         runner.run(test)
     assert runner.tries >= 4 and runner.failures == 0
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.data.batches import collate_rows
 from glmlab.cli.infill import Infiller
 from glmlab.cli.inspect import (
     compose_config,
@@ -19,6 +18,7 @@ from glmlab.cli.inspect import (
     render_table,
     save_mask_png,
 )
+from glmlab.data.batches import collate_rows
 from glmlab.objective.glm import build_glm_sample
 from glmlab.runs.run import execute_run
 from tests.conftest import TINY

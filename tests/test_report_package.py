@@ -14,9 +14,9 @@ from hydra.utils import get_class
 from scipy import stats as sps
 
 import glmlab.report
-from glmlab.runs import layout as rundir
 from glmlab.report import Sweep, load_sweep
 from glmlab.report.stats import welch_test
+from glmlab.runs import layout as rundir
 from glmlab.runs.layout import RunResult, RunStatus
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 from glmlab.cluster.launcher import install as install_launcher
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
-from glmlab.runs.run import execute_run, register_resolvers
 from glmlab.runs.layout import (
     RunStatus,
     outcome_counts,
@@ -21,6 +20,7 @@ from glmlab.runs.layout import (
     sweep_exit_status,
     sweep_statuses,
 )
+from glmlab.runs.run import execute_run, register_resolvers
 from glmlab.runs.summary import run_summary
 
 register_resolvers()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from glmlab.runs import layout as rundir
 from glmlab.io import write_text_atomic
 from glmlab.report.html import markdown_to_html
 from glmlab.report.load import Sweep, load_sweep
@@ -14,6 +13,7 @@ from glmlab.report.markdown import render_markdown
 from glmlab.report.metrics import METRICS
 from glmlab.report.plots import plot_curves
 from glmlab.report.table import csv_text
+from glmlab.runs import layout as rundir
 
 __all__ = ["build_report", "check_choices", "write_report"]
 

@@ -10,11 +10,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from glmlab.runs import layout as rundir
 from glmlab.report.build import write_report
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.markdown import reference_summary, verdict
 from glmlab.report.metrics import metric_info
+from glmlab.runs import layout as rundir
 
 __all__ = ["SweepReportCallback", "report_choices", "sweep_summary"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from glmlab.runs import layout as rundir
 from glmlab.io import write_text_atomic
 from glmlab.report.assess import tests_of
 from glmlab.report.html import markdown_to_html
@@ -22,6 +21,7 @@ from glmlab.report.markdown import fmt, fmt_delta, md_cell, shared_settings
 from glmlab.report.metrics import metric_info
 from glmlab.report.plots import plot_compare_curves
 from glmlab.report.stats import summary_stats, welch_test
+from glmlab.runs import layout as rundir
 from glmlab.runs.layout import RunStatus
 
 __all__ = ["DIFFERENT_VERDICT", "compare_sweeps", "default_compare_dir", "render_comparison"]

@@ -17,11 +17,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from glmlab.runs import layout as rundir
 from glmlab.io import read_json, read_jsonl
 from glmlab.report.metrics import METRICS
-from glmlab.runs.run import variant_overrides
+from glmlab.runs import layout as rundir
 from glmlab.runs.layout import RunResult, RunStatus
+from glmlab.runs.run import variant_overrides
 
 __all__ = [
     "Run",

@@ -11,12 +11,12 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from glmlab.runs import layout as rundir
-from glmlab.runs import provenance
 from glmlab.report.assess import NONE, PAIRED, WELCH, reference_levels, tests_of
 from glmlab.report.load import Run, Sweep, Variant, differing_config
 from glmlab.report.metrics import REFERENCES, TASK_OF_METRIC, Metric, metric_info
 from glmlab.report.stats import N_BOOT, PairedDiff, Welch, summary_stats
+from glmlab.runs import layout as rundir
+from glmlab.runs import provenance
 from glmlab.runs.layout import RunStatus
 
 __all__ = [

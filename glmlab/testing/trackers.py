@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from glmlab.testing.base import PluginContract
 from glmlab.runs.trackers import Tracker, TrackerRun
+from glmlab.testing.base import PluginContract
 
 
 class TrackerContract(PluginContract):
