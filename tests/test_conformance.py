@@ -15,10 +15,9 @@ from glmlab import hookimpl
 from glmlab.model.build import build_model, checked_mask_builder
 from glmlab.model.glm import GLMModel, PluginContractError
 from glmlab.objective.glm import GLMObjective, SamplerInvariantError
-from glmlab.plugin.base import PositionalSchemeBase
+from glmlab.plugin.base import PositionalSchemeBase, TrackerRun
 from glmlab.plugin.registry import PluginRegistry, get_registry
 from glmlab.plugins.trackers import installed
-from glmlab.runs.trackers import TrackerRun
 from glmlab.structures import AttentionLayout, Segment, SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing import (
     AttentionBackendContract,

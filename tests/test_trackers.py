@@ -12,15 +12,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from glmlab.io import read_jsonl
+from glmlab.plugin.base import TrackerRun, TrackerUnavailable
 from glmlab.plugin.registry import UnknownPluginError, get_registry
 from glmlab.plugins.trackers import installed
-from glmlab.runs.trackers import (
-    TrackerRun,
-    Trackers,
-    TrackerUnavailable,
-    row_metrics,
-    tracker_choices,
-)
+from glmlab.runs.trackers import Trackers, row_metrics, tracker_choices
 from tests import tracker_readers as readers
 from tests.conftest import TINY, run_glmlab
 

@@ -22,7 +22,12 @@ from typing import Any, NamedTuple, TypeVar
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from glmlab.runs.layout import KEEP_CHECKPOINT, ON_CHANGE, PLUGIN_GROUPS
+from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS as PLUGIN_GROUPS
+
+# train.keep_checkpoint: what a completed run keeps (glmlab.runs.layout).
+KEEP_CHECKPOINT = ("final", "last", "none")
+# What a rerun does when the run directory holds a run of another config (`run.on_change`).
+ON_CHANGE = ("refuse", "restart", "resume")
 
 T = TypeVar("T")
 

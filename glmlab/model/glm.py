@@ -31,8 +31,8 @@ from glmlab.plugin.base import (
     NormLayoutBase,
     PositionalSchemeBase,
     adapt,
-    owns_its_init,
 )
+from glmlab.plugin.compat import owns_its_init
 from glmlab.plugin.registry import PluginEntry, PluginError
 from glmlab.structures import AttentionLayout, Batch
 

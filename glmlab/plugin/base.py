@@ -23,18 +23,26 @@ so no code past construction looks members up with ``getattr``.
 - :class:`MaskBuilderBase`: ``build`` (required).
 - :class:`AttentionBackendBase`: ``prepare`` and ``attend`` (required); ``supports_bias``,
   ``supports_dropout``, ``is_available``, ``prepare_host``.
+- :class:`TrackerBase` (a protocol): ``start``, ``log``, ``finish`` (all required), given a
+  :class:`TrackerRun`; a factory raises :class:`TrackerUnavailable` when its library is
+  missing. The fan-out to a run's trackers is :mod:`glmlab.runs.trackers`.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
+from glmlab.io import flatten
+from glmlab.plugin import compat
+from glmlab.plugin.errors import PluginError
 from glmlab.structures import AttentionLayout, MaskKind, Segment, SpanSet, TokenizedText
 
 SublayerKind = Literal["attention", "mlp"]
@@ -173,6 +181,60 @@ class AttentionBackendBase:
         raise NotImplementedError(f"{type(self).__name__} must define attend()")
 
 
+class TrackerUnavailable(PluginError):
+    """A selected tracker cannot run here (its library is missing); the message says what
+    to install."""
+
+
+@dataclass(frozen=True)
+class TrackerRun:
+    """What a tracker needs to open (or continue) its run for one glmlab run.
+
+    ``experiment`` is the sweep's name (its directory's), ``name`` the run directory's,
+    ``variant`` the overrides of the keys the sweep varies (``"positional=rope"``; empty for
+    a single run), ``config`` the resolved config (nested), ``resume_id`` the id this tracker
+    returned for an earlier attempt of the run (None the first time), ``start_step`` the
+    step the run (re)starts from.
+    """
+
+    run_dir: Path
+    experiment: str
+    name: str
+    variant: str
+    config: Mapping[str, Any]
+    resume_id: str | None = None
+    start_step: int = 0
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.run_dir.parent
+
+    def flat_config(self) -> dict[str, Any]:
+        """The config as ``{"model.dim": 32, ...}`` (lists as JSON text)."""
+        return flatten(self.config, encode=True)
+
+
+@runtime_checkable
+class TrackerBase(Protocol):
+    """One tracker's side of a run, built as ``factory(**options)``: all three members are
+    required (a tracker has no optional member, so no defaults to give; ``isinstance``
+    checks a built tracker has them)."""
+
+    def start(self, run: TrackerRun) -> str:
+        """Open the tracker run, or continue ``run.resume_id``; return its id (a string that
+        :meth:`start` accepts as ``resume_id`` when the run resumes)."""
+        ...
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Record ``metrics`` (``train/loss``, ``val/loss``, ``eval/cloze_acc``, ...) at ``step``."""
+        ...
+
+    def finish(self, status: str, summary: Mapping[str, float]) -> None:
+        """Close the run: ``status`` is a ``glmlab.runs.layout.RunStatus`` value (``stopped``:
+        it will resume), ``summary`` the final metrics."""
+        ...
+
+
 BASES: dict[str, type] = {
     "span_sampler": SpanSamplerBase,
     "positional": PositionalSchemeBase,
@@ -245,13 +307,5 @@ def adapt(kind: str, plugin: Any, label: str = "") -> Any:
             f"glmlab.plugin.base.{base.__name__} ({exc}); derive from it instead"
         ) from exc
     if base is PositionalSchemeBase:
-        plugin._glmlab_legacy_init = True  # see owns_its_init()
+        compat.mark_legacy_init(plugin)
     return plugin
-
-
-def owns_its_init(scheme: nn.Module) -> bool:
-    """Whether ``scheme`` initialises its own parameters: every scheme deriving from
-    :class:`PositionalSchemeBase`. A duck-typed scheme written before the bases existed
-    relied on the model's N(0, init_std) init of its trainable ``nn.Embedding`` /
-    ``nn.Linear`` weights, and still gets it."""
-    return not getattr(scheme, "_glmlab_legacy_init", False)

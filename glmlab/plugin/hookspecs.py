@@ -21,9 +21,16 @@ not declare it never see it, so adding one does not change :data:`API_VERSION`. 
 factory receives only the model settings its signature declares
 (:func:`glmlab.plugin.registry.factory_arguments`).
 
-A plugin module may set ``GLMLAB_API_VERSION = <int>``; a value other than
-:data:`API_VERSION` is refused at registration. The version changes only when a change
-breaks existing plugins; optional additions (such as ``attention_bias``) keep it.
+A plugin module may set ``GLMLAB_API_VERSION = <int>``; a value outside
+:data:`SUPPORTED_API_VERSIONS` is refused at registration. The version changes when a change
+breaks existing plugins, or when their import paths move (version 2: the contract moved
+into :mod:`glmlab.plugin`; a version-1 plugin still loads, its old imports re-exported with
+a ``DeprecationWarning`` until :data:`glmlab.plugin.compat.REMOVED_IN`); optional additions
+(such as ``attention_bias``) keep it.
+
+Each hook below is declared with :func:`kind_hook`, which names the plugin kind it provides
+and how a config selects it: :data:`KINDS` and :data:`MODEL_GROUP_KINDS` are derived from
+these declarations, never listed again elsewhere.
 ``docs/PLUGINS.md`` is the authoring guide; :mod:`glmlab.testing` holds the contract tests
 a plugin author runs against their plugin.
 """
@@ -42,10 +49,14 @@ if TYPE_CHECKING:  # torch stays unimported until a plugin is built
         NormLayoutBase,
         PositionalSchemeBase,
         SpanSamplerBase,
+        TrackerBase,
     )
 
 PROJECT = "glmlab"
-API_VERSION = 1
+API_VERSION = 2
+SUPPORTED_API_VERSIONS: frozenset[int] = frozenset({1, API_VERSION})
+"""Versions a plugin may declare: 1 (import paths before glmlab 0.2, re-exported until
+:data:`glmlab.plugin.compat.REMOVED_IN`) and the current one."""
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -55,9 +66,30 @@ PositionalFactory = Callable[..., "PositionalSchemeBase"]
 NormLayoutFactory = Callable[..., "NormLayoutBase"]
 MaskBuilderFactory = Callable[..., "MaskBuilderBase"]
 AttentionFactory = Callable[..., "AttentionBackendBase"]
+TrackerFactory = Callable[..., "TrackerBase"]
+
+KINDS: dict[str, str] = {}
+"""Plugin kind -> the hook that provides it (filled by :func:`kind_hook`, in hook order)."""
+MODEL_GROUP_KINDS: list[str] = []
+"""Kinds a config selects with one config group of the kind's name (``positional=rope``):
+``{name: ..., <options>}`` under that key. Span samplers are chosen under
+``objective.samplers``, trackers as a list (``tracker=[...]``)."""
 
 
-@hookspec
+def kind_hook(kind: str, *, model_group: bool = False) -> Callable[[Callable], Callable]:
+    """Declare a hookspec providing plugin ``kind``; ``model_group``: a config selects one
+    plugin of this kind with the config group named ``kind``."""
+
+    def declare(spec: Callable) -> Callable:
+        KINDS[kind] = spec.__name__
+        if model_group:
+            MODEL_GROUP_KINDS.append(kind)
+        return hookspec(spec)
+
+    return declare
+
+
+@kind_hook("span_sampler")
 def glmlab_span_samplers(api_version: int) -> Mapping[str, SpanSamplerFactory] | None:
     """Span samplers: name -> ``factory(**options) -> SpanSamplerBase``.
 
@@ -75,7 +107,7 @@ def glmlab_span_samplers(api_version: int) -> Mapping[str, SpanSamplerFactory] |
     """
 
 
-@hookspec
+@kind_hook("positional", model_group=True)
 def glmlab_positional_schemes(api_version: int) -> Mapping[str, PositionalFactory] | None:
     """Positional schemes: name -> ``factory(**settings, **options) -> PositionalSchemeBase``.
 
@@ -93,7 +125,7 @@ def glmlab_positional_schemes(api_version: int) -> Mapping[str, PositionalFactor
     """
 
 
-@hookspec
+@kind_hook("norm_layout", model_group=True)
 def glmlab_norm_layouts(api_version: int) -> Mapping[str, NormLayoutFactory] | None:
     """Norm layouts: name -> ``factory(**settings, **options) -> NormLayoutBase``.
 
@@ -108,7 +140,7 @@ def glmlab_norm_layouts(api_version: int) -> Mapping[str, NormLayoutFactory] | N
     """
 
 
-@hookspec
+@kind_hook("mask_builder", model_group=True)
 def glmlab_mask_builders(api_version: int) -> Mapping[str, MaskBuilderFactory] | None:
     """Attention-mask builders: name -> ``factory(**options) -> MaskBuilderBase``.
 
@@ -121,7 +153,7 @@ def glmlab_mask_builders(api_version: int) -> Mapping[str, MaskBuilderFactory] |
     """
 
 
-@hookspec
+@kind_hook("attention", model_group=True)
 def glmlab_attention_backends(api_version: int) -> Mapping[str, AttentionFactory] | None:
     """Attention backends: name -> ``factory(**options) -> AttentionBackendBase``.
 
@@ -135,13 +167,13 @@ def glmlab_attention_backends(api_version: int) -> Mapping[str, AttentionFactory
     """
 
 
-@hookspec
-def glmlab_trackers(api_version: int) -> Mapping[str, Callable[..., object]] | None:
-    """Experiment trackers: name -> ``factory(**options) -> Tracker``.
+@kind_hook("tracker")
+def glmlab_trackers(api_version: int) -> Mapping[str, TrackerFactory] | None:
+    """Experiment trackers: name -> ``factory(**options) -> TrackerBase``.
 
     Called once per implementing plugin when the registry loads; the factories are called
     when a run starts, before any data, and raise
-    :class:`~glmlab.runs.trackers.TrackerUnavailable` (naming what to install) when their
+    :class:`~glmlab.plugin.base.TrackerUnavailable` (naming what to install) when their
     library is missing. ``start(run)`` opens a tracker run, or continues ``run.resume_id``,
     and returns its id, which glmlab keeps in the run directory; ``log(step, metrics)``
     records scalars; ``finish(status, summary)`` closes it. See :mod:`glmlab.runs.trackers`.
@@ -155,13 +187,3 @@ def glmlab_trackers(api_version: int) -> Mapping[str, Callable[..., object]] | N
 HOOK_CONTEXT: dict[str, object] = {"api_version": API_VERSION}
 """The keyword context every hook is called with; an implementation receives the
 arguments it declares."""
-
-KINDS: dict[str, str] = {
-    "span_sampler": "glmlab_span_samplers",
-    "positional": "glmlab_positional_schemes",
-    "norm_layout": "glmlab_norm_layouts",
-    "mask_builder": "glmlab_mask_builders",
-    "attention": "glmlab_attention_backends",
-    "tracker": "glmlab_trackers",
-}
-"""Plugin kind -> the hook that provides it."""

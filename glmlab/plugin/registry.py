@@ -18,42 +18,17 @@ from typing import Any
 import pluggy
 
 from glmlab.plugin import hookspecs
-from glmlab.plugin.hookspecs import API_VERSION, KINDS, PROJECT
-
-
-class PluginError(Exception):
-    """Base class for registry errors: each message says what to fix."""
-
-
-class UnknownPluginError(PluginError, KeyError):
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
-
-
-class DuplicatePluginError(PluginError):
-    """Two distributions register the same (kind, name): raised when that name is used."""
-
-
-class PluginOptionsError(PluginError, TypeError):
-    """A plugin's config options do not match its factory's signature (checked before the
-    call)."""
-
-
-class PluginFactoryError(PluginError):
-    """A plugin's factory raised: the plugin's own failure, its exception chained."""
-
-
-class PluginOptionValueError(PluginFactoryError, ValueError):
-    """A plugin's factory raised ValueError: how a plugin refuses an option's value. Still
-    a ValueError, as code written before :class:`PluginFactoryError` expects."""
-
-
-class PluginLoadError(PluginError):
-    pass
-
-
-class IncompatiblePluginError(PluginError):
-    pass
+from glmlab.plugin.errors import (
+    DuplicatePluginError,
+    IncompatiblePluginError,
+    PluginError,
+    PluginFactoryError,
+    PluginLoadError,
+    PluginOptionsError,
+    PluginOptionValueError,
+    UnknownPluginError,
+)
+from glmlab.plugin.hookspecs import API_VERSION, KINDS, PROJECT, SUPPORTED_API_VERSIONS
 
 
 @dataclass(frozen=True)
@@ -120,7 +95,7 @@ class PluginRegistry:
         """Register one plugin object (usually a module) and index what its hooks provide."""
         declared = getattr(plugin, "GLMLAB_API_VERSION", API_VERSION)
         module = getattr(plugin, "__name__", type(plugin).__name__)
-        if declared != API_VERSION:
+        if declared not in SUPPORTED_API_VERSIONS:
             raise IncompatiblePluginError(
                 f"plugin '{module}' of distribution '{distribution}' declares "
                 f"GLMLAB_API_VERSION = {declared!r}, but this glmlab provides hook API version "

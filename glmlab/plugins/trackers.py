@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from glmlab import hookimpl
-from glmlab.runs.trackers import TrackerRun, TrackerUnavailable
+from glmlab.plugin.base import TrackerRun, TrackerUnavailable
 
 
 def _require(module: str, extra: str, tracker: str) -> Any:

@@ -46,13 +46,14 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from glmlab.io import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
+from glmlab.config.schema import KEEP_CHECKPOINT, ON_CHANGE
+from glmlab.io import flatten, iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 
 __all__ = [
     "APP_LOG",
@@ -114,8 +115,6 @@ IDENTITY = "identity.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
-# train.keep_checkpoint: what a completed run keeps (see the module docstring).
-KEEP_CHECKPOINT = ("final", "last", "none")
 RESULT = "result.json"
 EVAL_ITEMS = "eval_items.json"
 ERROR_LOG = "error.log"
@@ -367,26 +366,10 @@ IGNORED_KEYS: tuple[str, ...] = (
     "data.workers",
     "tracker",  # where results are sent, not what they are
 )
-PLUGIN_GROUPS = ("positional", "norm_layout", "mask_builder", "attention")
-# What a rerun does when the run directory holds a run of another config (`run.on_change`).
-ON_CHANGE = ("refuse", "restart", "resume")
 
 
 class ConfigChanged(ValueError):
     """A run directory holds a run made with another config; the message says what differs."""
-
-
-def flatten(node: Any, prefix: str = "", *, encode: bool = False) -> dict[str, Any]:
-    """A nested config as ``{"train.lr": 0.003, ...}`` (an empty mapping is a value);
-    ``encode``: lists and mappings as JSON text (for tables and trackers)."""
-    if isinstance(node, Mapping) and node:
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(flatten(v, f"{prefix}{k}.", encode=encode))
-        return out
-    if encode and isinstance(node, list | Mapping):
-        return {prefix[:-1]: json.dumps(node)}
-    return {prefix[:-1]: node}
 
 
 def _ignored(key: str) -> bool:
@@ -409,10 +392,11 @@ def plugin_versions(config: dict[str, Any]) -> dict[str, str]:
     """``{distribution: version}`` of glmlab and of every plugin ``config`` selects."""
     from importlib import metadata
 
+    from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS
     from glmlab.plugin.registry import PluginError, get_registry
 
     registry = get_registry()
-    wanted = [(kind, (config.get(kind) or {}).get("name")) for kind in PLUGIN_GROUPS]
+    wanted = [(kind, (config.get(kind) or {}).get("name")) for kind in MODEL_GROUP_KINDS]
     samplers = ((config.get("objective") or {}).get("samplers") or {}).keys()
     wanted += [("span_sampler", name) for name in samplers]
     versions: dict[str, str] = {}

@@ -22,15 +22,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["PLUGIN_GROUPS", "VERSION_KEYS", "at_end", "at_start", "collect", "render_markdown"]
+from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS
 
-# Config groups that select one plugin by ``name``: registry kind -> config key.
-PLUGIN_GROUPS = {
-    "positional": "positional",
-    "norm_layout": "norm_layout",
-    "mask_builder": "mask_builder",
-    "attention": "attention",
-}
+__all__ = ["VERSION_KEYS", "at_end", "at_start", "collect", "render_markdown"]
+
 # Flattened keys whose difference between the runs of one sweep the report warns about
 # (prefixes); host, device, Slurm job and times differ legitimately.
 VERSION_KEYS = ("glmlab.", "plugins.", "torch.", "xformers", "python")
@@ -97,8 +92,8 @@ def _plugins(cfg: DictConfig | None) -> dict[str, Any]:
             return {"name": name, "distribution": None, "version": None}
         return {"name": name, "distribution": e.distribution, "version": e.version}
 
-    for kind, key in PLUGIN_GROUPS.items():
-        name = OmegaConf.select(cfg, f"{key}.name", default=None)
+    for kind in MODEL_GROUP_KINDS:  # selected by the config group named after the kind
+        name = OmegaConf.select(cfg, f"{kind}.name", default=None)
         if name is not None:
             out[kind] = entry(kind, str(name))
     samplers = OmegaConf.select(cfg, "objective.samplers", default=None) or {}

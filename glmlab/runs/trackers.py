@@ -11,8 +11,9 @@ The trainer calls :meth:`Trackers.start` once it knows the step it starts from,
 that fails while logging is reported once and switched off; the run goes on.
 
 A tracker plugin's factory (hook ``glmlab_trackers``) is called with the options of its
-config group and returns a :class:`Tracker`; it raises :class:`TrackerUnavailable` when its
-library is not installed.
+config group and returns a :class:`~glmlab.plugin.base.TrackerBase`; it raises
+:class:`~glmlab.plugin.base.TrackerUnavailable` when its library is not installed (the
+tracker contract lives with the other kinds' in :mod:`glmlab.plugin.base`).
 """
 
 from __future__ import annotations
@@ -22,77 +23,23 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab.config.schema import tracker_choices as config_tracker_choices
 from glmlab.io import read_json, write_json_atomic
-from glmlab.plugin.registry import PluginError, get_registry
-from glmlab.runs.layout import TRACKERS, RunStatus, flatten
+from glmlab.plugin.base import TrackerBase, TrackerRun
+from glmlab.plugin.registry import get_registry
+from glmlab.runs.layout import TRACKERS, RunStatus
 
 log = logging.getLogger("glmlab")
 
 __all__ = [
-    "Tracker",
-    "TrackerRun",
-    "TrackerUnavailable",
     "Trackers",
     "row_metrics",
     "tracker_choices",
 ]
-
-
-class TrackerUnavailable(PluginError):
-    """A selected tracker cannot run here (its library is missing); the message says what
-    to install."""
-
-
-@dataclass(frozen=True)
-class TrackerRun:
-    """What a tracker needs to open (or continue) its run for one glmlab run.
-
-    ``experiment`` is the sweep's name (its directory's), ``name`` the run directory's,
-    ``variant`` the overrides of the keys the sweep varies (``"positional=rope"``; empty for
-    a single run), ``config`` the resolved config (nested), ``resume_id`` the id this tracker
-    returned for an earlier attempt of the run (None the first time), ``start_step`` the
-    step the run (re)starts from.
-    """
-
-    run_dir: Path
-    experiment: str
-    name: str
-    variant: str
-    config: Mapping[str, Any]
-    resume_id: str | None = None
-    start_step: int = 0
-
-    @property
-    def sweep_dir(self) -> Path:
-        return self.run_dir.parent
-
-    def flat_config(self) -> dict[str, Any]:
-        """The config as ``{"model.dim": 32, ...}`` (lists as JSON text)."""
-        return flatten(self.config, encode=True)
-
-
-@runtime_checkable
-class Tracker(Protocol):
-    """One tracker's side of a run. Built as ``factory(**options)``."""
-
-    def start(self, run: TrackerRun) -> str:
-        """Open the tracker run, or continue ``run.resume_id``; return its id (a string that
-        :meth:`start` accepts as ``resume_id`` when the run resumes)."""
-        ...
-
-    def log(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Record ``metrics`` (``train/loss``, ``val/loss``, ``eval/cloze_acc``, ...) at ``step``."""
-        ...
-
-    def finish(self, status: str, summary: Mapping[str, float]) -> None:
-        """Close the run: ``status`` is a :class:`~glmlab.runs.layout.RunStatus` value (``stopped``:
-        it will resume), ``summary`` the final metrics."""
-        ...
 
 
 def _number(value: Any) -> float | None:
@@ -129,7 +76,7 @@ class Trackers:
     """The trackers of one run (possibly none). Only the main process (``enabled``) opens
     tracker runs and logs."""
 
-    trackers: dict[str, Tracker] = field(default_factory=dict)
+    trackers: dict[str, TrackerBase] = field(default_factory=dict)
     run: TrackerRun | None = None
     enabled: bool = True
     _started: list[str] = field(default_factory=list)

@@ -10,7 +10,7 @@ from torch import nn
 
 from glmlab.model.build import norm_settings, positional_settings
 from glmlab.model.glm import GLMConfig, GLMModel, broadcastable, type_and_shape
-from glmlab.plugin.base import owns_its_init
+from glmlab.plugin.compat import owns_its_init
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import Batch
 from glmlab.testing.base import PluginContract
