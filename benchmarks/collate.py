@@ -32,8 +32,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 from benchmarks.common import emit, environment
 from glmlab.data.batches import BatchSource, PrepareHost
-from glmlab.model.build import checked_mask_builder
 from glmlab.objective.glm import GLMObjective
+from glmlab.plugin.guards import checked_mask_builder
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import SpecialTokens, TokenizedText
 

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from glmlab import hookimpl
-from glmlab.model.build import build_model, checked_mask_builder
-from glmlab.model.glm import GLMModel, PluginContractError
-from glmlab.objective.glm import GLMObjective, SamplerInvariantError
+from glmlab.model.build import build_model
+from glmlab.model.glm import GLMModel
+from glmlab.objective.glm import GLMObjective
 from glmlab.plugin.base import PositionalSchemeBase, TrackerRun
+from glmlab.plugin.guards import PluginContractError, SamplerInvariantError, checked_mask_builder
 from glmlab.plugin.registry import PluginRegistry, get_registry
 from glmlab.plugins.trackers import installed
 from glmlab.structures import AttentionLayout, Segment, SpanSet, SpecialTokens, TokenizedText

@@ -7,9 +7,9 @@ from glmlab.objective.glm import (
     CLMObjective,
     GLMObjective,
     MLMObjective,
-    SamplerInvariantError,
     build_glm_sample,
 )
+from glmlab.plugin.guards import SamplerInvariantError
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 
 X = [11, 12, 13, 14, 15, 16]  # x1..x6

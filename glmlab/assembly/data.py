@@ -11,8 +11,8 @@ from glmlab.config.schema import RunSpec
 from glmlab.data.batches import BatchSource, PrepareHost
 from glmlab.data.examples import ExampleSet
 from glmlab.data.pipeline import PreparedData, prepare_data
-from glmlab.model.build import CheckedMaskBuilder, checked_mask_builder
 from glmlab.objective.glm import CLMObjective, GLMObjective, MLMObjective, Objective
+from glmlab.plugin.guards import CheckedMaskBuilder, checked_mask_builder
 from glmlab.plugin.registry import PluginRegistry, get_registry
 from glmlab.structures import SpecialTokens
 

@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from glmlab.model.attention_select import (
@@ -19,10 +18,10 @@ from glmlab.model.attention_select import (
     measure_auto,
     should_measure,
 )
-from glmlab.model.glm import GLMConfig, GLMModel, broken, plugin_label, type_and_shape
-from glmlab.plugin.base import AttentionBackendBase, MaskBuilderBase, PositionalSchemeBase
+from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.plugin.base import AttentionBackendBase, PositionalSchemeBase
+from glmlab.plugin.guards import plugin_label
 from glmlab.plugin.registry import PluginError, PluginRegistry, get_registry
-from glmlab.structures import AttentionLayout, Segment
 
 log = logging.getLogger("glmlab")
 
@@ -275,88 +274,3 @@ def build_model(
         device=device,
         registry=registry,
     )
-
-
-def check_layout(
-    layout: AttentionLayout, segments: list[Segment], batch_size: int, seq_len: int, plugin: str
-) -> None:
-    """Raise :class:`~glmlab.model.glm.PluginContractError` naming ``plugin`` unless
-    ``layout`` describes ``segments`` the way :class:`AttentionLayout` says.
-
-    Checks the sizes, the (B, L) int32 ``segment_ids`` / ``prefix_end``, one row-major entry
-    per segment with its row, start and length and a prefix in ``[0, length]``, and that the
-    per-column fields agree with those entries. Which keys a query sees is the conformance
-    kit's job (:mod:`glmlab.testing`), not a run's.
-    """
-    if not isinstance(layout, AttentionLayout):
-        raise broken(plugin, f"build() returned {type_and_shape(layout)}, not an AttentionLayout")
-    if (layout.batch_size, layout.seq_len) != (batch_size, seq_len):
-        raise broken(
-            plugin,
-            f"layout size (batch_size, seq_len) = {(layout.batch_size, layout.seq_len)} for a "
-            f"batch of {(batch_size, seq_len)}",
-        )
-    for field in ("segment_ids", "prefix_end"):
-        t = getattr(layout, field)
-        if not (
-            isinstance(t, torch.Tensor)
-            and t.shape == (batch_size, seq_len)
-            and t.dtype == torch.int32
-        ):
-            raise broken(
-                plugin,
-                f"layout.{field} is {type_and_shape(t)}; expected an int32 tensor (B, L) = "
-                f"{(batch_size, seq_len)}",
-            )
-    n = len(segments)
-    try:
-        entries = np.array(layout.segments, dtype=np.int64).reshape(-1, 4)
-    except (TypeError, ValueError):  # ragged or non-numeric entries
-        entries = np.zeros((0, 0), dtype=np.int64)
-    given = np.array([(s.row, s.start, s.length) for s in segments], dtype=np.int64).reshape(-1, 3)
-    given = given[np.lexsort((given[:, 1], given[:, 0]))]  # row-major
-    if entries.shape != (n, 4) or not np.array_equal(entries[:, :3], given):
-        raise broken(
-            plugin,
-            f"layout.segments (first entries {layout.segments[:3]}) does not list the {n} "
-            "segments row-major as (row, start, length, prefix), one entry each",
-        )
-    rows, starts, lengths, prefix = entries.T
-    if ((prefix < 0) | (prefix > lengths)).any():
-        raise broken(plugin, "layout.segments has a prefix outside [0, length]")
-    # The per-column fields these entries imply, run-length decoded (segments are sorted).
-    first = np.cumsum(lengths) - lengths
-    columns = np.repeat(rows * seq_len + starts - first, lengths) + np.arange(lengths.sum())
-    expected = np.full(batch_size * seq_len, -1, dtype=np.int64)
-    expected[columns] = np.repeat(np.arange(n), lengths)
-    if not np.array_equal(layout.segment_ids.cpu().numpy().reshape(-1), expected):
-        raise broken(plugin, "layout.segment_ids does not match layout.segments (-1 on padding)")
-    prefix_end = layout.prefix_end.cpu().numpy().reshape(-1)[columns]
-    if not np.array_equal(prefix_end, np.repeat(starts + prefix, lengths)):
-        raise broken(plugin, "layout.prefix_end is not start + prefix on every segment column")
-
-
-class CheckedMaskBuilder:
-    """A mask builder whose every layout goes through :func:`check_layout`.
-
-    The check runs where the layout is built: in the data pipeline, on the CPU, off the
-    model's forward path.
-    """
-
-    def __init__(self, builder: MaskBuilderBase, plugin: str) -> None:
-        self.builder = builder
-        self.plugin = plugin
-
-    def build(self, segments: list[Segment], *, batch_size: int, seq_len: int) -> AttentionLayout:
-        layout = self.builder.build(segments, batch_size=batch_size, seq_len=seq_len)
-        check_layout(layout, segments, batch_size, seq_len, self.plugin)
-        return layout
-
-
-def checked_mask_builder(
-    name: str, options: dict[str, Any] | None = None, registry: PluginRegistry | None = None
-) -> CheckedMaskBuilder:
-    """The mask builder ``name`` built with ``options``, its layouts checked at run time."""
-    registry = registry or get_registry()
-    builder = registry.create("mask_builder", name, **(options or {}))
-    return CheckedMaskBuilder(builder, plugin_label(registry.get("mask_builder", name)))

@@ -15,7 +15,7 @@ import numpy as np
 
 from glmlab.config.schema import ObjectiveConfig
 from glmlab.plugin.base import SpanSamplerBase, adapt
-from glmlab.plugin.registry import PluginError, get_registry
+from glmlab.plugin.guards import SamplerInvariantError, check_span_set, sampler_label
 from glmlab.structures import GLMSample, SpanSet, SpecialTokens, TokenizedText
 
 
@@ -179,49 +179,6 @@ def sample_from_spans(
     )
 
 
-class SamplerInvariantError(ValueError):
-    """A span sampler returned spans that break the sampler contract."""
-
-
-def _sampler_label(sampler: str) -> str:
-    """``sampler`` with its distribution and version, when the registry knows the name."""
-    try:
-        entry = get_registry().get("span_sampler", sampler)
-    except PluginError:
-        return f"span sampler '{sampler}'"
-    return f"span sampler '{sampler}' (distribution '{entry.distribution}' {entry.version})"
-
-
-def check_span_set(spans: SpanSet, text_len: int, max_len: int, sampler: str) -> None:
-    """Raise :class:`SamplerInvariantError` naming ``sampler`` (registry name) and its
-    distribution if ``spans`` is invalid."""
-    if not isinstance(spans, SpanSet):
-        raise SamplerInvariantError(
-            f"{_sampler_label(sampler)} broke an invariant: sample() returned "
-            f"{type(spans).__name__}, not a SpanSet"
-        )
-    problem = None
-    if not 0 < spans.keep <= text_len:
-        problem = f"keep={spans.keep} outside (0, {text_len}]"
-    elif spans.glm_length() > max_len:
-        problem = f"keep + 2 * n_spans = {spans.glm_length()} exceeds max_len={max_len}"
-    elif spans.mask_kind not in ("MASK", "sMASK", "gMASK"):
-        problem = f"unknown mask_kind {spans.mask_kind!r}"
-    elif not spans.eop and len(spans.spans) != 1:
-        problem = f"eop=False needs exactly one span, got {len(spans.spans)}"
-    else:
-        prev_end = 0
-        for s, e in spans.spans:
-            if not (prev_end <= s < e <= spans.keep):
-                problem = (
-                    f"span ({s}, {e}) is empty, unsorted, overlapping or beyond keep={spans.keep}"
-                )
-                break
-            prev_end = e
-    if problem:
-        raise SamplerInvariantError(f"{_sampler_label(sampler)} broke an invariant: {problem}")
-
-
 def fill_row(
     pieces: Sequence[TokenizedText],
     build: Callable[[TokenizedText, int], GLMSample | None],
@@ -320,7 +277,7 @@ class GLMObjective(Objective):
             )
         # Duck-typed samplers get the base's defaults (for_batch, sample_row, mask_kind) once.
         self.samplers: list[tuple[str, SpanSamplerBase, float]] = [
-            (name, adapt("span_sampler", sampler, _sampler_label(name)), w)
+            (name, adapt("span_sampler", sampler, sampler_label(name)), w)
             for name, sampler, w in samplers
         ]
         self.probs = weights / weights.sum()
@@ -359,7 +316,7 @@ class GLMObjective(Objective):
         for k in tasks:  # what a sampler draws once per batch
             name, sampler, _ = self.samplers[k]
             bound[k] = adapt(
-                "span_sampler", sampler.for_batch(pieces, rng=rng), _sampler_label(name)
+                "span_sampler", sampler.for_batch(pieces, rng=rng), sampler_label(name)
             )
         out = []
         for row, g in zip(rows, row_rngs, strict=True):
@@ -389,7 +346,7 @@ class GLMObjective(Objective):
     ) -> list[GLMSample]:
         if self.check_invariants and not 0 < len(span_sets) <= len(row):
             raise SamplerInvariantError(
-                f"{_sampler_label(name)} broke an invariant: sample_row() returned "
+                f"{sampler_label(name)} broke an invariant: sample_row() returned "
                 f"{len(span_sets)} span sets for a row of {len(row)} pieces"
             )
         samples, used = [], 0

@@ -58,7 +58,7 @@ class SpanSamplerBase:
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
         """The spans for ``text``.
 
-        Invariants (checked at run time, :func:`glmlab.objective.glm.check_span_set`): spans
+        Invariants (checked at run time, :func:`glmlab.plugin.guards.check_span_set`): spans
         sorted, non-overlapping, non-empty, inside ``[0, keep)``; ``keep <= len(text)``;
         ``keep + 2 * len(spans) <= max_len`` (Part A plus Part B fit the row; one less with
         ``eop=False``, which needs exactly one span). All randomness comes from ``rng``.
@@ -136,7 +136,7 @@ class MaskBuilderBase:
 
         ``segments`` come in any order; the layout lists them row-major. Segments outside
         the batch, empty, with ``sep`` outside ``[0, length]`` or overlapping raise
-        ValueError. Runs check every layout (:func:`glmlab.model.build.check_layout`).
+        ValueError. Runs check every layout (:func:`glmlab.plugin.guards.check_layout`).
         """
         raise NotImplementedError(f"{type(self).__name__} must define build()")
 

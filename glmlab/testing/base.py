@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from glmlab.model.glm import plugin_label
 from glmlab.plugin.base import adapt
+from glmlab.plugin.guards import plugin_label
 from glmlab.plugin.registry import factory_arguments, get_registry
 
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from glmlab.model.build import norm_settings, positional_settings
-from glmlab.model.glm import MLP, Attention, GLMModel, type_and_shape
+from glmlab.model.glm import MLP, Attention, GLMModel
+from glmlab.plugin.guards import type_and_shape
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import Batch
 from glmlab.testing.base import PluginContract

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from glmlab.model.build import norm_settings, positional_settings
-from glmlab.model.glm import GLMConfig, GLMModel, broadcastable, type_and_shape
+from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.plugin.compat import owns_its_init
+from glmlab.plugin.guards import broadcastable, type_and_shape
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import Batch
 from glmlab.testing.base import PluginContract
