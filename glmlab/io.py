@@ -111,7 +111,7 @@ def clean_stale_temps(folder: str | os.PathLike[str], *, older_than_s: float = 0
 
 def append_line(path: str | os.PathLike[str], line: str) -> None:
     """Append ``line`` and a newline to ``path``; a full disk raises :class:`DiskFullError`
-    naming the file (a torn last line is repaired by :func:`glmlab.runs.layout.repair_metrics`)."""
+    naming the file (a torn last line is repaired by :func:`glmlab.runs.metrics.repair_metrics`)."""
     path = Path(path)
     try:
         with open(path, "a", encoding="utf-8") as f:

@@ -27,7 +27,7 @@ from glmlab.config.schema import (
     field_defaults,
     parse_config,
 )
-from glmlab.runs.layout import flatten
+from glmlab.io import flatten
 from glmlab.runs.run import register_resolvers
 
 CONF = Path(__file__).parents[1] / "conf"
@@ -283,15 +283,13 @@ def test_code_takes_its_defaults_from_the_schema():
 def test_a_key_the_schema_added_with_a_null_default_changes_no_identity():
     """Run directories made before the schemas lack data.tokenizer_file (now null) and
     tracker (now {}): a rerun finds the same config, not a change to refuse."""
-    from glmlab.runs import layout as rundir
+    from glmlab.runs.identity import config_identity, identity_changes
 
-    old = rundir.config_identity({"data": {"seq_len": 128}}, {})
-    new = rundir.config_identity(
-        {"data": {"seq_len": 128, "tokenizer_file": None}, "tracker": {}}, {}
-    )
-    assert rundir.identity_changes(old, new) == []
-    given = rundir.config_identity({"data": {"seq_len": 128, "tokenizer_file": "t.json"}}, {})
-    assert rundir.identity_changes(old, given) == ["data.tokenizer_file: '<unset>' -> 't.json'"]
+    old = config_identity({"data": {"seq_len": 128}}, {})
+    new = config_identity({"data": {"seq_len": 128, "tokenizer_file": None}, "tracker": {}}, {})
+    assert identity_changes(old, new) == []
+    given = config_identity({"data": {"seq_len": 128, "tokenizer_file": "t.json"}}, {})
+    assert identity_changes(old, given) == ["data.tokenizer_file: '<unset>' -> 't.json'"]
 
 
 def test_conf_composes_as_a_plain_directory_with_nothing_of_glmlab_imported() -> None:

@@ -32,8 +32,17 @@ from glmlab.io import (
     read_jsonl,
     write_text_atomic,
 )
-from glmlab.runs import layout as rundir
-from glmlab.runs.layout import RunLock, RunLocked, read_result, repair_metrics
+from glmlab.runs.identity import config_identity, identity_changes
+from glmlab.runs.lock import RunLock, RunLocked
+from glmlab.runs.metrics import repair_metrics
+from glmlab.runs.result import (
+    outcome_counts,
+    outcome_line,
+    read_result,
+    sweep_exit_status,
+    sweep_statuses,
+    write_result,
+)
 from glmlab.runs.run import execute_run
 from glmlab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.conftest import TINY, run_glmlab
@@ -167,32 +176,32 @@ def test_unreadable_result_never_stops_the_report(tmp_path):
     for name, status in (("a", "completed"), ("b", "completed")):
         run = sweep / name
         run.mkdir(parents=True)
-        rundir.write_result(
+        write_result(
             run, {"status": status, "step": 4, "final_val_loss": 5.0, "variant": [f"x={name}"]}
         )
         (run / "metrics.jsonl").write_text('{"step": 2, "loss": 6.0}\n{"step": 4, "lo')  # torn
     (sweep / "b" / "result.json").write_text('{"status": "comp')
     md = build_report(sweep).read_text()
     assert "unreadable" in md and str(sweep / "b" / "result.json") in md
-    assert sorted(rundir.sweep_statuses(sweep)) == ["completed", "failed"]
+    assert sorted(sweep_statuses(sweep)) == ["completed", "failed"]
 
 
 def test_multiline_error_is_one_line_in_result_and_report(tmp_path):
-    rundir.write_result(tmp_path, {"status": "failed", "error": "ValueError: one\ntwo\n\nthree"})
+    write_result(tmp_path, {"status": "failed", "error": "ValueError: one\ntwo\n\nthree"})
     assert (
         json.loads((tmp_path / "result.json").read_text())["error"] == "ValueError: one two three"
     )
 
 
 def test_exit_status_rule():
-    rule = rundir.sweep_exit_status
+    rule = sweep_exit_status
     assert rule(["completed", "diverged", "completed"]) == 0
     assert rule(["completed", "failed"]) == 1
     assert rule(["failed", "failed"]) == 1
     assert rule(["completed", "unfinished"]) == 1
     assert rule(["completed", "stopped"]) == 1  # not a result yet
-    counts = rundir.outcome_counts(["completed", "failed", "failed", "unfinished"])
-    assert rundir.outcome_line(counts) == "4 runs: 1 completed, 0 diverged, 2 failed, 1 unfinished"
+    counts = outcome_counts(["completed", "failed", "failed", "unfinished"])
+    assert outcome_line(counts) == "4 runs: 1 completed, 0 diverged, 2 failed, 1 unfinished"
 
 
 # -------------------------------------------------------------------- metrics.jsonl
@@ -523,10 +532,10 @@ def test_identity_ignores_what_does_not_change_results():
     base = {"train": {"lr": 0.003, "progress": True, "threads": 1}, "name": "a"}
     other = {"train": {"lr": 0.003, "progress": False, "threads": 4}, "name": "b"}
     plugins = {"glmlab": "0.1.0"}
-    a = rundir.config_identity(base, plugins)
-    assert a["fingerprint"] == rundir.config_identity(other, plugins)["fingerprint"]
-    changed = rundir.config_identity({"train": {"lr": 0.01}}, {"glmlab": "0.2.0"})
-    assert rundir.identity_changes(a, changed) == [
+    a = config_identity(base, plugins)
+    assert a["fingerprint"] == config_identity(other, plugins)["fingerprint"]
+    changed = config_identity({"train": {"lr": 0.01}}, {"glmlab": "0.2.0"})
+    assert identity_changes(a, changed) == [
         "train.lr: 0.003 -> 0.01",
         "plugin glmlab: '0.1.0' -> '0.2.0'",
     ]

@@ -38,7 +38,8 @@ from glmlab.cluster.submission import SubmittedJob, read_submission, record_subm
 from glmlab.cluster.submit import chunks, run_dir_names, share_parallelism
 from glmlab.cluster.validate import representatives
 from glmlab.io import write_json_atomic
-from glmlab.runs.layout import RunStatus, sweep_exit_status
+from glmlab.runs.layout import RunStatus
+from glmlab.runs.result import sweep_exit_status
 from glmlab.runs.run import register_resolvers, run_dir_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slurm"

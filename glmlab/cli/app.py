@@ -13,13 +13,8 @@ from omegaconf import DictConfig
 from glmlab.cluster.launcher import install as install_launcher
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
-from glmlab.runs.layout import (
-    RunStatus,
-    outcome_counts,
-    outcome_line,
-    sweep_exit_status,
-    sweep_statuses,
-)
+from glmlab.runs.layout import RunStatus
+from glmlab.runs.result import outcome_counts, outcome_line, sweep_exit_status, sweep_statuses
 from glmlab.runs.run import execute_run, register_resolvers
 from glmlab.runs.summary import run_summary
 
@@ -52,7 +47,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 def finish_sweep(sweep_dir: str | Path) -> int:
     """After a sweep's report: print how many runs ended how (the last line) and set the
-    exit status of ``python -m glmlab -m`` (:func:`glmlab.runs.layout.sweep_exit_status`)."""
+    exit status of ``python -m glmlab -m`` (:func:`glmlab.runs.result.sweep_exit_status`)."""
     statuses: list[str] = []
     if Path(sweep_dir).is_dir():
         statuses = sweep_statuses(sweep_dir)

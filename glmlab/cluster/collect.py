@@ -15,7 +15,8 @@ from pathlib import Path
 from glmlab.cluster.slurm import SlurmJob
 from glmlab.cluster.status import RunView, sweep_runs
 from glmlab.report import Sweep, build_report
-from glmlab.runs.layout import FINISHED, sweep_exit_status
+from glmlab.runs.layout import FINISHED
+from glmlab.runs.result import sweep_exit_status
 
 
 @dataclass

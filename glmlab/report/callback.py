@@ -14,7 +14,7 @@ from glmlab.report.build import write_report
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.markdown import reference_summary, verdict
 from glmlab.report.metrics import metric_info
-from glmlab.runs import layout as rundir
+from glmlab.runs.layout import REPORT_HTML
 
 __all__ = ["SweepReportCallback", "report_choices", "sweep_summary"]
 
@@ -36,7 +36,7 @@ def sweep_summary(sweep: Sweep, report: Path) -> str:
                 cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
                 lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
     lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
-    lines.append(f"  report: {report} (and {rundir.REPORT_HTML})")
+    lines.append(f"  report: {report} (and {REPORT_HTML})")
     return "\n".join(lines).replace("**", "")
 
 

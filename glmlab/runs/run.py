@@ -21,27 +21,27 @@ from omegaconf import DictConfig, OmegaConf
 from glmlab.config.schema import RunSpec, parse_config
 from glmlab.io import clean_stale_temps, write_text_atomic
 from glmlab.runs import provenance
+from glmlab.runs.identity import (
+    ConfigChanged,
+    config_identity,
+    identity_changes,
+    plugin_versions,
+    read_identity,
+    write_identity,
+)
 from glmlab.runs.layout import (
     CHECKPOINT,
     CONFIG,
     ERROR_LOG,
     RESULT,
     STALE_DIR,
-    ConfigChanged,
-    RunLock,
     RunStatus,
-    config_identity,
-    identity_changes,
-    last_step,
     move_aside,
-    one_line,
-    plugin_versions,
-    read_identity,
-    read_result,
-    write_identity,
-    write_result,
 )
+from glmlab.runs.lock import RunLock
+from glmlab.runs.metrics import last_step
 from glmlab.runs.naming import job_swept_overrides, run_dir_name, sweep_subdir
+from glmlab.runs.result import one_line, read_result, write_result
 from glmlab.runs.trackers import Trackers
 
 __all__ = ["execute_run", "register_resolvers", "run_dir_name", "variant_overrides"]

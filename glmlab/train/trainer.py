@@ -28,7 +28,8 @@ from glmlab.data.batches import make_loader
 from glmlab.eval.suite import metrics_from_items, reference_items
 from glmlab.io import append_line, write_json_atomic
 from glmlab.runs.device_memory import reset_peak_memory
-from glmlab.runs.layout import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus, repair_metrics
+from glmlab.runs.layout import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus
+from glmlab.runs.metrics import repair_metrics
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
