@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 
 import glmlab.model.build as model_build
 from glmlab.assembly import build_batch_sources, build_run
-from glmlab.config.schema import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.model.attention_select import AttentionSelection
 from tests.conftest import TINY
 

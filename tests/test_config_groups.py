@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from glmlab.config.schema import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.data.pipeline import prepare_data
 from glmlab.runs.run import register_resolvers
 

@@ -15,18 +15,17 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from glmlab.config.errors import schema_field
+from glmlab.config.rules import ConfigError
 from glmlab.config.schema import (
     GROUP_SCHEMAS,
     PLUGIN_GROUPS,
     SCHEMA,
-    ConfigError,
     GLMLabConfig,
     ModelConfig,
-    PluginChoice,
     TrainConfig,
     field_defaults,
-    parse_config,
 )
+from glmlab.config.spec import PluginChoice, parse_config
 from glmlab.io import flatten
 from glmlab.runs.run import register_resolvers
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.config.schema import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.data.batches import make_loader
 from glmlab.train.checkpoint import load_checkpoint
 from glmlab.train.distributed import RankShard

@@ -17,7 +17,7 @@ from glmlab.assembly import (
     build_glm_model,
     build_sample_parts,
 )
-from glmlab.config.schema import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.data.batches import collate_rows
 from glmlab.eval.suite import (
     CLMFormat,

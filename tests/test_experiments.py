@@ -11,7 +11,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_module
 
-from glmlab.config.schema import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.runs.layout import EVAL_ITEMS
 from glmlab.runs.run import register_resolvers
 from tests.conftest import run_glmlab

@@ -23,7 +23,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.config.schema import ConfigError, parse_config
+from glmlab.config.rules import ConfigError
+from glmlab.config.spec import parse_config
 from glmlab.io import (
     DiskFullError,
     append_line,
@@ -149,7 +150,8 @@ def test_every_bounded_field_declares_its_rule():
     """The rules live on the dataclass fields (so they can serve as structured configs)."""
     import dataclasses
 
-    from glmlab.config.schema import Allowed, TrainConfig
+    from glmlab.config.rules import Allowed
+    from glmlab.config.schema import TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in ("max_steps", "batch_size", "grad_accum", "eval_batches", "log_interval"):

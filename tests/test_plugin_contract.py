@@ -264,7 +264,8 @@ def test_model_norm_eps_reaches_every_layer_norm_from_the_config() -> None:
     from hydra import compose, initialize_config_module
 
     from glmlab.assembly import build_glm_model
-    from glmlab.config.schema import ConfigError, parse_config
+    from glmlab.config.rules import ConfigError
+    from glmlab.config.spec import parse_config
 
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         cfg = compose("config", overrides=["model.norm_eps=0.001", "norm_layout=deepnorm"])

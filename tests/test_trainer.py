@@ -10,7 +10,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.config.schema import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.runs.run import execute_run
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.schedule import lr_factor

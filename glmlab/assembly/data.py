@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from glmlab.config.schema import RunSpec
+from glmlab.config.spec import RunSpec
 from glmlab.data.batches import BatchSource, PrepareHost
 from glmlab.data.examples import ExampleSet
 from glmlab.data.pipeline import PreparedData, prepare_data

@@ -8,7 +8,8 @@ import dataclasses
 
 import torch
 
-from glmlab.config.schema import ConfigError, RunSpec
+from glmlab.config.rules import ConfigError
+from glmlab.config.spec import RunSpec
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import (
     ChosenAttention,

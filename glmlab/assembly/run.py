@@ -1,4 +1,4 @@
-"""``build_run``: one downward pass from a :class:`~glmlab.config.schema.RunSpec` to the parts
+"""``build_run``: one downward pass from a :class:`~glmlab.config.spec.RunSpec` to the parts
 of a run, each handed what it needs when it is built (torchtitan's ``build()`` pass).
 
 1. data (corpus, tokenizer, example sets) and its split check;
@@ -39,7 +39,7 @@ from glmlab.assembly.model import (
     initial_model,
     model_config,
 )
-from glmlab.config.schema import RunSpec
+from glmlab.config.spec import RunSpec
 from glmlab.data.batches import PrepareHost
 from glmlab.data.pipeline import PreparedData, check_splits
 from glmlab.eval.suite import EvalSuite, SuiteSettings, item_format

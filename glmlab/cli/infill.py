@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from glmlab.assembly import build_data, build_glm_model, build_sample_parts, resolve_device
-from glmlab.config.schema import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.data.batches import collate_rows
 from glmlab.eval.suite import GLMFormat
 from glmlab.objective.glm import GLMObjective

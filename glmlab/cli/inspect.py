@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from glmlab.assembly import build_batch_sources, build_data, build_sample_parts
-from glmlab.config.schema import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.data.batches import collate_rows
 from glmlab.plugin.registry import get_registry
 from glmlab.runs.run import register_resolvers

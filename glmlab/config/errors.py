@@ -1,6 +1,6 @@
 """One line for a config that Hydra could not compose: the schema's type errors
 (``train.max_steps=lots``), unknown keys and missing options, in the words of
-:func:`glmlab.config.schema.check_values` (``train.max_steps=lots: must be an integer >= 1``)."""
+:func:`glmlab.config.rules.check_values` (``train.max_steps=lots: must be an integer >= 1``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import Any
 
 from hydra.errors import MissingConfigException
 
-from glmlab.config.schema import SCHEMA, Allowed, GLMLabConfig, allowed_text, show_value
+from glmlab.config.rules import Allowed, allowed_text, show_value
+from glmlab.config.schema import SCHEMA, GLMLabConfig
 
 # Lines of OmegaConf's messages that locate the node; the key is named in the line itself.
 _LOCATION = re.compile(r"^\s*(full_key|reference_type|object_type)[:=]")

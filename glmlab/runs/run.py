@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from glmlab.config.schema import RunSpec, parse_config
+from glmlab.config.spec import RunSpec, parse_config
 from glmlab.io import clean_stale_temps, write_text_atomic
 from glmlab.runs import provenance
 from glmlab.runs.identity import (

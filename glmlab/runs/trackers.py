@@ -27,7 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from glmlab.config.schema import tracker_choices as config_tracker_choices
+from glmlab.config.spec import tracker_choices as config_tracker_choices
 from glmlab.io import read_json, write_json_atomic
 from glmlab.plugin.base import TrackerBase, TrackerRun
 from glmlab.plugin.registry import get_registry
@@ -66,7 +66,7 @@ def row_metrics(row: Mapping[str, Any]) -> dict[str, float]:
 
 def tracker_choices(cfg: DictConfig | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``{name: options}`` of the trackers a config selects (its ``tracker`` node, see
-    :func:`glmlab.config.schema.tracker_choices`)."""
+    :func:`glmlab.config.spec.tracker_choices`)."""
     node = cfg.get("tracker") if isinstance(cfg, Mapping | DictConfig) else None
     return config_tracker_choices(node)
 

@@ -32,7 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from glmlab.config.schema import PARALLEL, ConfigError
+from glmlab.config.rules import ConfigError
+from glmlab.config.schema import PARALLEL
 from glmlab.structures import Batch
 
 log = logging.getLogger("glmlab")

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from glmlab.assembly import build_run, resolve_device
-from glmlab.config.schema import RunSpec
+from glmlab.config.spec import RunSpec
 from glmlab.data.batches import make_loader
 from glmlab.eval.suite import metrics_from_items, reference_items
 from glmlab.io import append_line, write_json_atomic
