@@ -252,7 +252,8 @@ def test_code_takes_its_defaults_from_the_schema():
     from glmlab.data.tokenizer import GLMTokenizer, load_or_train
     from glmlab.model.build import assemble_model, build_model, build_positional, choose_attention
     from glmlab.model.glm import GLMConfig
-    from glmlab.objective.glm import GLMObjective, MLMObjective
+    from glmlab.objective.baselines import MLMObjective
+    from glmlab.objective.glm import GLMObjective
 
     required = {
         build_model: ("positional", "norm_layout", "attention"),

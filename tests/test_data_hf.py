@@ -71,7 +71,7 @@ def test_store_is_memory_mapped_and_pickles_as_a_path(texts: list[str], tmp_path
 
 
 def test_batches_stay_a_function_of_seed_and_index(texts: list[str], tmp_path: Path) -> None:
-    from glmlab.objective.glm import CLMObjective
+    from glmlab.objective.baselines import CLMObjective
     from glmlab.plugin.registry import get_registry
 
     tok = GLMTokenizer.train(texts, vocab_size=400, n_sentinels=8)

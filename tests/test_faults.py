@@ -518,7 +518,7 @@ def test_corpus_too_small_for_the_suite_fails_before_training(tmp_path):
         "data.min_tokens=1",
     )
     # Every validation passage is shorter than the suite needs once seq_len is this short.
-    from glmlab.eval.suite import MIN_PASSAGE_TOKENS
+    from glmlab.eval.items import MIN_PASSAGE_TOKENS
 
     cfg.data.seq_len = MIN_PASSAGE_TOKENS
     cfg.data.part_b_reserve = 0.5

@@ -27,7 +27,8 @@ from glmlab.objective.fidelity import (
     stdlib_rows,
     token_stats,
 )
-from glmlab.objective.glm import GLMObjective, build_glm_sample
+from glmlab.objective.glm import GLMObjective
+from glmlab.objective.sample import build_glm_sample
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing.samples import collate, pack, random_glm_samples

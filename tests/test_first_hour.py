@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import glmlab.objective.glm
+import glmlab.objective.sample
 from glmlab.cli import main as cli
 from glmlab.cli.help import app_help, prepare_argv, version_text
 from glmlab.runs.summary import run_summary
@@ -132,12 +132,12 @@ def test_run_summary_names_dir_status_metrics_and_references(tmp_path):
 
 
 def test_build_glm_sample_docstring_holds_the_worked_example():
-    doc = glmlab.objective.glm.build_glm_sample.__doc__
+    doc = glmlab.objective.sample.build_glm_sample.__doc__
     assert ">>> s = build_glm_sample(" in doc
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner()
     for test in finder.find(
-        glmlab.objective.glm.build_glm_sample, globs=vars(glmlab.objective.glm)
+        glmlab.objective.sample.build_glm_sample, globs=vars(glmlab.objective.sample)
     ):
         runner.run(test)
     assert runner.tries >= 4 and runner.failures == 0

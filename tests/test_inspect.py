@@ -19,7 +19,7 @@ from glmlab.cli.inspect import (
     save_mask_png,
 )
 from glmlab.data.batches import collate_rows
-from glmlab.objective.glm import build_glm_sample
+from glmlab.objective.sample import build_glm_sample
 from glmlab.runs.run import execute_run
 from tests.conftest import TINY
 

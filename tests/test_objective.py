@@ -3,12 +3,9 @@
 import numpy as np
 import pytest
 
-from glmlab.objective.glm import (
-    CLMObjective,
-    GLMObjective,
-    MLMObjective,
-    build_glm_sample,
-)
+from glmlab.objective.baselines import CLMObjective, MLMObjective
+from glmlab.objective.glm import GLMObjective
+from glmlab.objective.sample import build_glm_sample
 from glmlab.plugin.guards import SamplerInvariantError
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 

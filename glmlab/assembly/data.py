@@ -11,7 +11,9 @@ from glmlab.config.spec import RunSpec
 from glmlab.data.batches import BatchSource, PrepareHost
 from glmlab.data.examples import ExampleSet
 from glmlab.data.pipeline import PreparedData, prepare_data
-from glmlab.objective.glm import CLMObjective, GLMObjective, MLMObjective, Objective
+from glmlab.objective.base import Objective
+from glmlab.objective.baselines import CLMObjective, MLMObjective
+from glmlab.objective.glm import GLMObjective
 from glmlab.plugin.guards import CheckedMaskBuilder, checked_mask_builder
 from glmlab.plugin.registry import PluginRegistry, get_registry
 from glmlab.structures import SpecialTokens

@@ -42,7 +42,8 @@ from glmlab.assembly.model import (
 from glmlab.config.spec import RunSpec
 from glmlab.data.batches import PrepareHost
 from glmlab.data.pipeline import PreparedData, check_splits
-from glmlab.eval.suite import EvalSuite, SuiteSettings, item_format
+from glmlab.eval.formats import item_format
+from glmlab.eval.suite import EvalSuite, SuiteSettings
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import ChosenAttention
 from glmlab.model.glm import GLMModel

@@ -2,7 +2,7 @@
 
 Blanks are written ``[MASK]`` (or ``[sMASK]`` / ``[gMASK]``, one kind per text). Each
 generation step lays the text out through the training sample builder (the evaluation
-suite's :class:`~glmlab.eval.suite.GLMFormat`: the run's mask tokens, sentinels and 2D
+suite's :class:`~glmlab.eval.formats.GLMFormat`: the run's mask tokens, sentinels and 2D
 positions), blanks in text order: Part A holds the text with one mask per blank, Part B
 the blanks filled so far. Every blank is generated token by token, greedily or from the
 top k, until [eop] (at least one token each).
@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from glmlab.assembly import build_data, build_glm_model, build_sample_parts, resolve_device
 from glmlab.config.spec import parse_config
 from glmlab.data.batches import collate_rows
-from glmlab.eval.suite import GLMFormat
+from glmlab.eval.formats import GLMFormat
 from glmlab.objective.glm import GLMObjective
 from glmlab.runs.layout import CHECKPOINT, CONFIG, WEIGHTS
 from glmlab.structures import SpanSet

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from glmlab.objective.glm import Objective, fill_row
+from glmlab.objective.base import Objective
+from glmlab.objective.sample import fill_row
 from glmlab.structures import AttentionLayout, Batch, GLMSample, Segment, TokenizedText
 
 
@@ -78,7 +79,7 @@ def collate_rows(
 def build_row(
     pieces: Sequence[TokenizedText], objective: Objective, *, seq_len: int, rng: np.random.Generator
 ) -> list[GLMSample]:
-    """One row's samples, each piece built on its own (see :func:`glmlab.objective.glm.fill_row`)."""
+    """One row's samples, each piece built on its own (see :func:`glmlab.objective.sample.fill_row`)."""
     return fill_row(pieces, lambda t, n: objective.build(t, max_len=n, rng=rng), seq_len=seq_len)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from glmlab.objective.glm import build_glm_sample
+from glmlab.objective.sample import build_glm_sample
 from glmlab.plugin.guards import check_span_set
 from glmlab.structures import SpanSet
 from glmlab.testing.base import PluginContract

@@ -3,7 +3,7 @@
 import torch
 
 from glmlab.model.build import build_model
-from glmlab.objective.glm import build_glm_sample
+from glmlab.objective.sample import build_glm_sample
 from glmlab.plugin.registry import get_registry
 from glmlab.testing import PositionalSchemeContract
 from glmlab.testing.samples import tiny_config
