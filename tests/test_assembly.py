@@ -26,7 +26,7 @@ def test_auto_is_chosen_on_the_first_batch_then_handed_to_every_part(monkeypatch
     # eager; its sample must be training batch 0 without any backend's host work.
     seen = {}
 
-    def measure(registry, options, device, *, measure_on, **_):
+    def measure(request, measure_on):
         seen["batch"] = measure_on.sample()
         return AttentionSelection("eager", "measured", "auto")
 

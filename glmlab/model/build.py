@@ -12,6 +12,12 @@ from typing import Any
 
 import torch
 
+from glmlab.model.attention_candidates import (
+    AUTO_CPU_BACKEND,
+    AUTO_CUDA_PREFERENCE,
+    AttentionRequest,
+    backend_candidates,
+)
 from glmlab.model.attention_select import (
     AttentionSelection,
     MeasureOn,
@@ -21,29 +27,9 @@ from glmlab.model.attention_select import (
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.plugin.base import AttentionBackendBase, PositionalSchemeBase
 from glmlab.plugin.guards import plugin_label
-from glmlab.plugin.registry import PluginError, PluginRegistry, get_registry
+from glmlab.plugin.registry import PluginRegistry, get_registry
 
 log = logging.getLogger("glmlab")
-
-# ``attention: auto`` on CUDA times its candidates on the run's shape (attention_select.py)
-# and takes the fastest; this order breaks ties there, and is the choice (first registered
-# and available) when nothing is measured. sdpa first: the fastest GLM-Base training step on
-# the H100 (2026-11-27: sdpa 1.05x, flex 0.985x, xformers 0.92x of the causal baseline).
-AUTO_CUDA_PREFERENCE = ("sdpa", "flex", "xformers")
-AUTO_CPU_BACKEND = "sdpa"
-
-
-def available_backends(registry: PluginRegistry, device: torch.device) -> list[str]:
-    """Names of the registered attention backends that run on ``device`` (default options)."""
-    names = []
-    for name in registry.names("attention"):
-        try:
-            backend = registry.create("attention", name)
-        except PluginError:  # needs options we cannot guess: not listable as available
-            continue
-        if backend.is_available(device):
-            names.append(name)
-    return names
 
 
 def resolve_attention(
@@ -78,13 +64,13 @@ def resolve_attention(
                 return candidate, backend
         raise ValueError(
             f"attention 'auto' found none of {list(candidates)} available on {device}; "
-            f"available: {available_backends(registry, device)}"
+            f"available: {backend_candidates(registry, device)[0]}"
         )
     backend = registry.create("attention", name, **options)
     if not backend.is_available(device):
         raise ValueError(
             f"attention backend '{name}' is not available on {device}; "
-            f"available there: {available_backends(registry, device)}"
+            f"available there: {backend_candidates(registry, device)[0]}"
         )
     if needs_dropout and not backend.supports_dropout:
         raise ValueError(
@@ -166,18 +152,17 @@ def choose_attention(
         needs_bias = make_bias(_probe_positions()) is not None
     needs_dropout = config.attention_dropout > 0
     if should_measure(requested, device, measure_on):
-        selection = measure_auto(
+        request = AttentionRequest(
             registry,
-            options,
             device,
+            options,
             n_heads=config.n_heads,
             head_dim=config.head_dim,
             make_bias=make_bias,
             needs_bias=needs_bias,
-            measure_on=measure_on,
-            preference=AUTO_CUDA_PREFERENCE,
             needs_dropout=needs_dropout,
         )
+        selection = measure_auto(request, measure_on)
         name = selection.backend
         backend = registry.create("attention", name, **options)
     else:
