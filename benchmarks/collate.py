@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import emit, environment
-from glmlab.data.batches import BatchSource, PrepareHost
+from glmlab.objective.batches import BatchSource, PrepareHost
 from glmlab.objective.glm import GLMObjective
 from glmlab.plugin.guards import checked_mask_builder
 from glmlab.plugin.registry import get_registry

@@ -45,10 +45,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks.attention import allowed_pairs
 from benchmarks.collate import make_source
 from benchmarks.common import append_jsonl, emit, environment
-from glmlab.data.batches import BatchSource, PrepareHost
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import assemble_model, build_positional, choose_attention
 from glmlab.model.glm import GLMConfig
+from glmlab.objective.batches import BatchSource, PrepareHost
 from glmlab.structures import Batch
 
 PEAK_FLOPS = {"cuda": 989e12}  # H100 SXM bf16 dense; other devices: MFU not reported

@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from glmlab.data.batches import BatchSource
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig
+from glmlab.objective.batches import BatchSource
 from glmlab.objective.glm import GLMObjective
 from glmlab.plugin.registry import get_registry
 from glmlab.plugins import attention_xformers

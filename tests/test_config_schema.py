@@ -27,7 +27,7 @@ from glmlab.config.schema import (
 )
 from glmlab.config.spec import PluginChoice, parse_config
 from glmlab.io import flatten
-from glmlab.runs.run import register_resolvers
+from glmlab.runs.naming import register_resolvers
 
 CONF = Path(__file__).parents[1] / "conf"
 EFFECTIVE = Path(__file__).parent / "fixtures" / "config" / "effective.yaml"

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glmlab.data.batches import BatchSource
 from glmlab.data.examples import ExampleSet, build_examples, tokenize_documents
 from glmlab.data.pipeline import prepare_data
 from glmlab.data.token_store import ExampleWriter, open_store, write_store
 from glmlab.data.tokenizer import GLMTokenizer
+from glmlab.objective.batches import BatchSource
 
 SETTINGS = {"vocab_size": 400, "n_sentinels": 8, "chunk_len": 48, "min_tokens": 4, "packing": True}
 

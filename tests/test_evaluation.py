@@ -17,15 +17,15 @@ from glmlab.assembly import (
     build_glm_model,
     build_sample_parts,
 )
+from glmlab.cli.run import execute_run
 from glmlab.config.spec import parse_config
-from glmlab.data.batches import collate_rows
 from glmlab.eval.formats import CLMFormat, GLMFormat, MLMFormat
 from glmlab.eval.items import cloze_items, passages
 from glmlab.eval.metrics import cloze_credit, metrics_from_items, unigram_log_probs
 from glmlab.eval.suite import EvalSuite
+from glmlab.objective.batches import collate_rows
 from glmlab.objective.glm import GLMObjective
 from glmlab.plugin.base import SpanSamplerBase
-from glmlab.runs.run import execute_run
 from glmlab.structures import SpanSet, TokenizedText
 from tests.conftest import TINY
 

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_module
 
 from glmlab.config.spec import parse_config
 from glmlab.runs.layout import EVAL_ITEMS
-from glmlab.runs.run import register_resolvers
+from glmlab.runs.naming import register_resolvers
 from tests.conftest import run_glmlab
 from tests.test_report import TINY_SWEEP
 

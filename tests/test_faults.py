@@ -23,6 +23,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
+from glmlab.cli.run import execute_run
 from glmlab.config.rules import ConfigError
 from glmlab.config.spec import parse_config
 from glmlab.io import (
@@ -44,7 +45,6 @@ from glmlab.runs.result import (
     sweep_statuses,
     write_result,
 )
-from glmlab.runs.run import execute_run
 from glmlab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.conftest import TINY, run_glmlab
 
@@ -316,7 +316,7 @@ def test_unwritable_run_directory_is_reported_not_raised(tmp_path, monkeypatch):
     def read_only(path, text):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr("glmlab.runs.run.write_text_atomic", read_only)
+    monkeypatch.setattr("glmlab.cli.run.write_text_atomic", read_only)
     result = execute_run(config("norm_layout.name=nope"), tmp_path, [])
     assert result["status"] == "failed" and result["recorded"] is False
     assert "could not be written" in result["error"] and "Read-only" in result["error"]

@@ -16,9 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from glmlab.data.batches import BatchSource
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.objective.batches import BatchSource
 from glmlab.objective.fidelity import (
     document_stats,
     draw_token,

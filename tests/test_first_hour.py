@@ -16,7 +16,7 @@ import torch
 import glmlab.objective.sample
 from glmlab.cli import main as cli
 from glmlab.cli.help import app_help, prepare_argv, version_text
-from glmlab.runs.summary import run_summary
+from glmlab.cli.summary import run_summary
 from tests.conftest import TINY, run_glmlab
 from tests.test_report import BASE, OFF, TINY_SWEEP, write_run
 

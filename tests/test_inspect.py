@@ -18,9 +18,9 @@ from glmlab.cli.inspect import (
     render_table,
     save_mask_png,
 )
-from glmlab.data.batches import collate_rows
+from glmlab.cli.run import execute_run
+from glmlab.objective.batches import collate_rows
 from glmlab.objective.sample import build_glm_sample
-from glmlab.runs.run import execute_run
 from tests.conftest import TINY
 
 

@@ -93,7 +93,7 @@ def test_missing_tracker_fails_the_run_before_any_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from glmlab.cli.inspect import compose_config
-    from glmlab.runs.run import execute_run
+    from glmlab.cli.run import execute_run
 
     monkeypatch.setitem(sys.modules, "mlflow", None)
     cfg = compose_config([*TINY, "tracker=[mlflow]"])

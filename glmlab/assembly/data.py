@@ -8,11 +8,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from glmlab.config.spec import RunSpec
-from glmlab.data.batches import BatchSource, PrepareHost
 from glmlab.data.examples import ExampleSet
 from glmlab.data.pipeline import PreparedData, prepare_data
 from glmlab.objective.base import Objective
 from glmlab.objective.baselines import CLMObjective, MLMObjective
+from glmlab.objective.batches import BatchSource, PrepareHost
 from glmlab.objective.glm import GLMObjective
 from glmlab.plugin.guards import CheckedMaskBuilder, checked_mask_builder
 from glmlab.plugin.registry import PluginRegistry, get_registry

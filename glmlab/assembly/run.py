@@ -40,13 +40,13 @@ from glmlab.assembly.model import (
     model_config,
 )
 from glmlab.config.spec import RunSpec
-from glmlab.data.batches import PrepareHost
 from glmlab.data.pipeline import PreparedData, check_splits
 from glmlab.eval.formats import item_format
 from glmlab.eval.suite import EvalSuite, SuiteSettings
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import ChosenAttention
 from glmlab.model.glm import GLMModel
+from glmlab.objective.batches import PrepareHost
 from glmlab.plugin.registry import get_registry
 
 

@@ -10,13 +10,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from glmlab.cli.run import execute_run
+from glmlab.cli.summary import run_summary
 from glmlab.cluster.launcher import install as install_launcher
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
 from glmlab.runs.layout import RunStatus
+from glmlab.runs.naming import register_resolvers
 from glmlab.runs.result import outcome_counts, outcome_line, sweep_exit_status, sweep_statuses
-from glmlab.runs.run import execute_run, register_resolvers
-from glmlab.runs.summary import run_summary
 
 register_resolvers()
 install_launcher()  # hydra/launcher=submitit_slurm_async

@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 
 from glmlab.assembly import build_data, build_glm_model, build_sample_parts, resolve_device
 from glmlab.config.spec import parse_config
-from glmlab.data.batches import collate_rows
 from glmlab.eval.formats import GLMFormat
+from glmlab.objective.batches import collate_rows
 from glmlab.objective.glm import GLMObjective
 from glmlab.runs.layout import CHECKPOINT, CONFIG, WEIGHTS
 from glmlab.structures import SpanSet

@@ -19,9 +19,9 @@ from omegaconf import DictConfig
 
 from glmlab.assembly import build_batch_sources, build_data, build_sample_parts
 from glmlab.config.spec import parse_config
-from glmlab.data.batches import collate_rows
+from glmlab.objective.batches import collate_rows
 from glmlab.plugin.registry import get_registry
-from glmlab.runs.run import register_resolvers
+from glmlab.runs.naming import register_resolvers
 from glmlab.structures import GLMSample
 
 

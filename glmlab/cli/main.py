@@ -132,19 +132,19 @@ def _infill(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from glmlab.cluster.cli import submit
+    from glmlab.cli.cluster import submit
 
     return submit(args.overrides)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from glmlab.cluster.cli import status
+    from glmlab.cli.cluster import status
 
     return status(args.sweep_dir, watch=args.watch, interval=args.interval)
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from glmlab.cluster.cli import collect
+    from glmlab.cli.cluster import collect
 
     return collect(args.sweep_dir, baseline=args.baseline, metric=args.metric)
 

@@ -35,12 +35,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from glmlab.data.batches import PrepareHost, collate_rows
 from glmlab.data.examples import ExampleSet
 from glmlab.eval.formats import ItemFormat
 from glmlab.eval.items import TASKS, cloze_items, infill_items, passages
 from glmlab.eval.metrics import ItemScores, cloze_credit, metrics_from_items, unigram_log_probs
 from glmlab.model.glm import GLMModel
+from glmlab.objective.batches import PrepareHost, collate_rows
 from glmlab.structures import GLMSample, SpanSet
 
 __all__ = [

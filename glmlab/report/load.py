@@ -31,8 +31,8 @@ from glmlab.runs.layout import (
 )
 from glmlab.runs.layout import METRICS as METRICS_FILE
 from glmlab.runs.metrics import last_step
+from glmlab.runs.naming import variant_overrides
 from glmlab.runs.result import RunResult, read_result
-from glmlab.runs.run import variant_overrides
 
 __all__ = [
     "Run",

@@ -27,10 +27,12 @@ __all__ = [
     "ALWAYS_NAMED",
     "existing_run",
     "job_swept_overrides",
+    "register_resolvers",
     "run_dir_name",
     "run_identity",
     "sweep_subdir",
     "swept_keys",
+    "variant_overrides",
 ]
 
 # Named whenever it is overridden, swept or not: adding seeds to a sweep finds the old runs.
@@ -136,3 +138,24 @@ def existing_run(sweep_dir: Path, identity: frozenset[str], excluded: set[str]) 
         if run_identity(kept) == identity:
             return overrides_file.parent.parent.name
     return None
+
+
+def register_resolvers() -> None:
+    """OmegaConf resolvers used by glmlab's Hydra config (``${glmlab_run_dir:...}``)."""
+    if not OmegaConf.has_resolver("glmlab_run_dir"):
+        # Named by the swept keys only (glmlab/runs/naming.py).
+        OmegaConf.register_new_resolver("glmlab_run_dir", sweep_subdir)
+
+
+def variant_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that define a variant: all but the seed and the experiment choice."""
+    # stop_after: a preemption drill; run.on_change: how to rerun, not what; tracker: where
+    # results are sent, not what they are
+    skip = ("seed", "experiment", "name", "train.stop_after", "run.on_change", "tracker")
+    spelled = {"True": "true", "False": "false", "None": "null"}  # sweeps print Python's spelling
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+~") not in skip:
+            out.append(f"{key}={spelled.get(value, value)}")
+    return sorted(out)

@@ -152,7 +152,7 @@ def init_distributed(device: torch.device) -> DistContext:
 
 
 class BatchStream(Protocol):
-    """Random-access batches, like :class:`glmlab.data.batches.BatchSource`."""
+    """Random-access batches, like :class:`glmlab.objective.batches.BatchSource`."""
 
     def batch(self, i: int) -> Batch: ...
 

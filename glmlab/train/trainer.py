@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from glmlab.assembly import build_run, resolve_device
 from glmlab.config.spec import RunSpec
-from glmlab.data.batches import make_loader
 from glmlab.eval.metrics import metrics_from_items
 from glmlab.eval.suite import reference_items
 from glmlab.io import append_line, write_json_atomic
+from glmlab.objective.batches import make_loader
 from glmlab.runs.device_memory import reset_peak_memory
 from glmlab.runs.layout import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus
 from glmlab.runs.metrics import repair_metrics

@@ -55,7 +55,7 @@ def status(sweep_dir: str, *, watch: bool = False, interval: float = 10.0) -> in
 
 def collect(sweep_dir: str, *, baseline: str | None = None, metric: list[str] | None = None) -> int:
     """Write the report of what has finished, list what has not; the sweep's exit status."""
-    from glmlab.cluster.collect import collect as collect_sweep
+    from glmlab.cli.collect import collect as collect_sweep
     from glmlab.cluster.status import render_status
 
     done = collect_sweep(sweep_dir, baseline=baseline, metric=metric)

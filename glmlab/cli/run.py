@@ -40,34 +40,13 @@ from glmlab.runs.layout import (
 )
 from glmlab.runs.lock import RunLock
 from glmlab.runs.metrics import last_step
-from glmlab.runs.naming import job_swept_overrides, run_dir_name, sweep_subdir
+from glmlab.runs.naming import job_swept_overrides, variant_overrides
 from glmlab.runs.result import one_line, read_result, write_result
 from glmlab.runs.trackers import Trackers
 
-__all__ = ["execute_run", "register_resolvers", "run_dir_name", "variant_overrides"]
+__all__ = ["execute_run"]
 
 log = logging.getLogger("glmlab")
-
-
-def register_resolvers() -> None:
-    """OmegaConf resolvers used by glmlab's Hydra config (``${glmlab_run_dir:...}``)."""
-    if not OmegaConf.has_resolver("glmlab_run_dir"):
-        # Named by the swept keys only (glmlab/runs/naming.py).
-        OmegaConf.register_new_resolver("glmlab_run_dir", sweep_subdir)
-
-
-def variant_overrides(overrides: list[str]) -> list[str]:
-    """The overrides that define a variant: all but the seed and the experiment choice."""
-    # stop_after: a preemption drill; run.on_change: how to rerun, not what; tracker: where
-    # results are sent, not what they are
-    skip = ("seed", "experiment", "name", "train.stop_after", "run.on_change", "tracker")
-    spelled = {"True": "true", "False": "false", "None": "null"}  # sweeps print Python's spelling
-    out = []
-    for o in overrides:
-        key, _, value = o.partition("=")
-        if key.lstrip("+~") not in skip:
-            out.append(f"{key}={spelled.get(value, value)}")
-    return sorted(out)
 
 
 def _on_change(spec: RunSpec, sweep: bool) -> str:
