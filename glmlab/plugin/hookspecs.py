@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # torch stays unimported until a plugin is built
 PROJECT = "glmlab"
 API_VERSION = 2
 SUPPORTED_API_VERSIONS: frozenset[int] = frozenset({1, API_VERSION})
-"""Versions a plugin may declare: 1 (import paths before glmlab 0.2, re-exported until
+"""Versions a plugin may declare: 1 (the import paths before :mod:`glmlab.plugin`, re-exported until
 :data:`glmlab.plugin.compat.REMOVED_IN`) and the current one."""
 
 hookspec = pluggy.HookspecMarker(PROJECT)

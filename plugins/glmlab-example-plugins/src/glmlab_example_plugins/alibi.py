@@ -16,7 +16,7 @@ from glmlab import hookimpl
 from glmlab.plugin.base import PositionalSchemeBase
 from glmlab.plugin.helpers import positions_1d
 
-GLMLAB_API_VERSION = 1  # the hook API this module implements; glmlab refuses a mismatch
+GLMLAB_API_VERSION = 2  # the hook API this module implements; glmlab refuses a mismatch
 
 
 class ALiBi(PositionalSchemeBase):

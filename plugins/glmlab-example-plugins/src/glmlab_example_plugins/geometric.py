@@ -18,7 +18,7 @@ from glmlab.plugin.base import SpanSamplerBase
 from glmlab.plugin.helpers import place_spans
 from glmlab.structures import MaskKind, SpanSet, TokenizedText
 
-GLMLAB_API_VERSION = 1  # the hook API this module implements; glmlab refuses a mismatch
+GLMLAB_API_VERSION = 2  # the hook API this module implements; glmlab refuses a mismatch
 
 
 class GeometricSpanSampler(SpanSamplerBase):
