@@ -257,8 +257,8 @@ def test_code_takes_its_defaults_from_the_schema():
 
     required = {
         build_model: ("positional", "norm_layout", "attention"),
-        build_positional: ("name",),
-        choose_attention: ("requested",),
+        build_positional: ("choice",),
+        choose_attention: ("choice",),
         assemble_model: ("norm_layout",),
         prepare_data: ("vocab_size", "n_sentinels", "chunk_len", "packing", "min_tokens"),
         GLMTokenizer.train: ("vocab_size", "n_sentinels"),

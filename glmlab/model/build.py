@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from glmlab.config.spec import PluginChoice
 from glmlab.model.attention_candidates import (
     AUTO_CPU_BACKEND,
     AUTO_CUDA_PREFERENCE,
@@ -98,16 +99,14 @@ def norm_settings(config: GLMConfig) -> dict[str, Any]:
 
 
 def build_positional(
-    config: GLMConfig,
-    name: str,
-    options: dict[str, Any] | None = None,
-    registry: PluginRegistry | None = None,
+    config: GLMConfig, choice: PluginChoice, registry: PluginRegistry | None = None
 ) -> PositionalSchemeBase:
-    """The positional scheme ``name`` with ``options``, offered the model settings
-    (:func:`positional_settings`); it initialises its own parameters."""
+    """The positional scheme ``choice`` (the config's ``positional``: name and options),
+    offered the model settings (:func:`positional_settings`); it initialises its own
+    parameters."""
     registry = registry or get_registry()
     return registry.create(
-        "positional", name, settings=positional_settings(config), **(options or {})
+        "positional", choice.name, settings=positional_settings(config), **choice.options
     )
 
 
@@ -129,15 +128,15 @@ class ChosenAttention:
 def choose_attention(
     config: GLMConfig,
     scheme: PositionalSchemeBase,
-    requested: str,
-    options: dict[str, Any] | None = None,
+    choice: PluginChoice,
     *,
     device: torch.device | str = "cpu",
     registry: PluginRegistry | None = None,
     measure_on: MeasureOn | None = None,
 ) -> ChosenAttention:
-    """The attention backend ``requested`` (a registry name or ``auto``) for a model of
-    ``config`` with positional ``scheme`` on ``device``.
+    """The attention backend ``choice`` (the config's ``attention``: a registry name or
+    ``auto``, and options) for a model of ``config`` with positional ``scheme`` on
+    ``device``.
 
     A scheme that adds an attention bias needs a backend with ``supports_bias``, and
     ``attention_dropout > 0`` one with ``supports_dropout``. With ``measure_on``, ``auto``
@@ -146,7 +145,7 @@ def choose_attention(
     """
     registry = registry or get_registry()
     device = torch.device(device)
-    options = options or {}
+    requested, options = choice.name, dict(choice.options)
     make_bias = scheme.attention_bias
     with torch.no_grad():
         needs_bias = make_bias(_probe_positions()) is not None
@@ -181,28 +180,27 @@ def assemble_model(
     positional: PositionalSchemeBase,
     positional_name: str,
     attention: ChosenAttention,
-    norm_layout: str,
-    norm_options: dict[str, Any] | None = None,
+    norm_layout: PluginChoice,
     device: torch.device | str = "cpu",
     registry: PluginRegistry | None = None,
 ) -> GLMModel:
     """A :class:`GLMModel` on ``device`` from a built positional scheme (registered as
     ``positional_name``), a chosen attention backend and the norm layout ``norm_layout``
-    (offered ``n_layers``, ``dim`` and ``eps``: :func:`norm_settings`). Refuses a scheme
+    (the config's choice: name and options; offered ``n_layers``, ``dim`` and ``eps``: :func:`norm_settings`). Refuses a scheme
     whose attention bias the backend cannot take, naming both plugins."""
     registry = registry or get_registry()
     model = GLMModel(
         config,
         positional=positional,
         norm_layout=registry.create(
-            "norm_layout", norm_layout, settings=norm_settings(config), **(norm_options or {})
+            "norm_layout", norm_layout.name, settings=norm_settings(config), **norm_layout.options
         ),
         attention=attention.backend,
         labels={
             kind: plugin_label(registry.get(kind, name))
             for kind, name in [
                 ("positional", positional_name),
-                ("norm_layout", norm_layout),
+                ("norm_layout", norm_layout.name),
                 ("attention", attention.name),
             ]
         },
@@ -239,12 +237,11 @@ def build_model(
     what was chosen and how.
     """
     registry = registry or get_registry()
-    scheme = build_positional(config, positional, positional_options, registry)
+    scheme = build_positional(config, PluginChoice(positional, positional_options or {}), registry)
     chosen = choose_attention(
         config,
         scheme,
-        attention,
-        attention_options,
+        PluginChoice(attention, attention_options or {}),
         device=device,
         registry=registry,
         measure_on=measure_on,
@@ -254,8 +251,7 @@ def build_model(
         positional=scheme,
         positional_name=positional,
         attention=chosen,
-        norm_layout=norm_layout,
-        norm_options=norm_options,
+        norm_layout=PluginChoice(norm_layout, norm_options or {}),
         device=device,
         registry=registry,
     )
