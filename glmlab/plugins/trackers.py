@@ -2,7 +2,7 @@
 
 Each library is an optional extra (``pip install "glmlab[tensorboard]"``, ``[wandb]``,
 ``[mlflow]``) imported when the tracker is built; without it the factory raises
-:class:`~glmlab.runs.trackers.TrackerUnavailable`, which stops the run before any data is
+:class:`~glmlab.plugin.base.TrackerUnavailable`, which stops the run before any data is
 prepared. docs/PLUGINS.md describes the options.
 """
 
