@@ -33,9 +33,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import append_jsonl, emit, environment
-from glmlab.model.attention_select import NOT_TIMED, fastest
-from glmlab.model.build import AUTO_CUDA_PREFERENCE, available_backends
-from glmlab.registry import get_registry
+from glmlab.model.attention_candidates import AUTO_CUDA_PREFERENCE, NOT_TIMED, backend_candidates
+from glmlab.model.attention_select import fastest
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import AttentionLayout, Segment
 
 
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         return []
     registry = get_registry()
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    names = args.backends or available_backends(registry, device)
+    names = args.backends or backend_candidates(registry, device)[0]
     env = environment(device)
     rows: list[dict[str, Any]] = []
     for seq_len in args.seq_lens:

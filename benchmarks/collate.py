@@ -31,10 +31,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import emit, environment
-from glmlab.data.batches import BatchSource, PrepareHost
-from glmlab.model.build import checked_mask_builder
-from glmlab.objective import GLMObjective
-from glmlab.registry import get_registry
+from glmlab.objective.batches import BatchSource, PrepareHost
+from glmlab.objective.glm import GLMObjective
+from glmlab.plugin.guards import checked_mask_builder
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import SpecialTokens, TokenizedText
 
 MODES: dict[str, dict[str, float]] = {

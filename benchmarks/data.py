@@ -45,7 +45,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import emit, environment
-from glmlab.config import DataConfig
+from glmlab.config.schema import DataConfig
 
 MB = 1_000_000
 MIN_RATIO = 0.8

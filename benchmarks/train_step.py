@@ -45,10 +45,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks.attention import allowed_pairs
 from benchmarks.collate import make_source
 from benchmarks.common import append_jsonl, emit, environment
-from glmlab.data.batches import BatchSource, PrepareHost
+from glmlab.config.spec import PluginChoice
 from glmlab.model.attention_select import MeasureOn
 from glmlab.model.build import assemble_model, build_positional, choose_attention
 from glmlab.model.glm import GLMConfig
+from glmlab.objective.batches import BatchSource, PrepareHost
 from glmlab.structures import Batch
 
 PEAK_FLOPS = {"cuda": 989e12}  # H100 SXM bf16 dense; other devices: MFU not reported
@@ -276,10 +277,10 @@ def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> lis
     # attention backend (``auto`` on CUDA timed on a batch of this shape), then the batches
     # with its prepare_host, then the model.
     config = GLMConfig(vocab_size=vocab, n_layers=layers, dim=dim, n_heads=heads, max_positions=L)
-    scheme = build_positional(config, "learned_2d")
+    scheme = build_positional(config, PluginChoice("learned_2d", {}))
     measure_on = MeasureOn(sample=lambda: glm_source(None, args).batch(0))
     attention = choose_attention(
-        config, scheme, args.attention, device=device, measure_on=measure_on
+        config, scheme, PluginChoice(args.attention, {}), device=device, measure_on=measure_on
     )
     batches = glm_batches(attention.backend.prepare_host, args, device)
     glm = assemble_model(
@@ -287,7 +288,7 @@ def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> lis
         positional=scheme,
         positional_name="learned_2d",
         attention=attention,
-        norm_layout="pre_ln",
+        norm_layout=PluginChoice("pre_ln", {}),
         device=device,
     )
     loss_fn = torch.compile(glm.loss) if compile_ else glm.loss

@@ -7,7 +7,7 @@ line); 130 on Ctrl-C (after checkpointing the current step when training)."""
 
 import sys
 
-from glmlab.cli_help import main_with_prepared_argv
+from glmlab.cli.help import main_with_prepared_argv
 
 if __name__ == "__main__":
     try:
@@ -15,6 +15,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("glmlab: interrupted (Ctrl-C); rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
-    from glmlab.app import exit_code
+    from glmlab.cli.app import exit_code
 
     sys.exit(exit_code())

@@ -1,25 +1,6 @@
-"""Deprecated names of the plugin kinds' types, kept for plugins written against them.
+"""Deprecated: moved (see :data:`glmlab.plugin.compat.MOVED_MODULES`; removed in glmlab
+0.3.0, :data:`glmlab.plugin.compat.REMOVED_IN`)."""
 
-:mod:`glmlab.plugin_base` is the one source of what each plugin kind's factory builds: a
-base class per kind with every optional member explicit and defaulted. The protocol names
-that this module used to define are aliases of those bases (a duck-typed plugin need not
-derive from them: glmlab adapts it when it is built, :func:`glmlab.plugin_base.adapt`).
-"""
+from glmlab.plugin.compat import forward
 
-from __future__ import annotations
-
-from glmlab.plugin_base import (
-    AttentionBackendBase,
-    MaskBuilderBase,
-    NormLayoutBase,
-    PositionalSchemeBase,
-    SpanSamplerBase,
-)
-
-SpanSampler = SpanSamplerBase
-PositionalScheme = PositionalSchemeBase
-NormLayout = NormLayoutBase
-MaskBuilder = MaskBuilderBase
-AttentionBackend = AttentionBackendBase
-
-__all__ = ["AttentionBackend", "MaskBuilder", "NormLayout", "PositionalScheme", "SpanSampler"]
+__getattr__ = forward(__name__)

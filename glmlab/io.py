@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -111,7 +111,7 @@ def clean_stale_temps(folder: str | os.PathLike[str], *, older_than_s: float = 0
 
 def append_line(path: str | os.PathLike[str], line: str) -> None:
     """Append ``line`` and a newline to ``path``; a full disk raises :class:`DiskFullError`
-    naming the file (a torn last line is repaired by :func:`glmlab.rundir.repair_metrics`)."""
+    naming the file (a torn last line is repaired by :func:`glmlab.runs.metrics.repair_metrics`)."""
     path = Path(path)
     try:
         with open(path, "a", encoding="utf-8") as f:
@@ -167,3 +167,16 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> Path:
     return write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def flatten(node: Any, prefix: str = "", *, encode: bool = False) -> dict[str, Any]:
+    """A nested config as ``{"train.lr": 0.003, ...}`` (an empty mapping is a value);
+    ``encode``: lists and mappings as JSON text (for tables and trackers)."""
+    if isinstance(node, Mapping) and node:
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}{k}.", encode=encode))
+        return out
+    if encode and isinstance(node, list | Mapping):
+        return {prefix[:-1]: json.dumps(node)}
+    return {prefix[:-1]: node}

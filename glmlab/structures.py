@@ -1,7 +1,7 @@
 """Plain data types passed between the stages of the pipeline.
 
 text -> :class:`TokenizedText` -> :class:`SpanSet` (a span sampler) -> :class:`GLMSample`
-(:func:`glmlab.objective.build_glm_sample`) -> :class:`Batch` (the collator, with the
+(:func:`glmlab.objective.sample.build_glm_sample`) -> :class:`Batch` (the collator, with the
 :class:`AttentionLayout` from a mask builder) -> model -> loss.
 
 Everything here is backend-neutral: samples are numpy arrays, batches are CPU tensors.

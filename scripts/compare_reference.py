@@ -21,7 +21,7 @@ from blocklm_utils import ConstructBlockStrategy  # noqa: E402
 
 from glmlab.data.corpus import load_corpus  # noqa: E402
 from glmlab.data.tokenizer import load_or_train  # noqa: E402
-from glmlab.fidelity_stats import (  # noqa: E402
+from glmlab.objective.fidelity import (  # noqa: E402
     document_stats,
     draw_token,
     sentence_stats,

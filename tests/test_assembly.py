@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 
 import glmlab.model.build as model_build
 from glmlab.assembly import build_batch_sources, build_run
-from glmlab.config import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.model.attention_select import AttentionSelection
 from tests.conftest import TINY
 
@@ -26,7 +26,7 @@ def test_auto_is_chosen_on_the_first_batch_then_handed_to_every_part(monkeypatch
     # eager; its sample must be training batch 0 without any backend's host work.
     seen = {}
 
-    def measure(registry, options, device, *, measure_on, **_):
+    def measure(request, measure_on):
         seen["batch"] = measure_on.sample()
         return AttentionSelection("eager", "measured", "auto")
 

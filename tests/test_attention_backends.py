@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from glmlab.registry import get_registry
+from glmlab.plugin.registry import get_registry
 
 
 @pytest.mark.parametrize("name", ["eager", "sdpa"])

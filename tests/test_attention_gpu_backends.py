@@ -16,17 +16,17 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from glmlab.data.batches import BatchSource
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig
-from glmlab.objective import GLMObjective
+from glmlab.objective.batches import BatchSource
+from glmlab.objective.glm import GLMObjective
+from glmlab.plugin.registry import get_registry
 from glmlab.plugins import attention_xformers
 from glmlab.plugins.attention_xformers import (
     varlen_batch,
     varlen_glm_attention,
     varlen_plan,
 )
-from glmlab.registry import get_registry
 from glmlab.structures import AttentionLayout, Segment, SpecialTokens, TokenizedText
 from glmlab.testing.samples import random_segments
 from glmlab.testing.syncs import HostSyncs

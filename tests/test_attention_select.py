@@ -11,6 +11,12 @@ import torch
 
 from glmlab import hookimpl
 from glmlab.model import attention_select as sel
+from glmlab.model.attention_candidates import (
+    AUTO_CUDA_PREFERENCE,
+    NOT_TIMED,
+    AttentionRequest,
+    backend_candidates,
+)
 from glmlab.model.attention_select import (
     AttentionSelection,
     MeasureOn,
@@ -20,10 +26,9 @@ from glmlab.model.attention_select import (
     forward_backward_timer,
     measure_auto,
     should_measure,
-    timing_candidates,
 )
-from glmlab.model.build import AUTO_CUDA_PREFERENCE, build_model
-from glmlab.registry import PluginRegistry, get_registry
+from glmlab.model.build import build_model
+from glmlab.plugin.registry import PluginRegistry, get_registry
 from tests.test_model import glm_batch, tiny_config
 
 PREFERENCE = ("sdpa", "flex", "xformers")
@@ -208,15 +213,17 @@ def registry_with_extras() -> PluginRegistry:
     return registry
 
 
-def test_timing_candidates_skip_the_reference_unavailable_and_biasless_backends() -> None:
+def test_backend_candidates_skip_the_reference_unavailable_and_biasless_backends() -> None:
     registry = registry_with_extras()
-    names, left_out = timing_candidates(registry, {}, torch.device("cpu"), needs_bias=False)
+    names, left_out = backend_candidates(
+        registry, torch.device("cpu"), needs_bias=False, timed=True
+    )
     assert sorted(names) == ["biasless", "sdpa"]
-    assert left_out["eager"] == sel.NOT_TIMED["eager"]
+    assert left_out["eager"] == NOT_TIMED["eager"]
     assert "not available on cpu" in left_out["xformers"] and "not available" in left_out["flex"]
     assert "cannot be built" in left_out["needs_options"]
     assert "not available" in left_out["broken_check"]  # its check raised: left out, run goes on
-    names, left_out = timing_candidates(registry, {}, torch.device("cpu"), needs_bias=True)
+    names, left_out = backend_candidates(registry, torch.device("cpu"), needs_bias=True, timed=True)
     assert names == ["sdpa"] and "no attention bias" in left_out["biasless"]
 
 
@@ -265,7 +272,7 @@ def test_measure_auto_on_rank_zero_times_caches_and_broadcasts(
         sample=glm_batch, dtype=torch.float32, broadcast=lambda obj: shared.append(obj) or obj
     )
     kwargs = dict(n_heads=4, head_dim=16, make_bias=None, needs_bias=False, preference=PREFERENCE)
-    got = measure_auto(get_registry(), {}, torch.device("cpu"), measure_on=measure_on, **kwargs)
+    got = measure_auto(AttentionRequest(get_registry(), torch.device("cpu"), **kwargs), measure_on)
     assert got.backend == "sdpa" and got.method == "measured" and got.timings_ms["sdpa"] > 0
     assert shared == [got.as_dict()]
     assert got.shape == {
@@ -277,7 +284,9 @@ def test_measure_auto_on_rank_zero_times_caches_and_broadcasts(
         "bias": False,
         "dropout": False,
     }
-    again = measure_auto(get_registry(), {}, torch.device("cpu"), measure_on=measure_on, **kwargs)
+    again = measure_auto(
+        AttentionRequest(get_registry(), torch.device("cpu"), **kwargs), measure_on
+    )
     assert again.method == "cached" and again.timings_ms == got.timings_ms
     assert len(list((tmp_path / sel.CACHE_SUBDIR).glob("*.json"))) == 1
 
@@ -288,17 +297,10 @@ def test_other_ranks_take_rank_zeros_decision_without_measuring() -> None:
 
     decided = AttentionSelection("flex", "measured", "auto", {"flex": 0.5, "sdpa": 0.7})
     measure_on = MeasureOn(sample=no_sample, is_main=False, broadcast=lambda _: decided.as_dict())
-    got = measure_auto(
-        get_registry(),
-        {},
-        torch.device("cpu"),
-        n_heads=4,
-        head_dim=16,
-        make_bias=None,
-        needs_bias=False,
-        measure_on=measure_on,
-        preference=PREFERENCE,
+    request = AttentionRequest(
+        get_registry(), torch.device("cpu"), n_heads=4, head_dim=16, preference=PREFERENCE
     )
+    got = measure_auto(request, measure_on)
     assert got == decided
 
 
@@ -310,11 +312,11 @@ def test_a_failure_on_rank_zero_reaches_every_rank() -> None:
     kwargs = dict(n_heads=4, head_dim=16, make_bias=None, needs_bias=False, preference=PREFERENCE)
     main = MeasureOn(sample=broken_sample, broadcast=lambda obj: sent.append(obj) or obj)
     with pytest.raises(RuntimeError, match="failed on rank 0: OSError: corpus unreadable"):
-        measure_auto(get_registry(), {}, torch.device("cpu"), measure_on=main, **kwargs)
+        measure_auto(AttentionRequest(get_registry(), torch.device("cpu"), **kwargs), main)
     # rank 0 still took part in the broadcast, so the others do not wait forever
     other = MeasureOn(sample=broken_sample, is_main=False, broadcast=lambda _: sent[0])
     with pytest.raises(RuntimeError, match="corpus unreadable"):
-        measure_auto(get_registry(), {}, torch.device("cpu"), measure_on=other, **kwargs)
+        measure_auto(AttentionRequest(get_registry(), torch.device("cpu"), **kwargs), other)
 
 
 def test_only_auto_on_cuda_with_a_sample_is_measured() -> None:
@@ -355,10 +357,10 @@ def test_selection_round_trips_through_json_types() -> None:
     assert AttentionSelection.from_dict({**s.as_dict(), "unknown_field": 1}) == s
 
 
-def test_timing_candidates_skip_backends_without_attention_dropout() -> None:
+def test_backend_candidates_skip_backends_without_attention_dropout() -> None:
     # Biasless sets no supports_dropout: a model with attention dropout cannot use it.
     registry = registry_with_extras()
-    names, left_out = timing_candidates(
-        registry, {}, torch.device("cpu"), needs_bias=False, needs_dropout=True
+    names, left_out = backend_candidates(
+        registry, torch.device("cpu"), needs_bias=False, needs_dropout=True, timed=True
     )
     assert names == ["sdpa"] and "no attention dropout" in left_out["biasless"]

@@ -13,9 +13,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from glmlab.config import parse_config
+from glmlab.config.spec import parse_config
 from glmlab.data.pipeline import prepare_data
-from glmlab.run import register_resolvers
+from glmlab.runs.naming import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 OPTIONS = sorted((f.parent.name, f.stem) for f in CONF.glob("*/*.yaml") if f.parent.name != "hydra")

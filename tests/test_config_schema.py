@@ -1,4 +1,4 @@
-"""The config schema (glmlab/config.py) is the one source of defaults: every conf/ file
+"""The config schema (glmlab/config/schema.py) is the one source of defaults: every conf/ file
 extends its group's schema and carries only what it changes, the effective configs of the
 default run and of every experiment are pinned, and types are checked at composition."""
 
@@ -14,21 +14,20 @@ import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from glmlab.config import (
+from glmlab.config.errors import schema_field
+from glmlab.config.rules import ConfigError
+from glmlab.config.schema import (
     GROUP_SCHEMAS,
     PLUGIN_GROUPS,
     SCHEMA,
-    ConfigError,
     GLMLabConfig,
     ModelConfig,
-    PluginChoice,
     TrainConfig,
     field_defaults,
-    parse_config,
 )
-from glmlab.config_errors import schema_field
-from glmlab.run import register_resolvers
-from glmlab.rundir import flatten
+from glmlab.config.spec import PluginChoice, parse_config
+from glmlab.io import flatten
+from glmlab.runs.naming import register_resolvers
 
 CONF = Path(__file__).parents[1] / "conf"
 EFFECTIVE = Path(__file__).parent / "fixtures" / "config" / "effective.yaml"
@@ -248,17 +247,18 @@ def test_code_takes_its_defaults_from_the_schema():
     and the objectives' keyword defaults are the schema's."""
     import inspect
 
-    from glmlab.config import ObjectiveConfig
+    from glmlab.config.schema import ObjectiveConfig
     from glmlab.data.pipeline import prepare_data
     from glmlab.data.tokenizer import GLMTokenizer, load_or_train
     from glmlab.model.build import assemble_model, build_model, build_positional, choose_attention
     from glmlab.model.glm import GLMConfig
-    from glmlab.objective import GLMObjective, MLMObjective
+    from glmlab.objective.baselines import MLMObjective
+    from glmlab.objective.glm import GLMObjective
 
     required = {
         build_model: ("positional", "norm_layout", "attention"),
-        build_positional: ("name",),
-        choose_attention: ("requested",),
+        build_positional: ("choice",),
+        choose_attention: ("choice",),
         assemble_model: ("norm_layout",),
         prepare_data: ("vocab_size", "n_sentinels", "chunk_len", "packing", "min_tokens"),
         GLMTokenizer.train: ("vocab_size", "n_sentinels"),
@@ -283,15 +283,13 @@ def test_code_takes_its_defaults_from_the_schema():
 def test_a_key_the_schema_added_with_a_null_default_changes_no_identity():
     """Run directories made before the schemas lack data.tokenizer_file (now null) and
     tracker (now {}): a rerun finds the same config, not a change to refuse."""
-    from glmlab import rundir
+    from glmlab.runs.identity import config_identity, identity_changes
 
-    old = rundir.config_identity({"data": {"seq_len": 128}}, {})
-    new = rundir.config_identity(
-        {"data": {"seq_len": 128, "tokenizer_file": None}, "tracker": {}}, {}
-    )
-    assert rundir.identity_changes(old, new) == []
-    given = rundir.config_identity({"data": {"seq_len": 128, "tokenizer_file": "t.json"}}, {})
-    assert rundir.identity_changes(old, given) == ["data.tokenizer_file: '<unset>' -> 't.json'"]
+    old = config_identity({"data": {"seq_len": 128}}, {})
+    new = config_identity({"data": {"seq_len": 128, "tokenizer_file": None}, "tracker": {}}, {})
+    assert identity_changes(old, new) == []
+    given = config_identity({"data": {"seq_len": 128, "tokenizer_file": "t.json"}}, {})
+    assert identity_changes(old, given) == ["data.tokenizer_file: '<unset>' -> 't.json'"]
 
 
 def test_conf_composes_as_a_plain_directory_with_nothing_of_glmlab_imported() -> None:

@@ -12,12 +12,13 @@ import torch
 from torch import nn
 
 from glmlab import hookimpl
-from glmlab.model.build import build_model, checked_mask_builder
-from glmlab.model.glm import GLMModel, PluginContractError
-from glmlab.objective import GLMObjective, SamplerInvariantError
-from glmlab.plugin_base import PositionalSchemeBase
+from glmlab.model.build import build_model
+from glmlab.model.glm import GLMModel
+from glmlab.objective.glm import GLMObjective
+from glmlab.plugin.base import PositionalSchemeBase, TrackerRun
+from glmlab.plugin.guards import PluginContractError, SamplerInvariantError, checked_mask_builder
+from glmlab.plugin.registry import PluginRegistry, get_registry
 from glmlab.plugins.trackers import installed
-from glmlab.registry import PluginRegistry, get_registry
 from glmlab.structures import AttentionLayout, Segment, SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing import (
     AttentionBackendContract,
@@ -29,7 +30,6 @@ from glmlab.testing import (
     TrackerContract,
 )
 from glmlab.testing.samples import random_segments, tiny_config
-from glmlab.trackers import TrackerRun
 from tests import tracker_readers
 
 approx = pytest.approx

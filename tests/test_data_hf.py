@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glmlab.data.batches import BatchSource
 from glmlab.data.examples import ExampleSet, build_examples, tokenize_documents
 from glmlab.data.pipeline import prepare_data
 from glmlab.data.token_store import ExampleWriter, open_store, write_store
 from glmlab.data.tokenizer import GLMTokenizer
+from glmlab.objective.batches import BatchSource
 
 SETTINGS = {"vocab_size": 400, "n_sentinels": 8, "chunk_len": 48, "min_tokens": 4, "packing": True}
 
@@ -71,8 +71,8 @@ def test_store_is_memory_mapped_and_pickles_as_a_path(texts: list[str], tmp_path
 
 
 def test_batches_stay_a_function_of_seed_and_index(texts: list[str], tmp_path: Path) -> None:
-    from glmlab.objective import CLMObjective
-    from glmlab.registry import get_registry
+    from glmlab.objective.baselines import CLMObjective
+    from glmlab.plugin.registry import get_registry
 
     tok = GLMTokenizer.train(texts, vocab_size=400, n_sentinels=8)
     built = build_examples(tokenize_documents(tok, texts), chunk_len=48, packing=True)

@@ -15,8 +15,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.config import parse_config
-from glmlab.data.batches import make_loader
+from glmlab.config.spec import parse_config
+from glmlab.objective.batches import make_loader
 from glmlab.train.checkpoint import load_checkpoint
 from glmlab.train.distributed import RankShard
 from glmlab.train.trainer import Trainer

@@ -17,22 +17,15 @@ from glmlab.assembly import (
     build_glm_model,
     build_sample_parts,
 )
-from glmlab.config import parse_config
-from glmlab.data.batches import collate_rows
-from glmlab.evaluation import (
-    CLMFormat,
-    EvalSuite,
-    GLMFormat,
-    MLMFormat,
-    cloze_credit,
-    cloze_items,
-    metrics_from_items,
-    passages,
-    unigram_log_probs,
-)
-from glmlab.objective import GLMObjective
-from glmlab.plugin_base import SpanSamplerBase
-from glmlab.run import execute_run
+from glmlab.cli.run import execute_run
+from glmlab.config.spec import parse_config
+from glmlab.eval.formats import CLMFormat, GLMFormat, MLMFormat
+from glmlab.eval.items import cloze_items, passages
+from glmlab.eval.metrics import cloze_credit, metrics_from_items, unigram_log_probs
+from glmlab.eval.suite import EvalSuite
+from glmlab.objective.batches import collate_rows
+from glmlab.objective.glm import GLMObjective
+from glmlab.plugin.base import SpanSamplerBase
 from glmlab.structures import SpanSet, TokenizedText
 from tests.conftest import TINY
 
@@ -290,3 +283,26 @@ def test_run_writes_suite_to_metrics_and_result(tmp_path):
         assert set(refs[name]) >= {"infill_token_loss", "doc_gen_loss", "cloze_acc"}
     # The untrained model is close to uniform; the unigram model far better than that.
     assert refs["unigram"]["infill_token_loss"] < refs["random_init"]["infill_token_loss"] - 1
+
+
+def test_each_objective_names_its_item_format() -> None:
+    """The format comes from the objective's own ``item_format`` (no type dispatch): each
+    built-in names one of FORMATS, and a class naming none is one clear error."""
+    from glmlab.eval.formats import FORMATS, item_format
+    from glmlab.objective.base import Objective
+    from glmlab.objective.baselines import CLMObjective, MLMObjective
+    from glmlab.structures import SpecialTokens
+
+    assert {GLMObjective.item_format, MLMObjective.item_format, CLMObjective.item_format} == set(
+        FORMATS
+    )
+    specials = SpecialTokens(0, 2, 3, 4, 5, 6, (), ())
+    mlm = MLMObjective(specials, vocab_size=64, n_special=8)
+    assert isinstance(item_format(mlm, max_len=32), MLMFormat)
+    assert isinstance(item_format(CLMObjective(), max_len=32), CLMFormat)
+
+    class Unnamed(Objective):
+        name = "unnamed"
+
+    with pytest.raises(ValueError, match=r"Unnamed.item_format = None is not an item format"):
+        item_format(Unnamed(), max_len=32)

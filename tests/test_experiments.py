@@ -11,9 +11,9 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_module
 
-from glmlab.config import parse_config
-from glmlab.run import register_resolvers
-from glmlab.rundir import EVAL_ITEMS
+from glmlab.config.spec import parse_config
+from glmlab.runs.layout import EVAL_ITEMS
+from glmlab.runs.naming import register_resolvers
 from tests.conftest import run_glmlab
 from tests.test_report import TINY_SWEEP
 

@@ -23,8 +23,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab import rundir
-from glmlab.config import ConfigError, parse_config
+from glmlab.cli.run import execute_run
+from glmlab.config.rules import ConfigError
+from glmlab.config.spec import parse_config
 from glmlab.io import (
     DiskFullError,
     append_line,
@@ -33,8 +34,17 @@ from glmlab.io import (
     read_jsonl,
     write_text_atomic,
 )
-from glmlab.run import execute_run
-from glmlab.rundir import RunLock, RunLocked, read_result, repair_metrics
+from glmlab.runs.identity import config_identity, identity_changes
+from glmlab.runs.lock import RunLock, RunLocked
+from glmlab.runs.metrics import repair_metrics
+from glmlab.runs.result import (
+    outcome_counts,
+    outcome_line,
+    read_result,
+    sweep_exit_status,
+    sweep_statuses,
+    write_result,
+)
 from glmlab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.conftest import TINY, run_glmlab
 
@@ -104,7 +114,7 @@ def test_bad_value_is_refused_before_any_data_is_loaded(override, message, tmp_p
 
 
 # Wrong types and unknown keys: refused by the schema when Hydra composes the config
-# (glmlab/config.py's dataclasses in the ConfigStore), reported as one line by the CLI.
+# (glmlab/config/schema.py's dataclasses in the ConfigStore), reported as one line by the CLI.
 COMPOSITION_ERRORS = [
     ("train.max_steps=lots", "train.max_steps=lots: must be an integer >= 1"),
     ("model.dropout=x", "model.dropout=x: must be a number >= 0 and < 1"),
@@ -122,7 +132,7 @@ COMPOSITION_ERRORS = [
 def test_wrong_type_is_refused_when_the_config_is_composed(override, message):
     from hydra.errors import HydraException
 
-    from glmlab.config_errors import composition_error_line
+    from glmlab.config.errors import composition_error_line
 
     with pytest.raises(HydraException) as err:
         config(override)
@@ -140,7 +150,8 @@ def test_every_bounded_field_declares_its_rule():
     """The rules live on the dataclass fields (so they can serve as structured configs)."""
     import dataclasses
 
-    from glmlab.config import Allowed, TrainConfig
+    from glmlab.config.rules import Allowed
+    from glmlab.config.schema import TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in ("max_steps", "batch_size", "grad_accum", "eval_batches", "log_interval"):
@@ -167,32 +178,32 @@ def test_unreadable_result_never_stops_the_report(tmp_path):
     for name, status in (("a", "completed"), ("b", "completed")):
         run = sweep / name
         run.mkdir(parents=True)
-        rundir.write_result(
+        write_result(
             run, {"status": status, "step": 4, "final_val_loss": 5.0, "variant": [f"x={name}"]}
         )
         (run / "metrics.jsonl").write_text('{"step": 2, "loss": 6.0}\n{"step": 4, "lo')  # torn
     (sweep / "b" / "result.json").write_text('{"status": "comp')
     md = build_report(sweep).read_text()
     assert "unreadable" in md and str(sweep / "b" / "result.json") in md
-    assert sorted(rundir.sweep_statuses(sweep)) == ["completed", "failed"]
+    assert sorted(sweep_statuses(sweep)) == ["completed", "failed"]
 
 
 def test_multiline_error_is_one_line_in_result_and_report(tmp_path):
-    rundir.write_result(tmp_path, {"status": "failed", "error": "ValueError: one\ntwo\n\nthree"})
+    write_result(tmp_path, {"status": "failed", "error": "ValueError: one\ntwo\n\nthree"})
     assert (
         json.loads((tmp_path / "result.json").read_text())["error"] == "ValueError: one two three"
     )
 
 
 def test_exit_status_rule():
-    rule = rundir.sweep_exit_status
+    rule = sweep_exit_status
     assert rule(["completed", "diverged", "completed"]) == 0
     assert rule(["completed", "failed"]) == 1
     assert rule(["failed", "failed"]) == 1
     assert rule(["completed", "unfinished"]) == 1
     assert rule(["completed", "stopped"]) == 1  # not a result yet
-    counts = rundir.outcome_counts(["completed", "failed", "failed", "unfinished"])
-    assert rundir.outcome_line(counts) == "4 runs: 1 completed, 0 diverged, 2 failed, 1 unfinished"
+    counts = outcome_counts(["completed", "failed", "failed", "unfinished"])
+    assert outcome_line(counts) == "4 runs: 1 completed, 0 diverged, 2 failed, 1 unfinished"
 
 
 # -------------------------------------------------------------------- metrics.jsonl
@@ -305,7 +316,7 @@ def test_unwritable_run_directory_is_reported_not_raised(tmp_path, monkeypatch):
     def read_only(path, text):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr("glmlab.run.write_text_atomic", read_only)
+    monkeypatch.setattr("glmlab.cli.run.write_text_atomic", read_only)
     result = execute_run(config("norm_layout.name=nope"), tmp_path, [])
     assert result["status"] == "failed" and result["recorded"] is False
     assert "could not be written" in result["error"] and "Read-only" in result["error"]
@@ -507,7 +518,7 @@ def test_corpus_too_small_for_the_suite_fails_before_training(tmp_path):
         "data.min_tokens=1",
     )
     # Every validation passage is shorter than the suite needs once seq_len is this short.
-    from glmlab.evaluation import MIN_PASSAGE_TOKENS
+    from glmlab.eval.items import MIN_PASSAGE_TOKENS
 
     cfg.data.seq_len = MIN_PASSAGE_TOKENS
     cfg.data.part_b_reserve = 0.5
@@ -523,10 +534,10 @@ def test_identity_ignores_what_does_not_change_results():
     base = {"train": {"lr": 0.003, "progress": True, "threads": 1}, "name": "a"}
     other = {"train": {"lr": 0.003, "progress": False, "threads": 4}, "name": "b"}
     plugins = {"glmlab": "0.1.0"}
-    a = rundir.config_identity(base, plugins)
-    assert a["fingerprint"] == rundir.config_identity(other, plugins)["fingerprint"]
-    changed = rundir.config_identity({"train": {"lr": 0.01}}, {"glmlab": "0.2.0"})
-    assert rundir.identity_changes(a, changed) == [
+    a = config_identity(base, plugins)
+    assert a["fingerprint"] == config_identity(other, plugins)["fingerprint"]
+    changed = config_identity({"train": {"lr": 0.01}}, {"glmlab": "0.2.0"})
+    assert identity_changes(a, changed) == [
         "train.lr: 0.003 -> 0.01",
         "plugin glmlab: '0.1.0' -> '0.2.0'",
     ]
@@ -642,7 +653,7 @@ def append_line(path, line):
 ck.atomic_write = atomic_write
 tr.append_line = append_line
 sys.argv = ["glmlab", *sys.argv[1:]]
-from glmlab.app import main
+from glmlab.cli.app import main
 main()
 """
 

@@ -16,8 +16,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from glmlab.data.batches import BatchSource
-from glmlab.fidelity_stats import (
+from glmlab.model.build import build_model
+from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.objective.batches import BatchSource
+from glmlab.objective.fidelity import (
     document_stats,
     draw_token,
     sentence_stats,
@@ -25,10 +27,9 @@ from glmlab.fidelity_stats import (
     stdlib_rows,
     token_stats,
 )
-from glmlab.model.build import build_model
-from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.objective import GLMObjective, build_glm_sample
-from glmlab.registry import get_registry
+from glmlab.objective.glm import GLMObjective
+from glmlab.objective.sample import build_glm_sample
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing.samples import collate, pack, random_glm_samples
 from glmlab.train.trainer import _param_groups
@@ -85,7 +86,7 @@ def test_token_spans_are_placed_by_sorted_uniform_slots() -> None:
     n = 20
     free = n - lengths.sum() - 2  # slots 0..free
     first = []
-    from glmlab.plugin_helpers import place_spans
+    from glmlab.plugin.helpers import place_spans
 
     for _ in range(20000):
         spans = place_spans(lengths, n, rng)
@@ -441,7 +442,7 @@ def test_attention_dropout_selects_a_backend_that_applies_it() -> None:
 def test_gpu_scale_uses_the_reference_dropout() -> None:
     from omegaconf import OmegaConf
 
-    from glmlab.config import ModelConfig
+    from glmlab.config.schema import ModelConfig
 
     gpu = OmegaConf.load(Path(__file__).parents[1] / "conf" / "scale" / "gpu.yaml")
     assert gpu.model.dropout == 0.1 and gpu.model.attention_dropout == 0.1

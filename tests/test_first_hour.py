@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import glmlab.objective
-from glmlab import cli
-from glmlab.cli_help import app_help, prepare_argv, version_text
-from glmlab.summary import run_summary
+import glmlab.objective.sample
+from glmlab.cli import main as cli
+from glmlab.cli.help import app_help, prepare_argv, version_text
+from glmlab.cli.summary import run_summary
 from tests.conftest import TINY, run_glmlab
 from tests.test_report import BASE, OFF, TINY_SWEEP, write_run
 
@@ -132,11 +132,13 @@ def test_run_summary_names_dir_status_metrics_and_references(tmp_path):
 
 
 def test_build_glm_sample_docstring_holds_the_worked_example():
-    doc = glmlab.objective.build_glm_sample.__doc__
+    doc = glmlab.objective.sample.build_glm_sample.__doc__
     assert ">>> s = build_glm_sample(" in doc
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner()
-    for test in finder.find(glmlab.objective.build_glm_sample, globs=vars(glmlab.objective)):
+    for test in finder.find(
+        glmlab.objective.sample.build_glm_sample, globs=vars(glmlab.objective.sample)
+    ):
         runner.run(test)
     assert runner.tries >= 4 and runner.failures == 0
 

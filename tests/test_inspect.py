@@ -10,17 +10,17 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.data.batches import collate_rows
-from glmlab.infill import Infiller
-from glmlab.inspect import (
+from glmlab.cli.infill import Infiller
+from glmlab.cli.inspect import (
     compose_config,
     inspect_sample,
     render_mask_art,
     render_table,
     save_mask_png,
 )
-from glmlab.objective import build_glm_sample
-from glmlab.run import execute_run
+from glmlab.cli.run import execute_run
+from glmlab.objective.batches import collate_rows
+from glmlab.objective.sample import build_glm_sample
 from tests.conftest import TINY
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from glmlab.registry import get_registry
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import Segment
 
 

@@ -12,7 +12,7 @@ from glmlab import hookimpl
 from glmlab.model import loss as chunked
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.registry import PluginRegistry, UnknownPluginError, get_registry
+from glmlab.plugin.registry import PluginRegistry, UnknownPluginError, get_registry
 from glmlab.structures import Batch, Segment
 from glmlab.testing.syncs import HostSyncs
 

@@ -3,13 +3,10 @@
 import numpy as np
 import pytest
 
-from glmlab.objective import (
-    CLMObjective,
-    GLMObjective,
-    MLMObjective,
-    SamplerInvariantError,
-    build_glm_sample,
-)
+from glmlab.objective.baselines import CLMObjective, MLMObjective
+from glmlab.objective.glm import GLMObjective
+from glmlab.objective.sample import build_glm_sample
+from glmlab.plugin.guards import SamplerInvariantError
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 
 X = [11, 12, 13, 14, 15, 16]  # x1..x6

@@ -13,8 +13,8 @@ from torch import nn
 from glmlab import hookimpl
 from glmlab.model.build import build_model, norm_settings, positional_settings
 from glmlab.model.glm import GLMModel
-from glmlab.objective import GLMObjective
-from glmlab.plugin_base import (
+from glmlab.objective.glm import GLMObjective
+from glmlab.plugin.base import (
     BASES,
     AttentionBackendBase,
     NormLayoutBase,
@@ -22,8 +22,8 @@ from glmlab.plugin_base import (
     SpanSamplerBase,
     adapt,
 )
-from glmlab.plugin_helpers import positions_1d
-from glmlab.registry import PluginRegistry, factory_arguments, get_registry
+from glmlab.plugin.helpers import positions_1d
+from glmlab.plugin.registry import PluginRegistry, factory_arguments, get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing.samples import tiny_config
 
@@ -264,7 +264,8 @@ def test_model_norm_eps_reaches_every_layer_norm_from_the_config() -> None:
     from hydra import compose, initialize_config_module
 
     from glmlab.assembly import build_glm_model
-    from glmlab.config import ConfigError, parse_config
+    from glmlab.config.rules import ConfigError
+    from glmlab.config.spec import parse_config
 
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         cfg = compose("config", overrides=["model.norm_eps=0.001", "norm_layout=deepnorm"])

@@ -14,8 +14,8 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from glmlab import provenance
 from glmlab.report import build_report
+from glmlab.runs import provenance
 
 
 def test_collect_records_code_plugins_libraries_machine_and_time(

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from glmlab import API_VERSION, hookimpl
-from glmlab.hookspecs import KINDS
-from glmlab.registry import (
+from glmlab.plugin.hookspecs import KINDS
+from glmlab.plugin.registry import (
     DuplicatePluginError,
     IncompatiblePluginError,
     PluginFactoryError,
@@ -247,7 +247,7 @@ def test_a_hook_implementation_gets_the_context_it_declares():
 def test_every_hookspec_is_typed_and_documented():
     import inspect as pyinspect
 
-    from glmlab import hookspecs
+    from glmlab.plugin import hookspecs
 
     for hook_name in KINDS.values():
         spec = getattr(hookspecs, hook_name)
@@ -259,7 +259,7 @@ def test_every_hookspec_is_typed_and_documented():
 
 
 def test_glmlab_plugins_shows_a_clash(tmp_path, monkeypatch, capsys):
-    from glmlab import cli
+    from glmlab.cli import main as cli
 
     make_distribution(
         tmp_path,

@@ -1,5 +1,5 @@
 """The report package's seams: typed run records from one loading path, run-directory names
-and statuses only from glmlab.rundir, Welch's test from scipy, the callback Hydra is told to
+and statuses only from glmlab.runs.layout, Welch's test from scipy, the callback Hydra is told to
 build."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from hydra.utils import get_class
 from scipy import stats as sps
 
 import glmlab.report
-from glmlab import rundir
 from glmlab.report import Sweep, load_sweep
 from glmlab.report.stats import welch_test
-from glmlab.rundir import RunResult, RunStatus
+from glmlab.runs import layout
+from glmlab.runs.layout import RunStatus
+from glmlab.runs.result import RunResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,8 +47,8 @@ def test_run_result_get_reads_fields_then_extra() -> None:
 def _run(sweep: Path, name: str, **result: object) -> Path:
     run = sweep / name
     run.mkdir(parents=True)
-    (run / rundir.RESULT).write_text(json.dumps(result))
-    (run / rundir.CONFIG).write_text(yaml.safe_dump({"seed": result.get("seed", 0)}))
+    (run / layout.RESULT).write_text(json.dumps(result))
+    (run / layout.CONFIG).write_text(yaml.safe_dump({"seed": result.get("seed", 0)}))
     return run
 
 
@@ -66,20 +67,20 @@ def test_load_sweep_gives_typed_results_for_finished_cut_and_damaged_runs(tmp_pa
         )
     cut = sweep / "cut"
     (cut / ".hydra").mkdir(parents=True)
-    (cut / rundir.HYDRA_OVERRIDES).write_text(yaml.safe_dump(["positional=rope", "seed=4"]))
-    (cut / rundir.CONFIG).write_text("seed: 4\n")
-    (cut / rundir.METRICS).write_text(json.dumps({"step": 6, "loss": 6.0}) + "\n")
+    (cut / layout.HYDRA_OVERRIDES).write_text(yaml.safe_dump(["positional=rope", "seed=4"]))
+    (cut / layout.CONFIG).write_text("seed: 4\n")
+    (cut / layout.METRICS).write_text(json.dumps({"step": 6, "loss": 6.0}) + "\n")
     damaged = _run(sweep, "damaged", status="completed")
-    (damaged / rundir.RESULT).write_text("{not json")
-    (damaged / rundir.HYDRA_OVERRIDES).parent.mkdir()
-    (damaged / rundir.HYDRA_OVERRIDES).write_text(yaml.safe_dump(["positional=alibi", "seed=5"]))
+    (damaged / layout.RESULT).write_text("{not json")
+    (damaged / layout.HYDRA_OVERRIDES).parent.mkdir()
+    (damaged / layout.HYDRA_OVERRIDES).write_text(yaml.safe_dump(["positional=alibi", "seed=5"]))
 
     loaded = load_sweep(sweep, baseline="positional=rope")
     assert isinstance(loaded, Sweep) and loaded.baseline.label == "positional=rope"
     runs = {r.dir.name: r for r in loaded.runs}
     assert all(isinstance(r.result, RunResult) for r in runs.values())
     assert runs["ok0"].metrics == {"final_val_loss": 5.0, "cloze_acc": 0.25, "cloze_ppl": 9.0}
-    assert (runs["cut"].status, runs["cut"].result.step) == (rundir.UNFINISHED, 6)
+    assert (runs["cut"].status, runs["cut"].result.step) == (layout.UNFINISHED, 6)
     assert (runs["cut"].seed, runs["cut"].result.variant) == ("4", ["positional=rope"])
     assert (
         runs["damaged"].status == RunStatus.FAILED and "unreadable" in runs["damaged"].result.error
@@ -87,23 +88,23 @@ def test_load_sweep_gives_typed_results_for_finished_cut_and_damaged_runs(tmp_pa
     assert runs["damaged"].result.variant == ["positional=alibi"]
     assert [len(v.runs) for v in loaded.variants] == [2, 2]  # baseline first
     assert loaded.metrics() == ["final_val_loss", "cloze_acc"]  # perplexities left out
-    with pytest.raises(FileNotFoundError, match=rundir.RESULT):
+    with pytest.raises(FileNotFoundError, match=layout.RESULT):
         load_sweep(tmp_path / "sweep" / "ok0")
 
 
-def test_report_modules_take_file_names_and_statuses_from_rundir() -> None:
+def test_report_modules_take_file_names_and_statuses_from_layout() -> None:
     names = [
-        getattr(rundir, c)
-        for c in rundir.__all__
-        if isinstance(getattr(rundir, c), str) and "." in getattr(rundir, c)
+        getattr(layout, c)
+        for c in layout.__all__
+        if isinstance(getattr(layout, c), str) and "." in getattr(layout, c)
     ]
-    statuses = [s.value for s in RunStatus] + [rundir.UNFINISHED]
+    statuses = [s.value for s in RunStatus] + [layout.UNFINISHED]
     literals = [f'"{x}"' for x in names + statuses] + [f"'{x}'" for x in names + statuses]
     package = Path(glmlab.report.__file__).parent
     for module in sorted(package.glob("*.py")):
         text = module.read_text(encoding="utf-8")
         found = [lit for lit in literals if lit in text]
-        assert not found, f"{module.name} spells {found}: use the glmlab.rundir constants"
+        assert not found, f"{module.name} spells {found}: use the glmlab.runs.layout constants"
     assert "report.md" in names and "multirun.yaml" in names and "completed" in statuses
 
 
@@ -118,9 +119,9 @@ def test_callback_writes_the_report_and_prints_the_closing_lines(
 ) -> None:
     from omegaconf import OmegaConf
 
-    import glmlab.app
+    import glmlab.cli.app
 
-    monkeypatch.setattr(glmlab.app, "_sweep_exit", [])  # the exit status it would set
+    monkeypatch.setattr(glmlab.cli.app, "_sweep_exit", [])  # the exit status it would set
     sweep = tmp_path / "sweep"
     values = {"positional=rope": (5.0, 5.1, 5.2), "positional=alibi": (5.6, 5.7, 5.8)}
     for variant, losses in values.items():
@@ -139,12 +140,12 @@ def test_callback_writes_the_report_and_prints_the_closing_lines(
         {"hydra": {"sweep": {"dir": str(sweep)}}, "report": {"baseline": "positional=rope"}}
     )
     glmlab.report.SweepReportCallback().on_multirun_end(config)
-    for name in (rundir.REPORT_MD, rundir.REPORT_HTML, rundir.LOSS_CURVES, rundir.RESULTS_CSV):
+    for name in (layout.REPORT_MD, layout.REPORT_HTML, layout.LOSS_CURVES, layout.RESULTS_CSV):
         assert (sweep / name).stat().st_size > 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "glmlab: sweep sweep: verdicts"
     assert out[1].startswith("  positional=alibi vs positional=rope: validation loss +0.6000")
     assert "significant, worse" in out[1] and "**" not in out[1]
-    assert out[-2] == f"  report: {sweep / rundir.REPORT_MD} (and {rundir.REPORT_HTML})"
+    assert out[-2] == f"  report: {sweep / layout.REPORT_MD} (and {layout.REPORT_HTML})"
     assert out[-1] == f"glmlab: sweep {sweep}: 7 runs: 6 completed, 0 diverged, 1 failed"
-    assert glmlab.app._sweep_exit == [1]
+    assert glmlab.cli.app._sweep_exit == [1]

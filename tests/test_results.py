@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from glmlab import results
-from glmlab.cli import main as cli
+from glmlab.cli.main import main as cli
 from glmlab.report import build_report
 from glmlab.report.stats import summary_stats, welch_test
 

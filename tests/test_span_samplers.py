@@ -5,8 +5,8 @@ declared means are its job: tests/test_conformance.py)."""
 import numpy as np
 import pytest
 
-from glmlab.objective import check_span_set
-from glmlab.registry import get_registry
+from glmlab.plugin.guards import check_span_set
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import TokenizedText
 
 

@@ -12,9 +12,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf, open_dict
 
-from glmlab.cli import main as cli_main
+from glmlab.cli.collect import collect
+from glmlab.cli.main import main as cli_main
 from glmlab.cluster import exit_reason, slurm
-from glmlab.cluster.collect import collect
 from glmlab.cluster.exit_reason import failure_status, interruption, log_reason, slurm_job
 from glmlab.cluster.slurm import (
     SlurmJob,
@@ -38,8 +38,9 @@ from glmlab.cluster.submission import SubmittedJob, read_submission, record_subm
 from glmlab.cluster.submit import chunks, run_dir_names, share_parallelism
 from glmlab.cluster.validate import representatives
 from glmlab.io import write_json_atomic
-from glmlab.run import register_resolvers, run_dir_name
-from glmlab.rundir import RunStatus, sweep_exit_status
+from glmlab.runs.layout import RunStatus
+from glmlab.runs.naming import register_resolvers, run_dir_name
+from glmlab.runs.result import sweep_exit_status
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slurm"
 TIME_LIMIT_LOG = (

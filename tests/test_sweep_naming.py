@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from glmlab.sweep_naming import existing_run, run_dir_name, run_identity, swept_keys
+from glmlab.runs.naming import existing_run, run_dir_name, run_identity, swept_keys
 from tests.conftest import TINY, run_glmlab
 
 

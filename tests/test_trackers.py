@@ -12,9 +12,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from glmlab.io import read_jsonl
+from glmlab.plugin.base import TrackerRun, TrackerUnavailable
+from glmlab.plugin.registry import UnknownPluginError, get_registry
 from glmlab.plugins.trackers import installed
-from glmlab.registry import UnknownPluginError, get_registry
-from glmlab.trackers import TrackerRun, Trackers, TrackerUnavailable, row_metrics, tracker_choices
+from glmlab.runs.trackers import Trackers, row_metrics, tracker_choices
 from tests import tracker_readers as readers
 from tests.conftest import TINY, run_glmlab
 
@@ -91,8 +92,8 @@ def test_missing_library_is_a_clear_error_naming_the_extra(
 def test_missing_tracker_fails_the_run_before_any_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from glmlab.inspect import compose_config
-    from glmlab.run import execute_run
+    from glmlab.cli.inspect import compose_config
+    from glmlab.cli.run import execute_run
 
     monkeypatch.setitem(sys.modules, "mlflow", None)
     cfg = compose_config([*TINY, "tracker=[mlflow]"])

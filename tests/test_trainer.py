@@ -10,8 +10,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from glmlab.config import parse_config
-from glmlab.run import execute_run
+from glmlab.cli.run import execute_run
+from glmlab.config.spec import parse_config
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.schedule import lr_factor
 from glmlab.train.trainer import Trainer

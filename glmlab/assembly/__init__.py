@@ -1,4 +1,4 @@
-"""Assembly: a run's parts from its :class:`~glmlab.config.RunSpec`, in one downward
+"""Assembly: a run's parts from its :class:`~glmlab.config.spec.RunSpec`, in one downward
 pass (:func:`build_run`), with finer builders for what needs only some parts."""
 
 from glmlab.assembly.data import (

@@ -7,13 +7,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from glmlab.config import RunSpec
-from glmlab.data.batches import BatchSource, PrepareHost
+from glmlab.config.spec import RunSpec
 from glmlab.data.examples import ExampleSet
 from glmlab.data.pipeline import PreparedData, prepare_data
-from glmlab.model.build import CheckedMaskBuilder, checked_mask_builder
-from glmlab.objective import CLMObjective, GLMObjective, MLMObjective, Objective
-from glmlab.registry import PluginRegistry, get_registry
+from glmlab.objective.base import Objective
+from glmlab.objective.baselines import CLMObjective, MLMObjective
+from glmlab.objective.batches import BatchSource, PrepareHost
+from glmlab.objective.glm import GLMObjective
+from glmlab.plugin.guards import CheckedMaskBuilder, checked_mask_builder
+from glmlab.plugin.registry import PluginRegistry, get_registry
 from glmlab.structures import SpecialTokens
 
 VALIDATION_SEED = 12345

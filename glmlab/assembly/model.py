@@ -1,6 +1,8 @@
-"""The model side of a run's assembly: the device, the model config, the attention backend
-(chosen before the batch sources exist, so that they get its ``prepare_host``) and the
-model."""
+"""The model side of a run's assembly: the device, the model config and the model on its
+own (:func:`build_glm_model`, :func:`initial_model`). The builders take the config's plugin
+choices directly (:mod:`glmlab.model.build`); the run's pass (:mod:`glmlab.assembly.run`)
+calls them in turn, choosing the attention backend before the batch sources exist so that
+they get its ``prepare_host``."""
 
 from __future__ import annotations
 
@@ -8,17 +10,15 @@ import dataclasses
 
 import torch
 
-from glmlab.config import ConfigError, RunSpec
-from glmlab.model.attention_select import MeasureOn
+from glmlab.config.rules import ConfigError
+from glmlab.config.spec import RunSpec
 from glmlab.model.build import (
-    ChosenAttention,
     assemble_model,
     build_positional,
     choose_attention,
 )
 from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.plugin_base import PositionalSchemeBase
-from glmlab.registry import PluginRegistry, get_registry
+from glmlab.plugin.registry import PluginRegistry, get_registry
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,54 +41,6 @@ def model_config(spec: RunSpec, vocab_size: int) -> GLMConfig:
     )
 
 
-def build_run_positional(
-    spec: RunSpec, config: GLMConfig, registry: PluginRegistry | None = None
-) -> PositionalSchemeBase:
-    """The configured positional scheme (its parameters drawn from torch's generator)."""
-    name, options = spec.positional
-    return build_positional(config, name, options, registry)
-
-
-def build_run_attention(
-    spec: RunSpec,
-    config: GLMConfig,
-    scheme: PositionalSchemeBase,
-    device: torch.device,
-    *,
-    measure_on: MeasureOn | None = None,
-    registry: PluginRegistry | None = None,
-) -> ChosenAttention:
-    """The configured attention backend for ``scheme`` on ``device``; ``auto`` on CUDA
-    with ``measure_on`` is timed on its sample batch (glmlab/model/attention_select.py)."""
-    name, options = spec.attention
-    return choose_attention(
-        config, scheme, name, options, device=device, registry=registry, measure_on=measure_on
-    )
-
-
-def build_run_model(
-    spec: RunSpec,
-    config: GLMConfig,
-    scheme: PositionalSchemeBase,
-    attention: ChosenAttention,
-    device: torch.device,
-    registry: PluginRegistry | None = None,
-) -> GLMModel:
-    """The model from its built positional scheme and chosen backend, with the configured
-    norm layout."""
-    norm, norm_options = spec.norm_layout
-    return assemble_model(
-        config,
-        positional=scheme,
-        positional_name=spec.positional[0],
-        attention=attention,
-        norm_layout=norm,
-        norm_options=norm_options,
-        device=device,
-        registry=registry,
-    )
-
-
 def build_glm_model(
     spec: RunSpec,
     vocab_size: int,
@@ -101,12 +53,18 @@ def build_glm_model(
     into; ``attention`` overrides the configured backend name (a resolved ``auto``)."""
     registry = registry or get_registry()
     config = model_config(spec, vocab_size)
-    scheme = build_run_positional(spec, config, registry)
-    name, options = spec.attention
-    chosen = choose_attention(
-        config, scheme, attention or name, options, device=device, registry=registry
+    scheme = build_positional(config, spec.positional, registry)
+    choice = spec.attention._replace(name=attention) if attention else spec.attention
+    chosen = choose_attention(config, scheme, choice, device=device, registry=registry)
+    return assemble_model(
+        config,
+        positional=scheme,
+        positional_name=spec.positional.name,
+        attention=chosen,
+        norm_layout=spec.norm_layout,
+        device=device,
+        registry=registry,
     )
-    return build_run_model(spec, config, scheme, chosen, device, registry)
 
 
 def initial_model(

@@ -1,4 +1,4 @@
-"""``build_run``: one downward pass from a :class:`~glmlab.config.RunSpec` to the parts
+"""``build_run``: one downward pass from a :class:`~glmlab.config.spec.RunSpec` to the parts
 of a run, each handed what it needs when it is built (torchtitan's ``build()`` pass).
 
 1. data (corpus, tokenizer, example sets) and its split check;
@@ -32,21 +32,21 @@ from glmlab.assembly.data import (
     build_eval_examples,
     build_sample_parts,
 )
-from glmlab.assembly.model import (
-    build_run_attention,
-    build_run_model,
-    build_run_positional,
-    initial_model,
-    model_config,
-)
-from glmlab.config import RunSpec
-from glmlab.data.batches import PrepareHost
+from glmlab.assembly.model import initial_model, model_config
+from glmlab.config.spec import RunSpec
 from glmlab.data.pipeline import PreparedData, check_splits
-from glmlab.evaluation import EvalSuite, SuiteSettings, item_format
+from glmlab.eval.formats import item_format
+from glmlab.eval.suite import EvalSuite, SuiteSettings
 from glmlab.model.attention_select import MeasureOn
-from glmlab.model.build import ChosenAttention
+from glmlab.model.build import (
+    ChosenAttention,
+    assemble_model,
+    build_positional,
+    choose_attention,
+)
 from glmlab.model.glm import GLMModel
-from glmlab.registry import get_registry
+from glmlab.objective.batches import PrepareHost
+from glmlab.plugin.registry import get_registry
 
 
 def _same(obj: Any) -> Any:
@@ -84,7 +84,7 @@ def build_eval_suite(
     *,
     prepare_host: PrepareHost | None = None,
 ) -> EvalSuite:
-    """The evaluation suite of a run of ``spec`` (glmlab/evaluation.py)."""
+    """The evaluation suite of a run of ``spec`` (glmlab/eval/suite.py)."""
     t = spec.train
     settings = SuiteSettings(
         items=t.eval_suite_items,
@@ -123,18 +123,26 @@ def build_run(
 
     torch.manual_seed(spec.seed)
     config = model_config(spec, data.tokenizer.padded_vocab_size)
-    scheme = build_run_positional(spec, config, registry)
+    scheme = build_positional(config, spec.positional, registry)
     measure_on = MeasureOn(
         sample=lambda: build_batch_sources(spec, data, samples).train.batch(0),
         is_main=is_main,
         broadcast=broadcast,
     )
-    attention = build_run_attention(
-        spec, config, scheme, device, measure_on=measure_on, registry=registry
+    attention = choose_attention(
+        config, scheme, spec.attention, device=device, registry=registry, measure_on=measure_on
     )
     prepare_host = attention.backend.prepare_host
     batches = build_batch_sources(spec, data, samples, prepare_host=prepare_host)
-    model = build_run_model(spec, config, scheme, attention, device, registry)
+    model = assemble_model(
+        config,
+        positional=scheme,
+        positional_name=spec.positional.name,
+        attention=attention,
+        norm_layout=spec.norm_layout,
+        device=device,
+        registry=registry,
+    )
     suite = (
         build_eval_suite(spec, data, samples, device, prepare_host=prepare_host)
         if spec.train.eval_suite

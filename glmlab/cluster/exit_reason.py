@@ -17,7 +17,7 @@ import signal
 from typing import Any
 
 from glmlab.cluster.slurm import REQUEUE_STATES, key_values, run_slurm
-from glmlab.rundir import RunStatus
+from glmlab.runs.layout import RunStatus
 
 # A Slurm end state → the run status it means for a run that wrote no result of its own.
 # COMPLETED without a result.json is a job that ended without finishing its run: failed.

@@ -26,7 +26,7 @@ from glmlab.cluster.exit_reason import SLURM_END_STATUS, log_reason
 from glmlab.cluster.slurm import SlurmJob, query_jobs
 from glmlab.cluster.submission import SubmittedJob, read_submission
 from glmlab.io import read_json
-from glmlab.rundir import CONFIG, FINISHED, HYDRA_DIR, METRICS, RESULT, RunStatus
+from glmlab.runs.layout import CONFIG, FINISHED, HYDRA_DIR, METRICS, RESULT, RunStatus
 
 
 class LiveState(StrEnum):

@@ -66,7 +66,7 @@ def prepare_data(
 ) -> PreparedData:
     """Load ``corpus``, get its tokenizer (``tokenizer_file``, else trained on the corpus),
     tokenize and chunk both splits into memory-mapped token stores (all cached). The
-    settings have no defaults here: the run's come from ``data`` (glmlab/config.py)."""
+    settings have no defaults here: the run's come from ``data`` (glmlab/config/schema.py)."""
     t0 = time.perf_counter()
     clean_cache_temps()
     options = dict(corpus_options or {})

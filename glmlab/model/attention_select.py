@@ -5,7 +5,7 @@ the positional scheme's attention bias when there is one, and not the ``eager`` 
 runs ``attend`` forward and backward on the run's own shape, dtype and a real batch layout,
 a few times within a total budget (``budget_s``, 2 s by default; a backend's first call,
 which compiles flex's kernel, is not counted). The fastest wins; backends within
-``tie_tolerance`` of it count as tied and :data:`glmlab.model.build.AUTO_CUDA_PREFERENCE`
+``tie_tolerance`` of it count as tied and :data:`glmlab.model.attention_candidates.AUTO_CUDA_PREFERENCE`
 decides between them. A backend that raises while timed (an unsupported dtype or head dim,
 a missing kernel) is skipped with a warning.
 
@@ -39,7 +39,11 @@ from einops import rearrange
 import glmlab
 from glmlab.data.cache import cache_dir, cache_key
 from glmlab.io import write_json_atomic
-from glmlab.registry import PluginError, PluginRegistry
+from glmlab.model.attention_candidates import (
+    AttentionRequest,
+    backend_candidates,
+)
+from glmlab.plugin.registry import PluginRegistry
 from glmlab.structures import AttentionLayout, Batch
 
 log = logging.getLogger("glmlab")
@@ -47,8 +51,6 @@ log = logging.getLogger("glmlab")
 BUDGET_S = 2.0
 TIE_TOLERANCE = 0.03  # within 3% of the fastest: a tie, decided by the preference order
 MAX_TIMED_CALLS = 10
-# Registered backends ``auto`` never times, with the reason logged and recorded.
-NOT_TIMED = {"eager": "the fp32 reference; never a training choice"}
 CACHE_SUBDIR = "attention_select"
 
 Timer = Callable[[str], float]  # backend name -> ms per forward + backward (raises if it cannot)
@@ -214,41 +216,6 @@ def choose(
     return selection
 
 
-def timing_candidates(
-    registry: PluginRegistry,
-    options: Mapping[str, Any],
-    device: torch.device,
-    needs_bias: bool,
-    needs_dropout: bool = False,
-) -> tuple[list[str], dict[str, str]]:
-    """Registered backends ``auto`` may time on ``device``, and the others with the reason."""
-    names: list[str] = []
-    left_out: dict[str, str] = {}
-    for name in registry.names("attention"):
-        if name in NOT_TIMED:
-            left_out[name] = NOT_TIMED[name]
-            continue
-        try:
-            backend = registry.create("attention", name, **options)
-        except PluginError as e:
-            left_out[name] = f"cannot be built with options {dict(options)}: {e}"
-            continue
-        try:
-            available = backend.is_available(device)
-        except Exception as e:  # a third-party backend's check must not stop the run
-            available = False
-            log.warning("attention auto: '%s'.is_available raised %s; skipped", name, e)
-        if not available:
-            left_out[name] = f"not available on {device}"
-        elif needs_bias and not backend.supports_bias:
-            left_out[name] = "takes no attention bias (the positional scheme adds one)"
-        elif needs_dropout and not backend.supports_dropout:
-            left_out[name] = "applies no attention dropout (model.attention_dropout > 0)"
-        else:
-            names.append(name)
-    return names, left_out
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -325,37 +292,14 @@ def selection_key(
     }
 
 
-def measure_auto(
-    registry: PluginRegistry,
-    options: Mapping[str, Any],
-    device: torch.device,
-    *,
-    n_heads: int,
-    head_dim: int,
-    make_bias: Callable[[torch.Tensor], torch.Tensor | None] | None,
-    needs_bias: bool,
-    measure_on: MeasureOn,
-    preference: Sequence[str],
-    needs_dropout: bool = False,
-) -> AttentionSelection:
+def measure_auto(request: AttentionRequest, measure_on: MeasureOn) -> AttentionSelection:
     """``auto``'s decision for a run on ``device`` (module docstring): rank 0 times or reads
     the cache, every rank gets its decision. The table is logged on rank 0."""
     decision: dict[str, Any] | None = None
     failure: Exception | None = None
     if measure_on.is_main:
         try:
-            decision = _decide_on_main(
-                registry,
-                options,
-                device,
-                n_heads=n_heads,
-                head_dim=head_dim,
-                make_bias=make_bias,
-                needs_bias=needs_bias,
-                measure_on=measure_on,
-                preference=preference,
-                needs_dropout=needs_dropout,
-            ).as_dict()
+            decision = _decide_on_main(request, measure_on).as_dict()
         except Exception as e:  # the other ranks wait for a decision: send them the error
             failure, decision = e, {"error": f"{type(e).__name__}: {e}"}
     shared = measure_on.broadcast(decision)
@@ -364,27 +308,25 @@ def measure_auto(
     return AttentionSelection.from_dict(shared)
 
 
-def _decide_on_main(
-    registry: PluginRegistry,
-    options: Mapping[str, Any],
-    device: torch.device,
-    *,
-    n_heads: int,
-    head_dim: int,
-    make_bias: Callable[[torch.Tensor], torch.Tensor | None] | None,
-    needs_bias: bool,
-    measure_on: MeasureOn,
-    preference: Sequence[str],
-    needs_dropout: bool = False,
-) -> AttentionSelection:
+def _decide_on_main(request: AttentionRequest, measure_on: MeasureOn) -> AttentionSelection:
     """Rank 0's part of :func:`measure_auto`: candidates, sample, timer, decision."""
-    candidates, left_out = timing_candidates(registry, options, device, needs_bias, needs_dropout)
+    registry, options, device = request.registry, request.options, request.device
+    n_heads, head_dim = request.n_heads, request.head_dim
+    needs_bias, needs_dropout = request.needs_bias, request.needs_dropout
+    candidates, left_out = backend_candidates(
+        registry,
+        device,
+        options=options,
+        needs_bias=needs_bias,
+        needs_dropout=needs_dropout,
+        timed=True,
+    )
     batch = measure_on.sample()
     layout = batch.layout
     bias = None
-    if make_bias is not None and needs_bias:
+    if request.make_bias is not None and needs_bias:
         with torch.no_grad():
-            bias = make_bias(batch.position_ids.to(device))
+            bias = request.make_bias(batch.position_ids.to(device))
     shape = {
         "batch_size": layout.batch_size,
         "seq_len": layout.seq_len,
@@ -409,7 +351,7 @@ def _decide_on_main(
         selection = choose(
             candidates,
             timer,
-            preference=preference,
+            preference=request.preference,
             key=selection_key(device, shape, candidates, options),
             cache=SelectionCache() if measure_on.use_cache else None,
             not_candidates=left_out,

@@ -6,9 +6,10 @@ the positional scheme (additive embedding and/or rotation of q and k), the norm 
 applied). This module never imports a built-in plugin; :mod:`glmlab.model.build` looks them
 up by name.
 
-The model checks what the plugins hand back (shapes and dtypes only: no host sync) and
-raises :class:`PluginContractError` naming the plugin, its distribution and the broken
-invariant, instead of failing somewhere deep inside a later layer.
+The model checks what the plugins hand back with the guards of
+:mod:`glmlab.plugin.guards` (shapes and dtypes only: no host sync), which raise
+:class:`~glmlab.plugin.guards.PluginContractError` naming the plugin, its distribution and
+the broken invariant, instead of failing somewhere deep inside a later layer.
 """
 
 from __future__ import annotations
@@ -24,16 +25,23 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from glmlab.config import ModelConfig
+from glmlab.config.schema import ModelConfig
 from glmlab.model.loss import linear_cross_entropy, n_chunks
-from glmlab.plugin_base import (
+from glmlab.plugin.base import (
     AttentionBackendBase,
     NormLayoutBase,
     PositionalSchemeBase,
     adapt,
-    owns_its_init,
 )
-from glmlab.registry import PluginEntry, PluginError
+from glmlab.plugin.compat import owns_its_init
+from glmlab.plugin.guards import (
+    check_attend,
+    check_attention_bias,
+    check_block,
+    check_embed,
+    check_module,
+    check_rotate,
+)
 from glmlab.structures import AttentionLayout, Batch
 
 Rotate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -56,7 +64,7 @@ class GLMConfig:
     dim: int
     n_heads: int
     max_positions: int
-    # The defaults are the config schema's (glmlab/config.py, ModelConfig), not copies.
+    # The defaults are the config schema's (glmlab/config/schema.py, ModelConfig), not copies.
     ffn: Literal["gelu", "geglu"] = ModelConfig.ffn  # type: ignore[assignment]
     ffn_mult: int = ModelConfig.ffn_mult
     tie_embeddings: bool = ModelConfig.tie_embeddings
@@ -86,41 +94,6 @@ class GLMConfig:
     def out_init_std(self) -> float:
         """Init std of the projections that write into the residual stream (GPT-2 / Megatron)."""
         return self.init_std / math.sqrt(2 * self.n_layers)
-
-
-class PluginContractError(PluginError):
-    """A plugin handed back something that breaks its contract; the message names the
-    plugin, its distribution and the broken invariant."""
-
-
-def plugin_label(entry: PluginEntry) -> str:
-    """How guard messages name a registered plugin: kind, name, distribution and version."""
-    return (
-        f"{entry.kind} plugin '{entry.name}' (distribution '{entry.distribution}' {entry.version})"
-    )
-
-
-def broken(plugin: str, invariant: str) -> PluginContractError:
-    """The error for ``plugin`` (a :func:`plugin_label`) breaking ``invariant``.
-
-    Callers test first and build the message only on failure: the checks sit on the
-    forward path, so a passing check must cost no string formatting.
-    """
-    return PluginContractError(f"{plugin} broke an invariant: {invariant}")
-
-
-def type_and_shape(value: object) -> str:
-    """``value``'s dtype and shape (or type) for an error message."""
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return f"a {type(value).__name__}"
-
-
-def broadcastable(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    """Whether ``shape`` broadcasts to ``target`` with the same number of dimensions."""
-    return len(shape) == len(target) and all(
-        s in (1, t) for s, t in zip(shape, target, strict=True)
-    )
 
 
 def _init_linear(linear: nn.Linear, std: float) -> None:
@@ -210,7 +183,7 @@ class GLMModel(nn.Module):
     """GLM: token embedding (+ positional embedding), blocks, final norm, tied head.
 
     ``labels`` maps a plugin kind (``positional``, ``norm_layout``, ``attention``) to how
-    guard messages name that plugin (:func:`plugin_label`); :func:`~glmlab.model.build.build_model`
+    guard messages name that plugin (:func:`~glmlab.plugin.guards.plugin_label`); :func:`~glmlab.model.build.build_model`
     fills it from the registry, and a missing kind is named by its class.
     """
 
@@ -230,11 +203,7 @@ class GLMModel(nn.Module):
             "attention": f"attention plugin {type(attention).__name__}",
             **(labels or {}),
         }
-        if not isinstance(positional, nn.Module):
-            raise broken(
-                self.labels["positional"],
-                f"the factory built {type_and_shape(positional)}, not an nn.Module",
-            )
+        check_module(positional, "the factory built", self.labels["positional"])
         # Duck-typed plugins get their kind's defaults once, here (idempotent for plugins
         # built by the registry): past this point every member is called directly.
         positional = adapt("positional", positional, self.labels["positional"])
@@ -255,11 +224,7 @@ class GLMModel(nn.Module):
             ("final_norm()", self.norm),
             *([("input_norm()", self.input_norm)] if self.input_norm is not None else []),
         ]:
-            if not isinstance(module, nn.Module):
-                raise broken(
-                    self.labels["norm_layout"],
-                    f"{what} returned {type_and_shape(module)}, not an nn.Module",
-                )
+            check_module(module, f"{what} returned", self.labels["norm_layout"])
         self.head = (
             None if config.tie_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
         )
@@ -282,14 +247,7 @@ class GLMModel(nn.Module):
         x = self.tok(input_ids)
         pos = self.positional.embed(position_ids)
         if pos is not None:
-            if not (
-                isinstance(pos, torch.Tensor) and pos.shape == x.shape and pos.is_floating_point()
-            ):
-                raise broken(
-                    self.labels["positional"],
-                    f"embed() returned {type_and_shape(pos)}; expected None or a float tensor "
-                    f"(B, L, dim) = {tuple(x.shape)}",
-                )
+            check_embed(pos, x, self.labels["positional"])
             x = x + pos
         x = self.drop(x)
         if self.input_norm is not None:
@@ -303,11 +261,7 @@ class GLMModel(nn.Module):
         rotate = functools.partial(self._rotate, position_ids=position_ids)
         for block in self.blocks:
             y = block(x, rotate=rotate, attend=attend)
-            if y.shape != x.shape:
-                raise broken(
-                    self.labels["norm_layout"],
-                    f"a wrapped block returned {type_and_shape(y)} for an input of shape {tuple(x.shape)}",
-                )
+            check_block(y, x, self.labels["norm_layout"])
             x = y
         return self.norm(x)
 
@@ -319,35 +273,20 @@ class GLMModel(nn.Module):
             return None
         batch, length = position_ids.shape[0], position_ids.shape[-1]
         target = (batch, self.config.n_heads, length, length)
-        if not (
-            isinstance(bias, torch.Tensor)
-            and bias.is_floating_point()
-            and broadcastable(tuple(bias.shape), target)
-        ):
-            raise broken(
-                self.labels["positional"],
-                f"attention_bias() returned {type_and_shape(bias)}; expected None or a float tensor "
-                f"broadcastable to (B, H, L, L) = {target}",
-            )
-        if not self.attention.supports_bias:
-            raise PluginContractError(
-                f"{self.labels['positional']} adds an attention bias, but "
-                f"{self.labels['attention']} does not accept one (it does not set "
-                "supports_bias = True). Pick an attention backend that supports a bias "
-                "(eager, sdpa) or another positional scheme."
-            )
+        check_attention_bias(
+            bias,
+            target,
+            self.labels["positional"],
+            self.labels["attention"],
+            self.attention.supports_bias,
+        )
         return bias
 
     def _rotate(
         self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         rq, rk = self.positional.rotate(q, k, position_ids)
-        if rq.shape != q.shape or rk.shape != k.shape:
-            raise broken(
-                self.labels["positional"],
-                f"rotate() returned q {type_and_shape(rq)} and k {type_and_shape(rk)} for q and k of "
-                f"shape {tuple(q.shape)}; rotation must keep the shapes",
-            )
+        check_rotate(rq, rk, q, k, self.labels["positional"])
         return rq, rk
 
     def _attend(
@@ -363,12 +302,7 @@ class GLMModel(nn.Module):
         if self.training and self.config.attention_dropout > 0:
             extra["dropout_p"] = self.config.attention_dropout
         out = self.attention.attend(q, k, v, prepared, **extra)
-        if not (isinstance(out, torch.Tensor) and out.shape == q.shape):
-            raise broken(
-                self.labels["attention"],
-                f"attend() returned {type_and_shape(out)} for queries of shape {tuple(q.shape)}; "
-                "expected (B, H, L, D), the queries' shape",
-            )
+        check_attend(out, q, self.labels["attention"])
         return out
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """Sweep reports, comparisons and results tables (docs/REPORTS.md).
 
-One module per job, on top of :mod:`glmlab.rundir` (the run-directory format):
+One module per job, on top of :mod:`glmlab.runs.layout` (the run-directory format):
 
 - :mod:`~glmlab.report.load`: a sweep directory's runs, variants and baseline (typed
-  :class:`~glmlab.rundir.RunResult` records); the one loading path of everything below
+  :class:`~glmlab.runs.result.RunResult` records); the one loading path of everything below
 - :mod:`~glmlab.report.metrics`: the metric registry (labels, direction, digits, task)
 - :mod:`~glmlab.report.stats`: the statistical methods (paired hierarchical bootstrap,
   Holm, Welch's t-test and t intervals from scipy.stats)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from glmlab.evaluation import item_fractions
+from glmlab.eval.metrics import item_fractions
 from glmlab.report.load import Sweep, differing_config
 from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC
 from glmlab.report.stats import (

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from glmlab import rundir
 from glmlab.io import write_text_atomic
 from glmlab.report.html import markdown_to_html
 from glmlab.report.load import Sweep, load_sweep
@@ -14,6 +13,7 @@ from glmlab.report.markdown import render_markdown
 from glmlab.report.metrics import METRICS
 from glmlab.report.plots import plot_curves
 from glmlab.report.table import csv_text
+from glmlab.runs.layout import LOSS_CURVES, REPORT_HTML, REPORT_MD, RESULTS_CSV
 
 __all__ = ["build_report", "check_choices", "write_report"]
 
@@ -40,12 +40,12 @@ def check_choices(
 
 def write_report(sweep: Sweep) -> Path:
     """Write the report files of a loaded sweep into its directory; return report.md."""
-    curves = plot_curves(sweep, sweep.dir / rundir.LOSS_CURVES)
+    curves = plot_curves(sweep, sweep.dir / LOSS_CURVES)
     md = render_markdown(sweep, curves=curves)
-    path = write_text_atomic(sweep.dir / rundir.REPORT_MD, md)
+    path = write_text_atomic(sweep.dir / REPORT_MD, md)
     html = markdown_to_html(md, base_dir=sweep.dir, title=f"Sweep report: {sweep.name}")
-    write_text_atomic(sweep.dir / rundir.REPORT_HTML, html)
-    write_text_atomic(sweep.dir / rundir.RESULTS_CSV, csv_text(sweep))
+    write_text_atomic(sweep.dir / REPORT_HTML, html)
+    write_text_atomic(sweep.dir / RESULTS_CSV, csv_text(sweep))
     return path
 
 

@@ -10,11 +10,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from glmlab import rundir
 from glmlab.report.build import write_report
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.markdown import reference_summary, verdict
 from glmlab.report.metrics import metric_info
+from glmlab.runs.layout import REPORT_HTML
 
 __all__ = ["SweepReportCallback", "report_choices", "sweep_summary"]
 
@@ -28,7 +28,7 @@ def report_choices(report: Any) -> dict[str, Any]:
 
 def sweep_summary(sweep: Sweep, report: Path) -> str:
     """The console's closing lines of a sweep: the verdicts and where the report is (the
-    counts of each outcome follow on the very last line, :func:`glmlab.app.finish_sweep`)."""
+    counts of each outcome follow on the very last line, :func:`glmlab.cli.app.finish_sweep`)."""
     lines = [f"glmlab: sweep {sweep.name}: verdicts"]
     if sweep.baseline is not None:
         for v in sweep.variants:
@@ -36,7 +36,7 @@ def sweep_summary(sweep: Sweep, report: Path) -> str:
                 cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
                 lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
     lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
-    lines.append(f"  report: {report} (and {rundir.REPORT_HTML})")
+    lines.append(f"  report: {report} (and {REPORT_HTML})")
     return "\n".join(lines).replace("**", "")
 
 
@@ -52,7 +52,7 @@ class SweepReportCallback(Callback):
         try:
             self._write_report(config)
         finally:
-            from glmlab.app import finish_sweep  # the last line and the sweep's exit status
+            from glmlab.cli.app import finish_sweep  # the last line and the sweep's exit status
 
             finish_sweep(config.hydra.sweep.dir)
 

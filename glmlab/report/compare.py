@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from glmlab import rundir
 from glmlab.io import write_text_atomic
 from glmlab.report.assess import tests_of
 from glmlab.report.html import markdown_to_html
@@ -22,7 +21,7 @@ from glmlab.report.markdown import fmt, fmt_delta, md_cell, shared_settings
 from glmlab.report.metrics import metric_info
 from glmlab.report.plots import plot_compare_curves
 from glmlab.report.stats import summary_stats, welch_test
-from glmlab.rundir import RunStatus
+from glmlab.runs.layout import COMPARE_CURVES, COMPARE_HTML, COMPARE_MD, RunStatus
 
 __all__ = ["DIFFERENT_VERDICT", "compare_sweeps", "default_compare_dir", "render_comparison"]
 
@@ -123,7 +122,7 @@ def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
         lines += [
             "Loss curves: colour = variant, line style = sweep (mean over seeds).",
             "",
-            f"![loss curves]({rundir.COMPARE_CURVES})",
+            f"![loss curves]({COMPARE_CURVES})",
             "",
         ]
     for metric in metrics:
@@ -174,9 +173,9 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path) -> Path:
         raise ValueError(f"--out {out} is a file; give a folder for compare.md and compare.html")
     sweeps = [load_sweep(d) for d in sweep_dirs]
     out.mkdir(parents=True, exist_ok=True)
-    curves = plot_compare_curves(sweeps, sweep_names(sweeps), out / rundir.COMPARE_CURVES)
+    curves = plot_compare_curves(sweeps, sweep_names(sweeps), out / COMPARE_CURVES)
     md = render_comparison(sweeps, curves=curves)
-    path = write_text_atomic(out / rundir.COMPARE_MD, md)
+    path = write_text_atomic(out / COMPARE_MD, md)
     title = f"Comparison: {' vs '.join(sweep_names(sweeps))}"
-    write_text_atomic(out / rundir.COMPARE_HTML, markdown_to_html(md, base_dir=out, title=title))
+    write_text_atomic(out / COMPARE_HTML, markdown_to_html(md, base_dir=out, title=title))
     return path

@@ -1,4 +1,4 @@
-"""Reading a sweep directory: its runs (typed :class:`~glmlab.rundir.RunResult` records),
+"""Reading a sweep directory: its runs (typed :class:`~glmlab.runs.result.RunResult` records),
 grouped into variants, with the baseline and the verdict metrics. The one loading path:
 the report, ``compare`` and the results table (:mod:`glmlab.report.table`) all read a
 sweep through :func:`load_sweep`.
@@ -17,11 +17,22 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from glmlab import rundir
-from glmlab.io import read_json, read_jsonl
+from glmlab.io import flatten, read_json, read_jsonl
 from glmlab.report.metrics import METRICS
-from glmlab.run import variant_overrides
-from glmlab.rundir import RunResult, RunStatus
+from glmlab.runs.layout import (
+    CONFIG,
+    EVAL_ITEMS,
+    MULTIRUN,
+    RESULT,
+    UNFINISHED,
+    RunStatus,
+    iter_run_dirs,
+    read_overrides,
+)
+from glmlab.runs.layout import METRICS as METRICS_FILE
+from glmlab.runs.metrics import last_step
+from glmlab.runs.naming import variant_overrides
+from glmlab.runs.result import RunResult, read_result
 
 __all__ = [
     "Run",
@@ -75,7 +86,7 @@ class Run:
     @cached_property
     def eval_items(self) -> dict[str, Any]:
         """A completed run's eval_items.json (per-item scores, reference levels), or {}."""
-        path = self.dir / rundir.EVAL_ITEMS
+        path = self.dir / EVAL_ITEMS
         if self.status != RunStatus.COMPLETED or not path.exists():
             return {}
         try:
@@ -87,15 +98,15 @@ class Run:
 
     def curve(self, key: str) -> dict[int, float]:
         """``{step: value}`` of ``key`` (``loss`` or ``val_loss``) from metrics.jsonl."""
-        return {r["step"]: r[key] for r in read_jsonl(self.dir / rundir.METRICS) if key in r}
+        return {r["step"]: r[key] for r in read_jsonl(self.dir / METRICS_FILE) if key in r}
 
     @cached_property
     def config(self) -> dict[str, Any]:
         """The resolved run config, flattened to dotted keys (empty if absent)."""
-        path = self.dir / rundir.CONFIG
+        path = self.dir / CONFIG
         try:
             return (
-                rundir.flatten(OmegaConf.to_container(OmegaConf.load(path)), encode=True)
+                flatten(OmegaConf.to_container(OmegaConf.load(path)), encode=True)
                 if path.exists()
                 else {}
             )
@@ -162,17 +173,17 @@ def read_run(run_dir: Path) -> Run:
     """One run directory as the report reads it. A run cut off before its result.json
     (killed, out of time) reads as ``unfinished``, and one with a damaged result.json as
     ``failed`` naming the file; both get their overrides from Hydra's record."""
-    result = rundir.read_result(run_dir)
+    result = read_result(run_dir)
     if result is not None and "unreadable" not in result.extra:
         return Run(run_dir, result)
     if result is None:
         result = RunResult(
-            status=rundir.UNFINISHED,
-            step=rundir.last_step(run_dir),
+            status=UNFINISHED,
+            step=last_step(run_dir),
             error=INTERRUPTED,
             run_dir=str(run_dir),
         )
-    overrides = rundir.read_overrides(run_dir)
+    overrides = read_overrides(run_dir)
     result.overrides = overrides
     result.variant = variant_overrides(overrides)
     result.seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), None)
@@ -196,7 +207,7 @@ def _is_baseline(label: str, baseline: str | Sequence[str] | None) -> bool:
 
 def report_settings(sweep_dir: Path) -> dict[str, Any]:
     """The sweep's ``report`` settings (baseline, metric) from Hydra's multirun.yaml."""
-    path = sweep_dir / rundir.MULTIRUN
+    path = sweep_dir / MULTIRUN
     if not path.exists():
         return {}
     loaded = OmegaConf.to_container(OmegaConf.load(path))
@@ -216,11 +227,10 @@ def load_sweep(
     settings = report_settings(sweep_dir)
     baseline = settings.get("baseline") if baseline is None else baseline
     metric = metric or settings.get("metric") or DEFAULT_METRIC
-    runs = [read_run(d) for d in rundir.iter_run_dirs(sweep_dir)]
+    runs = [read_run(d) for d in iter_run_dirs(sweep_dir)]
     if not runs:
         raise FileNotFoundError(
-            f"no runs under {sweep_dir}: expected <run>/{rundir.RESULT} files from a "
-            "glmlab multirun"
+            f"no runs under {sweep_dir}: expected <run>/{RESULT} files from a glmlab multirun"
         )
     groups: dict[str, Variant] = {}
     for run, variant in zip(runs, differing_overrides([r.result for r in runs]), strict=True):

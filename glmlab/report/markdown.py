@@ -11,12 +11,12 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from glmlab import provenance, rundir
 from glmlab.report.assess import NONE, PAIRED, WELCH, reference_levels, tests_of
 from glmlab.report.load import Run, Sweep, Variant, differing_config
 from glmlab.report.metrics import REFERENCES, TASK_OF_METRIC, Metric, metric_info
 from glmlab.report.stats import N_BOOT, PairedDiff, Welch, summary_stats
-from glmlab.rundir import RunStatus
+from glmlab.runs import provenance
+from glmlab.runs.layout import LOSS_CURVES, RunStatus
 
 __all__ = [
     "fmt",
@@ -369,7 +369,7 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
             "Mean over seeds, band from the lowest to the highest seed; × marks the last "
             "logged step of a diverged run.",
             "",
-            f"![loss curves]({rundir.LOSS_CURVES})",
+            f"![loss curves]({LOSS_CURVES})",
         ]
     else:
         lines.append(

@@ -22,7 +22,7 @@ class Metric:
     tested: bool = True
 
 
-# The names glmlab.evaluation writes (plus the trainer's final_val_loss), in report order.
+# The names glmlab.eval.suite writes (plus the trainer's final_val_loss), in report order.
 METRICS: dict[str, Metric] = {
     "final_val_loss": Metric(
         "validation loss",

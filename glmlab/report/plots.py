@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from glmlab.report.load import Sweep
-from glmlab.rundir import RunStatus
+from glmlab.runs.layout import RunStatus
 
 __all__ = ["plot_compare_curves", "plot_curves"]
 

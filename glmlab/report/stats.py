@@ -1,6 +1,6 @@
 """Statistics of sweep reports: how sure a difference between two variants is.
 
-Every run of a sweep scores the same evaluation items (glmlab/evaluation.py), so two
+Every run of a sweep scores the same evaluation items (glmlab/eval/suite.py), so two
 variants are compared *paired by item*, and the uncertainty covers both sources of noise:
 the seeds (which run you happened to train) and the items (which passages you happened
 to score). :func:`paired_bootstrap` is a hierarchical bootstrap over both; with several

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from glmlab.registry import get_registry
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import AttentionLayout
 from glmlab.testing.base import PluginContract
 from glmlab.testing.samples import random_segments

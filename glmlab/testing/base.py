@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from glmlab.model.glm import plugin_label
-from glmlab.plugin_base import adapt
-from glmlab.registry import factory_arguments, get_registry
+from glmlab.plugin.base import adapt
+from glmlab.plugin.guards import plugin_label
+from glmlab.plugin.registry import factory_arguments, get_registry
 
 
 class PluginContract:
@@ -58,8 +58,8 @@ class PluginContract:
     def make(self, **settings: Any) -> Any:
         """Build the plugin as a run does: ``options``, plus the model ``settings`` of its
         kind that the factory declares (checked by signature first,
-        :func:`glmlab.registry.factory_arguments`); a duck-typed result gets its kind's
-        base-class defaults (:func:`glmlab.plugin_base.adapt`)."""
+        :func:`glmlab.plugin.registry.factory_arguments`); a duck-typed result gets its kind's
+        base-class defaults (:func:`glmlab.plugin.base.adapt`)."""
         factory, label = self.plugin()
         kwargs = factory_arguments(factory, settings, self.options, label=label)
         return adapt(self.kind, factory(**kwargs), label)

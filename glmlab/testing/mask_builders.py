@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from glmlab.model.build import check_layout
+from glmlab.plugin.guards import check_layout
 from glmlab.structures import Segment
 from glmlab.testing.base import PluginContract
 from glmlab.testing.samples import random_segments

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from glmlab.model.build import norm_settings, positional_settings
-from glmlab.model.glm import MLP, Attention, GLMModel, type_and_shape
-from glmlab.registry import get_registry
+from glmlab.model.glm import MLP, Attention, GLMModel
+from glmlab.plugin.guards import type_and_shape
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import Batch
 from glmlab.testing.base import PluginContract
 from glmlab.testing.samples import collate, pack, random_glm_samples, tiny_config

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from glmlab.model.build import norm_settings, positional_settings
-from glmlab.model.glm import GLMConfig, GLMModel, broadcastable, type_and_shape
-from glmlab.plugin_base import owns_its_init
-from glmlab.registry import get_registry
+from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.plugin.compat import owns_its_init
+from glmlab.plugin.guards import broadcastable, type_and_shape
+from glmlab.plugin.registry import get_registry
 from glmlab.structures import Batch
 from glmlab.testing.base import PluginContract
 from glmlab.testing.samples import collate, pack, random_glm_samples, tiny_config
@@ -81,7 +82,7 @@ class PositionalSchemeContract(PluginContract):
     def test_model_construction_keeps_the_schemes_own_init(self) -> None:
         """The model never re-initialises a scheme's tensors: frozen parameters and buffers
         (a fixed table) always survive, and so does everything of a scheme deriving from
-        :class:`~glmlab.plugin_base.PositionalSchemeBase` (it owns its init)."""
+        :class:`~glmlab.plugin.base.PositionalSchemeBase` (it owns its init)."""
         config = tiny_config(**self.config)
         torch.manual_seed(0)
         scheme = self.make(**positional_settings(config))

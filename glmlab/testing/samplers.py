@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from glmlab.objective import build_glm_sample, check_span_set
+from glmlab.objective.sample import build_glm_sample
+from glmlab.plugin.guards import check_span_set
 from glmlab.structures import SpanSet
 from glmlab.testing.base import PluginContract
 from glmlab.testing.samples import EOP, MASK, SOP, random_text

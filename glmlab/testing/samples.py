@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from glmlab.data.batches import collate_rows
 from glmlab.model.glm import GLMConfig
-from glmlab.objective import build_glm_sample
-from glmlab.plugin_base import MaskBuilderBase
+from glmlab.objective.batches import collate_rows
+from glmlab.objective.sample import build_glm_sample
+from glmlab.plugin.base import MaskBuilderBase
 from glmlab.structures import Batch, GLMSample, Segment, TokenizedText
 
 PAD, MASK, SOP, EOP = 0, 1, 4, 5

@@ -32,7 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from glmlab.config import PARALLEL, ConfigError
+from glmlab.config.rules import ConfigError
+from glmlab.config.schema import PARALLEL
 from glmlab.structures import Batch
 
 log = logging.getLogger("glmlab")
@@ -151,7 +152,7 @@ def init_distributed(device: torch.device) -> DistContext:
 
 
 class BatchStream(Protocol):
-    """Random-access batches, like :class:`glmlab.data.batches.BatchSource`."""
+    """Random-access batches, like :class:`glmlab.objective.batches.BatchSource`."""
 
     def batch(self, i: int) -> Batch: ...
 

@@ -1,7 +1,7 @@
 """What the trainer remembers of its own metrics: each logging window's throughput and the
 latest validation loss, kept in memory as they are logged (never read back from
 ``metrics.jsonl``); a resumed run restores it once, from the rows that agree with its
-checkpoint (:func:`glmlab.rundir.repair_metrics`)."""
+checkpoint (:func:`glmlab.runs.metrics.repair_metrics`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from glmlab.device_memory import peak_memory_mb
+from glmlab.runs.device_memory import peak_memory_mb
 
 
 @dataclass

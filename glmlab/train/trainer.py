@@ -23,13 +23,15 @@ import torch
 from tqdm import tqdm
 
 from glmlab.assembly import build_run, resolve_device
-from glmlab.config import RunSpec
-from glmlab.data.batches import make_loader
-from glmlab.device_memory import reset_peak_memory
-from glmlab.evaluation import metrics_from_items, reference_items
+from glmlab.config.spec import RunSpec
+from glmlab.eval.metrics import metrics_from_items
+from glmlab.eval.suite import reference_items
 from glmlab.io import append_line, write_json_atomic
-from glmlab.rundir import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus, repair_metrics
-from glmlab.trackers import Trackers
+from glmlab.objective.batches import make_loader
+from glmlab.runs.device_memory import reset_peak_memory
+from glmlab.runs.layout import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus
+from glmlab.runs.metrics import repair_metrics
+from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
 from glmlab.train.record import TrainingRecord
@@ -55,7 +57,7 @@ class TrainOutcome:
     n_params: int
     attention: str
     error: str | None = None
-    eval: dict[str, float] | None = None  # the final evaluation suite (glmlab/evaluation.py)
+    eval: dict[str, float] | None = None  # the final evaluation suite (glmlab/eval/suite.py)
     attention_selection: dict[str, Any] | None = None  # how ``auto`` chose (attention_select)
 
 
@@ -85,7 +87,7 @@ class Trainer:
         trackers: Trackers | None = None,
     ) -> None:
         self.spec = spec
-        self.trackers = trackers or Trackers()  # experiment trackers (glmlab/trackers.py)
+        self.trackers = trackers or Trackers()  # experiment trackers (glmlab/runs/trackers.py)
         t = spec.train
         if t.threads:
             torch.set_num_threads(t.threads)

@@ -6,6 +6,6 @@ config, so this one makes glmlab's ``conf/`` compose however it is reached: thro
 (``initialize_config_dir``, ``--config-dir``) with nothing of glmlab imported first.
 """
 
-from glmlab.config import register_schemas
+from glmlab.config.schema import register_schemas
 
 register_schemas()

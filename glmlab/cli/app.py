@@ -1,0 +1,69 @@
+"""The Hydra application behind ``python -m glmlab``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from glmlab.cli.run import execute_run
+from glmlab.cli.summary import run_summary
+from glmlab.cluster.launcher import install as install_launcher
+from glmlab.data.cache import STALE_TEMP_AGE_S
+from glmlab.io import clean_stale_temps
+from glmlab.runs.layout import RunStatus
+from glmlab.runs.naming import register_resolvers
+from glmlab.runs.result import outcome_counts, outcome_line, sweep_exit_status, sweep_statuses
+
+register_resolvers()
+install_launcher()  # hydra/launcher=submitit_slurm_async
+
+# Runs of this process whose failure could not be written to their directory (a refused
+# config change, a read-only directory): the sweep's count adds them.
+_unrecorded: list[dict[str, Any]] = []
+_sweep_exit: list[int] = []
+
+
+@hydra.main(version_base="1.3", config_path="pkg://glmlab.conf", config_name="config")
+def main(cfg: DictConfig) -> dict[str, Any]:
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    sweep = hc.mode == RunMode.MULTIRUN
+    result = execute_run(cfg, run_dir, list(hc.overrides.task), sweep=sweep)
+    if result.get("recorded") is False:
+        _unrecorded.append(result)
+    if sweep or result["status"] in (RunStatus.COMPLETED, RunStatus.STOPPED):
+        print(run_summary(result, run_dir, job=hc.job.num if sweep else None), flush=True)
+    if not sweep and result["status"] not in (RunStatus.COMPLETED, RunStatus.STOPPED):
+        # A single run reports its failure as one clear message and a non-zero exit.
+        raise SystemExit(
+            f"glmlab: run {result['status']}: {result['error']} (run directory: {run_dir})"
+        )
+    return result
+
+
+def finish_sweep(sweep_dir: str | Path) -> int:
+    """After a sweep's report: print how many runs ended how (the last line) and set the
+    exit status of ``python -m glmlab -m`` (:func:`glmlab.runs.result.sweep_exit_status`)."""
+    statuses: list[str] = []
+    if Path(sweep_dir).is_dir():
+        statuses = sweep_statuses(sweep_dir)
+        clean_stale_temps(sweep_dir, older_than_s=STALE_TEMP_AGE_S)  # of killed report writes
+    for result in _unrecorded:
+        statuses.append(RunStatus.FAILED.value)
+        print(f"glmlab: run {result['run_dir']} failed (not recorded there): {result['error']}")
+    code = sweep_exit_status(statuses)
+    counts = outcome_counts(statuses)
+    _sweep_exit.append(code)
+    print(f"glmlab: sweep {sweep_dir}: {outcome_line(counts)}")
+    return code
+
+
+def exit_code() -> int:
+    """The status ``python -m glmlab`` exits with: the last sweep's (0 after a single run,
+    which reports a failure by raising SystemExit itself)."""
+    return _sweep_exit[-1] if _sweep_exit else 0

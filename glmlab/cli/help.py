@@ -1,0 +1,106 @@
+"""What ``python -m glmlab`` answers before Hydra sees the command line: ``--version``,
+``--help`` (the app, ``-m``, the experiments and the ``glmlab`` tools), and ``-m``
+anywhere among the overrides."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.resources
+import platform
+import sys
+from collections.abc import Sequence
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def versions() -> dict[str, str]:
+    """glmlab's, torch's and Python's versions (recorded in every result.json)."""
+    import torch
+
+    try:
+        glmlab_version = importlib.metadata.version("glmlab")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        glmlab_version = "unknown"
+    return {
+        "glmlab": glmlab_version,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def version_text() -> str:
+    v = versions()
+    return f"glmlab {v['glmlab']} (torch {v['torch']}, Python {v['python']})"
+
+
+def experiments() -> dict[str, str]:
+    """``{experiment: what it sweeps}`` from glmlab's conf/experiment files."""
+    from omegaconf import OmegaConf
+
+    out = {}
+    folder = importlib.resources.files("glmlab.conf").joinpath("experiment")
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        cfg = OmegaConf.create(entry.read_text(encoding="utf-8"))
+        params = OmegaConf.select(cfg, "hydra.sweeper.params", default={}) or {}
+        swept = [f"{k}={v}" for k, v in params.items() if k != "seed"]
+        out[entry.name.removesuffix(".yaml")] = " ".join(swept)
+    return out
+
+
+def app_help() -> str:
+    """The text of ``python -m glmlab --help``."""
+    listing = "\n".join(f"  {name:<26}{about}" for name, about in experiments().items())
+    return f"""\
+python -m glmlab: train GLM variants and sweep ablations. {version_text()}
+
+  python -m glmlab [OVERRIDES...]                      train one run
+  python -m glmlab +experiment=NAME -m [OVERRIDES...]  sweep an experiment, write its report
+  python -m glmlab -m KEY=A,B seed=0,1,2 name=NAME     sweep your own grid
+
+OVERRIDES are Hydra's key=value pairs: pick plugins by registry name (positional=rope,
+norm_layout=deepnorm, objective=glm130b) and set any field (train.max_steps=1000).
+-m (--multirun) runs every combination of comma-separated values, one after the other,
+into sweeps/NAME/<overrides>/, then writes sweeps/NAME/report.md and report.html; it may
+stand anywhere on the line. A single run goes to runs/NAME/<overrides>/; rerunning the
+same command skips finished runs and resumes unfinished ones.
+
+Experiments (+experiment=NAME: its variants x 3 seeds, first value the baseline; CPU by
+default, scale=gpu for one GPU):
+{listing}
+
+More:
+  python -m glmlab --cfg job        print the composed config
+  python -m glmlab --hydra-help     Hydra's own options (launchers, sweepers, logging)
+  python -m glmlab --version        glmlab's and torch's versions
+  glmlab --help                     the tools: plugins, report, compare, inspect, infill
+"""
+
+
+def prepare_argv(argv: Sequence[str]) -> list[str] | None:
+    """``argv`` with ``-m``/``--multirun`` moved to the front, so that overrides may come
+    on both sides of it; None after printing the version or the help (nothing to run)."""
+    args = list(argv[1:])
+    if any(a in ("--version", "-V") for a in args):
+        print(version_text())
+        return None
+    if any(a in ("--help", "-h") for a in args):
+        print(app_help())
+        return None
+    flags = [a for a in args if a in MULTIRUN_FLAGS]
+    rest = [a for a in args if a not in MULTIRUN_FLAGS]
+    return [argv[0], *flags[:1], *rest]
+
+
+def main_with_prepared_argv() -> None:
+    """The ``python -m glmlab`` entry point: :func:`prepare_argv`, then the Hydra app."""
+    argv = prepare_argv(sys.argv)
+    if argv is None:
+        return
+    sys.argv = argv
+    from glmlab.cli.app import main
+    from glmlab.config.errors import one_line_config_errors
+
+    with one_line_config_errors():
+        main()

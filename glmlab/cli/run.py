@@ -1,0 +1,253 @@
+"""One run of a sweep: train, and record the outcome in ``result.json`` whatever happens.
+
+A failed or diverged run returns normally with its status, error and step recorded, so
+that Hydra's sweeper never aborts the other runs of a multirun. A run directory that
+already holds a finished result (completed or diverged) of the same config is skipped; an
+unfinished one resumes from its checkpoint; one made with another config is refused,
+restarted or resumed as ``run.on_change`` says (docs/RELIABILITY.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from glmlab.config.spec import RunSpec, parse_config
+from glmlab.io import clean_stale_temps, write_text_atomic
+from glmlab.runs import provenance
+from glmlab.runs.identity import (
+    ConfigChanged,
+    config_identity,
+    identity_changes,
+    plugin_versions,
+    read_identity,
+    write_identity,
+)
+from glmlab.runs.layout import (
+    CHECKPOINT,
+    CONFIG,
+    ERROR_LOG,
+    RESULT,
+    STALE_DIR,
+    RunStatus,
+    move_aside,
+)
+from glmlab.runs.lock import RunLock
+from glmlab.runs.metrics import last_step
+from glmlab.runs.naming import job_swept_overrides, variant_overrides
+from glmlab.runs.result import one_line, read_result, write_result
+from glmlab.runs.trackers import Trackers
+
+__all__ = ["execute_run"]
+
+log = logging.getLogger("glmlab")
+
+
+def _on_change(spec: RunSpec, sweep: bool) -> str:
+    """``run.on_change`` (checked by parse_config): refuse (a single run's default),
+    restart (a sweep's), resume."""
+    return spec.run.on_change or ("restart" if sweep else "refuse")
+
+
+def _settle_identity(
+    run_dir: Path, identity: dict[str, Any], policy: str, *, is_main: bool
+) -> list[str]:
+    """Compare the run directory's identity with ``identity``; apply ``policy`` to a
+    change. Returns the changes that are accepted (resume), [] when none or restarted."""
+    old = read_identity(run_dir)
+    if old is None or old.get("fingerprint") == identity["fingerprint"]:
+        return []
+    changes = identity_changes(old, identity)
+    if not changes:  # a directory from before identities, with the same config
+        return []
+    shown = "; ".join(changes[:8]) + (f"; and {len(changes) - 8} more" if len(changes) > 8 else "")
+    if policy == "refuse":
+        raise ConfigChanged(
+            f"run directory {run_dir} holds a run made with another config ({shown}). "
+            "To start afresh, rerun with run.on_change=restart (the old run is moved to "
+            f"{run_dir / STALE_DIR}/) or give another directory; to continue the old run "
+            "with the new values, rerun with run.on_change=resume"
+        )
+    if policy == "restart":
+        if not is_main:  # rank 0 moves the old run; the others wait for it in the trainer
+            return []
+        dest = move_aside(run_dir)
+        log.warning("config changed (%s): the old run is moved to %s; starting afresh", shown, dest)
+        return []
+    log.warning("config changed (%s): resuming the old run with the new values", shown)
+    return changes
+
+
+def tracker_variant(overrides: list[str]) -> list[str]:
+    """How trackers name the run's variant: the keys its sweep varies, else its overrides."""
+    swept = job_swept_overrides()
+    return swept if swept is not None else variant_overrides(overrides)
+
+
+def execute_run(
+    cfg: DictConfig, run_dir: str | Path, overrides: list[str], *, sweep: bool = False
+) -> dict[str, Any]:
+    """Train the composed config in ``run_dir`` and return (and write) its result. In a
+    run of several processes every rank trains and only rank 0 writes files.
+
+    Before any data is loaded the config is checked (types and ranges), the run directory
+    is locked (a second process waits) and its identity compared: a finished run of the
+    same config is skipped, another config is handled as ``run.on_change`` says. A failure
+    that happens before the directory is claimed (a bad value, a refused change) writes
+    nothing into a directory that already holds a run."""
+    from glmlab.cluster.exit_reason import failure_status, interruption, slurm_job
+    from glmlab.train.distributed import job_logs, process_ranks
+
+    run_dir = Path(run_dir)
+    is_main = process_ranks()[0] == 0
+    result: dict[str, Any] = {
+        "overrides": sorted(overrides),
+        "variant": variant_overrides(overrides),
+        "seed": cfg.get("seed"),
+        "run_dir": str(run_dir),
+        "status": RunStatus.FAILED.value,
+        "step": 0,
+        "final_val_loss": None,
+        "error": None,
+        "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
+        "slurm_job": slurm_job(),  # {job_id, restarts}: the same run directory across requeues
+        "provenance": provenance.at_start(cfg),  # code, plugins, libraries, machine, times
+    }
+    started = time.perf_counter()
+    # claimed: may write run_dir; trackers: closed whatever happens (preempted: as stopped)
+    state: dict[str, Any] = {"trainer": None, "trackers": None, "claimed": False}
+
+    def failed(exc: Exception) -> None:
+        # The step the run directory holds (a failed resume never records step 0).
+        done = getattr(state["trainer"], "step", 0)
+        result.update(
+            status=failure_status(exc).value,  # submitit's "timed-out too many times"
+            error=f"{type(exc).__name__}: {exc}",
+            step=max(done, last_step(run_dir)),
+        )
+        result["wall_time_s"] = round(time.perf_counter() - started, 2)
+        log.error("run %s failed: %s", run_dir, one_line(result["error"]))
+        if is_main and state["claimed"]:
+            _record(run_dir, result, traceback.format_exc())
+        else:
+            result["recorded"] = False  # the directory holds another run: left untouched
+
+    try:
+        with RunLock(run_dir) if is_main else contextlib.nullcontext():
+            try:
+                return _train(cfg, run_dir, result, state, sweep=sweep, is_main=is_main)
+            except SystemExit:
+                # A preemption signal stopped training after its checkpoint: say why, exit.
+                trainer = state["trainer"]
+                received = getattr(getattr(trainer, "preemption", None), "received", None)
+                if is_main and received is not None:
+                    result.update(interruption(received), step=trainer.step)
+                    _record(run_dir, result, None)
+                raise
+            except Exception as exc:
+                failed(exc)  # recorded while the lock is held
+    except Exception as exc:  # the lock could not be taken (an unwritable directory)
+        failed(exc)
+    finally:
+        if state["trackers"] is not None:
+            state["trackers"].finish(result)
+        if state["trainer"] is not None:
+            state["trainer"].dist.close()
+    return result
+
+
+def _train(
+    cfg: DictConfig,
+    run_dir: Path,
+    result: dict[str, Any],
+    state: dict[str, Any],
+    *,
+    sweep: bool,
+    is_main: bool,
+) -> dict[str, Any]:
+    """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
+    from glmlab.train.trainer import Diverged, Trainer
+
+    started = time.perf_counter()
+    state["claimed"] = read_identity(run_dir) is None and not (run_dir / RESULT).exists()
+    spec = parse_config(cfg)  # every value checked before anything is written or loaded
+    policy = _on_change(spec, sweep)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    identity = config_identity(container, plugin_versions(container))
+    accepted = _settle_identity(run_dir, identity, policy, is_main=is_main)
+    finished = read_result(run_dir)
+    if (
+        accepted
+        and finished is not None
+        and finished.finished
+        and not (run_dir / CHECKPOINT).exists()
+    ):
+        # Continuing needs the resumable state, which a finished run kept only with
+        # train.keep_checkpoint=last: never train from scratch under the old run's name.
+        raise ConfigChanged(
+            f"run directory {run_dir} holds a finished run without its resumable state "
+            "(checkpoint.pt; train.keep_checkpoint=final removes it), so run.on_change=resume "
+            "cannot continue it: rerun with run.on_change=restart, or train with "
+            "train.keep_checkpoint=last to extend runs later"
+        )
+    state["claimed"] = True
+    if is_main:
+        clean_stale_temps(run_dir)  # left by a process killed mid-write; we hold the lock
+    previous = read_result(run_dir)
+    if previous is not None and previous.finished and not accepted:
+        log.info("run %s already %s: skipped", run_dir, previous.status)
+        return previous.to_dict()
+    if is_main:
+        header = f"# overrides: {' '.join(result['overrides'])}\n"  # all, fixed ones too
+        write_text_atomic(run_dir / CONFIG, header + OmegaConf.to_yaml(cfg, resolve=True))
+        write_identity(run_dir, identity, accepted=accepted)
+    # Before any data: a missing tracker library is an error now, not at step 5,000.
+    state["trackers"] = trackers = Trackers.from_config(
+        cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
+    )
+    try:
+        parallel = spec.distributed.parallel
+        state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel, trackers=trackers)
+        outcome = trainer.fit()
+        result.update(
+            status=outcome.status,
+            step=outcome.step,
+            final_val_loss=outcome.final_val_loss,
+            tokens_per_s=outcome.tokens_per_s,
+            n_params=outcome.n_params,
+            attention=outcome.attention,
+            attention_selection=outcome.attention_selection,
+            eval=outcome.eval,  # the evaluation suite's final metrics, or None
+        )
+    except Diverged as exc:
+        result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
+        log.warning("run %s diverged: %s", run_dir, exc)
+    result["wall_time_s"] = round(time.perf_counter() - started, 2)
+    if is_main:
+        _record(run_dir, result, None)
+        if result["status"] == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
+            # The outcome is on disk: the resumable state is no longer needed (weights.pt
+            # keeps the final weights unless keep_checkpoint=none).
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    return result
+
+
+def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:
+    """Write result.json (and error.log); a directory that cannot take them (read-only,
+    full) is reported in the log and the returned result, never raised from here."""
+    provenance.at_end(result)  # the end time, the attention backend that ran
+    try:
+        if trace is not None:
+            write_text_atomic(run_dir / ERROR_LOG, trace)
+        write_result(run_dir, result)
+    except OSError as exc:
+        result["recorded"] = False
+        note = f"{type(exc).__name__}: {exc}"
+        result["error"] = f"{result['error']}; and its result could not be written: {note}"
+        log.error("could not write the result of run %s: %s", run_dir, note)

@@ -1,0 +1,239 @@
+"""glmlab's config schema: one dataclass per Hydra config group plus the root
+:class:`GLMLabConfig`, registered in Hydra's ConfigStore (:func:`register_schemas`) so that
+every file in ``conf/`` extends its group's schema (``defaults: [schema, _self_]``).
+
+The dataclasses are the one source of defaults: a YAML option carries only what it
+changes. Types are checked by OmegaConf when Hydra composes the config
+(``train.max_steps=lots`` fails there, naming the key); value rules (bounds, choices,
+patterns: :func:`~glmlab.config.rules.rule`, as field metadata) are declared here and
+checked with the cross-field rules by :func:`glmlab.config.spec.parse_config`. Plugin
+groups are open mappings ``{name, **options}`` whose options go to the plugin's factory."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from glmlab.config.rules import rule
+from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS as PLUGIN_GROUPS
+
+__all__ = [
+    "GROUP_SCHEMAS",
+    "KEEP_CHECKPOINT",
+    "ON_CHANGE",
+    "PARALLEL",
+    "SCHEMA",
+    "DataConfig",
+    "DistributedConfig",
+    "GLMLabConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "PluginConfig",
+    "ReportConfig",
+    "RunDirConfig",
+    "TrainConfig",
+    "field_defaults",
+    "register_schemas",
+    "schema_node",
+]
+
+
+# train.keep_checkpoint: what a completed run keeps (glmlab.runs.layout).
+KEEP_CHECKPOINT = ("final", "last", "none")
+
+# What a rerun does when the run directory holds a run of another config (`run.on_change`).
+ON_CHANGE = ("refuse", "restart", "resume")
+
+
+@dataclass
+class ModelConfig:
+    """``model``: the Transformer's shape and init (defaults: the CPU-sized ``tiny``)."""
+
+    n_layers: int = rule(2, ge=1)
+    dim: int = rule(64, ge=1)
+    n_heads: int = rule(4, ge=1)
+    ffn: str = rule("gelu", choices=("gelu", "geglu"))
+    ffn_mult: int = rule(4, ge=1)
+    tie_embeddings: bool = True
+    dropout: float = rule(0.0, ge=0, lt=1)  # hidden dropout (embeddings, sublayer outputs)
+    # on the attention probabilities (backends with supports_dropout)
+    attention_dropout: float = rule(0.0, ge=0, lt=1)
+    init_std: float = rule(0.02, gt=0)
+    norm_eps: float = rule(1e-5, gt=0)  # every LayerNorm's epsilon (offered to norm layouts)
+
+
+@dataclass
+class DataConfig:
+    """``data``: the corpus (each option of the group names its own) and its tokenization."""
+
+    corpus: str = MISSING  # the corpus reader: stdlib_docs, jsonl, text_files, hf
+    corpus_options: dict[str, Any] = field(default_factory=dict)
+    vocab_size: int = rule(4096, ge=1)
+    n_sentinels: int = rule(100, ge=0)
+    seq_len: int = rule(128, ge=16)
+    packing: bool = True
+    # share of seq_len kept free for Part B ([sop] + [eop] per span)
+    part_b_reserve: float = rule(0.125, ge=0, lt=1)
+    min_tokens: int = rule(8, ge=1)
+    workers: int = rule(0, ge=0)
+    tokenizer_file: str | None = None  # a glmlab tokenizer.json to use instead of training one
+
+
+@dataclass
+class TrainConfig:
+    """``train``: the schedule, evaluation and checkpoints (defaults: sized for a 2-core CPU
+    on the embedded corpus; ``train=cpu`` adds one torch thread)."""
+
+    max_steps: int = rule(500, ge=1)
+    batch_size: int = rule(16, ge=1)
+    grad_accum: int = rule(1, ge=1)
+    lr: float = rule(3e-3, gt=0)
+    min_lr_ratio: float = rule(0.1, ge=0, le=1)
+    warmup_steps: int = rule(30, ge=0)
+    weight_decay: float = rule(0.1, ge=0)
+    beta1: float = rule(0.9, ge=0, lt=1)
+    beta2: float = rule(0.95, ge=0, lt=1)
+    grad_clip: float = rule(1.0, gt=0)
+    eval_interval: int = rule(100, ge=1)
+    eval_batches: int = rule(8, ge=1)
+    log_interval: int = rule(10, ge=1)
+    checkpoint_interval: int = rule(100, ge=1)
+    # end this invocation after N steps (resumable), for preemption tests
+    stop_after: int | None = rule(None, ge=1)
+    device: str = rule(
+        "auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", text="auto, cpu, mps, cuda, cuda:N"
+    )
+    compile: bool | None = None  # None: on for CUDA, off on CPU
+    threads: int | None = rule(None, ge=1)  # torch intra-op threads on CPU; None: torch's default
+    progress: bool = True  # a progress bar on a terminal; plain log lines otherwise
+    # What stays in a completed run's directory: "final" (the final weights, weights.pt;
+    # the resumable training state is removed), "last" (checkpoint.pt as well), "none".
+    keep_checkpoint: str = rule("final", choices=KEEP_CHECKPOINT)
+    # The evaluation suite (glmlab/eval/suite.py, docs/EVALUATION.md): at the end of the run
+    # and every eval_suite_interval steps if set; items and seed are the same for every variant.
+    eval_suite: bool = True
+    eval_suite_interval: int | None = rule(None, ge=1)
+    eval_suite_items: int = rule(128, ge=1)  # held-out passages per infilling task
+    # chance 0.25 with 3 distractors: 256 items put a run's standard error near 0.03
+    cloze_items: int = rule(256, ge=1)
+    cloze_distractors: int = rule(3, ge=1)  # wrong candidates per cloze item (chance = 1 / (k + 1))
+    eval_suite_seed: int = 1234
+
+
+@dataclass
+class ObjectiveConfig:
+    """``objective``: the pretraining task (each option of the group names its kind)."""
+
+    kind: str = rule(MISSING, choices=("glm", "mlm", "clm"))
+    shuffle_spans: bool = True
+    sentinels: bool = False
+    # {span sampler registry name: {weight, **its options}}; a glm objective needs one
+    samplers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mlm_ratio: float = rule(0.15, gt=0, lt=1)
+    # batch: one sampler per batch (the reference) | sample: one per sample
+    task_sampling: str = rule("batch", choices=("batch", "sample"))
+
+
+@dataclass
+class PluginConfig:
+    """A plugin group (``positional``, ``norm_layout``, ``mask_builder``, ``attention``):
+    the registry ``name`` plus the factory's options, which are open-ended. Its node is a
+    ``Dict[str, Any]`` holding ``name: ???`` (:func:`schema_node`): an option file may add
+    any key, an override adds one with ``+positional.<option>=...`` (a typo without ``+``
+    is refused when the config is composed); :func:`parse_config` checks ``name`` and the
+    registry checks the options against the factory's signature."""
+
+    name: str = MISSING
+
+
+@dataclass
+class ReportConfig:
+    """``report``: what a sweep's report compares (docs/REPORTS.md)."""
+
+    baseline: str | None = None  # the baseline variant's overrides: "objective.sentinels=false"
+    metric: Any = "final_val_loss"  # the verdict metric: one name or a list of names
+
+
+PARALLEL = ("ddp", "fsdp")  # how several processes share the model
+
+
+@dataclass
+class RunDirConfig:
+    """``run``: what a rerun does in a directory that holds a run made with another config
+    (docs/RELIABILITY.md); null: refuse for a single run, restart for a sweep."""
+
+    on_change: str | None = rule(None, choices=ON_CHANGE)
+
+
+@dataclass
+class DistributedConfig:
+    """``distributed``: runs of several processes (torchrun, multi-task Slurm jobs)."""
+
+    parallel: str = rule("ddp", choices=PARALLEL)  # fsdp (FSDP2): models that do not fit a GPU
+
+
+@dataclass
+class GLMLabConfig:
+    """The root schema: every group and the run-level keys (conf/config.yaml extends it)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # plugin groups: open mappings {name: <registry name>, **options} (see PluginConfig)
+    positional: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
+    norm_layout: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
+    mask_builder: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
+    attention: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # {tracker registry name: options}: tracker=[tensorboard,mlflow], +tracker.<name>={}
+    tracker: dict[str, Any] = field(default_factory=dict)
+    name: str = "default"  # the experiment's name: multiruns go to sweeps/<name>/
+    seed: int = 0
+    report: ReportConfig = field(default_factory=ReportConfig)
+    run: RunDirConfig = field(default_factory=RunDirConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+
+GROUP_SCHEMAS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "objective": ObjectiveConfig,
+    **dict.fromkeys(PLUGIN_GROUPS, PluginConfig),
+}
+
+SCHEMA = "schema"  # the name each group's schema has in the ConfigStore
+
+
+def schema_node(cls: type) -> DictConfig:
+    """``cls`` as an OmegaConf node; a plugin group's is the open mapping ``{name: ???}``."""
+    if cls is PluginConfig:
+        return OmegaConf.create({"name": MISSING})
+    return OmegaConf.structured(cls)
+
+
+def register_schemas() -> None:
+    """Store the root schema as ``schema`` and each group's as ``<group>/schema`` in
+    Hydra's ConfigStore; conf/ files extend them with ``defaults: [schema, _self_]``."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name=SCHEMA, node=schema_node(GLMLabConfig))
+    for group, cls in GROUP_SCHEMAS.items():
+        store.store(group=group, name=SCHEMA, node=schema_node(cls))
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """``{field: default}`` of a schema dataclass (fields without a default left out)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.default is not dataclasses.MISSING and f.default != MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            made = f.default_factory()
+            if not dataclasses.is_dataclass(made):
+                out[f.name] = made
+    return out

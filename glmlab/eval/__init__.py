@@ -1,0 +1,1 @@
+"""The evaluation suite: held-out items, their formats, scoring and metrics."""

@@ -1,0 +1,311 @@
+"""One base class per plugin kind, every optional member explicit and defaulted: the one
+source of what a plugin factory builds (``glmlab.plugin.compat`` keeps the former protocol
+names as aliases of these classes).
+
+Every factory is called with keyword arguments only: the options from the plugin's config
+group (``conf/<kind>/<name>.yaml`` minus ``name``), plus the model settings its signature
+declares (:func:`glmlab.plugin.registry.factory_arguments`): positional schemes ``dim``,
+``n_heads``, ``head_dim``, ``max_positions``, ``init_std``; norm layouts ``n_layers``,
+``dim``, ``eps``.
+
+A plugin derives from its kind's base and overrides what it needs; the core then calls
+every member directly. A plugin written against the protocols alone (duck-typed, as
+docs/PLUGINS.md allowed before these bases existed) keeps working: :func:`adapt` gives it
+the base's defaults once, when it is built (:meth:`glmlab.plugin.registry.PluginRegistry.create`),
+so no code past construction looks members up with ``getattr``.
+
+- :class:`SpanSamplerBase`: ``sample`` (required); ``mask_kind``, ``for_batch``,
+  ``sample_row``.
+- :class:`PositionalSchemeBase` (an ``nn.Module``): ``embed``, ``rotate``,
+  ``attention_bias``; it initialises its own parameters (the model never touches them).
+- :class:`NormLayoutBase`: ``wrap`` (required), ``final_norm``, ``init_projections``,
+  ``input_norm``.
+- :class:`MaskBuilderBase`: ``build`` (required).
+- :class:`AttentionBackendBase`: ``prepare`` and ``attend`` (required); ``supports_bias``,
+  ``supports_dropout``, ``is_available``, ``prepare_host``.
+- :class:`TrackerBase` (a protocol): ``start``, ``log``, ``finish`` (all required), given a
+  :class:`TrackerRun`; a factory raises :class:`TrackerUnavailable` when its library is
+  missing. The fan-out to a run's trackers is :mod:`glmlab.runs.trackers`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from glmlab.io import flatten
+from glmlab.plugin import compat
+from glmlab.plugin.errors import PluginError
+from glmlab.structures import AttentionLayout, MaskKind, Segment, SpanSet, TokenizedText
+
+SublayerKind = Literal["attention", "mlp"]
+
+
+class SpanSamplerBase:
+    """Chooses the spans to blank out of one text."""
+
+    mask_kind: MaskKind = "MASK"
+    """The mask token this sampler's spans use; what the eval suite reads as the kind the
+    model was trained on. Set it per instance when an option picks it."""
+
+    def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
+        """The spans for ``text``.
+
+        Invariants (checked at run time, :func:`glmlab.plugin.guards.check_span_set`): spans
+        sorted, non-overlapping, non-empty, inside ``[0, keep)``; ``keep <= len(text)``;
+        ``keep + 2 * len(spans) <= max_len`` (Part A plus Part B fit the row; one less with
+        ``eop=False``, which needs exactly one span). All randomness comes from ``rng``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define sample()")
+
+    def for_batch(
+        self, texts: Sequence[TokenizedText], *, rng: np.random.Generator
+    ) -> SpanSamplerBase:
+        """The sampler for one batch of ``texts``: what it draws once per batch (default:
+        nothing; itself). Draws only from ``rng``."""
+        return self
+
+    def sample_row(
+        self, texts: Sequence[TokenizedText], *, max_len: int, rng: np.random.Generator
+    ) -> list[SpanSet] | None:
+        """Span sets for the pieces of one packed row under one ``max_len`` budget, or None
+        (the default) to have each piece sampled with :meth:`sample`. Returning None must
+        draw nothing from ``rng``."""
+        return None
+
+
+class PositionalSchemeBase(nn.Module):
+    """Turns the two position rows (B, 2, L) into model inputs; no embedding, no rotation
+    and no bias by default.
+
+    The scheme owns its parameters: it initialises them in ``__init__`` (its factory may
+    declare ``init_std``, the model's init scale) and the model never re-initialises them,
+    so a frozen or fixed table (``nn.Embedding.from_pretrained(table, freeze=True)``)
+    survives.
+    """
+
+    def embed(self, position_ids: torch.Tensor) -> torch.Tensor | None:
+        """An additive embedding (B, L, dim), or None."""
+        return None
+
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries and keys (B, H, L, D) rotated by position; unchanged by default."""
+        return q, k
+
+    def attention_bias(self, position_ids: torch.Tensor) -> torch.Tensor | None:
+        """A float additive bias broadcastable to (B, H, L, L), or None (the default). A
+        bias needs an attention backend with ``supports_bias = True``."""
+        return None
+
+
+class NormLayoutBase:
+    """Where the norms and residuals sit around each sublayer."""
+
+    def wrap(self, sublayer: nn.Module, dim: int, kind: SublayerKind) -> nn.Module:
+        """A module computing ``x -> residual-block(x)`` around ``sublayer``; its
+        ``forward(x, **kwargs)`` passes ``kwargs`` on to ``sublayer``."""
+        raise NotImplementedError(f"{type(self).__name__} must define wrap()")
+
+    def final_norm(self, dim: int) -> nn.Module:
+        """The norm after the last block; ``nn.Identity()`` by default."""
+        return nn.Identity()
+
+    def init_projections(self, projections: Mapping[str, torch.Tensor], kind: SublayerKind) -> None:
+        """Re-initialise a block's weight matrices (``q k v out`` / ``ffn_in ffn_out``), in
+        place, under ``no_grad``; by default keep the model's N(0, init_std) init."""
+
+    def input_norm(self, dim: int) -> nn.Module | None:
+        """A norm on the first block's input (GLM-130B), or None (the default): none."""
+        return None
+
+
+class MaskBuilderBase:
+    """Describes the attention structure of a batch."""
+
+    def build(self, segments: list[Segment], *, batch_size: int, seq_len: int) -> AttentionLayout:
+        """The :class:`~glmlab.structures.AttentionLayout` of ``segments`` (no dense L x L).
+
+        ``segments`` come in any order; the layout lists them row-major. Segments outside
+        the batch, empty, with ``sep`` outside ``[0, length]`` or overlapping raise
+        ValueError. Runs check every layout (:func:`glmlab.plugin.guards.check_layout`).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define build()")
+
+
+class AttentionBackendBase:
+    """Computes masked attention from an :class:`~glmlab.structures.AttentionLayout`."""
+
+    supports_bias: ClassVar[bool] = False
+    """Whether ``attend`` takes a positional scheme's additive ``bias``."""
+    supports_dropout: ClassVar[bool] = False
+    """Whether ``attend`` takes ``dropout_p`` (attention-probability dropout)."""
+
+    def is_available(self, device: torch.device) -> bool:
+        """Whether it runs on ``device`` in this process; True by default."""
+        return True
+
+    def prepare_host(self, layout: AttentionLayout) -> dict[str, Any]:
+        """Work that depends only on the batch's structure (sequence lengths, block offsets,
+        gather indices), done on the CPU once per batch by the data collator, in loader
+        workers. The result lands in ``layout.host_prepared``; its tensors are pinned and
+        reach the device with the batch, where ``prepare`` reads them without a host sync.
+        ``prepare`` must still work (more slowly) without them. Nothing by default."""
+        return {}
+
+    def prepare(self, layout: AttentionLayout) -> Any:
+        """The per-batch mask, built once per forward."""
+        raise NotImplementedError(f"{type(self).__name__} must define prepare()")
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prepared: Any,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Attention output (B, H, L, D) for q, k, v (B, H, L, D), scores scaled by 1/sqrt(D).
+
+        ``bias`` (float, broadcastable to (B, H, L, L); passed only when the positional
+        scheme made one) is added to the scaled scores; the layout's disallowed positions
+        stay disallowed whatever the bias."""
+        raise NotImplementedError(f"{type(self).__name__} must define attend()")
+
+
+class TrackerUnavailable(PluginError):
+    """A selected tracker cannot run here (its library is missing); the message says what
+    to install."""
+
+
+@dataclass(frozen=True)
+class TrackerRun:
+    """What a tracker needs to open (or continue) its run for one glmlab run.
+
+    ``experiment`` is the sweep's name (its directory's), ``name`` the run directory's,
+    ``variant`` the overrides of the keys the sweep varies (``"positional=rope"``; empty for
+    a single run), ``config`` the resolved config (nested), ``resume_id`` the id this tracker
+    returned for an earlier attempt of the run (None the first time), ``start_step`` the
+    step the run (re)starts from.
+    """
+
+    run_dir: Path
+    experiment: str
+    name: str
+    variant: str
+    config: Mapping[str, Any]
+    resume_id: str | None = None
+    start_step: int = 0
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.run_dir.parent
+
+    def flat_config(self) -> dict[str, Any]:
+        """The config as ``{"model.dim": 32, ...}`` (lists as JSON text)."""
+        return flatten(self.config, encode=True)
+
+
+@runtime_checkable
+class TrackerBase(Protocol):
+    """One tracker's side of a run, built as ``factory(**options)``: all three members are
+    required (a tracker has no optional member, so no defaults to give; ``isinstance``
+    checks a built tracker has them)."""
+
+    def start(self, run: TrackerRun) -> str:
+        """Open the tracker run, or continue ``run.resume_id``; return its id (a string that
+        :meth:`start` accepts as ``resume_id`` when the run resumes)."""
+        ...
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Record ``metrics`` (``train/loss``, ``val/loss``, ``eval/cloze_acc``, ...) at ``step``."""
+        ...
+
+    def finish(self, status: str, summary: Mapping[str, float]) -> None:
+        """Close the run: ``status`` is a ``glmlab.runs.layout.RunStatus`` value (``stopped``:
+        it will resume), ``summary`` the final metrics."""
+        ...
+
+
+BASES: dict[str, type] = {
+    "span_sampler": SpanSamplerBase,
+    "positional": PositionalSchemeBase,
+    "norm_layout": NormLayoutBase,
+    "mask_builder": MaskBuilderBase,
+    "attention": AttentionBackendBase,
+}
+"""Plugin kind -> its base class. A kind not listed here is used as built."""
+
+
+class PluginShapeError(TypeError):
+    """A duck-typed plugin whose class cannot take its base's defaults."""
+
+
+@functools.cache
+def _adapted_class(cls: type, base: type) -> type:
+    """``cls`` with ``base``'s defaults behind it: the plugin's own members win. Pickles
+    (and deep-copies) as an instance of ``cls``, re-adapted when loaded, since the adapted
+    class itself cannot be imported by name."""
+    namespace = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__reduce_ex__": _reduce_adapted,
+    }
+    return type(cls.__name__, (cls, base), namespace)
+
+
+def _reduce_adapted(self: Any, protocol: int) -> tuple[Any, ...]:
+    adapted = type(self)
+    original, base = adapted.__bases__
+    object.__setattr__(self, "__class__", original)  # reduce as the plugin's own class
+    try:
+        reduced = self.__reduce_ex__(protocol)
+    finally:
+        object.__setattr__(self, "__class__", adapted)
+    return (_rebuild_adapted, (base, *reduced[:3]))
+
+
+def _rebuild_adapted(base: type, make: Any, args: tuple[Any, ...], state: Any = None) -> Any:
+    obj = make(*args)
+    if state is not None:
+        if hasattr(obj, "__setstate__"):
+            obj.__setstate__(state)
+        else:
+            obj.__dict__.update(state)
+    kind = next(k for k, b in BASES.items() if b is base)
+    return adapt(kind, obj)
+
+
+def adapt(kind: str, plugin: Any, label: str = "") -> Any:
+    """``plugin`` as an instance of ``kind``'s base class.
+
+    A plugin deriving from the base is returned as is. A duck-typed one gets the base's
+    defaults for the members it lacks by becoming an instance of a subclass of its own class
+    and the base (same object, same state, same ``state_dict`` keys); a required member it
+    lacks raises NotImplementedError, naming its class, when called. Raises
+    :class:`PluginShapeError`, naming ``label``, when its class cannot be re-based.
+    """
+    base = BASES.get(kind)
+    if base is None or isinstance(plugin, base):
+        return plugin
+    who = label or f"{kind} plugin {type(plugin).__qualname__}"
+    if base is PositionalSchemeBase and not isinstance(plugin, nn.Module):
+        return plugin  # not a module: the model refuses it, naming the plugin
+    try:
+        plugin.__class__ = _adapted_class(type(plugin), base)
+    except TypeError as exc:  # a class that cannot be re-based (slots, builtins)
+        raise PluginShapeError(
+            f"{who} built a {type(plugin).__qualname__}, which cannot take the defaults of "
+            f"glmlab.plugin.base.{base.__name__} ({exc}); derive from it instead"
+        ) from exc
+    if base is PositionalSchemeBase:
+        compat.mark_legacy_init(plugin)
+    return plugin

@@ -1,7 +1,0 @@
-"""``python -m glmlab.plugins [--json]``: list every registered plugin (``glmlab plugins``)."""
-
-import sys
-
-from glmlab.cli import main
-
-sys.exit(main(["plugins", *sys.argv[1:]]))
