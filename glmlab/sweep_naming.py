@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from omegaconf import OmegaConf
 
+from glmlab.config import ConfigError
 from glmlab.rundir import HYDRA_OVERRIDES, MULTIRUN
 
 __all__ = [
@@ -80,6 +81,20 @@ def job_swept_overrides() -> list[str] | None:
     ) - {ALWAYS_NAMED, *hc.job.config.override_dirname.exclude_keys}
     job = OverridesParser.create().parse_overrides(list(hc.overrides.task))
     return sorted(str(o.input_line) for o in job if o.key_or_group in keys)
+
+
+def contained_name(name: str) -> str:
+    """``name`` as the folder under ``runs/`` or ``sweeps/`` (the ``glmlab_name`` resolver),
+    refused when it would leave that root: an absolute path or a ``..`` part."""
+    text = str(name)
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if not text.strip() or text.startswith(("/", "\\")) or ".." in parts or "~" == text[:1]:
+        raise ConfigError(
+            f"name={text}: must be a folder name inside runs/ (single run) or sweeps/ (-m), "
+            "without '..', '~' or a leading '/'; nothing was written. To write elsewhere, "
+            "keep the name and set hydra.run.dir=PATH (or hydra.sweep.dir=PATH with -m)"
+        )
+    return text
 
 
 def sweep_subdir(override_dirname: str) -> str:

@@ -177,6 +177,21 @@ class Trainer:
         if self.dist.is_main:
             save_checkpoint(self.run_dir / WEIGHTS, {"model": model_state, "step": self.step})
 
+    def checkpoint_mismatch(self) -> str | None:
+        """How the run directory's checkpoint does not fit this trainer's model (the first
+        tensor whose shape differs, or the names only one side has), None when it fits or
+        there is none: a resume across a config change checks it before writing anything."""
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            return None
+        saved = load_checkpoint(path)["model"]
+        own = self.model.state_dict()
+        for name, tensor in own.items():
+            if name in saved and tuple(saved[name].shape) != tuple(tensor.shape):
+                return f"{name} is {list(saved[name].shape)} there, {list(tensor.shape)} now"
+        only = sorted(set(own) ^ set(saved))
+        return f"weights only one side has: {', '.join(only[:3])}" if only else None
+
     def try_resume(self) -> bool:
         path = self.run_dir / CHECKPOINT
         resumed = path.exists()
