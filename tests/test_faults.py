@@ -896,3 +896,195 @@ def test_sweep_exit_status_and_last_line(tmp_path):
     assert (
         mixed.stdout.strip().splitlines()[-1].endswith("2 runs: 1 completed, 1 diverged, 0 failed")
     )
+
+
+# ================================ run directories: nothing written outside them, nothing
+# of an old run left beside a new one, nothing rewritten by a run that is refused
+
+READ_ONLY_DRIVER = r"""
+import builtins, errno, io, os, runpy, sys
+root = os.path.realpath(os.environ["READ_ONLY"])
+def inside(path):
+    try:
+        return os.path.realpath(os.fspath(path)).startswith(root + os.sep)
+    except TypeError:
+        return False
+def denied(path):
+    return PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+def guarded_open(file, mode="r", *a, **k):
+    if any(c in mode for c in "wax+") and inside(file):
+        raise denied(file)
+    return real_open(file, mode, *a, **k)
+def guarded_os_open(path, flags, *a, **k):
+    if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+        raise denied(path)
+    return real_os_open(path, flags, *a, **k)
+def guarded_mkdir(path, *a, **k):
+    if inside(path) and not os.path.exists(path):
+        raise denied(path)
+    return real_mkdir(path, *a, **k)
+builtins.open = io.open = guarded_open
+os.open, os.mkdir = guarded_os_open, guarded_mkdir
+sys.argv = ["glmlab", *sys.argv[1:]]
+runpy.run_module("glmlab", run_name="__main__")
+"""
+
+
+def files_of(run: Path) -> dict[str, bytes]:
+    """Every file under a run directory (Hydra's records and .stale/ included), by path; not
+    the lock file, which every process that takes the lock writes its pid into."""
+    return {
+        str(p.relative_to(run)): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+@pytest.mark.parametrize("name", ["../escape", "../../x", "a/../../b", "/abs/x", "~/x", ""])
+def test_a_name_outside_runs_or_sweeps_is_refused(name):
+    from glmlab.runs.naming import contained_name
+
+    with pytest.raises(ConfigError, match=r"must be a folder name inside runs/ .* nothing was written"):
+        contained_name(name)
+    assert contained_name("group/experiment") == "group/experiment"  # a subfolder is inside
+
+
+@pytest.mark.slow
+def test_a_name_outside_its_root_writes_nothing_anywhere(tmp_path):
+    cwd = tmp_path / "a" / "b"
+    cwd.mkdir(parents=True)
+    for args in (["name=../../escape"], ["name=../../escape", "-m"], ["name=/abs/x"]):
+        proc = run_glmlab([*FAST, *args], cwd=cwd)
+        assert proc.returncode == 1, proc.stderr
+        err = proc.stderr.strip().splitlines()
+        assert len(err) == 1 and "must be a folder name inside runs/" in err[0], proc.stderr
+        assert "nothing was written" in err[0] and "hydra.run.dir" in err[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b"]  # nothing, anywhere
+
+
+def test_restart_moves_everything_of_the_old_run_together(tmp_path):
+    run = tmp_path / "run"
+    suite = ["train.eval_suite=true", "train.keep_checkpoint=final"]
+    assert execute_run(config(*suite), run, [])["status"] == "completed"
+    old = files_of(run)
+    assert {"weights.pt", "eval_items.json", "result.json", "config.yaml", "app.log"} <= set(old)
+
+    restarted = execute_run(config(*suite, "train.lr=0.01", "run.on_change=restart"), run, [])
+    assert restarted["status"] == "completed"
+    (stale,) = (run / ".stale").iterdir()
+    # Every file of the old run is in .stale/, unchanged; nothing of it stayed beside the new one.
+    assert files_of(stale) == old
+    new = {k: v for k, v in files_of(run).items() if not k.startswith(".stale/")}
+    assert set(new) == set(old)  # the new run wrote its own of each
+    assert new["weights.pt"] != old["weights.pt"] and "lr: 0.01" in new["config.yaml"].decode()
+    assert b"old run is moved to" not in old["app.log"]  # each log holds its own run
+
+
+def test_incompatible_resume_is_refused_before_anything_is_written(tmp_path):
+    run = tmp_path / "run"
+    last = "train.keep_checkpoint=last"
+    assert execute_run(config(last), run, [])["status"] == "completed"
+    before = files_of(run)
+
+    wider = execute_run(config(last, "model.dim=64", "run.on_change=resume"), run, [])
+    assert wider["status"] == "failed" and wider["recorded"] is False
+    error = wider["error"]
+    assert "\n" not in error and "model.dim: 32 -> 64" in error and "nothing was written" in error
+    assert "run.on_change=restart" in error and "size mismatch" not in error
+    assert files_of(run) == before  # config, identity history, metrics, checkpoint: as they were
+
+    # The original config is still this run's: no false "made with another config".
+    again = execute_run(config(last), run, [])
+    assert again["status"] == "completed" and again["error"] is None
+    assert files_of(run) == before
+
+
+@pytest.mark.slow
+def test_refused_change_leaves_the_run_and_hydras_records_untouched(tmp_path):
+    assert run_glmlab([*FAST, "hydra.run.dir=run"], cwd=tmp_path).returncode == 0
+    run = tmp_path / "run"
+    before = files_of(run)
+    assert {".hydra/config.yaml", ".hydra/overrides.yaml", "app.log"} <= set(before)
+    proc = run_glmlab([*FAST, "train.lr=0.01", "hydra.run.dir=run"], cwd=tmp_path)
+    assert proc.returncode == 1 and "run.on_change=restart" in proc.stderr
+    assert files_of(run) == before  # .hydra/ (how sweeps find runs) and app.log too
+
+
+@pytest.mark.slow
+def test_read_only_run_directory_is_one_clear_failure(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", READ_ONLY_DRIVER, *FAST, "hydra.run.dir=run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "READ_ONLY": str(run)},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("glmlab: run failed:") and "Permission denied" in last, proc.stderr
+    assert list(run.iterdir()) == []
+
+
+def test_unwritable_tracker_folder_is_one_clear_error(tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    from glmlab.plugins.trackers import TensorBoardTracker
+    from glmlab.plugin.base import TrackerRun, TrackerUnavailable
+
+    (tmp_path / "tensorboard").write_text("a file where the tracker's folder goes")
+    tracker = TensorBoardTracker()
+    run = TrackerRun(run_dir=tmp_path, experiment="e", name="r", variant="", config={})
+    with pytest.raises(TrackerUnavailable, match=r"tensorboard: cannot write to .*tensorboard"):
+        tracker.start(run)
+    assert tracker.writer is None  # no writer thread was started to fail later
+
+
+def test_tracker_that_cannot_write_fails_the_run_in_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("torch.utils.tensorboard")
+    import tempfile as tempfile_module
+
+    def denied(*args, dir=None, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile_module, "TemporaryFile", denied)
+    result = execute_run(config("tracker=tensorboard"), tmp_path / "run", [])
+    assert result["status"] == "failed" and "\n" not in result["error"]
+    assert "tensorboard: cannot write to" in result["error"] and "Permission denied" in result["error"]
+
+
+def test_results_of_a_sweep_without_metrics_is_an_error_not_invalid_latex(tmp_path, capsys):
+    from glmlab.cli.main import main as cli
+
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "result.json").write_text("garbage{")
+    assert cli(["results", str(tmp_path), "--format", "latex"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "\\begin{tabular}" not in err
+    assert err.startswith("glmlab: no metric to tabulate") and "failed" in err
+    assert cli(["results", str(tmp_path), "--format", "csv"]) == 0  # the rows still list it
+
+
+def test_missing_results_directory_is_named(tmp_path, capsys):
+    from glmlab.cli.main import main as cli
+
+    assert cli(["results", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "no such sweep directory" in err and "Errno" not in err
+    (tmp_path / "file").write_text("x")
+    assert cli(["results", str(tmp_path / "file")]) == 2
+    assert "(it is a file)" in capsys.readouterr().err
+
+
+def test_empty_or_directory_jsonl_path_says_so(tmp_path):
+    from glmlab.data.corpus import load_corpus
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"jsonl: '{empty}' is empty \(0 bytes\)"):
+        load_corpus("jsonl", path=str(empty))
+    with pytest.raises(ValueError, match=rf"jsonl: '{tmp_path}' is a directory"):
+        load_corpus("jsonl", path=str(tmp_path))

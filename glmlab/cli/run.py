@@ -42,7 +42,9 @@ from glmlab.runs.lock import RunLock
 from glmlab.runs.metrics import last_step
 from glmlab.runs.naming import job_swept_overrides, variant_overrides
 from glmlab.runs.result import one_line, read_result, write_result
+from glmlab.runs.run_log import RunLog, write_hydra_records
 from glmlab.runs.trackers import Trackers
+from glmlab.train.checkpoint import checkpoint_mismatch
 
 __all__ = ["execute_run"]
 
@@ -121,7 +123,9 @@ def execute_run(
     }
     started = time.perf_counter()
     # claimed: may write run_dir; trackers: closed whatever happens (preempted: as stopped)
+    # log: the run's app.log, written once the directory is claimed (RunLog)
     state: dict[str, Any] = {"trainer": None, "trackers": None, "claimed": False}
+    state["log"] = run_log = RunLog(enabled=is_main)
 
     def failed(exc: Exception) -> None:
         # The step the run directory holds (a failed resume never records step 0).
@@ -159,6 +163,7 @@ def execute_run(
             state["trackers"].finish(result)
         if state["trainer"] is not None:
             state["trainer"].dist.close()
+        run_log.close()
     return result
 
 
@@ -196,24 +201,36 @@ def _train(
             "cannot continue it: rerun with run.on_change=restart, or train with "
             "train.keep_checkpoint=last to extend runs later"
         )
-    state["claimed"] = True
-    if is_main:
-        clean_stale_temps(run_dir)  # left by a process killed mid-write; we hold the lock
     previous = read_result(run_dir)
     if previous is not None and previous.finished and not accepted:
         log.info("run %s already %s: skipped", run_dir, previous.status)
         return previous.to_dict()
-    if is_main:
-        header = f"# overrides: {' '.join(result['overrides'])}\n"  # all, fixed ones too
-        write_text_atomic(run_dir / CONFIG, header + OmegaConf.to_yaml(cfg, resolve=True))
-        write_identity(run_dir, identity, accepted=accepted)
     # Before any data: a missing tracker library is an error now, not at step 5,000.
-    state["trackers"] = trackers = Trackers.from_config(
+    trackers = Trackers.from_config(
         cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
     )
+    state["trackers"] = trackers
+
+    def claim() -> None:  # from here on the directory is this run's
+        state["claimed"] = True
+        if is_main:
+            clean_stale_temps(run_dir)  # left by a process killed mid-write; we hold the lock
+            header = f"# overrides: {' '.join(result['overrides'])}\n"  # all, fixed ones too
+            write_text_atomic(run_dir / CONFIG, header + OmegaConf.to_yaml(cfg, resolve=True))
+            write_identity(run_dir, identity, accepted=accepted)
+            write_hydra_records(run_dir, cfg)
+            state["log"].claim(run_dir)
+
+    if not accepted:
+        claim()
+    parallel = spec.distributed.parallel
+    state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel, trackers=trackers)
+    if accepted:
+        # A resume across a change: the weights must fit the new model, checked with the
+        # data and model built and before anything is written.
+        _check_resumable(trainer, run_dir, accepted)
+        claim()
     try:
-        parallel = spec.distributed.parallel
-        state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel, trackers=trackers)
         outcome = trainer.fit()
         result.update(
             status=outcome.status,
@@ -236,6 +253,25 @@ def _train(
             # keeps the final weights unless keep_checkpoint=none).
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return result
+
+
+# Changes that decide the shapes of a run's weights: named when a resume cannot continue.
+_SHAPE_KEYS = ("model.", "data.", "positional.", "norm_layout.", "objective.")
+
+
+def _check_resumable(trainer: Any, run_dir: Path, changes: list[str]) -> None:
+    """A resume across ``changes``: the checkpoint's weights must fit the model the new
+    config builds, checked before anything is written (ConfigChanged naming the keys)."""
+    mismatch = checkpoint_mismatch(run_dir / CHECKPOINT, trainer.model.state_dict())
+    if mismatch is None:
+        return
+    named = [c for c in changes if c.startswith(_SHAPE_KEYS)] or changes
+    raise ConfigChanged(
+        f"run.on_change=resume cannot continue {run_dir}: its checkpoint does not fit the "
+        f"new config ({'; '.join(named)}: {mismatch}); nothing was written. Rerun with "
+        "run.on_change=restart (the old run is moved to "
+        f"{run_dir / STALE_DIR}/), or without these changes"
+    )
 
 
 def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:

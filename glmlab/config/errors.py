@@ -14,7 +14,7 @@ from typing import Any
 
 from hydra.errors import MissingConfigException
 
-from glmlab.config.rules import Allowed, allowed_text, show_value
+from glmlab.config.rules import Allowed, ConfigError, allowed_text, show_value
 from glmlab.config.schema import SCHEMA, GLMLabConfig
 
 # Lines of OmegaConf's messages that locate the node; the key is named in the line itself.
@@ -55,6 +55,9 @@ def _flat(exc: BaseException) -> str:
 def composition_error_line(exc: BaseException) -> str:
     """What is wrong with the command line or a config file, in one line."""
     chain = _causes(exc)
+    refused = next((e for e in chain if isinstance(e, ConfigError)), None)
+    if refused is not None:  # glmlab's own check (a resolver's): its message says it all
+        return str(refused)
     key = next((getattr(e, "full_key", None) for e in chain if getattr(e, "full_key", None)), None)
     text = " ".join(_flat(e) for e in chain)
     if key:

@@ -258,8 +258,18 @@ def _load_jsonl(
     max_line_mb: float = 8.0,
 ) -> list[str]:
     file = Path(os.path.expanduser(path))
+    if file.is_dir():
+        raise ValueError(
+            f"jsonl: {str(file)!r} is a directory, not a JSON-lines file; set "
+            "corpus_options.path to a .jsonl file (a folder of text files: data=text_files)"
+        )
     if not file.is_file():
         raise ValueError(f"jsonl: no such file {str(file)!r}; set corpus_options.path")
+    if file.stat().st_size == 0:
+        raise ValueError(
+            f"jsonl: {str(file)!r} is empty (0 bytes); it needs one JSON object per line, "
+            f'e.g. {{"{field}": "a document"}}'
+        )
     docs: list[str] = []
     for lineno, record in jsonl_records(file, max_line_mb):
         if field not in record:

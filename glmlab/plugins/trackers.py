@@ -9,9 +9,11 @@ prepared. docs/PLUGINS.md describes the options.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from glmlab import hookimpl
@@ -35,6 +37,20 @@ def _scalar(value: Any) -> bool | int | float | str:
     return value if isinstance(value, bool | int | float | str) else str(value)
 
 
+def _check_writable(folder: Path, tracker: str, key: str) -> None:
+    """Make ``folder`` and write a probe file in it: a folder a tracker cannot write is one
+    clear error when its run starts, not a traceback from the tracker's writer thread."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise TrackerUnavailable(
+            f"{tracker}: cannot write to {folder} ({type(exc).__name__}: {exc.strerror or exc}); "
+            f"make it writable or set {key} to a writable folder"
+        ) from None
+
+
 class TensorBoardTracker:
     """Scalars to ``<run dir>/<log_dir>`` (``tensorboard --logdir sweeps/<name>`` overlays
     the runs of a sweep); the config as text when the run starts and as hparams, with
@@ -51,6 +67,7 @@ class TensorBoardTracker:
     def start(self, run: TrackerRun) -> str:
         self.run, self.step = run, run.start_step
         path = run.run_dir / (run.resume_id or self.log_dir)
+        _check_writable(path, "tensorboard", "tracker.tensorboard.log_dir")
         purge = run.start_step + 1 if run.resume_id and run.start_step else None
         self.writer = self._tb.SummaryWriter(
             str(path), purge_step=purge, flush_secs=self.flush_secs
@@ -165,6 +182,7 @@ class WandbTracker:
     def start(self, run: TrackerRun) -> str:
         wandb = self._wandb
         run_id = run.resume_id or uuid.uuid4().hex[:16]  # W&B ids: [a-z0-9]
+        _check_writable(run.run_dir / "wandb", "wandb", "the run directory's permissions")
         self.wb_run = wandb.init(
             project=self.project or run.experiment,
             entity=self.entity,

@@ -224,6 +224,12 @@ def load_sweep(
     overrides) and ``metric`` (the verdict metric(s)) default to the sweep's
     ``report.baseline`` and ``report.metric`` from multirun.yaml."""
     sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(
+            f"{sweep_dir}: no such sweep directory"
+            + (" (it is a file)" if sweep_dir.exists() else "")
+            + "; give the folder a multirun wrote (sweeps/<name>, or its hydra.sweep.dir)"
+        )
     settings = report_settings(sweep_dir)
     baseline = settings.get("baseline") if baseline is None else baseline
     metric = metric or settings.get("metric") or DEFAULT_METRIC

@@ -181,6 +181,12 @@ def latex_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> str:
     """A booktabs table: a row per variant, a column per metric, cells mean ± 95% CI
     half-width; a significant difference to the baseline is bold with a dagger."""
     metrics = list(metrics or sweep.metrics())
+    if not metrics:
+        statuses = ", ".join(sorted({r.status for v in sweep.variants for r in v.runs}))
+        raise ValueError(
+            f"no metric to tabulate in {sweep.dir}: none of its runs recorded one "
+            f"(status: {statuses}); see their result.json and error.log, or glmlab status"
+        )
     base = sweep.baseline
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$", None: ""}
     head = [

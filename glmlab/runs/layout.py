@@ -179,8 +179,10 @@ def read_overrides(run_dir: str | Path) -> list[str]:
 
 
 def move_aside(run_dir: str | Path) -> Path:
-    """Move a run's files (not Hydra's records, its log or the lock) into
-    ``.stale/<time>/`` inside the run directory; return that folder."""
+    """Move everything of the run in ``run_dir`` (its config, identity, metrics, checkpoint,
+    weights, result, evaluation items, logs, tracker ids, Hydra's records: all but the lock
+    and earlier stale runs) into ``.stale/<time>/`` inside it; return that folder. Nothing
+    of the old run stays beside the new one, and nothing moved aside is overwritten."""
     run_dir = Path(run_dir)
     dest = run_dir / STALE_DIR / time.strftime("%Y-%m-%d_%H-%M-%S")
     n = 1
@@ -188,9 +190,9 @@ def move_aside(run_dir: str | Path) -> Path:
         dest = dest.with_name(f"{dest.name.split('+')[0]}+{n}")
         n += 1
     dest.mkdir(parents=True)
-    for name in (CONFIG, IDENTITY, METRICS, CHECKPOINT, RESULT, ERROR_LOG):
-        if (run_dir / name).exists():
-            os.replace(run_dir / name, dest / name)
+    for path in sorted(run_dir.iterdir()):
+        if path.name not in (LOCK, STALE_DIR):
+            os.replace(path, dest / path.name)
     return dest
 
 

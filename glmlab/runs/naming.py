@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from omegaconf import OmegaConf
 
+from glmlab.config.rules import ConfigError
 from glmlab.runs.layout import HYDRA_OVERRIDES, MULTIRUN
 
 __all__ = [
@@ -84,6 +85,20 @@ def job_swept_overrides() -> list[str] | None:
     return sorted(str(o.input_line) for o in job if o.key_or_group in keys)
 
 
+def contained_name(name: str) -> str:
+    """``name`` as the folder under ``runs/`` or ``sweeps/`` (the ``glmlab_name`` resolver),
+    refused when it would leave that root: an absolute path or a ``..`` part."""
+    text = str(name)
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if not text.strip() or text.startswith(("/", "\\")) or ".." in parts or "~" == text[:1]:
+        raise ConfigError(
+            f"name={text}: must be a folder name inside runs/ (single run) or sweeps/ (-m), "
+            "without '..', '~' or a leading '/'; nothing was written. To write elsewhere, "
+            "keep the name and set hydra.run.dir=PATH (or hydra.sweep.dir=PATH with -m)"
+        )
+    return text
+
+
 def sweep_subdir(override_dirname: str) -> str:
     """The ``hydra.sweep.subdir`` of the current job (the ``glmlab_run_dir`` resolver)."""
     from hydra.core.hydra_config import HydraConfig
@@ -145,6 +160,9 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("glmlab_run_dir"):
         # Named by the swept keys only (glmlab/runs/naming.py).
         OmegaConf.register_new_resolver("glmlab_run_dir", sweep_subdir)
+    if not OmegaConf.has_resolver("glmlab_name"):
+        # runs/<name>/, sweeps/<name>/: a name never leads outside them.
+        OmegaConf.register_new_resolver("glmlab_name", contained_name)
 
 
 def variant_overrides(overrides: list[str]) -> list[str]:

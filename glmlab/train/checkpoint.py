@@ -11,7 +11,7 @@ import torch
 
 from glmlab.io import atomic_write
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "checkpoint_mismatch", "load_checkpoint", "save_checkpoint"]
 
 
 class CheckpointError(ValueError):
@@ -52,3 +52,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "step 0, or put back a good copy"
         ) from None
     return state
+
+
+def checkpoint_mismatch(path: str | Path, model_state: dict[str, Any]) -> str | None:
+    """How the checkpoint at ``path`` does not fit ``model_state`` (the first tensor whose
+    shape differs, or the names only one side has); None when it fits or there is none.
+    A resume across a config change checks it before writing anything."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    saved = load_checkpoint(path)["model"]
+    for name, tensor in model_state.items():
+        if name in saved and tuple(saved[name].shape) != tuple(tensor.shape):
+            return f"{name} is {list(saved[name].shape)} there, {list(tensor.shape)} now"
+    only = sorted(set(model_state) ^ set(saved))
+    return f"weights only one side has: {', '.join(only[:3])}" if only else None

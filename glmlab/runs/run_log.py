@@ -1,0 +1,82 @@
+"""What a run writes about itself besides its results: its log (``app.log``) and Hydra's
+record of the composed config (``.hydra/``).
+
+Both are written by glmlab once the run directory is claimed, not by Hydra when the job
+starts (``hydra.output_subdir: null`` and the ``glmlab`` job-logging config, which logs to
+the console only): a run refused before that (a changed config, a resume whose weights no
+longer fit) leaves the directory exactly as it was, and a read-only directory is one clear
+failure instead of Hydra's tracebacks."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from glmlab.io import write_text_atomic
+from glmlab.runs.layout import APP_LOG, HYDRA_DIR
+
+__all__ = ["LOG_FORMAT", "RunLog", "write_hydra_records"]
+
+log = logging.getLogger("glmlab")
+
+# Hydra's own job-log format (kept, so app.log reads as before).
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
+
+class RunLog:
+    """The run's ``app.log``: what is logged before the directory is claimed is held in
+    memory and written there by :meth:`claim`; a refused run writes nothing."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._held = logging.handlers.MemoryHandler(capacity=1 << 30, flushLevel=logging.CRITICAL + 1)
+        self._held.setFormatter(logging.Formatter(LOG_FORMAT))
+        self._file: logging.Handler | None = None
+        if enabled:
+            logging.getLogger().addHandler(self._held)
+
+    def claim(self, run_dir: str | Path) -> None:
+        """Append what was held, and everything logged from now on, to ``run_dir/app.log``
+        (a directory that cannot take it is logged as a warning, never raised)."""
+        if not self.enabled or self._file is not None:
+            return
+        try:
+            self._file = logging.FileHandler(Path(run_dir) / APP_LOG, encoding="utf-8")
+        except OSError as exc:
+            log.warning("cannot write the run's log %s: %s", Path(run_dir) / APP_LOG, exc)
+            return
+        self._file.setFormatter(logging.Formatter(LOG_FORMAT))
+        self._held.setTarget(self._file)
+        self._held.flush()
+        root = logging.getLogger()
+        root.removeHandler(self._held)
+        root.addHandler(self._file)
+
+    def close(self) -> None:
+        """Detach from logging (the next run of this process has its own log)."""
+        root = logging.getLogger()
+        root.removeHandler(self._held)
+        self._held.setTarget(None)  # type: ignore[arg-type]
+        self._held.close()
+        if self._file is not None:
+            root.removeHandler(self._file)
+            self._file.close()
+            self._file = None
+
+
+def write_hydra_records(run_dir: str | Path, cfg: DictConfig) -> None:
+    """``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` as Hydra writes them
+    (sweeps find their existing runs by ``overrides.yaml``); nothing outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    folder = Path(run_dir) / HYDRA_DIR
+    folder.mkdir(exist_ok=True)
+    write_text_atomic(folder / "config.yaml", OmegaConf.to_yaml(cfg))
+    write_text_atomic(folder / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})))
+    write_text_atomic(folder / "overrides.yaml", OmegaConf.to_yaml(list(hc.overrides.task)))
