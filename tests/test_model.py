@@ -242,6 +242,24 @@ def test_loss_matches_full_logits_reference(tie: bool) -> None:
     torch.testing.assert_close(model.loss(batch), (ce * w).sum() / w.sum())
 
 
+@pytest.mark.parametrize("tie", [True, False])
+def test_token_losses_are_the_terms_model_loss_averages(tie: bool) -> None:
+    """Evaluation scores through the model's loss path: its per-token losses, weighted by
+    the loss mask, average to ``model.loss`` and equal CE of the whole logits."""
+    torch.manual_seed(0)
+    model, batch = tiny_model(config={"tie_embeddings": tie}).eval(), glm_batch()
+    batch.loss_mask[0, 12] = 0.5  # a fractional weight, to check the weighting
+    losses, weight = model.token_losses(batch)
+    assert losses.shape == weight.shape == batch.loss_positions.shape
+    assert torch.allclose((losses * weight).sum() / weight.sum(), model.loss(batch), atol=1e-6)
+    with torch.no_grad():
+        hidden = model(batch.input_ids, batch.position_ids, batch.layout)
+        where = batch.loss_positions
+        logits = model.logits(hidden.reshape(-1, hidden.shape[-1])[where])
+        want = F.cross_entropy(logits, batch.target_ids.reshape(-1)[where], reduction="none")
+    assert torch.allclose(losses, want, atol=1e-5)
+
+
 def reference_head_loss(hidden, weight, targets, scale):
     """The head and cross-entropy with the whole (n, vocab) logits."""
     return (F.cross_entropy(hidden @ weight.T, targets, reduction="none") * scale).sum()

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from glmlab.data.examples import ExampleSet
@@ -82,13 +81,10 @@ def score_samples(
             mask_builder=mask_builder,
             prepare_host=prepare_host,
         ).to(device)
-        with _autocast(device):
-            hidden = model(batch.input_ids, batch.position_ids, batch.layout)
-        where = batch.loss_positions
-        logits = model.logits(hidden.reshape(-1, hidden.shape[-1])[where]).float()
-        logp = -F.cross_entropy(logits, batch.target_ids.reshape(-1)[where], reduction="none")
-        weight = batch.loss_mask.reshape(-1)[where].float()
-        rows = torch.div(where, seq_len, rounding_mode="floor")
+        with _autocast(device):  # the model's own loss path, per token (GLMModel.token_losses)
+            losses, weight = model.token_losses(batch)
+        logp = -losses
+        rows = torch.div(batch.loss_positions, seq_len, rounding_mode="floor")
         zeros = torch.zeros(len(chunk), device=device)
         sums.append(zeros.index_add(0, rows, logp * weight).cpu())
         counts.append(zeros.index_add(0, rows, weight).cpu())

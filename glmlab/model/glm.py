@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import nn
 
 from glmlab.config.schema import ModelConfig
-from glmlab.model.loss import linear_cross_entropy, n_chunks
+from glmlab.model.loss import linear_cross_entropy, linear_token_losses, n_chunks
 from glmlab.plugin.base import (
     AttentionBackendBase,
     NormLayoutBase,
@@ -309,6 +309,22 @@ class GLMModel(nn.Module):
         """(..., dim) -> (..., vocab_size), through the token embedding when tied."""
         return F.linear(hidden, self.tok.weight) if self.head is None else self.head(hidden)
 
+    def _head_inputs(
+        self, batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """The loss positions' hidden rows, the head's weight, their targets and loss-mask
+        weights, and the chunk count: what both :meth:`loss` and :meth:`token_losses` use."""
+        hidden = self(batch.input_ids, batch.position_ids, batch.layout)
+        where = batch.loss_positions
+        head = self.tok.weight if self.head is None else self.head.weight
+        return (
+            hidden.reshape(-1, self.config.dim)[where],
+            head,
+            batch.target_ids.reshape(-1)[where],
+            batch.loss_mask.reshape(-1)[where].float(),
+            n_chunks(batch.input_ids.numel(), self.config.vocab_size),
+        )
+
     def loss(self, batch: Batch) -> torch.Tensor:
         """``sum(CE * w) / sum(w)`` over ``batch.loss_positions``, ``w`` the loss mask there.
 
@@ -317,19 +333,17 @@ class GLMModel(nn.Module):
         (:mod:`glmlab.model.loss`). With no loss positions the result is a zero that still
         backpropagates.
         """
-        hidden = self(batch.input_ids, batch.position_ids, batch.layout)
-        where = batch.loss_positions
-        weight = batch.loss_mask.reshape(-1)[where].float()
+        rows, head, targets, weight, chunks = self._head_inputs(batch)
         # The clamp only matters for an empty selection (0 / 0); it keeps the grad finite.
         scale = weight / weight.sum().clamp_min(torch.finfo(torch.float32).tiny)
-        head = self.tok.weight if self.head is None else self.head.weight
-        return linear_cross_entropy(
-            hidden.reshape(-1, self.config.dim)[where],
-            head,
-            batch.target_ids.reshape(-1)[where],
-            scale,
-            chunks=n_chunks(batch.input_ids.numel(), self.config.vocab_size),
-        )
+        return linear_cross_entropy(rows, head, targets, scale, chunks=chunks)
+
+    @torch.no_grad()
+    def token_losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per loss position (in ``batch.loss_positions`` order): the cross-entropy that
+        :meth:`loss` averages, and its loss-mask weight; evaluation scores items with it."""
+        rows, head, targets, weight, chunks = self._head_inputs(batch)
+        return linear_token_losses(rows, head, targets, chunks=chunks), weight
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Parameter count; ``exclude_embeddings`` leaves out the token and positional

@@ -30,6 +30,10 @@ def n_chunks(max_rows: int, vocab_size: int, chunk_bytes: int | None = None) -> 
     return max(1, math.ceil(max_rows * vocab_size * 4 / (chunk_bytes or LOGITS_CHUNK_BYTES)))
 
 
+def _target_logit(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return logits.gather(1, targets[:, None]).squeeze(1)
+
+
 def _chunk_loss(
     hidden: torch.Tensor,
     weight: torch.Tensor,
@@ -41,8 +45,7 @@ def _chunk_loss(
     and ``weight`` (fp32 for the weight, to be summed over chunks)."""
     logits = (hidden @ weight.T).float()
     lse = logits.logsumexp(dim=-1)
-    target_logit = logits.gather(1, targets[:, None]).squeeze(1)
-    loss = ((lse - target_logit) * scale).sum()
+    loss = ((lse - _target_logit(logits, targets)) * scale).sum()
     if not with_grads:
         return loss, None, None
     g = logits.sub_(lse[:, None]).exp_().mul_(scale[:, None])  # scale * softmax, in place
@@ -98,3 +101,16 @@ def linear_cross_entropy(
     for h, t, s in zip(*(x.tensor_split(chunks) for x in (hidden, targets, scale)), strict=True):
         loss = loss + _chunk_loss(h, weight, t, s, with_grads=False)[0]
     return loss
+
+
+@torch.no_grad()
+def linear_token_losses(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunks: int = 1
+) -> torch.Tensor:
+    """``cross_entropy(hidden @ weight.T, targets)`` per row (n,), fp32, in ``chunks``
+    chunks like :func:`linear_cross_entropy` (what evaluation scores item by item)."""
+    out = []
+    for h, t in zip(hidden.tensor_split(chunks), targets.tensor_split(chunks), strict=True):
+        logits = (h @ weight.T).float()
+        out.append(logits.logsumexp(dim=-1) - _target_logit(logits, t))
+    return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
