@@ -30,7 +30,6 @@ import types
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from glmlab.assembly.run import RunParts, build_run
 from glmlab.config import parse_config
