@@ -158,10 +158,10 @@ def init_report(modeling: types.ModuleType, model: GLMModel) -> list[str]:
     theirs = dict(fresh.named_parameters())
     lines = []
     for a, b in weight_map(model.config.n_layers).items():
-        pa = dict(model.named_parameters())[a]
+        pa = dict(model.named_parameters())[a].detach()
         lines.append(
             f"  {a:34s} glmlab std {float(pa.std()):.5f} mean {float(pa.mean()):+.5f}   "
-            f"reference std {float(theirs[b].std()):.5f} mean {float(theirs[b].mean()):+.5f}"
+            f"reference std {float(theirs[b].detach().std()):.5f} mean {float(theirs[b].detach().mean()):+.5f}"
         )
     return lines
 
