@@ -222,6 +222,31 @@ def test_learned_2d_sums_two_tables() -> None:
     )
 
 
+def test_learned_2d_is_the_references_input_embedding() -> None:
+    """As THUDM/GLM's GPT2ParallelTransformer with block_position_encoding: both tables
+    have max_positions + 1 rows drawn N(0, 0.02), and the first layer's input is the word
+    embedding plus both rows, unscaled (scripts/compare_reference_model.py runs the
+    reference itself next to this model: docs/FIDELITY.md)."""
+    model = tiny_model(seed=3)
+    tables = (model.positional.pos1.weight, model.positional.pos2.weight)
+    for table in tables:
+        assert table.shape == (33, 64)
+        assert table.std().item() == pytest.approx(0.02, rel=0.1)
+        assert abs(table.mean().item()) < 0.002
+    batch = glm_batch()
+    seen: list[torch.Tensor] = []
+    model.blocks[0].register_forward_pre_hook(
+        lambda _m, args, _kw: seen.append(args[0]), with_kwargs=True
+    )
+    model(batch.input_ids, batch.position_ids, batch.layout)
+    expected = (
+        model.tok.weight[batch.input_ids]
+        + tables[0][batch.position_ids[:, 0]]
+        + tables[1][batch.position_ids[:, 1]]
+    )
+    torch.testing.assert_close(seen[0], expected, rtol=1e-6, atol=1e-7)  # summation order
+
+
 def test_tied_and_untied_parameter_counts() -> None:
     tied, untied = tiny_model(), tiny_model(config={"tie_embeddings": False})
     assert untied.num_parameters() - tied.num_parameters() == VOCAB * 64
