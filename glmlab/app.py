@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from glmlab.cluster.launcher import install as install_launcher
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
+from glmlab.ladder.plugin import install as install_ladder
 from glmlab.run import execute_run, register_resolvers
 from glmlab.rundir import (
     RunStatus,
@@ -25,6 +26,7 @@ from glmlab.summary import run_summary
 
 register_resolvers()
 install_launcher()  # hydra/launcher=submitit_slurm_async
+install_ladder()  # hydra/sweeper=glmlab_ladder (the ladder files select it)
 
 # Runs of this process whose failure could not be written to their directory (a refused
 # config change, a read-only directory): the sweep's count adds them.

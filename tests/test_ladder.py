@@ -124,6 +124,10 @@ def test_a_variant_may_not_set_a_ladder_key():
     settings = parse_settings(GOOD)
     with pytest.raises(LadderError, match="model.dim=128"):
         build_plan(settings, BASE, [["model.dim=128"]], [0, 1])
+    with pytest.raises(LadderError, match="different values"):
+        build_plan(settings, BASE, [["train.batch_size=8", "a=1"], ["train.batch_size=4", "a=2"]], [0])
+    # One value for every variant is fine (the base config then holds it).
+    build_plan(settings, BASE, [["train.batch_size=16", "a=1"], ["train.batch_size=16", "a=2"]], [0])
 
 
 # -- learning-rate selection ----------------------------------------------------------------

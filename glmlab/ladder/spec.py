@@ -224,12 +224,22 @@ def build_plan(
     values are ``base`` (dotted keys). :class:`LadderError` for a rung that the token rule
     gives no steps (or no more than the warmup), a variant that sets a key the ladder sets,
     or a tuning seed among the verdict seeds."""
+    def key(o: str) -> str:
+        return o.partition("=")[0].lstrip("+~")
+
     for v in variants:
-        clash = [o for o in v if o.partition("=")[0].lstrip("+~") in (*LADDER_KEYS, *SHARED_KEYS)]
+        clash = [o for o in v if key(o) in LADDER_KEYS]
         if clash:
             raise LadderError(
-                f"the experiment's variant {list(v)} sets {', '.join(clash)}, which the ladder "
-                "sets per rung (or must share across rungs): remove it from hydra.sweeper.params"
+                f"the sweep sets {', '.join(clash)}, which the ladder sets per rung and arm: "
+                "remove it from the command line and hydra.sweeper.params"
+            )
+    for k in SHARED_KEYS:  # one value for every variant, or a step means different tokens
+        values = {next((o.partition("=")[2] for o in v if key(o) == k), None) for v in variants}
+        if len(values) > 1:
+            raise LadderError(
+                f"the variants set {k} to different values ({', '.join(sorted(map(str, values)))}): "
+                "a ladder needs one batch shape for all of them; sweep it in separate ladders"
             )
     if not seeds:
         raise LadderError("the experiment sweeps no seed: add e.g. seed: 0,1,2 to hydra.sweeper.params")
