@@ -7,6 +7,10 @@ variant and size, fitted power laws and a verdict per metric (docs/LADDERS.md).
   sweep's plan;
 - :mod:`~glmlab.ladder.lr`: each arm's learning rate from its grid, by validation loss;
 - :mod:`~glmlab.ladder.fit`: saturating power laws, seed bootstrap, crossovers, verdicts;
-- :mod:`~glmlab.ladder.sweep`: the two phases the Hydra sweeper ``glmlab_ladder`` runs;
-- :mod:`~glmlab.ladder.report`: the report's ladder section and its plot.
+- :mod:`~glmlab.ladder.sweep`: the two phases the Hydra sweeper ``glmlab_ladder`` runs
+  (:mod:`~glmlab.ladder.plugin` registers it).
+
+The report's ladder section and plot are :mod:`glmlab.report.ladder` and
+:mod:`glmlab.report.ladder_plot` (the report imports them; nothing here imports the report,
+so no import cycle).
 """

@@ -40,8 +40,8 @@ def check_choices(
 
 def ladder_section(sweep: Sweep) -> str | None:
     """A ladder sweep's report top (title, ladder section, plot written), else None."""
-    from glmlab.ladder.plot import plot_ladder
-    from glmlab.ladder.report import LADDER_PLOT, load_ladder, render_ladder
+    from glmlab.report.ladder_plot import plot_ladder
+    from glmlab.report.ladder import LADDER_PLOT, load_ladder, render_ladder
 
     ladder = load_ladder(sweep)
     if ladder is None:

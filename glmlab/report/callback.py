@@ -30,7 +30,7 @@ def sweep_summary(sweep: Sweep, report: Path) -> str:
     """The console's closing lines of a sweep: the verdicts and where the report is (the
     counts of each outcome follow on the very last line, :func:`glmlab.app.finish_sweep`)."""
     lines = [f"glmlab: sweep {sweep.name}: verdicts"]
-    from glmlab.ladder.report import ladder_summary, load_ladder
+    from glmlab.report.ladder import ladder_summary, load_ladder
 
     if (ladder := load_ladder(sweep)) is not None:  # a ladder: its verdicts across scale
         lines += ladder_summary(ladder)

@@ -12,7 +12,7 @@ import numpy as np
 from glmlab.report.metrics import metric_info
 
 if TYPE_CHECKING:
-    from glmlab.ladder.report import Ladder
+    from glmlab.report.ladder import Ladder
 
 __all__ = ["plot_ladder"]
 
