@@ -41,15 +41,12 @@ GOOD = {
 def test_non_embedding_params_match_the_built_model(ffn):
     """N equals the built model's attention and MLP parameters (embeddings, head,
     positional tables and norms left out)."""
-    import torch
-
-    from glmlab.model.glm import Attention, GLMConfig, MLP
+    from glmlab.model.glm import MLP, Attention, GLMConfig
 
     cfg = GLMConfig(vocab_size=300, n_layers=3, dim=48, n_heads=4, max_positions=64, ffn=ffn)
     per_layer = sum(p.numel() for m in (Attention(cfg), MLP(cfg)) for p in m.parameters())
     assert isinstance(per_layer, int) and per_layer > 0
     assert non_embedding_params(ModelShape(3, 48, ffn, 4)) == 3 * per_layer
-    del torch
 
 
 def test_training_flops_are_6nd_plus_attention():

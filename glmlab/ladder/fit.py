@@ -97,7 +97,6 @@ def fit_power_laws(points: Points, mode: str, *, flip: bool = False) -> FitResul
     need = _n_params(mode, len(names))
     if mode == "log" and ymin <= 0:
         return FitResult(mode, {}, False, "a log-space fit needs values > 0", flip)
-    nv = len(names)
 
     def unpack(theta: np.ndarray) -> dict[str, tuple[float, float, float]]:
         out = {}
@@ -157,7 +156,7 @@ def fit_power_laws(points: Points, mode: str, *, flip: bool = False) -> FitResul
     if at_bound:
         notes.append("a parameter sits at its bound (" + _bound_names(mode, names, at_bound) + ")")
     sv = np.linalg.svd(sol.jac, compute_uv=False) if sol.jac.size else np.array([0.0])
-    if sv.size < nv or sv.min() <= 1e-9 * max(sv.max(), 1e-300):
+    if sv.size < len(sol.x) or sv.min() <= 1e-9 * max(sv.max(), 1e-300):
         notes.append("the parameters trade off against each other (singular Jacobian)")
     note = "; ".join(notes)
     return FitResult(mode, curves, not notes, note, flip)
