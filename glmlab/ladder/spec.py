@@ -176,7 +176,10 @@ class LadderPlan:
 
     @staticmethod
     def arm_key(variant: Sequence[str], rung: Rung) -> str:
-        return f"{', '.join(variant) or '(defaults)'} @ {rung.name}"
+        """How logs and ladder.json name an arm: the variant's overrides (without the
+        experiment and ladder choices every job shares) at the rung."""
+        own = [o for o in variant if o.partition("=")[0].lstrip("+~") not in ("experiment", "ladder")]
+        return f"{', '.join(own) or '(defaults)'} @ {rung.name}"
 
     def grid_jobs(self) -> list[tuple[list[str], Rung, float, list[str]]]:
         """Phase 1: (variant, rung, lr, overrides) of every grid point on the tuning seed."""
