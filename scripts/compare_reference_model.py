@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 
 from glmlab.assembly.run import RunParts, build_run
-from glmlab.config.spec import parse_config
 from glmlab.cli.inspect import compose_config
+from glmlab.config.spec import parse_config
 from glmlab.model.glm import GLMModel
 from glmlab.structures import Batch
 from glmlab.train.schedule import lr_factor

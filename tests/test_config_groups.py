@@ -50,6 +50,8 @@ def _overrides(group: str, option: str, corpus: dict[str, str]) -> list[str]:
         own = [f"+experiment={option}"]
     elif group == "scale":  # chosen by the experiments, after their own values
         own = ["+experiment=span_shuffle_ablation", f"scale={option}"]
+    elif group == "ladder":  # appended to an experiment, as the README runs it
+        own = ["+experiment=span_shuffle_ablation", f"+ladder={option}"]
     else:
         own = [f"{group}={option}"]
     extra = REQUIRED.get((group, option))

@@ -1032,8 +1032,8 @@ def test_read_only_run_directory_is_one_clear_failure(tmp_path):
 
 def test_unwritable_tracker_folder_is_one_clear_error(tmp_path):
     pytest.importorskip("torch.utils.tensorboard")
-    from glmlab.plugins.trackers import TensorBoardTracker
     from glmlab.plugin.base import TrackerRun, TrackerUnavailable
+    from glmlab.plugins.trackers import TensorBoardTracker
 
     (tmp_path / "tensorboard").write_text("a file where the tracker's folder goes")
     tracker = TensorBoardTracker()

@@ -15,12 +15,14 @@ from glmlab.cli.summary import run_summary
 from glmlab.cluster.launcher import install as install_launcher
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
+from glmlab.ladder.plugin import install as install_ladder
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.naming import register_resolvers
 from glmlab.runs.result import outcome_counts, outcome_line, sweep_exit_status, sweep_statuses
 
 register_resolvers()
 install_launcher()  # hydra/launcher=submitit_slurm_async
+install_ladder()  # hydra/sweeper=glmlab_ladder (the ladder files select it)
 
 # Runs of this process whose failure could not be written to their directory (a refused
 # config change, a read-only directory): the sweep's count adds them.

@@ -22,7 +22,8 @@ def submit(overrides: Sequence[str]) -> int:
         return 2
     if not chosen:
         overrides.insert(0, f"hydra/launcher={LAUNCHER}")
-    if not any(o.split("=")[0].lstrip("+") == "hydra/sweeper" for o in overrides):
+    # A ladder file (+ladder=...) picks its own sweeper (glmlab_ladder, as fast to check).
+    if not any(o.split("=")[0].lstrip("+") in ("hydra/sweeper", "ladder") for o in overrides):
         overrides.insert(0, f"hydra/sweeper={SWEEPER}")  # checks a 500-run sweep in seconds
     from glmlab.cluster.slurm import slurm_config
     from glmlab.cluster.submit import NO_CLUSTER

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from glmlab.config.spec import RunSpec, parse_config
 from glmlab.io import clean_stale_temps, write_text_atomic
+from glmlab.ladder.compute import compute_record
 from glmlab.runs import provenance
 from glmlab.runs.identity import (
     ConfigChanged,
@@ -241,6 +242,7 @@ def _train(
             attention=outcome.attention,
             attention_selection=outcome.attention_selection,
             eval=outcome.eval,  # the evaluation suite's final metrics, or None
+            compute=compute_record(spec, outcome.step),  # N, D, FLOPs (glmlab/ladder/compute.py)
         )
     except Diverged as exc:
         result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))

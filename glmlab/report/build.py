@@ -38,10 +38,33 @@ def check_choices(
         )
 
 
+def ladder_section(sweep: Sweep) -> str | None:
+    """A ladder sweep's report top (title, ladder section, plot written), else None."""
+    from glmlab.report.ladder import LADDER_PLOT, load_ladder
+    from glmlab.report.ladder_markdown import render_ladder
+    from glmlab.report.ladder_plot import plot_ladder
+
+    ladder = load_ladder(sweep)
+    if ladder is None:
+        return None
+    plot = plot_ladder(ladder, sweep.dir / LADDER_PLOT)
+    lines = [f"# Ladder report: {sweep.name}", "", *render_ladder(ladder, plot=plot)]
+    lines += [
+        "## Every configuration of the ladder",
+        "",
+        "The sections below are the sweep's ordinary report, in which each (variant, rung, "
+        "learning rate) is a configuration of its own and the tuning-seed runs are included.",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(sweep: Sweep) -> Path:
     """Write the report files of a loaded sweep into its directory; return report.md."""
     curves = plot_curves(sweep, sweep.dir / LOSS_CURVES)
     md = render_markdown(sweep, curves=curves)
+    if (ladder := ladder_section(sweep)) is not None:  # a ladder sweep (glmlab/ladder/)
+        md = ladder + md
     path = write_text_atomic(sweep.dir / REPORT_MD, md)
     html = markdown_to_html(md, base_dir=sweep.dir, title=f"Sweep report: {sweep.name}")
     write_text_atomic(sweep.dir / REPORT_HTML, html)

@@ -30,6 +30,13 @@ def sweep_summary(sweep: Sweep, report: Path) -> str:
     """The console's closing lines of a sweep: the verdicts and where the report is (the
     counts of each outcome follow on the very last line, :func:`glmlab.cli.app.finish_sweep`)."""
     lines = [f"glmlab: sweep {sweep.name}: verdicts"]
+    from glmlab.report.ladder import load_ladder
+    from glmlab.report.ladder_markdown import ladder_summary
+
+    if (ladder := load_ladder(sweep)) is not None:  # a ladder: its verdicts across scale
+        lines += ladder_summary(ladder)
+        lines.append(f"  report: {report} (and {REPORT_HTML})")
+        return "\n".join(lines).replace("**", "")
     if sweep.baseline is not None:
         for v in sweep.variants:
             if v is not sweep.baseline:

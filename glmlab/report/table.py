@@ -48,7 +48,7 @@ FORMATS = ("csv", "parquet", "json", "markdown", "latex")
 # Columns every row has, in this order; variant keys follow ``variant``, metrics follow
 # ``step``, provenance (``prov.*``) comes last.
 LEADING = ("run", "variant")
-MIDDLE = ("seed", "status", "step")
+MIDDLE = ("seed", "status", "step", "size", "lr", "params", "flops")
 TRAILING = ("tokens_per_s", "attention", "n_params", "wall_time_s", "error", "run_dir")
 
 
@@ -69,6 +69,21 @@ def _flat(prefix: str, node: Any) -> dict[str, Any]:
             out.update(_flat(f"{prefix}.{k}", v))
         return out
     return {prefix: json.dumps(node) if isinstance(node, list) else node}
+
+
+def size_columns(run: Any) -> dict[str, Any]:
+    """A run's size and training compute: ``size`` (n_layers x dim), ``lr``, ``params``
+    (non-embedding) and ``flops`` (glmlab/ladder/compute.py; None for runs recorded
+    before result.json had ``compute``)."""
+    compute = run.result.get("compute") or {}
+    cfg = run.config
+    layers, dim = cfg.get("model.n_layers"), cfg.get("model.dim")
+    return {
+        "size": f"{layers}x{dim}" if layers is not None and dim is not None else None,
+        "lr": cfg.get("train.lr"),
+        "params": compute.get("non_embedding_params"),
+        "flops": compute.get("flops"),
+    }
 
 
 def rows_of(sweep: Sweep) -> list[dict[str, Any]]:
@@ -93,6 +108,7 @@ def rows_of(sweep: Sweep) -> list[dict[str, Any]]:
             row.update({k: _typed(swept[k]) if k in swept else None for k in keys})
             row.update(seed=_typed(str(r.seed)) if r.seed is not None else None)
             row.update(status=r.status, step=res.step)
+            row.update(size_columns(r))
             row.update({m: r.metrics.get(m) for m in metric_names})
             row.update({c: res.get(c) for c in TRAILING})
             row["run_dir"] = str(r.dir)

@@ -7,5 +7,7 @@ config, so this one makes glmlab's ``conf/`` compose however it is reached: thro
 """
 
 from glmlab.config.schema import register_schemas
+from glmlab.ladder.plugin import store_config
 
 register_schemas()
+store_config()  # hydra/sweeper/glmlab_ladder, which the ladder files (conf/ladder/) select

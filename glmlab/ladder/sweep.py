@@ -1,0 +1,188 @@
+"""The two phases of a ladder sweep, as the Hydra sweeper ``glmlab_ladder`` runs them.
+
+The experiment's own sweep (``hydra.sweeper.params`` and the command line: its variants x
+seeds) is expanded into
+
+1. **tuning**: every variant x rung x learning rate of the grid, on the ladder's tuning
+   seed (not a verdict seed: the choice cannot leak into the verdict);
+2. **verdict**: every variant x rung x seed at the learning rate whose grid run had the
+   lowest validation loss of the training objective (glmlab/ladder/lr.py).
+
+Each phase goes through the configured launcher (``self.launcher.launch``), so the basic
+launcher, Hydra's joblib launcher and glmlab's Slurm launchers all work. Only runs without
+a finished result are launched: a rerun of the same command finds the finished grid points
+and seed runs. With a launcher that returns once the jobs are queued (``glmlab submit``),
+an invocation that had to queue grid points stops after phase 1; rerunning the same
+command once they finished (``glmlab status``) chooses the learning rates and queues
+phase 2. The plan, the grid's results and the choices are saved as ``ladder.json`` in the
+sweep directory, where the report reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf, open_dict
+
+from glmlab.io import write_json_atomic
+from glmlab.ladder.lr import GridPoint, LrChoice, choose_lr
+from glmlab.ladder.spec import LADDER_KEYS, LadderError, LadderPlan, build_plan, parse_settings
+from glmlab.runs.layout import MULTIRUN
+from glmlab.runs.naming import existing_run, run_identity
+from glmlab.runs.result import read_result
+
+__all__ = ["LADDER_FILE", "finished_result", "plan_from_sweeper", "sweep_ladder"]
+
+log = logging.getLogger("glmlab")
+
+LADDER_FILE = "ladder.json"
+BASE_KEYS = (
+    "train.batch_size",
+    "train.grad_accum",
+    "data.seq_len",
+    "train.warmup_steps",
+    "model.ffn",
+    "model.ffn_mult",
+)
+
+
+def _split_jobs(jobs: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[int]]:
+    """The experiment's jobs as (variants, seeds): each job's overrides without its seed."""
+    variants: list[list[str]] = []
+    seeds: list[int] = []
+    for job in jobs:
+        rest = [o for o in job if o.partition("=")[0].lstrip("+~") != "seed"]
+        for o in job:
+            if o.partition("=")[0].lstrip("+~") == "seed":
+                value = o.partition("=")[2]
+                if not value.lstrip("-").isdigit():
+                    raise LadderError(f"{o}: a ladder's verdict seeds must be integers")
+                if int(value) not in seeds:
+                    seeds.append(int(value))
+        if sorted(rest) not in [sorted(v) for v in variants]:
+            variants.append(list(rest))
+    return variants, seeds
+
+
+def plan_from_sweeper(config: Any, ladder: Any, jobs: Sequence[Sequence[str]]) -> LadderPlan:
+    """The ladder plan of a composed multirun ``config`` whose sweep expands to ``jobs``
+    (:class:`LadderError` before anything is written)."""
+    node = OmegaConf.to_container(ladder, resolve=True) if OmegaConf.is_config(ladder) else ladder
+    settings = parse_settings(node)
+    base = {k: OmegaConf.select(config, k, default=None) for k in BASE_KEYS}
+    missing = [k for k, v in base.items() if v is None and k in BASE_KEYS[:3]]
+    if missing:
+        raise LadderError(f"the config has no {', '.join(missing)}: a ladder needs glmlab's config")
+    variants, seeds = _split_jobs(jobs)
+    return build_plan(settings, {k: v for k, v in base.items() if v is not None}, variants, seeds)
+
+
+def finished_result(
+    sweep_dir: Path, overrides: Sequence[str], excluded: set[str]
+) -> dict[str, Any] | None:
+    """The result.json values of the run of ``overrides`` in ``sweep_dir`` if it finished
+    (completed or diverged); None otherwise."""
+    identity = run_identity(
+        [o for o in overrides if o.partition("=")[0].lstrip("+~") not in excluded]
+    )
+    name = existing_run(sweep_dir, identity, excluded)
+    if name is None:
+        return None
+    result = read_result(sweep_dir / name)
+    return result.to_dict() if result is not None and result.finished else None
+
+
+def _naming_config(config: Any, params: dict[str, str], plan: LadderPlan) -> Any:
+    """The multirun.yaml to save: the sweep's config with the ladder's keys listed among
+    ``hydra.sweeper.params`` so that run directories are named by them
+    (glmlab/runs/naming.py reads the swept keys from this file)."""
+    values: dict[str, list[str]] = {}
+    for _, _, _, job in plan.grid_jobs():
+        for o in job:
+            key, _, value = o.partition("=")
+            if key in LADDER_KEYS and key != "seed" and value not in values.setdefault(key, []):
+                values[key].append(value)
+    saved = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
+    with open_dict(saved):
+        saved.hydra.sweeper.params = {**params, **{k: ",".join(v) for k, v in values.items()}}
+    return saved
+
+
+def _launch(sweeper: Any, batch: list[list[str]], start: int) -> list[Any]:
+    if not batch:
+        return []
+    sweeper.validate_batch_is_legal(batch)
+    return list(sweeper.launcher.launch(batch, initial_job_idx=start))
+
+
+def choices(plan: LadderPlan, sweep_dir: Path, excluded: set[str]) -> dict[str, LrChoice]:
+    """Each arm's :class:`LrChoice` from the grid runs on disk."""
+    points: dict[str, list[GridPoint]] = {}
+    for v, r, lr, job in plan.grid_jobs():
+        res = finished_result(sweep_dir, job, excluded)
+        points.setdefault(plan.arm_key(v, r), []).append(GridPoint.from_result(lr, res))
+    return {arm: choose_lr(p) for arm, p in points.items()}
+
+
+def sweep_ladder(sweeper: Any, arguments: list[str]) -> list[Any]:
+    """Run the ladder: phase 1 (the grid), the choice, phase 2 (the seeds)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from glmlab.cluster.launcher import submits_only
+
+    config = sweeper.config
+    params = {str(k): str(v) for k, v in (sweeper.params or {}).items()}
+    lines = [f"{k}={v}" for k, v in params.items()] + list(arguments)
+    parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
+    overrides = parser.parse_overrides(lines)
+    jobs = [job for batch in sweeper.split_arguments(overrides, None) for job in batch]
+    try:
+        plan = plan_from_sweeper(config, sweeper.ladder, jobs)
+    except LadderError as exc:
+        raise SystemExit(f"glmlab: ladder: {exc}") from None
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(_naming_config(config, params, plan), sweep_dir / MULTIRUN)
+    excluded = set(config.hydra.job.config.override_dirname.exclude_keys)
+    ladder_file = sweep_dir / LADDER_FILE
+    write_json_atomic(ladder_file, {"plan": plan.to_dict(), "phase": 1})
+    async_launcher = submits_only(config)
+
+    grid = [
+        job for *_, job in plan.grid_jobs() if finished_result(sweep_dir, job, excluded) is None
+    ]
+    log.info(
+        "ladder: phase 1, %d of %d grid runs to run (%d variants x %d rungs x %d learning rates, seed %d)",
+        len(grid),
+        len(plan.grid_jobs()),
+        len(plan.variants),
+        len(plan.rungs),
+        len(plan.lr_grid),
+        plan.tuning_seed,
+    )
+    returns = _launch(sweeper, grid, 0)
+    if async_launcher and grid:
+        print(
+            f"glmlab: ladder: phase 1 ({len(grid)} grid runs) submitted; once they finished "
+            f"(glmlab status {sweep_dir}), rerun the same command to choose the learning rates "
+            "and submit phase 2 (the seeds)",
+            flush=True,
+        )
+        return returns
+    chosen = choices(plan, sweep_dir, excluded)
+    plan.chosen = {arm: c.lr for arm, c in chosen.items() if c.lr is not None}
+    for arm, c in chosen.items():
+        if c.lr is None:
+            log.error("ladder: %s has no learning rate (%s): its seeds are not run", arm, c.problem)
+        elif c.warning:
+            log.warning("ladder: %s: lr %g; %s", arm, c.lr, c.warning)
+    write_json_atomic(ladder_file, {"plan": plan.to_dict(), "phase": 2})
+    seeds = [
+        job for *_, job in plan.seed_jobs() if finished_result(sweep_dir, job, excluded) is None
+    ]
+    log.info("ladder: phase 2, %d of %d seed runs to run", len(seeds), len(plan.seed_jobs()))
+    returns += _launch(sweeper, seeds, len(plan.grid_jobs()))
+    return returns

@@ -1,0 +1,215 @@
+"""A ladder sweep read for its report: the rungs, each arm's learning-rate grid and
+choice, per-rung paired differences and the fitted trends with seed-bootstrap intervals
+(:class:`Ladder`); glmlab/report/ladder_markdown.py writes them, ladder_plot.py plots them.
+
+Everything is read from the run directories and ``ladder.json`` (the plan the sweeper
+saved); statistics reuse glmlab/report/ (paired bootstrap, Holm, reference levels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glmlab.io import read_json
+from glmlab.ladder.fit import (
+    BootFits,
+    FitResult,
+    RungDiff,
+    Verdict,
+    bootstrap_fits,
+    fit_power_laws,
+    verdict,
+)
+from glmlab.ladder.lr import GridPoint, LrChoice, choose_lr
+from glmlab.ladder.spec import LADDER_KEYS, LadderPlan, Rung
+from glmlab.ladder.sweep import LADDER_FILE
+from glmlab.report.assess import assess_metric
+from glmlab.report.load import Run, Sweep, Variant, _is_baseline
+from glmlab.report.metrics import metric_info
+from glmlab.report.stats import PairedDiff, Welch
+from glmlab.runs.layout import RunStatus
+from glmlab.runs.naming import run_identity, variant_overrides
+
+__all__ = ["LADDER_PLOT", "Ladder", "MetricTrend", "load_ladder"]
+
+LADDER_PLOT = "ladder.png"
+NOT_VARIANT = {"experiment", "ladder"}  # group choices every job of the sweep shares
+
+
+@dataclass
+class MetricTrend:
+    """One metric across the ladder: per-rung differences, the fit, verdicts, gaps."""
+
+    metric: str
+    diffs: dict[str, list[RungDiff]] = field(default_factory=dict)  # variant -> per rung
+    tests: dict[str, Any] = field(default_factory=dict)  # rung -> MetricTests
+    fit: FitResult | None = None
+    boot: BootFits | None = None
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    gaps: dict[str, float] = field(default_factory=dict)  # fitted gap at the target compute
+    cells: dict[str, dict[float, list[float]]] = field(default_factory=dict)
+
+
+@dataclass
+class Ladder:
+    """A ladder sweep as the report reads it."""
+
+    plan: LadderPlan
+    labels: list[str]  # one per plan variant, in plan order
+    baseline: str | None
+    grid: dict[tuple[str, str], LrChoice]  # (variant label, rung name) -> choice
+    verdict_runs: dict[tuple[str, str], list[Run]]  # (label, rung) -> phase-2 runs
+    trends: dict[str, MetricTrend]
+    unmatched: list[Run]
+
+    def rung(self, name: str) -> Rung:
+        return next(r for r in self.plan.rungs if r.name == name)
+
+
+def _key(o: str) -> str:
+    return o.partition("=")[0].lstrip("+~")
+
+
+def _labels(variants: Sequence[Sequence[str]]) -> list[str]:
+    """Each variant's label: its overrides that differ between the variants."""
+    parsed = [
+        dict(o.split("=", 1) for o in variant_overrides(list(v)) if _key(o) not in NOT_VARIANT)
+        for v in variants
+    ]
+    keys = set().union(*parsed) if parsed else set()
+    differing = {k for k in keys if len({p.get(k) for p in parsed}) > 1}
+    return [
+        ", ".join(sorted(f"{k}={v}" for k, v in p.items() if k in differing)) or "(defaults)"
+        for p in parsed
+    ]
+
+
+def _classify(
+    run: Run, plan: LadderPlan, idents: list[frozenset[str]]
+) -> tuple[int, Rung, float, int] | None:
+    """(variant index, rung, lr, seed) of a run from its overrides; None if not the plan's."""
+    values = {_key(o): o.partition("=")[2] for o in run.result.overrides or []}
+    try:
+        shape = (
+            int(values["model.n_layers"]),
+            int(values["model.dim"]),
+            int(values["model.n_heads"]),
+        )
+        lr, seed = float(values["train.lr"]), int(values["seed"])
+    except (KeyError, ValueError):
+        return None
+    rung = next((r for r in plan.rungs if (r.n_layers, r.dim, r.n_heads) == shape), None)
+    rest = run_identity([o for o in run.result.overrides if _key(o) not in LADDER_KEYS])
+    if rung is None or rest not in idents:
+        return None
+    return idents.index(rest), rung, lr, seed
+
+
+def load_ladder(sweep: Sweep) -> Ladder | None:
+    """The ladder of a loaded sweep, or None when the sweep is no ladder (no ladder.json)."""
+    path = Path(sweep.dir) / LADDER_FILE
+    if not path.exists():
+        return None
+    plan = LadderPlan.from_dict(read_json(path)["plan"])
+    labels = _labels(plan.variants)
+    idents = [run_identity(v) for v in plan.variants]
+    from glmlab.report.load import report_settings
+
+    wanted = report_settings(Path(sweep.dir)).get("baseline")
+    baseline = next((lab for lab in labels if _is_baseline(lab, wanted)), None)
+    grid_points: dict[tuple[str, str], dict[float, GridPoint]] = {}
+    verdict_runs: dict[tuple[str, str], list[Run]] = {}
+    unmatched = []
+    for run in sweep.runs:
+        found = _classify(run, plan, idents)
+        if found is None:
+            unmatched.append(run)
+            continue
+        vi, rung, lr, seed = found
+        key = (labels[vi], rung.name)
+        if seed == plan.tuning_seed:
+            values = run.result.to_dict() if run.result.finished else {"status": run.status}
+            grid_points.setdefault(key, {})[lr] = GridPoint.from_result(lr, values)
+        elif seed in plan.seeds:
+            verdict_runs.setdefault(key, []).append(run)
+    grid = {}
+    for label in labels:
+        for rung in plan.rungs:
+            have = grid_points.get((label, rung.name), {})
+            points = [have.get(lr, GridPoint(lr, "missing", None)) for lr in plan.lr_grid]
+            grid[(label, rung.name)] = choose_lr(points)
+    ladder = Ladder(plan, labels, baseline, grid, verdict_runs, {}, unmatched)
+    for metric in sweep.primary:
+        ladder.trends[metric] = _trend(ladder, metric)
+    return ladder
+
+
+def _diff_interval(d: PairedDiff | Welch) -> tuple[float | None, float | None]:
+    if isinstance(d, PairedDiff):
+        return d.low, d.high
+    from scipy import stats as sps
+
+    half = float(sps.t.ppf(0.975, d.df)) * d.se
+    return d.diff - half, d.diff + half
+
+
+def _trend(ladder: Ladder, metric: str) -> MetricTrend:
+    plan, out = ladder.plan, MetricTrend(metric)
+    info = metric_info(metric)
+    for rung in plan.rungs:
+        variants = [
+            Variant(
+                label,
+                [
+                    r
+                    for r in ladder.verdict_runs.get((label, rung.name), [])
+                    if r.status == RunStatus.COMPLETED
+                ],
+            )
+            for label in ladder.labels
+        ]
+        variants = [v for v in variants if v.runs]
+        base = next((v for v in variants if v.label == ladder.baseline), None)
+        tests = assess_metric(variants, base, metric)
+        out.tests[rung.name] = tests
+        for v in variants:
+            values = v.values(metric)
+            if values:
+                out.cells.setdefault(v.label, {})[rung.flops] = values
+            d = tests.diffs.get(v.label)
+            if d is not None:
+                low, high = _diff_interval(d)
+                out.diffs.setdefault(v.label, []).append(
+                    RungDiff(rung.name, rung.flops, d.diff, low, high, d.significant)
+                )
+    flip = bool(info.higher_is_better) and all(
+        0.0 <= y <= 1.0 for byc in out.cells.values() for ys in byc.values() for y in ys
+    )
+    points = {v: [(c, y) for c, ys in byc.items() for y in ys] for v, byc in out.cells.items()}
+    if points:
+        out.fit = fit_power_laws(points, plan.fit, flip=flip)
+        if plan.bootstrap > 0:
+            out.boot = bootstrap_fits(
+                out.cells,
+                plan.fit,
+                baseline=ladder.baseline,
+                target=plan.target_compute,
+                n_boot=plan.bootstrap,
+                flip=flip,
+            )
+    for label, diffs in out.diffs.items():
+        out.verdicts[label] = verdict(
+            diffs,
+            higher_is_better=bool(info.higher_is_better),
+            fit=out.fit,
+            variant=label,
+            baseline=ladder.baseline,
+        )
+        if out.fit is not None and label in out.fit.curves and ladder.baseline in out.fit.curves:
+            out.gaps[label] = out.fit.predict(label, plan.target_compute) - out.fit.predict(
+                ladder.baseline, plan.target_compute
+            )
+    return out

@@ -1,0 +1,76 @@
+"""The ladder plot: each verdict metric against training compute, one colour per variant,
+seed runs as dots with their range per rung as a band, fitted curves (dotted beyond the
+largest rung, up to the target compute). matplotlib's object API, as glmlab/report/plots.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from glmlab.report.metrics import metric_info
+
+if TYPE_CHECKING:
+    from glmlab.report.ladder import Ladder
+
+__all__ = ["plot_ladder"]
+
+
+def plot_ladder(ladder: Ladder, path: Path) -> bool:
+    """Write the plot to ``path``; False when matplotlib is missing or nothing to plot."""
+    try:
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    trends = [t for t in ladder.trends.values() if t.cells]
+    if not trends:
+        return False
+    fig = Figure(figsize=(6 * len(trends), 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(trends), squeeze=False)[0]
+    colors = colormaps["tab10"]
+    lo = ladder.plan.rungs[0].flops
+    top = ladder.plan.rungs[-1].flops
+    target = ladder.plan.target_compute
+    for ax, trend in zip(axes, trends, strict=True):
+        for i, label in enumerate(ladder.labels):
+            cells = trend.cells.get(label)
+            if not cells:
+                continue
+            color = colors(i % 10)
+            cs = sorted(cells)
+            for c in cs:
+                ax.scatter([c] * len(cells[c]), cells[c], color=color, s=12, alpha=0.7)
+            ax.fill_between(
+                cs,
+                [min(cells[c]) for c in cs],
+                [max(cells[c]) for c in cs],
+                color=color,
+                alpha=0.15,
+            )
+            name = label + (" (baseline)" if label == ladder.baseline else "")
+            if trend.fit is not None and label in trend.fit.curves:
+                inside = np.geomspace(lo, top, 60)
+                ax.plot(
+                    inside, [trend.fit.predict(label, c) for c in inside], color=color, label=name
+                )
+                if target > top:
+                    beyond = np.geomspace(top, target, 30)
+                    ax.plot(
+                        beyond, [trend.fit.predict(label, c) for c in beyond], color=color, ls=":"
+                    )
+            else:
+                ax.plot(cs, [float(np.mean(cells[c])) for c in cs], color=color, label=name)
+        if target > top:
+            ax.axvline(target, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("training FLOPs C")
+        ax.set_title(metric_info(trend.metric).label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return True

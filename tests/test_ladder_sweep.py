@@ -1,0 +1,126 @@
+"""The ladder end to end: `python -m glmlab +experiment=span_shuffle_ablation +ladder=cpu -m`
+on a tiny ladder (seconds per run, two side by side under Hydra's joblib launcher), its
+report with every section, the lr choice read back from the grid runs, a rerun that finds
+every run finished, and a bad ladder file refused before any run directory exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from glmlab.runs.result import read_result
+from glmlab.testing import run_glmlab
+
+pytestmark = pytest.mark.slow
+
+# TINY_OVERRIDES without the keys the ladder sets per rung (model shape, max_steps).
+TINY_LADDER = [
+    "data.vocab_size=512",
+    "data.n_sentinels=16",
+    "data.seq_len=64",
+    "train.batch_size=4",
+    "train.warmup_steps=2",
+    "train.eval_interval=3",
+    "train.eval_batches=2",
+    "train.log_interval=2",
+    "train.checkpoint_interval=3",
+    "train.eval_suite_items=8",
+    "train.cloze_items=8",
+    "train.progress=false",
+    "train.threads=1",
+    "hydra.sweeper.ladder.rungs=[{n_layers:1,dim:16,n_heads:2},{n_layers:1,dim:24,n_heads:2},{n_layers:1,dim:32,n_heads:2}]",
+    "hydra.sweeper.ladder.tokens_per_param=0.5",
+    "hydra.sweeper.ladder.bootstrap=40",
+    "seed=0,1",
+]
+COMMAND = ["+experiment=span_shuffle_ablation", "+ladder=cpu", "-m", *TINY_LADDER]
+SECTIONS = [
+    "# Ladder report: span_shuffle_ablation",
+    "## Ladder: verdicts across scale",
+    "### Verdicts",
+    "### Rungs and token rule",
+    "### Learning-rate grid",
+    "### Per-rung differences",
+    "### Fitted trends: y = E + A C^-alpha",
+    "### Metric against compute",
+    "![metric against compute](ladder.png)",
+]
+
+
+def test_tiny_ladder_end_to_end(tmp_path):
+    proc = run_glmlab(COMMAND, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sweep = tmp_path / "sweeps" / "span_shuffle_ablation"
+    runs = [d for d in sweep.iterdir() if (d / "result.json").exists()]
+    assert len(runs) == 2 * 3 * 3 + 2 * 3 * 2  # grid on the tuning seed + seeds
+    md = (sweep / "report.md").read_text()
+    for section in SECTIONS:
+        assert section in md, section
+    assert (sweep / "ladder.png").stat().st_size > 0
+    assert "Ladder: verdicts across scale" in (sweep / "report.html").read_text()
+    for metric in ("token infilling loss", "cloze accuracy"):
+        line = next(
+            x
+            for x in md.splitlines()
+            if x.startswith(f"- {metric}, objective.shuffle_spans=false vs")
+        )
+        assert "at every size" in line or "crosses over" in line
+        assert "extrapolation to C =" in line
+    assert "ladder: token infilling loss, objective.shuffle_spans=false vs" in proc.stdout
+
+    # The choice: per arm, the grid lr with the lowest validation loss on the tuning seed,
+    # and every seed run of the arm at that lr.
+    plan = json.loads((sweep / "ladder.json").read_text())["plan"]
+    grid: dict[tuple[str, str], dict[float, float]] = {}
+    seeds: dict[tuple[str, str], set[float]] = {}
+    for d in runs:
+        res = read_result(d)
+        values = dict(o.split("=", 1) for o in res.overrides)
+        arm = (values["objective.shuffle_spans"].lower(), values["model.dim"])
+        if int(values["seed"]) == plan["tuning_seed"]:
+            grid.setdefault(arm, {})[float(values["train.lr"])] = res.final_val_loss
+        else:
+            seeds.setdefault(arm, set()).add(float(values["train.lr"]))
+        assert res.get("compute")["flops"] > 0
+    assert len(grid) == 6 and all(len(g) == 3 for g in grid.values())
+    for arm, losses in grid.items():
+        assert seeds[arm] == {min(losses, key=losses.get)}, arm
+    chosen = set(plan["chosen"].values())
+    assert chosen <= set(plan["lr_grid"])
+
+    # Resumable: a rerun trains nothing and writes the same choices.
+    again = run_glmlab(COMMAND, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = again.stdout + again.stderr
+    assert "phase 1, 0 of 18 grid runs to run" in log
+    assert "phase 2, 0 of 12 seed runs to run" in log
+    assert json.loads((sweep / "ladder.json").read_text())["plan"]["chosen"] == plan["chosen"]
+
+    # glmlab results: size, lr, params and FLOPs columns on every row.
+    from glmlab.report.table import sweep_rows
+
+    rows = sweep_rows(sweep)
+    assert {"size", "lr", "params", "flops"} <= set(rows[0])
+    assert {r["size"] for r in rows} == {"1x16", "1x24", "1x32"}
+    assert all(r["params"] and r["flops"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("override", "fix"),
+    [
+        ("hydra.sweeper.ladder.lr_grid=[0.01]", "at least 3 distinct learning rates"),
+        (
+            "hydra.sweeper.ladder.rungs=[{n_layers:1,dim:32,n_heads:2},{n_layers:1,dim:24,n_heads:2},{n_layers:1,dim:48,n_heads:2}]",
+            "list the rungs from smallest to largest",
+        ),
+        ("hydra.sweeper.ladder.tokens_per_param=0.0001", "raise ladder.tokens_per_param"),
+    ],
+)
+def test_bad_ladder_file_is_one_line_before_any_run(tmp_path, override, fix):
+    proc = run_glmlab([*COMMAND, override], tmp_path)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("glmlab: ladder:")]
+    assert len(errors) == 1 and fix in errors[0], proc.stderr[-2000:]
+    assert not Path(tmp_path / "sweeps").exists()
