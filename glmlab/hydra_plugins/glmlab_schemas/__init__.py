@@ -9,3 +9,9 @@ config, so this one makes glmlab's ``conf/`` compose however it is reached: thro
 from glmlab.config import register_schemas
 
 register_schemas()
+
+# conf/config.yaml picks glmlab's local launcher (hydra/launcher=glmlab_local): its config
+# must be in the store however conf/ is reached, too.
+from glmlab.cluster.local import register_config as register_local_launcher  # noqa: E402
+
+register_local_launcher()
