@@ -54,7 +54,10 @@ class ExperimentTiming:
 
     def lines(self) -> list[str]:
         """The console lines for this experiment."""
-        load = lambda avg: "/".join(f"{x:.2f}" for x in avg)  # noqa: E731
+
+        def load(avg: tuple[float, float, float]) -> str:
+            return "/".join(f"{x:.2f}" for x in avg)
+
         out = [
             f"{self.experiment}: {self.wall_s / 60:.1f} min wall, {self.cpu_s / 60:.1f} min CPU "
             f"(exit {self.returncode}); load average before {load(self.load_before)}, "

@@ -52,7 +52,8 @@ def install() -> None:
     from hydra.core.plugins import Plugins
 
     plugins = Plugins.instance()
-    if TARGET not in plugins.class_name_to_class or LOCAL_TARGET not in plugins.class_name_to_class:
+    known = plugins.class_name_to_class
+    if TARGET not in known or LOCAL_TARGET not in known:
         from hydra_plugins.glmlab_cluster import (
             LocalParallelLauncher,
             RepresentativeSweeper,
