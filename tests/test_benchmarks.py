@@ -194,3 +194,32 @@ def test_data_benchmark_prepares_a_generated_corpus(tmp_path: Path) -> None:
     assert row["prepare_mb_per_s"] > 0 and row["tokenizer_batch_mb_per_s"] > 0
     assert row["ids_dtype"] == "uint16" and row["peak_rss_mb"] > 0
     assert row["ratio"] > 0 and row["cpu_ratio"] > 0 and len(row["load_1min"]) == 4
+
+
+@pytest.mark.slow  # runs a sweep end to end
+def test_experiments_benchmark_prints_wall_time_and_reference_lines(tmp_path: Path) -> None:
+    from glmlab.testing.runs import TINY_OVERRIDES
+
+    out_json = tmp_path / "experiments.json"
+    args = ["--experiments", "sentinel_ablation", "--workdir", str(tmp_path / "work")]
+    args += ["--json", str(out_json), "--override", *TINY_OVERRIDES]
+    out = subprocess.run(
+        [sys.executable, "benchmarks/experiments.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    lines = out.splitlines()
+    (head,) = [ln for ln in lines if ln.startswith("sentinel_ablation: ")]
+    assert " min wall, " in head and " min CPU (exit 0); load average before " in head
+    assert any(ln.startswith("  6 runs, ") for ln in lines)  # how many ran at once
+    # Six steps learn nothing: both reference lines say so, and the verdict is not a pass.
+    refs = [ln for ln in lines if "unigram level" in ln or "chance level" in ln]
+    assert len(refs) == 2 and all("not clearly past" in ln for ln in refs)
+    assert lines[-1].startswith("  NOT PAST THE REFERENCES: glmlab: sweep ")
+    (row,) = json.loads(out_json.read_text())
+    assert row["experiment"] == "sentinel_ablation" and row["returncode"] == 0
+    assert row["wall_s"] > 0 and row["cpu_s"] > 0 and row["passed"] is False
+    assert (tmp_path / "work" / "sweeps" / "sentinel_ablation" / "report.md").is_file()

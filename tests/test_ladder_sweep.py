@@ -1,5 +1,5 @@
 """The ladder end to end: `python -m glmlab +experiment=span_shuffle_ablation +ladder=cpu -m`
-on a tiny ladder (seconds per run, two side by side under Hydra's joblib launcher), its
+on a tiny ladder (seconds per run, side by side under glmlab's local launcher), its
 report with every section, the lr choice read back from the grid runs, a rerun that finds
 every run finished, and a bad ladder file refused before any run directory exists."""
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from glmlab.cli.run import execute_run
 from glmlab.cli.summary import run_summary
 from glmlab.cluster.launcher import install as install_launcher
+from glmlab.cluster.local import unrecorded as unrecorded_in_workers
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
 from glmlab.ladder.plugin import install as install_ladder
@@ -25,7 +26,8 @@ install_launcher()  # hydra/launcher=submitit_slurm_async
 install_ladder()  # hydra/sweeper=glmlab_ladder (the ladder files select it)
 
 # Runs of this process whose failure could not be written to their directory (a refused
-# config change, a read-only directory): the sweep's count adds them.
+# config change, a read-only directory): the sweep's count adds them (and those of a
+# parallel sweep's worker processes, glmlab.cluster.local).
 _unrecorded: list[dict[str, Any]] = []
 _sweep_exit: list[int] = []
 
@@ -55,7 +57,7 @@ def finish_sweep(sweep_dir: str | Path) -> int:
     if Path(sweep_dir).is_dir():
         statuses = sweep_statuses(sweep_dir)
         clean_stale_temps(sweep_dir, older_than_s=STALE_TEMP_AGE_S)  # of killed report writes
-    for result in _unrecorded:
+    for result in [*_unrecorded, *unrecorded_in_workers()]:
         statuses.append(RunStatus.FAILED.value)
         print(f"glmlab: run {result['run_dir']} failed (not recorded there): {result['error']}")
     code = sweep_exit_status(statuses)

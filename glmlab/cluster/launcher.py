@@ -1,5 +1,6 @@
 """Make glmlab's Hydra plugins available: ``hydra/launcher=submitit_slurm_async`` (the
-settings of hydra-submitit-launcher's ``submitit_slurm``, unchanged) and
+settings of hydra-submitit-launcher's ``submitit_slurm``, unchanged),
+``hydra/launcher=glmlab_local`` (the default: :mod:`glmlab.cluster.local`) and
 ``hydra/sweeper=glmlab_basic`` (the settings of Hydra's ``basic`` sweeper).
 """
 
@@ -14,6 +15,8 @@ from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from omegaconf import DictConfig, OmegaConf
 
+from glmlab.cluster.local import TARGET as LOCAL_TARGET
+from glmlab.cluster.local import register_config as register_local_config
 from glmlab.cluster.validate import SWEEPER, SWEEPER_TARGET
 
 LAUNCHER = "submitit_slurm_async"
@@ -41,6 +44,7 @@ def install() -> None:
     if str(PLUGIN_PATH) not in sys.path:
         sys.path.append(str(PLUGIN_PATH))
     store = ConfigStore.instance()
+    register_local_config()
     store.store(group="hydra/launcher", name=LAUNCHER, node=SlurmAsyncQueueConf, provider="glmlab")
     store.store(
         group="hydra/sweeper", name=SWEEPER, node=RepresentativeSweeperConf, provider="glmlab"
@@ -48,10 +52,16 @@ def install() -> None:
     from hydra.core.plugins import Plugins
 
     plugins = Plugins.instance()
-    if TARGET not in plugins.class_name_to_class:
-        from hydra_plugins.glmlab_cluster import RepresentativeSweeper, SubmititSlurmAsyncLauncher
+    known = plugins.class_name_to_class
+    if TARGET not in known or LOCAL_TARGET not in known:
+        from hydra_plugins.glmlab_cluster import (
+            LocalParallelLauncher,
+            RepresentativeSweeper,
+            SubmititSlurmAsyncLauncher,
+        )
 
         plugins.register(SubmititSlurmAsyncLauncher)
+        plugins.register(LocalParallelLauncher)
         plugins.register(RepresentativeSweeper)
 
 

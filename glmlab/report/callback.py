@@ -26,8 +26,9 @@ def report_choices(report: Any) -> dict[str, Any]:
     return {"baseline": report.get("baseline"), "metric": report.get("metric")}
 
 
-def sweep_summary(sweep: Sweep, report: Path) -> str:
-    """The console's closing lines of a sweep: the verdicts and where the report is (the
+def sweep_summary(sweep: Sweep, report: Path, launched: str | None = None) -> str:
+    """The console's closing lines of a sweep: the verdicts, how its runs were launched
+    (``launched``, e.g. ``6 runs, 2 at once, in 312 s``) and where the report is (the
     counts of each outcome follow on the very last line, :func:`glmlab.cli.app.finish_sweep`)."""
     lines = [f"glmlab: sweep {sweep.name}: verdicts"]
     from glmlab.report.ladder import load_ladder
@@ -35,6 +36,8 @@ def sweep_summary(sweep: Sweep, report: Path) -> str:
 
     if (ladder := load_ladder(sweep)) is not None:  # a ladder: its verdicts across scale
         lines += ladder_summary(ladder)
+        if launched is not None:
+            lines.append(f"  ran {launched} (hydra.launcher.n_jobs sets how many at once)")
         lines.append(f"  report: {report} (and {REPORT_HTML})")
         return "\n".join(lines).replace("**", "")
     if sweep.baseline is not None:
@@ -43,6 +46,8 @@ def sweep_summary(sweep: Sweep, report: Path) -> str:
                 cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
                 lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
     lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
+    if launched is not None:
+        lines.append(f"  ran {launched} (hydra.launcher.n_jobs sets how many at once)")
     lines.append(f"  report: {report} (and {REPORT_HTML})")
     return "\n".join(lines).replace("**", "")
 
@@ -64,10 +69,15 @@ class SweepReportCallback(Callback):
             finish_sweep(config.hydra.sweep.dir)
 
     def _write_report(self, config: DictConfig) -> None:
+        from glmlab.cluster.local import launch_of
+
         sweep_dir = config.hydra.sweep.dir
+        launch = launch_of(sweep_dir)
         try:
             sweep = load_sweep(sweep_dir, **report_choices(config.get("report", {})))
-            summary = sweep_summary(sweep, write_report(sweep))
+            summary = sweep_summary(
+                sweep, write_report(sweep), launch.phrase() if launch is not None else None
+            )
         except FileNotFoundError as exc:
             log.error("no sweep report: %s", exc)
             return

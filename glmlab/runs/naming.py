@@ -168,8 +168,17 @@ def register_resolvers() -> None:
 def variant_overrides(overrides: list[str]) -> list[str]:
     """The overrides that define a variant: all but the seed and the experiment choice."""
     # stop_after: a preemption drill; run.on_change: how to rerun, not what; tracker: where
-    # results are sent, not what they are
-    skip = ("seed", "experiment", "name", "train.stop_after", "run.on_change", "tracker")
+    # results are sent, not what they are; train.progress: how it shows (a parallel local
+    # sweep turns the bars off, glmlab/cluster/local.py)
+    skip = (
+        "seed",
+        "experiment",
+        "name",
+        "train.stop_after",
+        "train.progress",
+        "run.on_change",
+        "tracker",
+    )
     spelled = {"True": "true", "False": "false", "None": "null"}  # sweeps print Python's spelling
     out = []
     for o in overrides:

@@ -11,3 +11,9 @@ from glmlab.ladder.plugin import store_config
 
 register_schemas()
 store_config()  # hydra/sweeper/glmlab_ladder, which the ladder files (conf/ladder/) select
+
+# conf/config.yaml picks glmlab's local launcher (hydra/launcher=glmlab_local): its config
+# must be in the store however conf/ is reached, too.
+from glmlab.cluster.local import register_config as register_local_launcher  # noqa: E402
+
+register_local_launcher()

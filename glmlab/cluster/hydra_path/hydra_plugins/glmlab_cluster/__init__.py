@@ -1,9 +1,11 @@
-"""glmlab's Hydra plugins: the launcher ``submitit_slurm_async`` (submit a sweep and
-return) and the sweeper ``glmlab_basic`` (Hydra's basic one, validating faster).
+"""glmlab's Hydra plugins: the launchers ``submitit_slurm_async`` (submit a sweep and
+return) and ``glmlab_local`` (a local sweep's runs side by side, as many as the cores
+allow), and the sweeper ``glmlab_basic`` (Hydra's basic one, validating faster).
 
 Hydra loads launchers only from the ``hydra_plugins`` namespace package; glmlab puts this
 directory's parent on ``sys.path`` (:func:`glmlab.cluster.launcher.install`) so that the
-plugin is found however glmlab is installed. The work is in :mod:`glmlab.cluster.submit` and :mod:`glmlab.cluster.validate`.
+plugin is found however glmlab is installed. The work is in :mod:`glmlab.cluster.submit`, :mod:`glmlab.cluster.local` and
+:mod:`glmlab.cluster.validate`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.utils import JobReturn
+from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
 
@@ -24,6 +27,18 @@ class SubmititSlurmAsyncLauncher(SlurmLauncher):
         from glmlab.cluster.submit import submit_sweep
 
         return submit_sweep(self, job_overrides, initial_job_idx)
+
+
+class LocalParallelLauncher(JoblibLauncher):
+    """hydra-joblib-launcher's launcher with the number of runs at once chosen from the
+    cores and the runs' device and threads; one at a time, the runs go in this process."""
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        from glmlab.cluster.local import launch
+
+        return launch(self, job_overrides, initial_job_idx)
 
 
 class RepresentativeSweeper(BasicSweeper):

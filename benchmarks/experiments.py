@@ -1,0 +1,143 @@
+"""Every experiment's sweep as a user runs it: wall time, load and the reference lines.
+
+Runs ``python -m glmlab +experiment=<name> -m`` (nothing else, unless ``--override``) for
+each experiment of conf/experiment/, one after another in a work directory, and prints per
+experiment: the wall time, the load average before and after (the machine may be shared:
+a wall time means little without it), the CPU time of all its processes (on a busy machine,
+CPU time / runs at once estimates the wall time on idle cores), how many runs went at
+once, and the sweep's
+reference lines (every variant past the unigram level on token infilling and above chance
+on cloze, or the ones that are not). These are the numbers of README's "Experiments" table.
+
+    python benchmarks/experiments.py                                  # all, ~30 min on 2 cores
+    python benchmarks/experiments.py --experiments norm_ablation sentinel_ablation
+    python benchmarks/experiments.py --json experiments.json --workdir /tmp/exp
+    python benchmarks/experiments.py --override train.max_steps=6 ...   # a smoke test
+
+The sweeps stay in ``--workdir`` (default: a new temporary directory), with their reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+# The reference lines of a sweep's closing summary (glmlab.report.markdown.reference_summary).
+REFERENCE_MARKS = ("unigram level", "chance level")
+
+
+@dataclass
+class ExperimentTiming:
+    """One experiment's sweep: how long it took, under what load, and what it concluded."""
+
+    experiment: str
+    returncode: int
+    wall_s: float
+    cpu_s: float  # user + system of the sweep's processes, its worker processes included
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    launched: str | None  # "6 runs, 2 at once, in 312 s"
+    references: list[str] = field(default_factory=list)
+    passed: bool = False  # every variant past both references
+    last_line: str = ""
+
+    def lines(self) -> list[str]:
+        """The console lines for this experiment."""
+
+        def load(avg: tuple[float, float, float]) -> str:
+            return "/".join(f"{x:.2f}" for x in avg)
+
+        out = [
+            f"{self.experiment}: {self.wall_s / 60:.1f} min wall, {self.cpu_s / 60:.1f} min CPU "
+            f"(exit {self.returncode}); load average before {load(self.load_before)}, "
+            f"after {load(self.load_after)}",
+            f"  {self.launched or 'runs at once: not reported'}",
+        ]
+        out += [f"  {line}" for line in self.references] or ["  no reference lines (no report)"]
+        out.append(f"  {'PASS' if self.passed else 'NOT PAST THE REFERENCES'}: {self.last_line}")
+        return out
+
+
+def parse_summary(stdout: str) -> tuple[str | None, list[str], str]:
+    """From a sweep's console output: the launch phrase, the reference lines and the last
+    line (its outcome counts)."""
+    launched, references = None, []
+    for raw in stdout.splitlines():
+        line = raw.strip()
+        if line.startswith("ran ") and (" at once" in line or "one at a time" in line):
+            launched = line[len("ran ") :].split(" (")[0]
+        elif any(mark in line for mark in REFERENCE_MARKS) and not line.startswith("glmlab: [run"):
+            references.append(line)
+    last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    return launched, references, last
+
+
+def past_references(references: list[str]) -> bool:
+    """Whether both reference lines say every variant is past its reference."""
+    return len(references) == 2 and all("every variant is past" in r for r in references)
+
+
+def run_experiment(name: str, workdir: Path, overrides: list[str], log: Path) -> ExperimentTiming:
+    """Run one experiment's sweep in ``workdir`` and time it (its output goes to ``log``)."""
+    before = os.getloadavg()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmlab", f"+experiment={name}", *overrides, "-m"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - start
+    after = os.getloadavg()
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (used.ru_utime - usage.ru_utime) + (used.ru_stime - usage.ru_stime)
+    log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    launched, references, last = parse_summary(proc.stdout)
+    return ExperimentTiming(
+        experiment=name,
+        returncode=proc.returncode,
+        wall_s=wall,
+        cpu_s=cpu,
+        load_before=before,
+        load_after=after,
+        launched=launched,
+        references=references,
+        passed=proc.returncode == 0 and past_references(references),
+        last_line=last,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--experiments", nargs="+", default=EXPERIMENTS, choices=EXPERIMENTS)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the sweeps go")
+    parser.add_argument("--override", nargs="*", default=[], help="extra overrides (smoke tests)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="glmlab-experiments-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"experiments in {workdir} ({len(os.sched_getaffinity(0))} cores usable)", flush=True)
+    results: list[dict[str, Any]] = []
+    for name in args.experiments:
+        timing = run_experiment(name, workdir, args.override, workdir / f"{name}.log")
+        print("\n".join(timing.lines()), flush=True)
+        results.append(asdict(timing))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["returncode"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
