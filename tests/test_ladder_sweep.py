@@ -15,7 +15,9 @@ from glmlab.testing import run_glmlab
 
 pytestmark = pytest.mark.slow
 
-# TINY_OVERRIDES without the keys the ladder sets per rung (model shape, max_steps).
+# TINY_OVERRIDES without the keys the ladder sets per rung (model shape, max_steps), and
+# without train.progress=false: the local launcher adds it to each job when runs go side by
+# side, and the report must still match those runs to the plan's variants.
 TINY_LADDER = [
     "data.vocab_size=512",
     "data.n_sentinels=16",
@@ -28,10 +30,10 @@ TINY_LADDER = [
     "train.checkpoint_interval=3",
     "train.eval_suite_items=8",
     "train.cloze_items=8",
-    "train.progress=false",
     "train.threads=1",
     "hydra.sweeper.ladder.rungs=[{n_layers:1,dim:16,n_heads:2},{n_layers:1,dim:24,n_heads:2},{n_layers:1,dim:32,n_heads:2}]",
     "hydra.sweeper.ladder.tokens_per_param=0.5",
+    "hydra.sweeper.ladder.lr_grid=[1e-3,3e-3,1e-2]",
     "hydra.sweeper.ladder.bootstrap=40",
     "seed=0,1",
 ]
@@ -69,6 +71,9 @@ def test_tiny_ladder_end_to_end(tmp_path):
         assert "at every size" in line or "crosses over" in line
         assert "extrapolation to C =" in line
     assert "ladder: token infilling loss, objective.shuffle_spans=false vs" in proc.stdout
+    # Every grid point and seed run is matched to its arm: nothing reported missing.
+    grid_table = md.split("### Learning-rate grid")[1].split("### Per-rung differences")[0]
+    assert "missing" not in grid_table and "no completed seed runs" not in md
 
     # The choice: per arm, the grid lr with the lowest validation loss on the tuning seed,
     # and every seed run of the arm at that lr.

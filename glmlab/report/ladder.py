@@ -102,7 +102,11 @@ def _classify(
     except (KeyError, ValueError):
         return None
     rung = next((r for r in plan.rungs if (r.n_layers, r.dim, r.n_heads) == shape), None)
-    rest = run_identity([o for o in run.result.overrides if _key(o) not in LADDER_KEYS])
+    # variant_overrides: without what names no variant (the experiment, and what a launcher
+    # adds, e.g. train.progress=false when runs go side by side: glmlab/cluster/local.py).
+    rest = run_identity(
+        variant_overrides([o for o in run.result.overrides if _key(o) not in LADDER_KEYS])
+    )
     if rung is None or rest not in idents:
         return None
     return idents.index(rest), rung, lr, seed
@@ -115,7 +119,7 @@ def load_ladder(sweep: Sweep) -> Ladder | None:
         return None
     plan = LadderPlan.from_dict(read_json(path)["plan"])
     labels = _labels(plan.variants)
-    idents = [run_identity(v) for v in plan.variants]
+    idents = [run_identity(variant_overrides(list(v))) for v in plan.variants]
     from glmlab.report.load import report_settings
 
     wanted = report_settings(Path(sweep.dir)).get("baseline")
