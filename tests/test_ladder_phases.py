@@ -150,6 +150,43 @@ def test_partly_finished_grid_queues_only_the_rest(tmp_path):
     assert s.launcher.batches == [first[10:]]  # the other 8 again; no seeds yet
 
 
+def test_a_rerun_waits_for_queued_jobs_instead_of_submitting_them_twice(
+    tmp_path, monkeypatch, capsys
+):
+    """Rerun too early: of the 18 grid jobs, 10 finished, 5 Slurm still has (queued or
+    running) and 3 ended without a result (failed): only those 3 are submitted again, the
+    5 are waited for, and no seed is queued before the grid finished."""
+    import glmlab.cluster.status as status
+    from glmlab.cluster.slurm import SlurmJob
+    from glmlab.cluster.submission import SubmittedJob, record_submission
+
+    s = sweeper(tmp_path, run=False, async_launcher=True)
+    sweep_ladder(s, [])
+    first = s.launcher.batches[0]
+    sweep_dir = tmp_path / "sweep"
+    jobs = [SubmittedJob(f"run{i}", str(100 + i), list(job)) for i, job in enumerate(first)]
+    record_submission(sweep_dir, jobs, {})
+    for job in first[:10]:
+        finish(sweep_dir, job)
+    states = {str(100 + i): "RUNNING" if i < 12 else "PENDING" for i in range(10, 15)}
+    states |= {str(100 + i): "FAILED" for i in range(15, 18)}
+    asked: list[list[str]] = []
+
+    def query(ids: list[str]) -> dict[str, SlurmJob]:
+        asked.append(ids)
+        return {i: SlurmJob(i, states[i]) for i in ids if i in states}
+
+    monkeypatch.setattr(status, "query_jobs", query)
+    capsys.readouterr()
+    s.launcher.batches.clear()
+    sweep_ladder(s, [])
+    assert asked, "Slurm was not asked"
+    assert s.launcher.batches == [first[15:]]
+    said = capsys.readouterr().out
+    assert "phase 1: 3 grid runs submitted, 5 submitted earlier still queued or running" in said
+    assert json.loads((sweep_dir / "ladder.json").read_text())["phase"] == 1
+
+
 def test_bad_ladder_stops_before_writing(tmp_path):
     s = sweeper(tmp_path, run=True, async_launcher=False)
     s.ladder = {**LADDER, "lr_grid": [1e-3, 1e-3]}

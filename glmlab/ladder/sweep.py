@@ -14,7 +14,8 @@ a finished result are launched: a rerun of the same command finds the finished g
 and seed runs. With a launcher that returns once the jobs are queued (``glmlab submit``),
 an invocation that had to queue grid points stops after phase 1; rerunning the same
 command once they finished (``glmlab status``) chooses the learning rates and queues
-phase 2. The plan, the grid's results and the choices are saved as ``ladder.json`` in the
+phase 2. Jobs an earlier invocation queued that Slurm still has queued or running are
+waited for, never submitted a second time (a rerun made too early says so). The plan, the grid's results and the choices are saved as ``ladder.json`` in the
 sweep directory, where the report reads them.
 """
 
@@ -80,14 +81,16 @@ def plan_from_sweeper(config: Any, ladder: Any, jobs: Sequence[Sequence[str]]) -
     return build_plan(settings, {k: v for k, v in base.items() if v is not None}, variants, seeds)
 
 
+def _identity(overrides: Sequence[str], excluded: set[str]) -> frozenset[str]:
+    return run_identity([o for o in overrides if o.partition("=")[0].lstrip("+~") not in excluded])
+
+
 def finished_result(
     sweep_dir: Path, overrides: Sequence[str], excluded: set[str]
 ) -> dict[str, Any] | None:
     """The result.json values of the run of ``overrides`` in ``sweep_dir`` if it finished
     (completed or diverged); None otherwise."""
-    identity = run_identity(
-        [o for o in overrides if o.partition("=")[0].lstrip("+~") not in excluded]
-    )
+    identity = _identity(overrides, excluded)
     name = existing_run(sweep_dir, identity, excluded)
     if name is None:
         return None
@@ -109,6 +112,39 @@ def _naming_config(config: Any, params: dict[str, str], plan: LadderPlan) -> Any
     with open_dict(saved):
         saved.hydra.sweeper.params = {**params, **{k: ",".join(v) for k, v in values.items()}}
     return saved
+
+
+def queued_runs(sweep_dir: Path, excluded: set[str]) -> set[frozenset[str]]:
+    """The identities of the sweep's runs whose Slurm job (submitted by an earlier
+    invocation, ``submission.json``) is still queued or running, as Slurm says: submitting
+    them again would start a second job on the same run directory."""
+    from glmlab.cluster.status import LiveState, sweep_runs
+    from glmlab.cluster.submission import read_submission
+
+    submitted = read_submission(sweep_dir)
+    if not submitted:
+        return set()
+    live = {
+        v.name
+        for v in sweep_runs(sweep_dir)
+        if v.state in (LiveState.PENDING, LiveState.RUNNING)
+    }
+    return {_identity(job.overrides, excluded) for name, job in submitted.items() if name in live}
+
+
+def _to_launch(
+    jobs: list[list[str]], sweep_dir: Path, excluded: set[str], queued: set[frozenset[str]]
+) -> tuple[list[list[str]], int]:
+    """(the jobs without a finished run and not queued, how many are queued)."""
+    todo, waiting = [], 0
+    for job in jobs:
+        if finished_result(sweep_dir, job, excluded) is not None:
+            continue
+        if _identity(job, excluded) in queued:
+            waiting += 1
+        else:
+            todo.append(job)
+    return todo, waiting
 
 
 def _launch(sweeper: Any, batch: list[list[str]], start: int) -> list[Any]:
@@ -150,25 +186,28 @@ def sweep_ladder(sweeper: Any, arguments: list[str]) -> list[Any]:
     ladder_file = sweep_dir / LADDER_FILE
     write_json_atomic(ladder_file, {"plan": plan.to_dict(), "phase": 1})
     async_launcher = submits_only(config)
+    # Jobs an earlier `glmlab submit` queued are waited for, never submitted twice.
+    queued = queued_runs(sweep_dir, excluded) if async_launcher else set()
 
-    grid = [
-        job for *_, job in plan.grid_jobs() if finished_result(sweep_dir, job, excluded) is None
-    ]
+    grid, waiting = _to_launch([job for *_, job in plan.grid_jobs()], sweep_dir, excluded, queued)
     log.info(
-        "ladder: phase 1, %d of %d grid runs to run (%d variants x %d rungs x %d learning rates, seed %d)",
+        "ladder: phase 1, %d of %d grid runs to run (%d variants x %d rungs x %d learning rates, seed %d)%s",
         len(grid),
         len(plan.grid_jobs()),
         len(plan.variants),
         len(plan.rungs),
         len(plan.lr_grid),
         plan.tuning_seed,
+        f"; {waiting} still queued or running" if waiting else "",
     )
     returns = _launch(sweeper, grid, 0)
-    if async_launcher and grid:
+    if async_launcher and (grid or waiting):
+        said = f"{len(grid)} grid runs submitted" + (
+            f", {waiting} submitted earlier still queued or running" if waiting else ""
+        )
         print(
-            f"glmlab: ladder: phase 1 ({len(grid)} grid runs) submitted; once they finished "
-            f"(glmlab status {sweep_dir}), rerun the same command to choose the learning rates "
-            "and submit phase 2 (the seeds)",
+            f"glmlab: ladder: phase 1: {said}; once they finished (glmlab status {sweep_dir}), "
+            "rerun the same command to choose the learning rates and submit phase 2 (the seeds)",
             flush=True,
         )
         return returns
@@ -180,9 +219,19 @@ def sweep_ladder(sweeper: Any, arguments: list[str]) -> list[Any]:
         elif c.warning:
             log.warning("ladder: %s: lr %g; %s", arm, c.lr, c.warning)
     write_json_atomic(ladder_file, {"plan": plan.to_dict(), "phase": 2})
-    seeds = [
-        job for *_, job in plan.seed_jobs() if finished_result(sweep_dir, job, excluded) is None
-    ]
-    log.info("ladder: phase 2, %d of %d seed runs to run", len(seeds), len(plan.seed_jobs()))
+    seeds, waiting = _to_launch([job for *_, job in plan.seed_jobs()], sweep_dir, excluded, queued)
+    log.info(
+        "ladder: phase 2, %d of %d seed runs to run%s",
+        len(seeds),
+        len(plan.seed_jobs()),
+        f"; {waiting} still queued or running" if waiting else "",
+    )
     returns += _launch(sweeper, seeds, len(plan.grid_jobs()))
+    if async_launcher and (seeds or waiting):
+        print(
+            f"glmlab: ladder: phase 2: {len(seeds)} seed runs submitted"
+            + (f", {waiting} submitted earlier still queued or running" if waiting else "")
+            + f"; once they finished, `glmlab collect {sweep_dir}` writes the report",
+            flush=True,
+        )
     return returns
