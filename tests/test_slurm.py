@@ -169,11 +169,13 @@ def test_preempted_job_resumes_to_the_uninterrupted_end(slurm_cluster, tmp_path,
         # one) and a whole second after its credential was revoked (slurmd refuses a launch
         # credential from the same second: "Job credential revoked").
         wait_until(lambda: not job_steps_here(job), "the old instance to end")
+        # glmlab status while Slurm still holds it: requeued, waiting to run again (once it
+        # is released below it may start at once, so this is checked first).
+        (view,) = sweep_runs(sweep_dir)
+        assert view.state == "pending" and view.requeues >= 1, view
         time.sleep(2)
         slurm("scontrol", "update", f"JobId={job}", "StartTime=now")
         (checkpoint,) = sweep_dir.glob("*/checkpoint.pt")
-        (view,) = sweep_runs(sweep_dir)  # glmlab status: requeued, waiting to run again
-        assert view.state == "pending" and view.requeues >= 1, view
         if tracked:
             (ids,) = sweep_dir.glob("*/trackers.json")
             tracker_ids.append(json.loads(ids.read_text())["tensorboard"])
