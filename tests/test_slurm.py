@@ -261,3 +261,57 @@ def test_submitted_sweep_is_followed_and_collected(slurm_cluster, tmp_path):
     report = (sweep / "report.md").read_text()
     assert "- cancelled: " in report and "- timed_out: " in report
     assert Path(cancel.stderr).name in report  # the cancelled job's log, named
+
+
+def test_ladder_is_submitted_in_two_phases_and_collected(slurm_cluster, tmp_path):
+    """glmlab submit +ladder=...: the first invocation queues the grid; a rerun while it is
+    queued or running submits nothing twice; a rerun once it finished chooses each arm's lr
+    and queues the seed runs at it; glmlab collect writes the ladder report."""
+    from tests.test_ladder_sweep import SECTIONS, TINY_LADDER
+
+    command = ["submit", "+experiment=span_shuffle_ablation", "+ladder=cpu", *TINY_LADDER]
+    command += [*SLURM[1:3], "name=ladder"]
+    sweep = tmp_path / "sweeps" / "ladder"
+
+    def job_ids() -> set[str]:
+        return {j.job_id for j in read_submission(sweep).values()}
+
+    def wait_for_queue(ids: set[str]) -> None:
+        def done() -> bool:
+            return not set(slurm("squeue", "-h", "-r", "-o", "%i").split()) & ids
+
+        wait_until(done, "the submitted jobs to end", timeout=600)
+
+    first = glmlab_cli(command, tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "glmlab: ladder: phase 1: 18 grid runs submitted" in first.stdout, first.stdout
+    grid = job_ids()
+    assert len(grid) == 18
+    assert all("seed=1000" in j.overrides for j in read_submission(sweep).values())
+
+    again = glmlab_cli(command, tmp_path)  # while the grid is queued or running
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "glmlab: ladder: phase 1: 0 grid runs submitted" in again.stdout, again.stdout
+    assert job_ids() == grid  # nothing submitted twice
+
+    wait_for_queue(grid)
+    second = glmlab_cli(command, tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "glmlab: ladder: phase 2: 12 seed runs submitted" in second.stdout, second.stdout
+    ladder = json.loads((sweep / "ladder.json").read_text())
+    assert ladder["phase"] == 2
+    chosen = ladder["plan"]["chosen"]
+    assert len(chosen) == 6 and set(chosen.values()) <= {1e-3, 3e-3, 1e-2}
+    seeds = [j for j in read_submission(sweep).values() if j.job_id not in grid]
+    assert len(seeds) == 12
+    assert {o for j in seeds for o in j.overrides if o.startswith("seed=")} == {"seed=0", "seed=1"}
+    lrs = {float(o.split("=")[1]) for j in seeds for o in j.overrides if o.startswith("train.lr=")}
+    assert lrs == set(chosen.values())  # the seeds train at the chosen learning rates
+
+    wait_for_queue({j.job_id for j in seeds})
+    collected = glmlab_cli(["collect", str(sweep)], tmp_path)
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
+    report = (sweep / "report.md").read_text()
+    for section in SECTIONS[1:]:
+        assert section in report, section
+    assert "missing" not in report.split("### Per-rung differences")[0]
