@@ -15,8 +15,9 @@ and seed runs. With a launcher that returns once the jobs are queued (``glmlab s
 an invocation that had to queue grid points stops after phase 1; rerunning the same
 command once they finished (``glmlab status``) chooses the learning rates and queues
 phase 2. Jobs an earlier invocation queued that Slurm still has queued or running are
-waited for, never submitted a second time (a rerun made too early says so). The plan, the grid's results and the choices are saved as ``ladder.json`` in the
-sweep directory, where the report reads them.
+waited for, never submitted a second time (a rerun made too early says so). The plan, the
+grid's results and the choices are saved as ``ladder.json`` in the sweep directory, where
+the report reads them.
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ def finished_result(
 ) -> dict[str, Any] | None:
     """The result.json values of the run of ``overrides`` in ``sweep_dir`` if it finished
     (completed or diverged); None otherwise."""
-    identity = _identity(overrides, excluded)
+    return _finished(sweep_dir, _identity(overrides, excluded), excluded)
+
+
+def _finished(
+    sweep_dir: Path, identity: frozenset[str], excluded: set[str]
+) -> dict[str, Any] | None:
     name = existing_run(sweep_dir, identity, excluded)
     if name is None:
         return None
@@ -125,9 +131,7 @@ def queued_runs(sweep_dir: Path, excluded: set[str]) -> set[frozenset[str]]:
     if not submitted:
         return set()
     live = {
-        v.name
-        for v in sweep_runs(sweep_dir)
-        if v.state in (LiveState.PENDING, LiveState.RUNNING)
+        v.name for v in sweep_runs(sweep_dir) if v.state in (LiveState.PENDING, LiveState.RUNNING)
     }
     return {_identity(job.overrides, excluded) for name, job in submitted.items() if name in live}
 
@@ -138,9 +142,10 @@ def _to_launch(
     """(the jobs without a finished run and not queued, how many are queued)."""
     todo, waiting = [], 0
     for job in jobs:
-        if finished_result(sweep_dir, job, excluded) is not None:
+        identity = _identity(job, excluded)
+        if _finished(sweep_dir, identity, excluded) is not None:
             continue
-        if _identity(job, excluded) in queued:
+        if identity in queued:
             waiting += 1
         else:
             todo.append(job)
