@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from glmlab.config.spec import PluginChoice
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.objective.batches import BatchSource
@@ -29,6 +30,7 @@ from glmlab.objective.fidelity import (
 )
 from glmlab.objective.glm import GLMObjective
 from glmlab.objective.sample import build_glm_sample
+from glmlab.plugin.base import AttentionBackendBase
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing.samples import collate, pack, random_glm_samples
@@ -326,8 +328,7 @@ def test_deepnorm_is_the_papers_stack(constants, alpha, beta, input_norm) -> Non
     model = build_model(
         config,
         positional="learned_2d",
-        norm_layout="deepnorm",
-        norm_options={"constants": constants},
+        norm_layout=PluginChoice("deepnorm", {"constants": constants}),
         attention="eager",
     )
     # Init: Xavier-normal, gain beta on v, out, ffn_in, ffn_out; gain 1 on q and k.
@@ -387,7 +388,7 @@ def test_attention_dropout_reaches_the_backend_only_while_training() -> None:
     seen: list[dict] = []
     eager = get_registry().create("attention", "eager")
 
-    class Spy:
+    class Spy(AttentionBackendBase):
         supports_bias = supports_dropout = True
 
         def is_available(self, device):

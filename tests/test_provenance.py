@@ -14,6 +14,7 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
+import glmlab
 from glmlab.report import build_report
 from glmlab.runs import provenance
 
@@ -33,14 +34,14 @@ def test_collect_records_code_plugins_libraries_machine_and_time(
         }
     )
     prov = provenance.collect(cfg)
-    assert prov["glmlab"]["version"] == "0.1.0"
+    assert prov["glmlab"]["version"] == glmlab.__version__ == "0.2.0"
     assert prov["torch"]["version"] == torch.__version__
     assert prov["torch"]["cuda"] == torch.version.cuda
     assert prov["slurm_job_id"] == "4242"
     assert prov["host"] and prov["device"]["cpu"]
     assert dt.datetime.fromisoformat(prov["started_at"]).tzinfo is not None
     rope = prov["plugins"]["positional"]
-    assert rope == {"name": "rope", "distribution": "glmlab", "version": "0.1.0"}
+    assert rope == {"name": "rope", "distribution": "glmlab", "version": glmlab.__version__}
     assert prov["plugins"]["span_sampler.token"]["distribution"] == "glmlab"
     assert prov["plugins"]["attention"]["distribution"] is None  # 'auto' resolves at run time
     result = {"attention": "sdpa", "provenance": prov}
