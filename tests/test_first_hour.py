@@ -17,6 +17,7 @@ import glmlab.objective.sample
 from glmlab.cli import main as cli
 from glmlab.cli.help import app_help, prepare_argv, version_text
 from glmlab.cli.summary import run_summary
+from glmlab.runs.result import RunResult
 from tests.conftest import TINY, run_glmlab
 from tests.test_report import BASE, OFF, TINY_SWEEP, write_run
 
@@ -113,15 +114,15 @@ def test_run_summary_names_dir_status_metrics_and_references(tmp_path):
             }
         )
     )
-    result = {
-        "status": "completed",
-        "step": 500,
-        "wall_time_s": 61.2,
-        "seed": 1,
-        "variant": [OFF],
-        "final_val_loss": 4.5,
-        "eval": {"infill_token_loss": 5.2, "cloze_acc": 0.41},
-    }
+    result = RunResult(
+        status="completed",
+        step=500,
+        wall_time_s=61.2,
+        seed=1,
+        variant=[OFF],
+        final_val_loss=4.5,
+        eval={"infill_token_loss": 5.2, "cloze_acc": 0.41},
+    )
     single = run_summary(result, tmp_path)
     assert single.splitlines()[0] == f"glmlab: run completed at step 500 in 61 s: {tmp_path}"
     assert "token infilling loss 5.200 (unigram 5.700)" in single

@@ -13,6 +13,7 @@ from glmlab.ladder.compute import ModelShape, non_embedding_params, training_com
 from glmlab.ladder.fit import RungDiff, bootstrap_fits, fit_power_laws, verdict
 from glmlab.ladder.lr import GridPoint, choose_lr
 from glmlab.ladder.spec import LadderError, build_plan, parse_settings
+from glmlab.runs.result import RunResult
 
 BASE = {
     "train.batch_size": 16,
@@ -141,7 +142,7 @@ def test_a_variant_may_not_set_a_ladder_key():
 
 def grid_results(losses, evals):
     return [
-        {"status": "completed", "final_val_loss": loss, "eval": {"cloze_acc": acc}}
+        RunResult(status="completed", final_val_loss=loss, eval={"cloze_acc": acc})
         for loss, acc in zip(losses, evals, strict=True)
     ]
 

@@ -88,7 +88,7 @@ def test_tiny_ladder_end_to_end(tmp_path):
             grid.setdefault(arm, {})[float(values["train.lr"])] = res.final_val_loss
         else:
             seeds.setdefault(arm, set()).add(float(values["train.lr"]))
-        assert res.get("compute")["flops"] > 0
+        assert res.compute["flops"] > 0
     assert len(grid) == 6 and all(len(g) == 3 for g in grid.values())
     for arm, losses in grid.items():
         assert seeds[arm] == {min(losses, key=losses.get)}, arm

@@ -44,8 +44,7 @@ def test_collect_records_code_plugins_libraries_machine_and_time(
     assert rope == {"name": "rope", "distribution": "glmlab", "version": glmlab.__version__}
     assert prov["plugins"]["span_sampler.token"]["distribution"] == "glmlab"
     assert prov["plugins"]["attention"]["distribution"] is None  # 'auto' resolves at run time
-    result = {"attention": "sdpa", "provenance": prov}
-    provenance.at_end(result)
+    provenance.at_end(prov, "sdpa")
     assert prov["plugins"]["attention"]["name"] == "sdpa"
     assert prov["plugins"]["attention"]["configured"] == "auto"
     assert prov["ended_at"] >= prov["started_at"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,7 +18,13 @@ from glmlab.io import clean_stale_temps
 from glmlab.ladder.plugin import install as install_ladder
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.naming import register_resolvers
-from glmlab.runs.result import outcome_counts, outcome_line, sweep_exit_status, sweep_statuses
+from glmlab.runs.result import (
+    RunResult,
+    outcome_counts,
+    outcome_line,
+    sweep_exit_status,
+    sweep_statuses,
+)
 
 register_resolvers()
 install_launcher()  # hydra/launcher=submitit_slurm_async
@@ -28,25 +33,23 @@ install_ladder()  # hydra/sweeper=glmlab_ladder (the ladder files select it)
 # Runs of this process whose failure could not be written to their directory (a refused
 # config change, a read-only directory): the sweep's count adds them (and those of a
 # parallel sweep's worker processes, glmlab.cluster.local).
-_unrecorded: list[dict[str, Any]] = []
+_unrecorded: list[RunResult] = []
 _sweep_exit: list[int] = []
 
 
 @hydra.main(version_base="1.3", config_path="pkg://glmlab.conf", config_name="config")
-def main(cfg: DictConfig) -> dict[str, Any]:
+def main(cfg: DictConfig) -> RunResult:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     sweep = hc.mode == RunMode.MULTIRUN
     result = execute_run(cfg, run_dir, list(hc.overrides.task), sweep=sweep)
-    if result.get("recorded") is False:
+    if not result.recorded:
         _unrecorded.append(result)
-    if sweep or result["status"] in (RunStatus.COMPLETED, RunStatus.STOPPED):
+    if sweep or result.status in (RunStatus.COMPLETED, RunStatus.STOPPED):
         print(run_summary(result, run_dir, job=hc.job.num if sweep else None), flush=True)
-    if not sweep and result["status"] not in (RunStatus.COMPLETED, RunStatus.STOPPED):
+    if not sweep and result.status not in (RunStatus.COMPLETED, RunStatus.STOPPED):
         # A single run reports its failure as one clear message and a non-zero exit.
-        raise SystemExit(
-            f"glmlab: run {result['status']}: {result['error']} (run directory: {run_dir})"
-        )
+        raise SystemExit(f"glmlab: run {result.status}: {result.error} (run directory: {run_dir})")
     return result
 
 
@@ -59,7 +62,7 @@ def finish_sweep(sweep_dir: str | Path) -> int:
         clean_stale_temps(sweep_dir, older_than_s=STALE_TEMP_AGE_S)  # of killed report writes
     for result in [*_unrecorded, *unrecorded_in_workers()]:
         statuses.append(RunStatus.FAILED.value)
-        print(f"glmlab: run {result['run_dir']} failed (not recorded there): {result['error']}")
+        print(f"glmlab: run {result.run_dir} failed (not recorded there): {result.error}")
     code = sweep_exit_status(statuses)
     counts = outcome_counts(statuses)
     _sweep_exit.append(code)

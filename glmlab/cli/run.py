@@ -42,7 +42,7 @@ from glmlab.runs.layout import (
 from glmlab.runs.lock import RunLock
 from glmlab.runs.metrics import last_step
 from glmlab.runs.naming import job_swept_overrides, variant_overrides
-from glmlab.runs.result import one_line, read_result, write_result
+from glmlab.runs.result import RunResult, one_line, read_result, write_result
 from glmlab.runs.run_log import RunLog, write_hydra_records
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import checkpoint_mismatch
@@ -95,7 +95,7 @@ def tracker_variant(overrides: list[str]) -> list[str]:
 
 def execute_run(
     cfg: DictConfig, run_dir: str | Path, overrides: list[str], *, sweep: bool = False
-) -> dict[str, Any]:
+) -> RunResult:
     """Train the composed config in ``run_dir`` and return (and write) its result. In a
     run of several processes every rank trains and only rank 0 writes files.
 
@@ -109,19 +109,16 @@ def execute_run(
 
     run_dir = Path(run_dir)
     is_main = process_ranks()[0] == 0
-    result: dict[str, Any] = {
-        "overrides": sorted(overrides),
-        "variant": variant_overrides(overrides),
-        "seed": cfg.get("seed"),
-        "run_dir": str(run_dir),
-        "status": RunStatus.FAILED.value,
-        "step": 0,
-        "final_val_loss": None,
-        "error": None,
-        "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
-        "slurm_job": slurm_job(),  # {job_id, restarts}: the same run directory across requeues
-        "provenance": provenance.at_start(cfg),  # code, plugins, libraries, machine, times
-    }
+    result = RunResult(
+        status=RunStatus.FAILED.value,
+        seed=cfg.get("seed"),
+        overrides=sorted(overrides),
+        variant=variant_overrides(overrides),
+        run_dir=str(run_dir),
+        job_logs=job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
+        slurm_job=slurm_job(),  # {job_id, restarts}: the same run directory across requeues
+        provenance=provenance.at_start(cfg),  # code, plugins, libraries, machine, times
+    )
     started = time.perf_counter()
     # claimed: may write run_dir; trackers: closed whatever happens (preempted: as stopped)
     # log: the run's app.log, written once the directory is claimed (RunLog)
@@ -131,17 +128,15 @@ def execute_run(
     def failed(exc: Exception) -> None:
         # The step the run directory holds (a failed resume never records step 0).
         done = getattr(state["trainer"], "step", 0)
-        result.update(
-            status=failure_status(exc).value,  # submitit's "timed-out too many times"
-            error=f"{type(exc).__name__}: {exc}",
-            step=max(done, last_step(run_dir)),
-        )
-        result["wall_time_s"] = round(time.perf_counter() - started, 2)
-        log.error("run %s failed: %s", run_dir, one_line(result["error"]))
+        result.status = failure_status(exc).value  # submitit's "timed-out too many times"
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.step = max(done, last_step(run_dir))
+        result.wall_time_s = round(time.perf_counter() - started, 2)
+        log.error("run %s failed: %s", run_dir, one_line(result.error))
         if is_main and state["claimed"]:
             _record(run_dir, result, traceback.format_exc())
         else:
-            result["recorded"] = False  # the directory holds another run: left untouched
+            result.recorded = False  # the directory holds another run: left untouched
 
     try:
         with RunLock(run_dir) if is_main else contextlib.nullcontext():
@@ -152,7 +147,9 @@ def execute_run(
                 trainer = state["trainer"]
                 received = getattr(getattr(trainer, "preemption", None), "received", None)
                 if is_main and received is not None:
-                    result.update(interruption(received), step=trainer.step)
+                    said = interruption(received)
+                    result.status, result.error = said["status"], said["error"]
+                    result.step = trainer.step
                     _record(run_dir, result, None)
                 raise
             except Exception as exc:
@@ -171,12 +168,12 @@ def execute_run(
 def _train(
     cfg: DictConfig,
     run_dir: Path,
-    result: dict[str, Any],
+    result: RunResult,
     state: dict[str, Any],
     *,
     sweep: bool,
     is_main: bool,
-) -> dict[str, Any]:
+) -> RunResult:
     """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
     from glmlab.train.trainer import Diverged, Trainer
 
@@ -205,10 +202,10 @@ def _train(
     previous = read_result(run_dir)
     if previous is not None and previous.finished and not accepted:
         log.info("run %s already %s: skipped", run_dir, previous.status)
-        return previous.to_dict()
+        return previous
     # Before any data: a missing tracker library is an error now, not at step 5,000.
     trackers = Trackers.from_config(
-        cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
+        cfg, run_dir, tracker_variant(result.overrides), enabled=is_main
     )
     state["trackers"] = trackers
 
@@ -216,7 +213,7 @@ def _train(
         state["claimed"] = True
         if is_main:
             clean_stale_temps(run_dir)  # left by a process killed mid-write; we hold the lock
-            header = f"# overrides: {' '.join(result['overrides'])}\n"  # all, fixed ones too
+            header = f"# overrides: {' '.join(result.overrides)}\n"  # all, fixed ones too
             write_text_atomic(run_dir / CONFIG, header + OmegaConf.to_yaml(cfg, resolve=True))
             write_identity(run_dir, identity, accepted=accepted)
             write_hydra_records(run_dir, cfg)
@@ -233,24 +230,22 @@ def _train(
         claim()
     try:
         outcome = trainer.fit()
-        result.update(
-            status=outcome.status,
-            step=outcome.step,
-            final_val_loss=outcome.final_val_loss,
-            tokens_per_s=outcome.tokens_per_s,
-            n_params=outcome.n_params,
-            attention=outcome.attention,
-            attention_selection=outcome.attention_selection,
-            eval=outcome.eval,  # the evaluation suite's final metrics, or None
-            compute=compute_record(spec, outcome.step),  # N, D, FLOPs (glmlab/ladder/compute.py)
-        )
+        result.status = str(outcome.status)
+        result.step = outcome.step
+        result.final_val_loss = outcome.final_val_loss
+        result.tokens_per_s = outcome.tokens_per_s
+        result.n_params = outcome.n_params
+        result.attention = outcome.attention
+        result.attention_selection = outcome.attention_selection
+        result.eval = outcome.eval  # the evaluation suite's final metrics, or None
+        result.compute = compute_record(spec, outcome.step)  # N, D, FLOPs (ladder/compute.py)
     except Diverged as exc:
-        result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
+        result.status, result.step, result.error = RunStatus.DIVERGED.value, exc.step, str(exc)
         log.warning("run %s diverged: %s", run_dir, exc)
-    result["wall_time_s"] = round(time.perf_counter() - started, 2)
+    result.wall_time_s = round(time.perf_counter() - started, 2)
     if is_main:
         _record(run_dir, result, None)
-        if result["status"] == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
+        if result.status == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
             # The outcome is on disk: the resumable state is no longer needed (weights.pt
             # keeps the final weights unless keep_checkpoint=none).
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
@@ -276,16 +271,16 @@ def _check_resumable(trainer: Any, run_dir: Path, changes: list[str]) -> None:
     )
 
 
-def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:
+def _record(run_dir: Path, result: RunResult, trace: str | None) -> None:
     """Write result.json (and error.log); a directory that cannot take them (read-only,
     full) is reported in the log and the returned result, never raised from here."""
-    provenance.at_end(result)  # the end time, the attention backend that ran
+    provenance.at_end(result.provenance, result.attention)  # the end time, the backend that ran
     try:
         if trace is not None:
             write_text_atomic(run_dir / ERROR_LOG, trace)
         write_result(run_dir, result)
     except OSError as exc:
-        result["recorded"] = False
+        result.recorded = False
         note = f"{type(exc).__name__}: {exc}"
-        result["error"] = f"{result['error']}; and its result could not be written: {note}"
+        result.error = f"{result.error}; and its result could not be written: {note}"
         log.error("could not write the result of run %s: %s", run_dir, note)

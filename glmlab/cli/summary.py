@@ -8,6 +8,7 @@ from typing import Any
 
 from glmlab.io import read_json
 from glmlab.runs.layout import EVAL_ITEMS
+from glmlab.runs.result import RunResult
 
 # (metric, label, digits, the reference it is read against)
 HEADLINE = (
@@ -17,12 +18,12 @@ HEADLINE = (
 )
 
 
-def metric_phrases(result: dict[str, Any], run_dir: Path) -> list[str]:
+def metric_phrases(result: RunResult, run_dir: Path) -> list[str]:
     """``validation loss 4.66``, ``token infilling loss 5.20 (unigram 5.73)``, ..."""
     phrases = []
-    if isinstance(result.get("final_val_loss"), int | float):
-        phrases.append(f"validation loss {result['final_val_loss']:.3f}")
-    evaluation = result.get("eval") or {}
+    if result.final_val_loss is not None:
+        phrases.append(f"validation loss {result.final_val_loss:.3f}")
+    evaluation = result.eval or {}
     refs: dict[str, Any] = {}
     if (run_dir / EVAL_ITEMS).exists():
         refs = read_json(run_dir / EVAL_ITEMS).get("reference_metrics") or {}
@@ -35,22 +36,21 @@ def metric_phrases(result: dict[str, Any], run_dir: Path) -> list[str]:
     return phrases
 
 
-def run_summary(result: dict[str, Any], run_dir: str | Path, *, job: int | None = None) -> str:
+def run_summary(result: RunResult, run_dir: str | Path, *, job: int | None = None) -> str:
     """One line for a run of a sweep (``job``: its number), or a few for a single run."""
     run_dir = Path(run_dir)
-    status = result.get("status", "unknown")
-    took = f" in {result['wall_time_s']:.0f} s" if result.get("wall_time_s") else ""
-    where = f"at step {result.get('step')}{took}"
+    took = f" in {result.wall_time_s:.0f} s" if result.wall_time_s else ""
+    where = f"at step {result.step}{took}"
     numbers = metric_phrases(result, run_dir)
-    if result.get("error"):
-        numbers.append(f"error: {result['error']}")
+    if result.error:
+        numbers.append(f"error: {result.error}")
     if job is not None:
-        name = " ".join(result.get("variant") or []) or "(defaults)"
+        name = " ".join(result.variant) or "(defaults)"
         return (
-            f"glmlab: [run {job}] {name} seed={result.get('seed')}: {status} {where}"
+            f"glmlab: [run {job}] {name} seed={result.seed}: {result.status} {where}"
             + (f"; {', '.join(numbers)}" if numbers else "")
             + f" ({run_dir})"
         )
-    lines = [f"glmlab: run {status} {where}: {run_dir}"]
+    lines = [f"glmlab: run {result.status} {where}: {run_dir}"]
     lines += [f"  {p}" for p in numbers]
     return "\n".join(lines)

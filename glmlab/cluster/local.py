@@ -36,6 +36,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from glmlab.runs.result import RunResult
+
 __all__ = [
     "LAUNCHER",
     "TARGET",
@@ -57,7 +59,6 @@ TARGET = "hydra_plugins.glmlab_cluster.LocalParallelLauncher"
 NO_PROGRESS = "train.progress=false"
 
 
-
 @dataclass(frozen=True)
 class Launch:
     """How a local launch of this process ran a sweep's runs: ``runs``, ``at_once`` side by
@@ -77,7 +78,7 @@ class Launch:
 # The local launches of this process, by sweep directory (a sweep's closing summary).
 _launches: dict[str, Launch] = {}
 # Runs of the worker processes whose failure could not be written to their directory.
-_unrecorded: list[dict[str, Any]] = []
+_unrecorded: list[RunResult] = []
 
 
 @dataclass
@@ -188,12 +189,12 @@ def _collect_unrecorded(runs: Sequence[Any]) -> None:
     from hydra.core.utils import JobStatus
 
     for run in runs:
-        if run.status == JobStatus.COMPLETED and isinstance(run._return_value, dict):
-            if run._return_value.get("recorded") is False:
+        if run.status == JobStatus.COMPLETED and isinstance(run._return_value, RunResult):
+            if not run._return_value.recorded:
                 _unrecorded.append(run._return_value)
 
 
-def unrecorded() -> list[dict[str, Any]]:
+def unrecorded() -> list[RunResult]:
     """The results, returned by worker processes, of runs whose failure could not be
     written to their directory (a refused config change, a read-only directory)."""
     return list(_unrecorded)

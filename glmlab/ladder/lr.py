@@ -10,13 +10,14 @@ either end of the grid is flagged: the optimum may lie outside it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from glmlab.runs.result import RunResult
 
 __all__ = ["SELECTION_METRIC", "GridPoint", "LrChoice", "choose_lr"]
 
-SELECTION_METRIC = "final_val_loss"
+SELECTION_METRIC = "final_val_loss"  # RunResult.final_val_loss
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,14 @@ class GridPoint:
     val_loss: float | None
 
     @classmethod
-    def from_result(cls, lr: float, result: Mapping[str, Any] | None) -> GridPoint:
-        """From a run's result.json values (None: not run or not finished yet). Only the
-        selection metric is read."""
+    def from_result(cls, lr: float, result: RunResult | None) -> GridPoint:
+        """From a run's result (None: not run yet). Only the selection metric (the
+        validation loss) of a finished run is read."""
         if result is None:
             return cls(lr, "missing", None)
-        value = result.get(SELECTION_METRIC)
-        ok = isinstance(value, int | float) and math.isfinite(value)
-        return cls(lr, str(result.get("status")), float(value) if ok else None)
+        value = result.final_val_loss if result.finished else None
+        ok = value is not None and math.isfinite(value)
+        return cls(lr, result.status, value if ok else None)
 
     @property
     def usable(self) -> bool:

@@ -34,7 +34,7 @@ from glmlab.ladder.lr import GridPoint, LrChoice, choose_lr
 from glmlab.ladder.spec import LADDER_KEYS, LadderError, LadderPlan, build_plan, parse_settings
 from glmlab.runs.layout import MULTIRUN
 from glmlab.runs.naming import existing_run, run_identity
-from glmlab.runs.result import read_result
+from glmlab.runs.result import RunResult, read_result
 
 __all__ = ["LADDER_FILE", "finished_result", "plan_from_sweeper", "sweep_ladder"]
 
@@ -88,20 +88,18 @@ def _identity(overrides: Sequence[str], excluded: set[str]) -> frozenset[str]:
 
 def finished_result(
     sweep_dir: Path, overrides: Sequence[str], excluded: set[str]
-) -> dict[str, Any] | None:
-    """The result.json values of the run of ``overrides`` in ``sweep_dir`` if it finished
-    (completed or diverged); None otherwise."""
+) -> RunResult | None:
+    """The result of the run of ``overrides`` in ``sweep_dir`` if it finished (completed
+    or diverged); None otherwise."""
     return _finished(sweep_dir, _identity(overrides, excluded), excluded)
 
 
-def _finished(
-    sweep_dir: Path, identity: frozenset[str], excluded: set[str]
-) -> dict[str, Any] | None:
+def _finished(sweep_dir: Path, identity: frozenset[str], excluded: set[str]) -> RunResult | None:
     name = existing_run(sweep_dir, identity, excluded)
     if name is None:
         return None
     result = read_result(sweep_dir / name)
-    return result.to_dict() if result is not None and result.finished else None
+    return result if result is not None and result.finished else None
 
 
 def _naming_config(config: Any, params: dict[str, str], plan: LadderPlan) -> Any:

@@ -135,8 +135,7 @@ def load_ladder(sweep: Sweep) -> Ladder | None:
         vi, rung, lr, seed = found
         key = (labels[vi], rung.name)
         if seed == plan.tuning_seed:
-            values = run.result.to_dict() if run.result.finished else {"status": run.status}
-            grid_points.setdefault(key, {})[lr] = GridPoint.from_result(lr, values)
+            grid_points.setdefault(key, {})[lr] = GridPoint.from_result(lr, run.result)
         elif seed in plan.seeds:
             verdict_runs.setdefault(key, []).append(run)
     grid = {}

@@ -75,7 +75,7 @@ class Run:
             return {}
         values = {
             "final_val_loss": self.result.final_val_loss,
-            **(self.result.get("eval") or {}),
+            **(self.result.eval or {}),
         }
         return {
             k: float(v)
@@ -174,7 +174,7 @@ def read_run(run_dir: Path) -> Run:
     (killed, out of time) reads as ``unfinished``, and one with a damaged result.json as
     ``failed`` naming the file; both get their overrides from Hydra's record."""
     result = read_result(run_dir)
-    if result is not None and "unreadable" not in result.extra:
+    if result is not None and result.unreadable is None:
         return Run(run_dir, result)
     if result is None:
         result = RunResult(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from glmlab.report.assess import NONE, PAIRED, WELCH, reference_levels, tests_of
@@ -109,7 +109,7 @@ def render_problem_runs(sweep: Sweep) -> list[str]:
                 f"- {r.status}: {v.label}, seed {r.seed} at step {res.step}: "
                 f"{res.error or 'stopped before max_steps; rerun to resume'} (`{r.dir}`)"
             )
-            if logs := res.get("job_logs"):  # the Slurm/submitit job's own output files
+            if logs := res.job_logs:  # the Slurm/submitit job's own output files
                 lines.append(f"  - job logs: stdout `{logs['stdout']}`, stderr `{logs['stderr']}`")
     return lines or ["None: every run completed."]
 
@@ -121,7 +121,7 @@ def render_attention(sweep: Sweep) -> list[str]:
     for v in sweep.variants:
         chosen: dict[str, int] = {}
         for r in v.runs:
-            s = r.result.get("attention_selection")
+            s = r.result.attention_selection
             if not s:
                 continue
             timed = ", ".join(
@@ -211,33 +211,44 @@ def shared_settings(sweep: Sweep) -> str:
     if not runs:
         return ""
 
-    def same(key: str, source: str = "config") -> Any:
-        values = {
-            json.dumps(r.config.get(key) if source == "config" else _dig(r.result.to_dict(), key))
-            for r in runs
-        }
+    def same(read: Callable[[Run], Any]) -> Any:
+        values = {json.dumps(read(r)) for r in runs}
         return json.loads(values.pop()) if len(values) == 1 else None
 
+    def config(key: str) -> Any:
+        return same(lambda r: r.config.get(key))
+
+    def recorded(*path: str) -> Any:  # a value of the runs' provenance records
+        return same(lambda r: _dig(r.result.provenance, path))
+
     parts = []
-    steps, batch, seq = same("train.max_steps"), same("train.batch_size"), same("data.seq_len")
+    steps, batch, seq = (
+        config("train.max_steps"),
+        config("train.batch_size"),
+        config("data.seq_len"),
+    )
     if steps is not None:
         parts.append(f"{steps} steps" + (f" × {batch} × {seq} tokens" if batch and seq else ""))
-    layers, dim, params = same("model.n_layers"), same("model.dim"), same("n_params", "result")
+    layers, dim, params = (
+        config("model.n_layers"),
+        config("model.dim"),
+        same(lambda r: r.result.n_params),
+    )
     if layers and dim:
         parts.append(
             f"model {layers} × {dim}" + (f" ({params / 1e6:.2f}M parameters)" if params else "")
         )
-    corpus, python = same("data.corpus"), same("provenance.python", "result")
+    corpus, python = config("data.corpus"), recorded("python")
     if corpus:
         parts.append(f"corpus {corpus}" + (f" (Python {python})" if python else ""))
     for pkg in ("glmlab", "torch"):
-        if version := same(f"provenance.{pkg}.version", "result"):
+        if version := recorded(pkg, "version"):
             parts.append(f"{pkg} {version}")
     return "Shared settings: " + ", ".join(parts) + "." if parts else ""
 
 
-def _dig(node: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
+def _dig(node: Any, path: Iterable[str]) -> Any:
+    for part in path:
         node = node.get(part) if isinstance(node, dict) else None
     return node
 
@@ -379,7 +390,7 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     for name in sweep.metrics():
         lines += _metric_table(sweep, name)
     lines += provenance.render_markdown(
-        [r.result.to_dict() for r in sweep.runs], [r.dir.name for r in sweep.runs]
+        [r.result.provenance for r in sweep.runs], [r.dir.name for r in sweep.runs]
     )
     lines += ["## Failed, diverged and unfinished runs", "", *render_problem_runs(sweep)]
     return "\n".join(lines) + "\n"

@@ -141,12 +141,10 @@ def at_start(cfg: DictConfig | None) -> dict[str, Any]:
         return {"started_at": _now(), "ended_at": None, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def at_end(result: dict[str, Any]) -> None:
-    """Complete ``result['provenance']``: the end time and the attention backend that ran
-    (``auto`` resolves at run time)."""
-    prov = result.setdefault("provenance", {})
+def at_end(prov: dict[str, Any], ran: str | None) -> None:
+    """Complete a run's provenance ``prov`` (:func:`at_start`'s) in place: the end time and
+    the attention backend that ran, ``ran`` (``auto`` resolves at run time)."""
     prov["ended_at"] = _now()
-    ran = result.get("attention")
     plugins = prov.get("plugins")
     if ran and isinstance(plugins, dict) and plugins.get("attention", {}).get("name") != ran:
         try:
@@ -207,10 +205,11 @@ def _differs(key: str, values: Sequence[str]) -> bool:
     return _is_version_key(key)
 
 
-def render_markdown(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
-    """The report's provenance section for the runs' results (``names`` label the runs):
-    shared values once, ⚠ for each version that differs, with the runs per value."""
-    flat = [_for_report(r.get("provenance") or {}) for r in results]
+def render_markdown(provenances: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
+    """The report's provenance section for the runs' provenance records
+    (``RunResult.provenance``; ``names`` label the runs): shared values once, ⚠ for each
+    version that differs, with the runs per value."""
+    flat = [_for_report(p) for p in provenances]
     lines = ["## Provenance", ""]
     missing = [n for n, f in zip(names, flat, strict=True) if not f]
     have = [(n, f) for n, f in zip(names, flat, strict=True) if f]
