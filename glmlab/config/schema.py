@@ -29,6 +29,7 @@ __all__ = [
     "DataConfig",
     "DistributedConfig",
     "GLMLabConfig",
+    "HarnessConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "PluginConfig",
@@ -157,6 +158,19 @@ class ReportConfig:
     metric: Any = "final_val_loss"  # the verdict metric: one name or a list of names
 
 
+@dataclass
+class HarnessConfig:
+    """``harness``: lm-evaluation-harness tasks scored on the final weights at the end of
+    a run, their per-item results reported like the suite's (docs/HARNESS.md)."""
+
+    tasks: list[str] = field(default_factory=list)  # lm-eval task, group or tag names
+    limit: int | None = rule(None, ge=1)  # items per task (the first N); null: all
+    num_fewshot: int | None = rule(None, ge=0)  # null: each task's own default
+    include_path: str | None = None  # a folder of your own task YAMLs
+    batch_size: int = rule(16, ge=1)  # samples per forward
+    mask: str = rule("auto", choices=("auto", "MASK", "sMASK", "gMASK"))  # a GLM run's blank
+
+
 PARALLEL = ("ddp", "fsdp")  # how several processes share the model
 
 
@@ -195,6 +209,7 @@ class GLMLabConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     run: RunDirConfig = field(default_factory=RunDirConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    harness: HarnessConfig = field(default_factory=HarnessConfig)
 
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -202,6 +217,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "data": DataConfig,
     "train": TrainConfig,
     "objective": ObjectiveConfig,
+    "harness": HarnessConfig,
     **dict.fromkeys(PLUGIN_GROUPS, PluginConfig),
 }
 

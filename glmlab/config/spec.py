@@ -14,6 +14,7 @@ from glmlab.config.rules import ConfigError, checked_dataclass, plain_container,
 from glmlab.config.schema import (
     DataConfig,
     DistributedConfig,
+    HarnessConfig,
     ModelConfig,
     ObjectiveConfig,
     ReportConfig,
@@ -94,6 +95,7 @@ class RunSpec:
     run: RunDirConfig = field(default_factory=RunDirConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     tracker: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: options}
+    harness: HarnessConfig = field(default_factory=HarnessConfig)
 
     @property
     def max_positions(self) -> int:
@@ -151,6 +153,7 @@ def parse_config(cfg: DictConfig | dict[str, Any]) -> RunSpec:
         "report": ReportConfig,
         "run": RunDirConfig,
         "distributed": DistributedConfig,
+        "harness": HarnessConfig,
     }
     typed = {
         group: checked_dataclass(cls, get(group), group, problems) for group, cls in groups.items()

@@ -39,6 +39,7 @@ IGNORED_KEYS: tuple[str, ...] = (
     "train.stop_after",
     "data.workers",
     "tracker",  # where results are sent, not what they are
+    "harness",  # what is scored after training, never how the weights are trained
 )
 
 
