@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_module
 from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
@@ -360,3 +364,39 @@ def test_bad_input_is_one_line_and_nothing_is_written(glm_run, tasks, tmp_path, 
     assert sorted(p.name for p in bare.iterdir()) == ["config.yaml", "result.json"]
     code, err = harness_cli(str(glm_run), "--tasks", "tiny_mc", "--limit", "0", capsys=capsys)
     assert code == 2 and err == "glmlab: harness limit=0: must be an integer >= 1"
+
+
+@pytest.mark.slow
+def test_the_glm_paper_preset_names_lm_eval_tasks_and_missing_hub_data_is_one_line(
+    glm_run, tmp_path
+):
+    preset = yaml.safe_load((Path(__file__).parents[1] / "conf/harness/glm_paper.yaml").read_text())
+    known = set(TaskManager().all_tasks)
+    assert set(preset["tasks"]) <= known, set(preset["tasks"]) - known
+    env = {
+        **os.environ,
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "empty"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmlab.cli", "harness", str(glm_run), "--tasks", "copa"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    line = proc.stderr.strip()
+    assert "harness task 'copa' needs the dataset aps/super_glue (copa)" in line
+    assert "glmlab harness --fetch --tasks copa" in line and "HF_DATASETS_OFFLINE=1" in line
+
+
+def test_harness_tasks_without_kept_weights_are_refused_before_training(tmp_path, tasks):
+    cfg = compose_cfg(
+        "train.keep_checkpoint=none", "harness.tasks=[tiny_mc]", f"harness.include_path={tasks}"
+    )
+    result = execute_run(cfg, tmp_path / "run", [])
+    assert result["status"] == "failed" and result["step"] == 0
+    assert "train.keep_checkpoint=none" in result["error"]
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

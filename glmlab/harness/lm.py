@@ -54,7 +54,9 @@ class GLMLabLM(LM):
     ``run_dir``: the run directory; ``device``: ``auto`` (CUDA when available), ``cpu``,
     ``cuda[:N]``; ``batch_size``: samples per forward; ``mask``: a GLM run's mask token
     (``auto``, ``MASK``, ``sMASK``, ``gMASK``; :mod:`glmlab.harness.readers`);
-    ``max_gen_toks``: the default generation length; ``progress``: a bar on a terminal.
+    ``max_gen_toks``: the default generation length; ``progress``: a bar on a terminal;
+    ``loaded``: a run already loaded (:func:`~glmlab.harness.loading.load_run`) instead of
+    ``run_dir``. lm-eval's ``batch_size=auto`` means the default, 16.
     """
 
     def __init__(
@@ -66,7 +68,7 @@ class GLMLabLM(LM):
         max_gen_toks: int = DEFAULT_MAX_GEN_TOKS,
         progress: bool = True,
         loaded: LoadedRun | None = None,
-        **_ignored: Any,  # lm-eval passes max_batch_size and the like
+        max_batch_size: int | None = None,  # lm-eval's automatic batch size: not used
     ) -> None:
         super().__init__()
         if loaded is None:
