@@ -102,12 +102,25 @@ def harness_command(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = """\
+Score finished runs on lm-evaluation-harness tasks (docs/HARNESS.md), without retraining.
+
+Every completed run under the path (a run directory, or a sweep's runs) is scored on its
+weights.pt and its harness_items.json gains the tasks; a sweep's report is rebuilt. The
+tasks, the runs and their weights are checked before anything is written. Settings not
+given here come from the runs' harness config.
+
+  glmlab harness sweeps/posenc_ablation --tasks arc_easy piqa --limit 500
+  glmlab harness --fetch --tasks boolq copa     (datasets into HF_DATASETS_CACHE only)
+"""
+
+
 def add_parser(sub: Any) -> None:
     """The ``harness`` sub-command of the ``glmlab`` console script."""
     p = sub.add_parser(
         "harness",
         help="score finished runs on lm-evaluation-harness tasks (no retraining)",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("path", nargs="?", help="a run directory or a sweep directory")

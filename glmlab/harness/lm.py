@@ -87,6 +87,7 @@ class GLMLabLM(LM):
             mask_builder=loaded.mask_builder,
             pad_id=specials.pad,
             device=loaded.device,
+            max_len=self.seq_len,
             prepare_host=loaded.model.attention.prepare_host,
         )
         self.eop = specials.eop

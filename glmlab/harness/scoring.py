@@ -26,9 +26,13 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+BUCKET = 64  # rows are padded to a multiple of this: few shapes for compiled kernels (flex)
+
+
 class Collator:
     """Samples to a :class:`Batch` on the model's device: each row one sample, padded to
-    the longest, with the run's mask builder and the backend's ``prepare_host``."""
+    the longest rounded up to :data:`BUCKET` (at most ``max_len``, the model's positions),
+    with the run's mask builder and the backend's ``prepare_host``."""
 
     def __init__(
         self,
@@ -36,16 +40,19 @@ class Collator:
         mask_builder: object,
         pad_id: int,
         device: torch.device,
+        max_len: int,
         prepare_host: PrepareHost | None = None,
     ) -> None:
         self.mask_builder = mask_builder
         self.pad_id = pad_id
         self.device = device
+        self.max_len = max_len
         self.prepare_host = prepare_host
 
     def __call__(self, samples: Sequence[GLMSample]) -> tuple[Batch, int]:
         """The batch and its row length."""
-        seq_len = max(len(s) for s in samples)
+        longest = max(len(s) for s in samples)
+        seq_len = max(longest, min(-(-longest // BUCKET) * BUCKET, self.max_len))
         batch = collate_rows(
             [[s] for s in samples],
             seq_len=seq_len,
