@@ -12,7 +12,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from hydra.errors import MissingConfigException
+from hydra.errors import MissingConfigException, OverrideParseException
 
 from glmlab.config.rules import Allowed, ConfigError, allowed_text, show_value
 from glmlab.config.schema import SCHEMA, GLMLabConfig
@@ -58,13 +58,16 @@ def composition_error_line(exc: BaseException) -> str:
     refused = next((e for e in chain if isinstance(e, ConfigError)), None)
     if refused is not None:  # glmlab's own check (a resolver's): its message says it all
         return str(refused)
+    unparsed = next((e for e in chain if isinstance(e, OverrideParseException)), None)
+    if unparsed is not None:
+        return override_parse_line(unparsed.override, unparsed.message)
     key = next((getattr(e, "full_key", None) for e in chain if getattr(e, "full_key", None)), None)
     text = " ".join(_flat(e) for e in chain)
     if key:
         found = schema_field(key)
         override = re.search(rf"override '?{re.escape(key)}=([^'\s]*)", text)
         value = re.search(r"Value '([^']*)'", text)
-        shown = override.group(1) if override else value.group(1) if value else None
+        shown = (override and override.group(1)) or (value.group(1) if value else None)
         if found is not None and found[0] is None:
             parent = key.rpartition(".")[0] or "the root"
             return f"{key}: no such key in '{parent}'; valid keys: {', '.join(found[2])}"
@@ -80,6 +83,22 @@ def composition_error_line(exc: BaseException) -> str:
             f"(or set an option of the selected one: {group}.KEY=VALUE)"
         )
     return _flat_chain(chain)
+
+
+def override_parse_line(override: str, message: str) -> str:
+    """One line for an override Hydra's grammar refuses: the override, Hydra's reason and,
+    for an unquoted ``=`` in the value (``train.lr=1e-3=2``), how to quote it."""
+    reason = message.split("\n")[0].strip()  # Hydra's next line is a link to its grammar
+    key, eq, value = override.partition("=")
+    if eq and "=" in value:
+        return (
+            f"override '{override}': Hydra cannot parse it ({reason}); a value holding '=' "
+            f"must be quoted, as '{key}=\"{value}\"' on the command line"
+        )
+    return (
+        f"override '{override}': Hydra cannot parse it ({reason}); see "
+        "https://hydra.cc/docs/advanced/override_grammar/basic"
+    )
 
 
 def _flat_chain(chain: list[BaseException]) -> str:

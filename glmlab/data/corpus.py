@@ -13,7 +13,9 @@ Known corpora:
 ``text_files``
     Files matched by ``pattern`` (a glob; ``**`` recurses), one document per file
     (``unit="file"``) or per blank-line separated paragraph (``unit="paragraph"``).
-    Options: ``pattern``, ``unit`` ("file"), ``min_chars`` (1), ``validation_fraction``.
+    Options: ``pattern``, ``unit`` ("file"), ``min_chars`` (1), ``validation_fraction``,
+    ``encoding`` ("utf-8"; checked before any file is read). A byte the encoding cannot
+    decode is a ValueError naming the file, the line and the column (never replaced).
 ``jsonl``
     One document per line of the JSON-lines file ``path``, taken from ``field``
     ("text"). Options: ``path``, ``field``, ``min_chars`` (1), ``validation_fraction``,
@@ -27,6 +29,7 @@ depend on document order or on which other documents are present.
 from __future__ import annotations
 
 import ast
+import codecs
 import glob
 import hashlib
 import inspect
@@ -181,11 +184,56 @@ def _load_stdlib_docs(*, min_chars: int = 200, validation_fraction: float = 0.05
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 
 
+def _check_encoding(encoding: Any) -> str:
+    """``encoding`` if Python can decode text with it, else a ValueError saying what to set."""
+    try:
+        if not isinstance(encoding, str):
+            raise LookupError(encoding)
+        # A LookupError for unknown names and bytes-to-bytes codecs (not for empty input).
+        b"a".decode(encoding, errors="ignore")
+    except LookupError:
+        raise ValueError(
+            f"data.corpus_options.encoding={encoding!r}: not a text encoding Python knows; "
+            "give the files' encoding, e.g. utf-8 (the default), latin-1 or cp1252"
+        ) from None
+    return encoding
+
+
+def _decode_file(path: str, encoding: str) -> str:
+    """The text of file ``path`` in ``encoding`` with universal newlines (as ``open`` reads
+    text); an undecodable byte is a ValueError naming the file, line and column."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        before = raw[: e.start].decode(encoding, errors="replace")
+        before = before.replace("\r\n", "\n").replace("\r", "\n")
+        line = before.count("\n") + 1
+        column = len(before) - before.rfind("\n")  # in characters, as an editor counts
+        fix = (
+            "re-encode the file as UTF-8, or set data.corpus_options.encoding to the files' "
+            "encoding (e.g. latin-1 or cp1252)"
+            if codecs.lookup(encoding).name == "utf-8"
+            else f"re-encode the file as {encoding}, or set data.corpus_options.encoding"
+        )
+        raise ValueError(
+            f"{path}:{line}: not valid {encoding} (byte {raw[e.start]:#04x} at column "
+            f"{column}); {fix}"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _load_text_files(
-    *, pattern: str, unit: str = "file", min_chars: int = 1, validation_fraction: float = 0.05
+    *,
+    pattern: str,
+    unit: str = "file",
+    min_chars: int = 1,
+    validation_fraction: float = 0.05,
+    encoding: str = "utf-8",
 ) -> list[str]:
     if unit not in ("file", "paragraph"):
         raise ValueError(f"text_files: unit must be 'file' or 'paragraph', got {unit!r}")
+    _check_encoding(encoding)  # before any file is read
     paths = sorted(
         p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)
     )
@@ -197,8 +245,7 @@ def _load_text_files(
         )
     docs: list[str] = []
     for p in paths:
-        # Arbitrary user files: undecodable bytes become U+FFFD rather than aborting.
-        text = Path(p).read_text(encoding="utf-8", errors="replace")
+        text = _decode_file(p, encoding)  # undecodable bytes are refused, never replaced
         pieces = _PARAGRAPH_BREAK.split(text) if unit == "paragraph" else [text]
         docs.extend(d for d in (s.strip() for s in pieces) if len(d) >= max(min_chars, 1))
     return docs
