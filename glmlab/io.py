@@ -31,6 +31,7 @@ __all__ = [
     "current_umask",
     "disk_full_error",
     "human_bytes",
+    "is_disk_full",
     "iter_jsonl",
     "read_json",
     "read_jsonl",
@@ -66,7 +67,8 @@ def current_umask() -> int:
     return mask
 
 
-def _is_disk_full(exc: BaseException) -> bool:
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error behind it) is a full filesystem or an exceeded quota."""
     # torch.save reports the file object's ENOSPC as its own RuntimeError ("unexpected pos
     # ..."), with the OSError as its context: the whole chain is searched.
     seen: list[BaseException] = []
@@ -101,7 +103,7 @@ def disk_full_error(
 ) -> DiskFullError | None:
     """``exc`` as one :class:`DiskFullError` line naming ``path``, the free space and
     ``then`` (what it means), if ``exc`` is a full disk (or quota); else None."""
-    if not _is_disk_full(exc):
+    if not is_disk_full(exc):
         return None
     path = Path(path)
     if isinstance(exc, DiskFullError) and exc.path == path:

@@ -277,6 +277,59 @@ def test_full_disk_everywhere_at_run_start_raises_nothing(tmp_path, monkeypatch,
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_a_full_disk_where_hydra_writes_is_one_line(monkeypatch):
+    import glmlab.cli.app
+    from glmlab.cli.help import main_with_prepared_argv
+
+    def hydra_writes(error: OSError):
+        def main() -> None:  # as OmegaConf.save fails writing a sweep's multirun.yaml
+            raise error
+
+        return main
+
+    monkeypatch.setattr(sys, "argv", ["glmlab", "train.lr=0.001,0.002", "-m"])
+    monkeypatch.setattr(glmlab.cli.app, "main", hydra_writes(OSError(errno.ENOSPC, "No space")))
+    with pytest.raises(SystemExit) as exit_:
+        main_with_prepared_argv()
+    assert exit_.value.code == (
+        "glmlab: no space left on device while writing the sweep's record (multirun.yaml, "
+        "which Hydra writes first): free some space and rerun"
+    )
+    other = OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(glmlab.cli.app, "main", hydra_writes(other))
+    with pytest.raises(OSError) as err:  # not a full disk: its own error, unchanged
+        main_with_prepared_argv()
+    assert err.value is other
+
+
+def test_a_full_disk_under_the_sweep_report_is_one_line(tmp_path, monkeypatch, capsys, caplog):
+    from omegaconf import OmegaConf
+
+    import glmlab.cli.app
+    from glmlab.report import SweepReportCallback
+    from glmlab.runs.result import write_result
+
+    monkeypatch.setattr(glmlab.cli.app, "_sweep_exit", [])
+    sweep = tmp_path / "sweep"
+    for seed in range(2):
+        write_result(sweep / f"r{seed}", {"status": "completed", "step": 6, "seed": seed})
+        append_line(sweep / f"r{seed}" / "metrics.jsonl", '{"step": 6, "loss": 5.0}')
+    FakeDisk(tmp_path, monkeypatch).fill()
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    SweepReportCallback().on_multirun_end(config)  # never raises: the runs are on disk
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    message = errors[0].getMessage()
+    assert message.startswith("no sweep report: could not write ") and "\n" not in message
+    assert "no space left on device (0 bytes free on " in message
+    assert message.endswith(f"rebuild it with: glmlab report {sweep}")
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .endswith("2 runs: 2 completed, 0 diverged, 0 failed")
+    )
+
+
 # ------------------------------------------------------------------ a real, tiny tmpfs
 
 
