@@ -29,18 +29,10 @@ from glmlab.config.schema import (
 from glmlab.config.spec import RunSpec, parse_config
 from glmlab.runs.identity import config_identity
 from glmlab.runs.naming import register_resolvers, sweep_subdir, variant_overrides
+from tests.test_ladder import GOOD
 
 ROOT = Path(__file__).resolve().parents[1]
-LADDER = {
-    "rungs": [
-        {"n_layers": 2, "dim": 32, "n_heads": 4},
-        {"n_layers": 2, "dim": 48, "n_heads": 4},
-        {"n_layers": 2, "dim": 64, "n_heads": 4},
-    ],
-    "tokens_per_param": 20,
-    "lr_grid": [1e-3, 3e-3, 1e-2],
-    "tuning_seed": 100,
-}
+LADDER = GOOD  # a good ladder file
 
 
 def composed(*overrides: str, hydra: bool = False) -> Any:
@@ -293,3 +285,13 @@ def test_ladder_settings_are_typed_when_composed_and_every_problem_is_named():
     )
     with pytest.raises(ConfigError, match="hydra.sweeper.ladder is empty: pick a ladder file"):
         ladder_settings({})
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "conf" / "ladder").glob("*.yaml")), ids=str)
+def test_a_ladder_file_repeats_no_default_of_the_ladder_schema(path: Path) -> None:
+    from glmlab.config.schema import field_defaults
+
+    values = OmegaConf.to_container(OmegaConf.load(path).hydra.sweeper.ladder)
+    defaults = field_defaults(LadderConfig)
+    repeated = {k: v for k, v in values.items() if k in defaults and defaults[k] == v}
+    assert not repeated, f"{path} repeats the schema's defaults {repeated}: remove them"
