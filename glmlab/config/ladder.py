@@ -114,7 +114,9 @@ def ladder_settings(node: Mapping[str, Any] | Any) -> LadderConfig:
     :class:`~glmlab.config.rules.ConfigError` line, naming the fix."""
     values = plain_container(node)
     required = ("rungs", "tokens_per_param", "lr_grid", "tuning_seed")
-    if not values or all(values.get(k) in (None, MISSING, []) for k in required):
+    if not values or (
+        isinstance(values, Mapping) and all(values.get(k) in (None, MISSING, []) for k in required)
+    ):
         raise ConfigError(
             "hydra.sweeper.ladder is empty: pick a ladder file (+ladder=cpu) or set "
             "rungs, tokens_per_param, lr_grid and tuning_seed under hydra.sweeper.ladder"
