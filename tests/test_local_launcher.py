@@ -83,7 +83,7 @@ def test_n_jobs_chooses_and_is_checked():
 def test_glmlab_submit_still_picks_the_slurm_launcher():
     """`glmlab submit` puts hydra/launcher=submitit_slurm_async first on the command line:
     it replaces the local default."""
-    install()  # as glmlab.app does: the Slurm launcher's config
+    install()  # as glmlab.cli.app does: the Slurm launcher's config
     cfg = _hydra_config(f"hydra/launcher={SLURM_LAUNCHER}", "+experiment=norm_ablation")
     assert cfg.hydra.launcher._target_ == SLURM_TARGET
 

@@ -52,7 +52,7 @@ log = logging.getLogger("glmlab")
 
 LAUNCHER = "glmlab_local"
 TARGET = "hydra_plugins.glmlab_cluster.LocalParallelLauncher"
-# The override each side-by-side run gets: identity-neutral (rundir's IGNORED_KEYS and
+# The override each side-by-side run gets: identity-neutral (glmlab.runs.identity's IGNORED_KEYS and
 # the sweep's exclude_keys both leave train.progress out).
 NO_PROGRESS = "train.progress=false"
 
