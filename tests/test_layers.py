@@ -7,8 +7,10 @@ under glmlab/ sits in a layer; and no module of glmlab is over 400 lines."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import grimp
@@ -54,7 +56,20 @@ def hydra_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "path", [*sys.path, str(PLUGIN_PATH)])
 
 
-@pytest.mark.usefixtures("hydra_path")
+@pytest.fixture
+def logging_kept() -> Iterator[None]:
+    """lint-imports configures logging with ``dictConfig``, which disables every logger
+    that exists (glmlab's too): the later tests of the session need them back."""
+    loggers = [
+        v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)
+    ]
+    disabled = [logger.disabled for logger in loggers]
+    yield
+    for logger, was in zip(loggers, disabled, strict=True):
+        logger.disabled = was
+
+
+@pytest.mark.usefixtures("hydra_path", "logging_kept")
 def test_import_contracts_hold(capsys: pytest.CaptureFixture[str]) -> None:
     code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
     out = capsys.readouterr().out
