@@ -61,7 +61,7 @@ def test_training_flops_are_6nd_plus_attention():
 
 
 def test_result_json_records_compute(tmp_path):
-    """A run's result.json carries the compute record (the hook in glmlab/run.py)."""
+    """A run's result.json carries the compute record (the hook in glmlab/cli/run.py)."""
     from glmlab.cli.inspect import compose_config
     from glmlab.config.spec import parse_config
     from glmlab.ladder.compute import compute_record

@@ -78,7 +78,7 @@ def tokens_per_step(batch_size: int, grad_accum: int, seq_len: int) -> int:
 
 
 def compute_record(spec: Any, steps: int | None = None) -> dict[str, Any]:
-    """``compute`` of a run's :class:`~glmlab.config.RunSpec` after ``steps`` optimizer
+    """``compute`` of a run's :class:`~glmlab.config.spec.RunSpec` after ``steps`` optimizer
     steps (default: ``train.max_steps``), as result.json records it."""
     shape = ModelShape(spec.model.n_layers, spec.model.dim, spec.model.ffn, spec.model.ffn_mult)
     per_step = tokens_per_step(spec.train.batch_size, spec.train.grad_accum, spec.data.seq_len)
