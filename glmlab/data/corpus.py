@@ -10,6 +10,12 @@ Known corpora:
     The docstrings of the running interpreter's standard library, read with :mod:`ast`
     from the ``.py`` sources (never imported). Options: ``min_chars`` (200),
     ``validation_fraction`` (0.05).
+``installed_docs`` (needs nothing but glmlab's own install)
+    ``stdlib_docs`` followed by the docstrings of the distributions glmlab requires
+    (torch, numpy, scipy, sympy, ...; glmlab/data/docstrings.py), about 30 times larger.
+    Options: ``packages`` (null: glmlab's requirement closure; or a list of installed
+    distribution names), ``stdlib`` (true), ``min_chars`` (200), ``validation_fraction``.
+    ``Corpus.sources`` holds each distribution's version, and the fingerprint hashes them.
 ``text_files``
     Files matched by ``pattern`` (a glob; ``**`` recurses), one document per file
     (``unit="file"``) or per blank-line separated paragraph (``unit="paragraph"``).
@@ -26,7 +32,6 @@ depend on document order or on which other documents are present.
 
 from __future__ import annotations
 
-import ast
 import glob
 import hashlib
 import inspect
@@ -34,27 +39,16 @@ import json
 import logging
 import os
 import re
-import sys
-import sysconfig
-import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glmlab.data.cache import cache_dir, cache_key
-from glmlab.io import write_text_atomic
+from glmlab.data.docstrings import read_installed_docs, read_stdlib_docs
 
 __all__ = ["Corpus", "known_corpora", "load_corpus", "split_train_validation"]
 
 log = logging.getLogger("glmlab")
-
-# Bump when the stdlib_docs extraction rules change, so stale caches are not reused.
-_STDLIB_FORMAT = 1
-# Directory names under the stdlib that are not standard-library documentation.
-_STDLIB_SKIP_DIRS = frozenset(
-    {"site-packages", "dist-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"}
-)
 
 
 @dataclass(frozen=True)
@@ -65,6 +59,8 @@ class Corpus:
     train: list[str]
     validation: list[str]
     fingerprint: str
+    # Where the documents came from, e.g. {distribution: version} (installed_docs).
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_docs(self) -> int:
@@ -111,69 +107,29 @@ def split_train_validation(
     return train, validation
 
 
-# --------------------------------------------------------------------------- stdlib_docs
-
-
-def _stdlib_files(root: Path) -> list[Path]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        # Prune in place so os.walk does not descend into skipped trees.
-        dirnames[:] = [d for d in dirnames if d not in _STDLIB_SKIP_DIRS]
-        files.extend(Path(dirpath) / f for f in filenames if f.endswith(".py"))
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
-
-
-def _file_docstrings(path: Path) -> list[tuple[int, str]]:
-    """``(line, docstring)`` for the module and every class/function in one source file."""
-    try:
-        source = path.read_bytes()
-        with warnings.catch_warnings():
-            # Old escape sequences in some stdlib files trigger Deprecation/SyntaxWarnings.
-            warnings.simplefilter("ignore")
-            tree = ast.parse(source, filename=str(path))
-    except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
-        return []
-    out = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            doc = ast.get_docstring(node, clean=True)
-            if doc:
-                out.append((getattr(node, "lineno", 0), doc))
-    out.sort(key=lambda t: t[0])  # ast.walk is breadth-first; the contract is line order
-    return out
-
-
-def _parse_stdlib_docs(min_chars: int) -> list[str]:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    seen: set[str] = set()
-    docs: list[str] = []
-    for path in _stdlib_files(root):
-        for _, doc in _file_docstrings(path):
-            if len(doc) >= min_chars and doc not in seen:
-                seen.add(doc)
-                docs.append(doc)
-    return docs
+# ------------------------------------------------------------- the embedded corpora
 
 
 def _load_stdlib_docs(*, min_chars: int = 200, validation_fraction: float = 0.05) -> list[str]:
-    # The split is cheap; only the parse is cached, so only parse-relevant options key it.
-    stdlib = sysconfig.get_paths()["stdlib"]
-    key = cache_key("stdlib_docs", _STDLIB_FORMAT, sys.version, stdlib, min_chars)
-    path = cache_dir() / "corpora" / f"stdlib_docs-{key}.json"
-    try:
-        docs = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(docs, list):
-            return docs
-    except (OSError, ValueError):
-        pass
-    docs = _parse_stdlib_docs(min_chars)
-    if not docs:
+    # The split is cheap; only the parse is cached (glmlab/data/docstrings.py).
+    return read_stdlib_docs(min_chars)
+
+
+def _load_installed_docs(
+    *,
+    packages: list[str] | None = None,
+    stdlib: bool = True,
+    min_chars: int = 200,
+    validation_fraction: float = 0.05,
+) -> tuple[list[str], dict[str, str]]:
+    if packages is not None and (
+        not isinstance(packages, list | tuple) or not all(isinstance(p, str) for p in packages)
+    ):
         raise ValueError(
-            f"stdlib_docs found no docstrings of >= {min_chars} chars under {stdlib}; "
-            "is the standard library shipped as source (.py) on this install?"
+            f"installed_docs: packages={packages!r} must be a list of distribution names, "
+            "or null for the distributions glmlab requires"
         )
-    write_text_atomic(path, json.dumps(docs, ensure_ascii=False))
-    return docs
+    return read_installed_docs(None if packages is None else list(packages), min_chars, stdlib)
 
 
 # ---------------------------------------------------------------------------- text_files
@@ -287,8 +243,10 @@ def _load_jsonl(
 
 # ------------------------------------------------------------------------------ registry
 
-_LOADERS: dict[str, Callable[..., list[str]]] = {
+# A loader returns the documents, or the documents and their sources ({name: version}).
+_LOADERS: dict[str, Callable[..., Any]] = {
     "stdlib_docs": _load_stdlib_docs,
+    "installed_docs": _load_installed_docs,
     "text_files": _load_text_files,
     "jsonl": _load_jsonl,
 }
@@ -322,9 +280,11 @@ def load_corpus(name: str = "stdlib_docs", **options: Any) -> Corpus:
         raise ValueError(
             f"data.corpus_options.validation_fraction={fraction}: must be a number in (0, 1)"
         )
-    docs = loader(**options)
+    loaded = loader(**options)
+    docs, sources = loaded if isinstance(loaded, tuple) else (loaded, {})
     train, validation = split_train_validation(docs, float(resolved["validation_fraction"]))
-    corpus = Corpus(name, train, validation, _fingerprint(name, resolved, docs))
+    keyed = {**resolved, "sources": sources} if sources else resolved
+    corpus = Corpus(name, train, validation, _fingerprint(name, keyed, docs), dict(sources))
     log.debug(
         "corpus %s: %d train / %d validation docs, %d chars, fingerprint %s",
         name,
