@@ -46,7 +46,17 @@ from typing import Any
 
 from glmlab.data.docstrings import read_installed_docs, read_stdlib_docs
 
-__all__ = ["Corpus", "known_corpora", "load_corpus", "split_train_validation"]
+__all__ = [
+    "SPLITS",
+    "TEST_FRACTION",
+    "Corpus",
+    "check_test_fraction",
+    "known_corpora",
+    "load_corpus",
+    "split_documents",
+    "split_of",
+    "split_train_validation",
+]
 
 log = logging.getLogger("glmlab")
 
@@ -59,16 +69,17 @@ class Corpus:
     train: list[str]
     validation: list[str]
     fingerprint: str
+    test: list[str] = field(default_factory=list)  # read by the evaluation suite only
     # Where the documents came from, e.g. {distribution: version} (installed_docs).
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_docs(self) -> int:
-        return len(self.train) + len(self.validation)
+        return len(self.train) + len(self.validation) + len(self.test)
 
     @property
     def n_chars(self) -> int:
-        return sum(map(len, self.train)) + sum(map(len, self.validation))
+        return sum(sum(map(len, docs)) for docs in (self.train, self.validation, self.test))
 
 
 def _fingerprint(name: str, options: dict[str, Any], docs: Iterable[str]) -> str:
@@ -81,30 +92,59 @@ def _fingerprint(name: str, options: dict[str, Any], docs: Iterable[str]) -> str
     return h.hexdigest()[:16]
 
 
-def _is_validation(text: str, fraction: float) -> bool:
+SPLITS = ("train", "validation", "test")
+
+TEST_FRACTION = 0.05
+"""Default share of documents held out as the *test* split, which only the evaluation
+suite reads (never the validation loss, never a ladder's learning-rate choice)."""
+
+
+def _hash_unit(text: str) -> float:
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_of(text: str, validation_fraction: float, test_fraction: float = 0.0) -> str:
+    """The split a document goes to, by a hash of its text: ``validation`` below
+    ``validation_fraction``, ``test`` in the next ``test_fraction``, else ``train``."""
+    u = _hash_unit(text)
+    if u < validation_fraction:
+        return "validation"
+    return "test" if u < validation_fraction + test_fraction else "train"
+
+
+def split_documents(
+    docs: list[str], validation_fraction: float, test_fraction: float = 0.0
+) -> dict[str, list[str]]:
+    """``{train, validation, test: documents}`` by :func:`split_of`; order within each
+    split is preserved. A held-out split with a positive fraction is never left empty when
+    the corpus has a document to spare for it (the training document whose hash is nearest
+    its interval is moved): an empty one would silently disable evaluation on small corpora."""
+    if not 0.0 <= validation_fraction <= 1.0 or not 0.0 <= test_fraction <= 1.0:
+        raise ValueError(
+            f"validation_fraction and test_fraction must be in [0, 1], got "
+            f"{validation_fraction} and {test_fraction}"
+        )
+    units = [_hash_unit(d) for d in docs]
+    where = [split_of(d, validation_fraction, test_fraction) for d in docs]
+    if len(docs) >= 2 and "train" not in where:  # every document held out: train on one
+        where[max(range(len(docs)), key=units.__getitem__)] = "train"
+    for split, fraction, edge in (
+        ("validation", validation_fraction, 0.0),
+        ("test", test_fraction, validation_fraction),
+    ):
+        spare = [i for i, w in enumerate(where) if w == "train"]
+        if 0.0 < fraction < 1.0 and split not in where and len(spare) >= 2:
+            where[min(spare, key=lambda i: abs(units[i] - edge))] = split
+    return {s: [d for d, w in zip(docs, where, strict=True) if w == s] for s in SPLITS}
 
 
 def split_train_validation(
     docs: list[str], validation_fraction: float
 ) -> tuple[list[str], list[str]]:
-    """Split ``docs`` by a hash of each text; order within each split is preserved.
-
-    When there are at least two documents and ``0 < validation_fraction < 1``, neither
-    split is left empty (the document with the most extreme hash is moved), because an
-    empty validation set would silently disable evaluation on small corpora.
-    """
-    if not 0.0 <= validation_fraction <= 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1], got {validation_fraction}")
-    flags = [_is_validation(d, validation_fraction) for d in docs]
-    if len(docs) >= 2 and 0.0 < validation_fraction < 1.0 and (all(flags) or not any(flags)):
-        scores = [hashlib.sha256(d.encode("utf-8", "surrogatepass")).digest() for d in docs]
-        flip = scores.index(min(scores) if not any(flags) else max(scores))
-        flags[flip] = not flags[flip]
-    train = [d for d, v in zip(docs, flags, strict=True) if not v]
-    validation = [d for d, v in zip(docs, flags, strict=True) if v]
-    return train, validation
+    """Two splits only (no test split): ``(train, validation)`` by :func:`split_documents`."""
+    parts = split_documents(docs, validation_fraction)
+    return parts["train"], parts["validation"]
 
 
 # ------------------------------------------------------------- the embedded corpora
@@ -243,6 +283,24 @@ def _load_jsonl(
 
 # ------------------------------------------------------------------------------ registry
 
+
+def check_test_fraction(value: Any, options: dict[str, Any]) -> float:
+    """``data.corpus_options.test_fraction``, checked: a number in [0, 1) that leaves
+    room for training beside ``validation_fraction``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ValueError(
+            f"data.corpus_options.test_fraction={value}: must be a number in [0, 1) (0: no "
+            "test split; the evaluation suite then reads the validation split)"
+        )
+    held_out = value + options.get("validation_fraction", 0.05)
+    if isinstance(held_out, float | int) and held_out >= 1:
+        raise ValueError(
+            f"data.corpus_options.test_fraction={value} with validation_fraction="
+            f"{options.get('validation_fraction', 0.05)} leaves nothing to train on: lower one"
+        )
+    return float(value)
+
+
 # A loader returns the documents, or the documents and their sources ({name: version}).
 _LOADERS: dict[str, Callable[..., Any]] = {
     "stdlib_docs": _load_stdlib_docs,
@@ -258,7 +316,10 @@ def known_corpora() -> list[str]:
 
 
 def load_corpus(name: str = "stdlib_docs", **options: Any) -> Corpus:
-    """Load corpus ``name`` with loader-specific ``options`` (see the module docstring)."""
+    """Load corpus ``name`` with loader-specific ``options`` (see the module docstring) and
+    split it; ``test_fraction`` (every corpus; default :data:`TEST_FRACTION`) is the test
+    split's share."""
+    test_fraction = check_test_fraction(options.pop("test_fraction", TEST_FRACTION), options)
     if name not in _LOADERS:
         raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(known_corpora())}")
     loader = _LOADERS[name]
@@ -282,14 +343,24 @@ def load_corpus(name: str = "stdlib_docs", **options: Any) -> Corpus:
         )
     loaded = loader(**options)
     docs, sources = loaded if isinstance(loaded, tuple) else (loaded, {})
-    train, validation = split_train_validation(docs, float(resolved["validation_fraction"]))
-    keyed = {**resolved, "sources": sources} if sources else resolved
-    corpus = Corpus(name, train, validation, _fingerprint(name, keyed, docs), dict(sources))
-    log.debug(
-        "corpus %s: %d train / %d validation docs, %d chars, fingerprint %s",
+    parts = split_documents(docs, float(resolved["validation_fraction"]), test_fraction)
+    keyed = {**resolved, "sources": sources} if sources else dict(resolved)
+    if test_fraction:  # a corpus without a test split keeps its earlier fingerprint
+        keyed["test_fraction"] = test_fraction
+    corpus = Corpus(
         name,
-        len(train),
-        len(validation),
+        parts["train"],
+        parts["validation"],
+        _fingerprint(name, keyed, docs),
+        parts["test"],
+        dict(sources),
+    )
+    log.debug(
+        "corpus %s: %d train / %d validation / %d test docs, %d chars, fingerprint %s",
+        name,
+        len(corpus.train),
+        len(corpus.validation),
+        len(corpus.test),
         corpus.n_chars,
         corpus.fingerprint,
     )
