@@ -292,8 +292,10 @@ def check_test_fraction(value: Any, options: dict[str, Any]) -> float:
             f"data.corpus_options.test_fraction={value}: must be a number in [0, 1) (0: no "
             "test split; the evaluation suite then reads the validation split)"
         )
-    held_out = value + options.get("validation_fraction", 0.05)
-    if isinstance(held_out, float | int) and held_out >= 1:
+    validation = options.get("validation_fraction", 0.05)
+    valid = isinstance(validation, int | float) and not isinstance(validation, bool)
+    # An invalid validation_fraction is load_corpus's own error, reported after this one.
+    if valid and 0 < validation < 1 and value + validation >= 1:
         raise ValueError(
             f"data.corpus_options.test_fraction={value} with validation_fraction="
             f"{options.get('validation_fraction', 0.05)} leaves nothing to train on: lower one"

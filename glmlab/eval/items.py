@@ -86,7 +86,9 @@ def passages(validation: ExampleSet, n: int) -> list[TokenizedText]:
                 break
     if not out:
         raise ValueError(
-            f"the evaluation split has no passage of {MIN_PASSAGE_TOKENS}+ tokens to evaluate on"
+            f"the test split (the validation split when the corpus has none) has no passage "
+            f"of {MIN_PASSAGE_TOKENS}+ tokens to evaluate on: give the corpus more or longer "
+            "documents, raise data.corpus_options.test_fraction, or set train.eval_suite=false"
         )
     return out
 
