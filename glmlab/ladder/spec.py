@@ -17,12 +17,16 @@ from typing import Any
 
 from glmlab.config.ladder import LadderConfig
 from glmlab.config.rules import ConfigError
+from glmlab.config.schema import DataConfig, field_defaults
+from glmlab.data.tokenizer import padded_vocab_size
 from glmlab.ladder.compute import (
     ModelShape,
     non_embedding_params,
     tokens_per_step,
     training_compute,
 )
+
+_DEFAULT_VOCAB = field_defaults(DataConfig)["vocab_size"]
 
 __all__ = [
     "LADDER_KEYS",
@@ -175,6 +179,7 @@ def build_plan(
             r.dim,
             str(base.get("model.ffn", "gelu")),
             int(base.get("model.ffn_mult", 4)),
+            padded_vocab_size(int(base.get("data.vocab_size", _DEFAULT_VOCAB))),  # the head's FLOPs count too
         )
         n = non_embedding_params(shape)
         steps = round(settings.tokens_per_param * n / per_step)
