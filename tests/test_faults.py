@@ -431,7 +431,7 @@ def test_damaged_cached_examples_are_rebuilt(damage, tmp_path, monkeypatch):
     want = np.array(first.train.ids)  # in memory: the stores are memory-mapped files
     del first
     stores = sorted((tmp_path / "cache" / "examples").glob("*/*/meta.json"))
-    assert len(stores) == 2  # train and validation
+    assert len(stores) == 3  # train, validation and test
     for meta in stores:
         ids = meta.parent / "ids.bin"
         data = ids.read_bytes()
@@ -518,13 +518,13 @@ def test_corpus_too_small_for_the_suite_fails_before_training(tmp_path):
         "train.eval_suite=true",
         "data.min_tokens=1",
     )
-    # Every validation passage is shorter than the suite needs once seq_len is this short.
+    # Every test passage is shorter than the suite needs once seq_len is this short.
     from glmlab.eval.items import MIN_PASSAGE_TOKENS
 
     cfg.data.seq_len = MIN_PASSAGE_TOKENS
     cfg.data.part_b_reserve = 0.5
     result = execute_run(cfg, tmp_path / "run", [])
-    assert result["status"] == "failed" and "validation split" in result["error"]
+    assert result["status"] == "failed" and "the test split" in result["error"]
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # not a step was trained
 
 

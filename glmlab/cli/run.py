@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from glmlab.config.spec import RunSpec, parse_config
 from glmlab.io import DiskFullError, clean_stale_temps, write_text_atomic
-from glmlab.ladder.compute import compute_record
+from glmlab.ladder.compute import MAX_EPOCHS, compute_record, data_use, scored_fraction
 from glmlab.runs import provenance
 from glmlab.runs.identity import (
     ConfigChanged,
@@ -229,6 +229,7 @@ def _train(
         claim()
     parallel = spec.distributed.parallel
     state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel, trackers=trackers)
+    _warn_repetition(spec, trainer)
     if accepted:
         # A resume across a change: the weights must fit the new model, checked with the
         # data and model built and before anything is written.
@@ -245,7 +246,8 @@ def _train(
             attention=outcome.attention,
             attention_selection=outcome.attention_selection,
             eval=outcome.eval,  # the evaluation suite's final metrics, or None
-            compute=compute_record(spec, outcome.step),  # N, D, FLOPs (glmlab/ladder/compute.py)
+            # N, D, FLOPs, epochs (glmlab/ladder/compute.py)
+            compute=_compute(spec, trainer, outcome.step),
         )
     except Diverged as exc:
         result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
@@ -258,6 +260,43 @@ def _train(
             # keeps the final weights unless keep_checkpoint=none).
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return result
+
+
+def _compute(spec: RunSpec, trainer: Any, steps: int | None = None) -> dict[str, Any]:
+    """result.json's ``compute``: N, D, FLOPs with the run's real vocabulary and parameter
+    count, and the epochs over its training split."""
+    data, done = trainer.data, spec.train.max_steps if steps is None else steps
+    return compute_record(
+        spec,
+        done,
+        vocab_size=data.tokenizer.vocab_size,
+        total_params=trainer.n_params,
+        train_split=(len(data.train.ids), len(data.train)),
+        scored=scored_fraction(trainer.train_source, done),
+    )
+
+
+def _warn_repetition(spec: RunSpec, trainer: Any) -> None:
+    """Warn when the planned run repeats its training split more than MAX_EPOCHS times."""
+    data = trainer.data
+    epochs = data_use(
+        unique_tokens=len(data.train.ids),
+        examples=len(data.train),
+        steps=spec.train.max_steps,
+        batch_size=spec.train.batch_size,
+        grad_accum=spec.train.grad_accum,
+    ).epochs
+    if epochs is not None and epochs > MAX_EPOCHS:
+        log.warning(
+            "this run reads its training split %.1f times (%d steps of %d rows over %d "
+            "examples); returns from repeated data fall off past %g epochs (docs/LADDERS.md): "
+            "use a larger corpus (e.g. data=installed_docs) or fewer steps",
+            epochs,
+            spec.train.max_steps,
+            spec.train.batch_size * spec.train.grad_accum,
+            len(trainer.data.train),
+            MAX_EPOCHS,
+        )
 
 
 # Changes that decide the shapes of a run's weights: named when a resume cannot continue.
