@@ -306,7 +306,7 @@ def test_a_full_disk_under_the_sweep_report_is_one_line(tmp_path, monkeypatch, c
     from omegaconf import OmegaConf
 
     import glmlab.cli.app
-    from glmlab.report import SweepReportCallback
+    from glmlab.cli.callback import SweepReportCallback
     from glmlab.runs.result import write_result
 
     monkeypatch.setattr(glmlab.cli.app, "_sweep_exit", [])

@@ -47,7 +47,7 @@ def test_utf8_files_read_as_before_and_nothing_is_replaced(tmp_path):
     folder = _corpus(tmp_path / "texts", latin1=False)
     (folder / "crlf.txt").write_bytes("Windows line\r\nends: ça.\r\n".encode())
     corpus = load_corpus("text_files", pattern=str(folder / "*.txt"), unit="file")
-    docs = corpus.train + corpus.validation
+    docs = corpus.train + corpus.validation + corpus.test
     assert len(docs) == 4 and not any("\ufffd" in d for d in docs)
     assert "Windows line\nends: ça." in docs  # universal newlines, as reading text does
 
@@ -58,7 +58,7 @@ def test_the_encoding_the_user_sets_decodes_the_files(tmp_path):
     for i in range(3):
         (folder / f"b{i}.txt").write_bytes(f"{LATIN1_TEXT}n° {i}\n".encode("latin-1"))
     corpus = load_corpus("text_files", pattern=str(folder / "*.txt"), encoding="latin-1")
-    docs = corpus.train + corpus.validation
+    docs = corpus.train + corpus.validation + corpus.test
     assert len(docs) == 3 and all("Le café était très bon." in d for d in docs)
     default = load_corpus("text_files", pattern=str(_corpus(tmp_path / "u", latin1=False) / "*"))
     explicit = load_corpus("text_files", pattern=str(tmp_path / "u" / "*"), encoding="utf-8")
