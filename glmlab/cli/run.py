@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab.config.spec import RunSpec, parse_config
-from glmlab.io import clean_stale_temps, write_text_atomic
+from glmlab.io import DiskFullError, clean_stale_temps, write_text_atomic
 from glmlab.ladder.compute import MAX_EPOCHS, compute_record, data_use, scored_fraction
 from glmlab.runs import provenance
 from glmlab.runs.identity import (
@@ -34,6 +34,7 @@ from glmlab.runs.layout import (
     CHECKPOINT,
     CONFIG,
     ERROR_LOG,
+    FINISHED,
     RESULT,
     STALE_DIR,
     RunStatus,
@@ -129,12 +130,14 @@ def execute_run(
     state["log"] = run_log = RunLog(enabled=is_main)
 
     def failed(exc: Exception) -> None:
-        # The step the run directory holds (a failed resume never records step 0).
-        done = getattr(state["trainer"], "step", 0)
+        # The step the run directory holds: its checkpoint's once the trainer has read or
+        # written one (a checkpoint write that failed never counts), else the last logged
+        # step (a failed resume never records step 0).
+        saved = getattr(state["trainer"], "saved_step", None)
         result.update(
             status=failure_status(exc).value,  # submitit's "timed-out too many times"
             error=f"{type(exc).__name__}: {exc}",
-            step=max(done, last_step(run_dir)),
+            step=saved if saved is not None else last_step(run_dir),
         )
         result["wall_time_s"] = round(time.perf_counter() - started, 2)
         log.error("run %s failed: %s", run_dir, one_line(result["error"]))
@@ -251,7 +254,7 @@ def _train(
         log.warning("run %s diverged: %s", run_dir, exc)
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:
-        _record(run_dir, result, None)
+        _record(run_dir, result, None)  # a result it could not write is failed (see there)
         if result["status"] == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
             # The outcome is on disk: the resumable state is no longer needed (weights.pt
             # keeps the final weights unless keep_checkpoint=none).
@@ -316,15 +319,29 @@ def _check_resumable(trainer: Any, run_dir: Path, changes: list[str]) -> None:
 
 
 def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:
-    """Write result.json (and error.log); a directory that cannot take them (read-only,
-    full) is reported in the log and the returned result, never raised from here."""
-    provenance.at_end(result)  # the end time, the attention backend that ran
-    try:
-        if trace is not None:
+    """Write error.log and result.json; a directory that cannot take the result (read-only,
+    full) is reported in the log and the returned result (``recorded: False``), never raised
+    from here. A result that claimed a finished run is then a failure: nothing on disk says
+    the run finished, and a rerun resumes from its checkpoint (kept) and records it."""
+    provenance.at_end(result)
+    if trace is not None:
+        try:
             write_text_atomic(run_dir / ERROR_LOG, trace)
+        except OSError as exc:  # the result is still written if it can be
+            log.error("the traceback of run %s is not kept: %s", run_dir, exc)
+    try:
         write_result(run_dir, result)
     except OSError as exc:
         result["recorded"] = False
         note = f"{type(exc).__name__}: {exc}"
-        result["error"] = f"{result['error']}; and its result could not be written: {note}"
+        if result["status"] in FINISHED:
+            result.update(
+                status=RunStatus.FAILED.value,
+                error=f"{note}; the run trained to step {result['step']}: rerun to record it",
+            )
+        elif isinstance(exc, DiskFullError) and "DiskFullError" in (result["error"] or ""):
+            result["error"] = f"{result['error']}; and {RESULT} could not be written either"
+        else:
+            prior = f"{result['error']}; and its" if result["error"] else "its"
+            result["error"] = f"{prior} {RESULT} could not be written: {note}"
         log.error("could not write the result of run %s: %s", run_dir, note)
