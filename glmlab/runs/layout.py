@@ -77,7 +77,6 @@ __all__ = [
     "iter_run_dirs",
     "move_aside",
     "read_overrides",
-    "run_files",
 ]
 
 log = logging.getLogger("glmlab")
@@ -152,25 +151,6 @@ class RunStatus(StrEnum):
 FINISHED: frozenset[RunStatus] = frozenset({RunStatus.COMPLETED, RunStatus.DIVERGED})
 
 UNFINISHED = "unfinished"  # a run directory without result.json (killed, out of time)
-
-
-def run_files(run_dir: str | Path) -> dict[str, Path]:
-    """The paths of a run directory's files, by their constant's name (lower case)."""
-    root = Path(run_dir)
-    names = {
-        "config": CONFIG,
-        "identity": IDENTITY,
-        "metrics": METRICS,
-        "checkpoint": CHECKPOINT,
-        "weights": WEIGHTS,
-        "result": RESULT,
-        "eval_items": EVAL_ITEMS,
-        "harness_items": HARNESS_ITEMS,
-        "error_log": ERROR_LOG,
-        "app_log": APP_LOG,
-        "trackers": TRACKERS,
-    }
-    return {key: root / name for key, name in names.items()}
 
 
 def read_overrides(run_dir: str | Path) -> list[str]:
