@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import random
 import signal
@@ -170,8 +171,7 @@ def test_every_bounded_field_declares_its_rule():
         b"[1, 2]",
         b'{"step": 3}',
         b"\xff\xfe",
-        b'{"status": "completed", "eval": [0.5]}',  # a field of the wrong type
-        b'{"status": "completed", "step": "7"}',
+        b'{"status": 5, "step": 3}',
     ],
 )
 def test_unreadable_result_reads_as_failed_naming_the_file(content, tmp_path):
@@ -180,8 +180,21 @@ def test_unreadable_result_reads_as_failed_naming_the_file(content, tmp_path):
     assert result is not None and result.status == "failed"
     assert result.unreadable == str(tmp_path / "result.json")
     assert str(tmp_path / "result.json") in result.error and "\n" not in result.error
-    if b"eval" in content:
-        assert "field 'eval' is [0.5], not an object" in result.error
+
+
+def test_a_field_of_the_wrong_type_reads_as_absent_naming_file_and_field(tmp_path, caplog):
+    """The run's own word (its status) stands; a field that is not what glmlab writes
+    (a hand edit, another tool) reads as its default, and the log says which."""
+    (tmp_path / "result.json").write_text(
+        json.dumps({"status": "completed", "step": 6.0, "eval": [0.5], "job_logs": 7, "error": 3})
+    )
+    with caplog.at_level(logging.WARNING, logger="glmlab"):
+        result = read_result(tmp_path)
+    assert (result.status, result.step, result.error) == ("completed", 6, "3")
+    assert result.eval is None and result.job_logs is None and result.unreadable is None
+    said = caplog.text
+    assert f"{tmp_path / 'result.json'}: field 'eval' is [0.5], not an object" in said
+    assert "field 'job_logs' is 7, not an object: read as absent" in said
 
 
 def test_an_older_result_reads_with_defaults_and_keeps_unknown_keys(tmp_path):
@@ -323,7 +336,7 @@ def test_disk_full_while_training_is_a_failed_run_and_resumes(tmp_path, monkeypa
     monkeypatch.setattr(glmlab.io.os, "fsync", full_disk_fsync)
     result = execute_run(config(), tmp_path / "run", [])
     assert result.status == "failed" and "no space left on device" in result.error
-    assert "checkpoint.pt" in result.error and result.step == 6
+    assert "checkpoint.pt" in result.error and result.step == 3  # the step on disk
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 3  # the previous one
     assert temps(tmp_path) == []
     monkeypatch.setattr(glmlab.io.os, "fsync", real_fsync)
@@ -347,6 +360,7 @@ def test_unwritable_run_directory_is_reported_not_raised(tmp_path, monkeypatch):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
     monkeypatch.setattr("glmlab.cli.run.write_text_atomic", read_only)
+    monkeypatch.setattr("glmlab.cli.run.write_result", read_only)
     result = execute_run(config("norm_layout.name=nope"), tmp_path, [])
     assert result.status == "failed" and result.recorded is False
     assert "could not be written" in result.error and "Read-only" in result.error
@@ -460,7 +474,7 @@ def test_damaged_cached_examples_are_rebuilt(damage, tmp_path, monkeypatch):
     want = np.array(first.train.ids)  # in memory: the stores are memory-mapped files
     del first
     stores = sorted((tmp_path / "cache" / "examples").glob("*/*/meta.json"))
-    assert len(stores) == 2  # train and validation
+    assert len(stores) == 3  # train, validation and test
     for meta in stores:
         ids = meta.parent / "ids.bin"
         data = ids.read_bytes()
@@ -547,13 +561,13 @@ def test_corpus_too_small_for_the_suite_fails_before_training(tmp_path):
         "train.eval_suite=true",
         "data.min_tokens=1",
     )
-    # Every validation passage is shorter than the suite needs once seq_len is this short.
+    # Every test passage is shorter than the suite needs once seq_len is this short.
     from glmlab.eval.items import MIN_PASSAGE_TOKENS
 
     cfg.data.seq_len = MIN_PASSAGE_TOKENS
     cfg.data.part_b_reserve = 0.5
     result = execute_run(cfg, tmp_path / "run", [])
-    assert result.status == "failed" and "validation split" in result.error
+    assert result.status == "failed" and "the test split" in result.error
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # not a step was trained
 
 

@@ -84,11 +84,12 @@ def last_progress(metrics: Path) -> Progress:
             rows.append(json.loads(line))
         except ValueError:  # a cut first line, or a line being written
             continue
-    trained = [r for r in rows if "loss" in r and "step" in r]
+    # Rows a run wrote have an integer step and a number loss; others (damage) are skipped.
+    rows = [r for r in rows if isinstance(r, dict) and type(r.get("step")) is int]
+    trained = [r for r in rows if isinstance(r.get("loss"), int | float)]
     if trained:
-        return Progress(int(trained[-1]["step"]), float(trained[-1]["loss"]))
-    steps = [r["step"] for r in rows if "step" in r]
-    return Progress(int(steps[-1]) if steps else None)
+        return Progress(trained[-1]["step"], float(trained[-1]["loss"]))
+    return Progress(rows[-1]["step"] if rows else None)
 
 
 def _requeue_note(requeues: int) -> str:
@@ -135,14 +136,16 @@ def infer_state(
 def _job_for(name: str, result: RunResult | None, submitted: SubmittedJob | None) -> str | None:
     if submitted is not None:
         return submitted.job_id
-    return ((result.slurm_job if result else None) or {}).get("job_id")
+    job_id = ((result.slurm_job if result else None) or {}).get("job_id")
+    return str(job_id) if job_id else None
 
 
 def _job_logs(result: RunResult | None, submitted: SubmittedJob | None) -> dict[str, str] | None:
     if submitted is not None and submitted.stderr:
         return {"stdout": submitted.stdout, "stderr": submitted.stderr}
-    logs = result.job_logs if result else None
-    return dict(logs) if logs else None
+    recorded = (result.job_logs if result else None) or {}
+    logs = {k: v for k, v in recorded.items() if isinstance(v, str)}
+    return logs or None
 
 
 def _read_logs(logs: dict[str, str] | None) -> str | None:
@@ -176,6 +179,7 @@ def sweep_runs(
         raise FileNotFoundError(f"no sweep directory {sweep_dir}")
     submission = read_submission(sweep_dir)
     names = run_names(sweep_dir, submission)
+    # As the report reads them: a torn or odd result.json is a failed run naming the file.
     results = {name: read_result(sweep_dir / name) for name in names}
     job_ids = {n: _job_for(n, results[n], submission.get(n)) for n in names}
     jobs = (query or query_jobs)(sorted({j for j in job_ids.values() if j}))
@@ -189,10 +193,8 @@ def sweep_runs(
         generic = job is None or SLURM_END_STATUS.get(job.state) == RunStatus.FAILED
         needs_log = (status is None or status in _SIGNALLED) and generic
         state, detail = infer_state(result, job, _read_logs(logs) if needs_log else None)
-        requeues = max(
-            job.restarts if job else 0,
-            ((result.slurm_job if result else None) or {}).get("restarts", 0),
-        )
+        restarts = ((result.slurm_job if result else None) or {}).get("restarts", 0)
+        requeues = max(job.restarts if job else 0, restarts if isinstance(restarts, int) else 0)
         views.append(
             RunView(
                 name,

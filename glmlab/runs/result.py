@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import types
 import typing
 from collections import Counter
@@ -18,6 +19,8 @@ from typing import Any
 from glmlab.io import read_json, write_json_atomic
 from glmlab.runs.layout import FINISHED, RESULT, UNFINISHED, RunStatus, iter_run_dirs
 from glmlab.runs.metrics import last_step
+
+log = logging.getLogger("glmlab")
 
 _NOT_WRITTEN = {"written": False}  # field metadata: kept in memory, never in result.json
 
@@ -78,8 +81,9 @@ class RunResult:
 
     A run writes every field (None where it has no value: a failed run has no
     ``tokens_per_s``); a file written by an older glmlab reads with the missing fields at
-    their defaults, and keys this version does not know are kept in ``extra`` and written
-    back. ``recorded`` and ``unreadable`` live in memory only.
+    their defaults, a field of the wrong type reads as absent (logged), and keys this
+    version does not know are kept in ``extra`` and written back. ``recorded`` and
+    ``unreadable`` live in memory only.
     """
 
     status: str  # a RunStatus value (glmlab/runs/layout.py)
@@ -103,6 +107,7 @@ class RunResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     job_logs: dict[str, str] | None = None  # the submitit job's stdout and stderr files
     slurm_job: dict[str, Any] | None = None  # {job_id, restarts}: the same run across requeues
+    harness_error: str | None = None  # lm-eval tasks that failed after training (HARNESS.md)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
     # In memory only: False when the run's failure could not be written to its directory.
     recorded: bool = field(default=True, metadata=_NOT_WRITTEN)
@@ -119,17 +124,22 @@ class RunResult:
         return {**values, **{k: v for k, v in self.extra.items() if k not in values}}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RunResult:
-        """The record of a ``result.json`` object. Missing fields take their defaults
-        (older files); a field of the wrong JSON type raises ValueError naming it."""
+    def from_dict(cls, values: dict[str, Any], *, source: str = RESULT) -> RunResult:
+        """The record of a ``result.json`` object (from ``source``, named in warnings).
+        Raises ValueError without a string ``status``. Missing fields take their defaults
+        (older files); a field of the wrong JSON type reads as absent, with a warning (a
+        number where text is expected reads as its text, an integer as a float)."""
         if not isinstance(values.get("status"), str):
             raise ValueError("not a glmlab result (no 'status')")
         hints = _hints()
-        known = {
-            f.name: _typed(f.name, values[f.name], hints[f.name])
-            for f in _WRITTEN
-            if values.get(f.name) is not None
-        }
+        known = {}
+        for f in _WRITTEN:
+            if values.get(f.name) is None:
+                continue
+            try:
+                known[f.name] = _typed(values[f.name], hints[f.name])
+            except ValueError as exc:
+                log.warning("%s: field '%s' %s: read as absent", source, f.name, exc)
         extra = {k: v for k, v in values.items() if k not in _WRITTEN_NAMES}
         return cls(**known, extra=extra)
 
@@ -143,23 +153,28 @@ def _hints() -> dict[str, Any]:
     return typing.get_type_hints(RunResult)
 
 
-def _typed(name: str, value: Any, hint: Any) -> Any:
-    """``value`` read from JSON as field ``name`` of type ``hint`` (None handled by the
-    caller: it means the default); ints are taken for floats, nothing else is converted."""
+def _typed(value: Any, hint: Any) -> Any:
+    """``value`` read from JSON as a field of type ``hint`` (None is handled by the caller:
+    it means the default). Raises ValueError for a value of another JSON type."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if isinstance(hint, types.UnionType):
         hint = args[0]  # every optional field has one type besides None
         args = list(typing.get_args(hint))
     origin = typing.get_origin(hint) or hint
+    number = isinstance(value, int | float) and not isinstance(value, bool)
     if hint is Any:
         return value
-    if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+    if origin is float and number:
         return float(value)
+    if origin is str and number:
+        return str(value)  # an error recorded as a number (hand-edited files)
+    if origin is int and isinstance(value, float) and value.is_integer():
+        return int(value)
     ok = isinstance(value, origin) and not (isinstance(value, bool) and origin is int)
     if ok and origin is list:
         ok = all(isinstance(v, args[0]) for v in value)
     if not ok:
-        raise ValueError(f"field '{name}' is {json.dumps(value)[:80]}, not {_JSON_NAMES[origin]}")
+        raise ValueError(f"is {json.dumps(value)[:80]}, not {_JSON_NAMES[origin]}")
     return value
 
 
@@ -174,9 +189,10 @@ _JSON_NAMES = {
 
 def read_result(run_dir: str | Path) -> RunResult | None:
     """The run's result, or None when it has none. An unreadable or malformed result.json
-    (torn, not JSON, not a result, a field of the wrong type) is returned as a failed
-    result whose error names the file and whose ``unreadable`` is its path (never raised):
-    one damaged run never stops a sweep or its report."""
+    (torn, not JSON, not an object, no string ``status``) is returned as a failed result
+    whose error names the file and whose ``unreadable`` is its path (never raised): one
+    damaged run never stops a sweep or its report. A field of the wrong type reads as
+    absent (:meth:`RunResult.from_dict`)."""
     path = Path(run_dir) / RESULT
     if not path.exists():
         return None
@@ -184,7 +200,7 @@ def read_result(run_dir: str | Path) -> RunResult | None:
         values = read_json(path)
         if not isinstance(values, dict):
             raise ValueError("not a glmlab result (not a JSON object)")
-        result = RunResult.from_dict(values)
+        result = RunResult.from_dict(values, source=str(path))
         result.error = one_line(result.error)
         return result
     except (OSError, ValueError, TypeError) as exc:

@@ -1,22 +1,22 @@
-"""The Hydra callback that writes a sweep's report when a multirun ends and prints the
-sweep's closing lines (conf/config.yaml registers it under ``hydra.callbacks``)."""
+"""The Hydra callback that ends a multirun of ``python -m glmlab -m`` (conf/config.yaml
+registers it under ``hydra.callbacks``): it writes the sweep's report
+(:mod:`glmlab.report`), prints the verdicts and the sweep's last line, and sets the app's
+exit status (:func:`glmlab.cli.app.finish_sweep`)."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from glmlab.io import DiskFullError
 from glmlab.report.build import write_report
-from glmlab.report.load import Sweep, load_sweep
-from glmlab.report.markdown import reference_summary, verdict
-from glmlab.report.metrics import metric_info
-from glmlab.runs.layout import REPORT_HTML
+from glmlab.report.console import sweep_summary
+from glmlab.report.load import load_sweep
 
-__all__ = ["SweepReportCallback", "report_choices", "sweep_summary"]
+__all__ = ["SweepReportCallback", "report_choices"]
 
 log = logging.getLogger("glmlab")
 
@@ -24,32 +24,6 @@ log = logging.getLogger("glmlab")
 def report_choices(report: Any) -> dict[str, Any]:
     """The ``report`` config group's baseline and verdict metrics, as load_sweep takes them."""
     return {"baseline": report.get("baseline"), "metric": report.get("metric")}
-
-
-def sweep_summary(sweep: Sweep, report: Path, launched: str | None = None) -> str:
-    """The console's closing lines of a sweep: the verdicts, how its runs were launched
-    (``launched``, e.g. ``6 runs, 2 at once, in 312 s``) and where the report is (the
-    counts of each outcome follow on the very last line, :func:`glmlab.cli.app.finish_sweep`)."""
-    lines = [f"glmlab: sweep {sweep.name}: verdicts"]
-    from glmlab.report.ladder import load_ladder
-    from glmlab.report.ladder_markdown import ladder_summary
-
-    if (ladder := load_ladder(sweep)) is not None:  # a ladder: its verdicts across scale
-        lines += ladder_summary(ladder)
-        if launched is not None:
-            lines.append(f"  ran {launched} (hydra.launcher.n_jobs sets how many at once)")
-        lines.append(f"  report: {report} (and {REPORT_HTML})")
-        return "\n".join(lines).replace("**", "")
-    if sweep.baseline is not None:
-        for v in sweep.variants:
-            if v is not sweep.baseline:
-                cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
-                lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
-    lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
-    if launched is not None:
-        lines.append(f"  ran {launched} (hydra.launcher.n_jobs sets how many at once)")
-    lines.append(f"  report: {report} (and {REPORT_HTML})")
-    return "\n".join(lines).replace("**", "")
 
 
 class SweepReportCallback(Callback):
@@ -80,6 +54,9 @@ class SweepReportCallback(Callback):
             )
         except FileNotFoundError as exc:
             log.error("no sweep report: %s", exc)
+            return
+        except DiskFullError as exc:  # one line naming the file, no traceback
+            log.error("no sweep report: %s; rebuild it with: glmlab report %s", exc, sweep_dir)
             return
         except Exception:
             # The runs are on disk whatever happens here; never fail the sweep for its report.
