@@ -30,7 +30,7 @@ from glmlab.objective.fidelity import (
 )
 from glmlab.objective.glm import GLMObjective
 from glmlab.objective.sample import build_glm_sample
-from glmlab.plugin.base import AttentionBackendBase
+from glmlab.plugin.base import AttentionBackendBase, SpanSamplerBase
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing.samples import collate, pack, random_glm_samples
@@ -203,7 +203,7 @@ def test_sentinels_follow_part_b_order() -> None:
     Part B's first position row is max_seq_length."""
     spans = SpanSet(((1, 2), (4, 6), (8, 9)), 12)
 
-    class Fixed:
+    class Fixed(SpanSamplerBase):
         def sample(self, text, *, max_len, rng):
             return spans
 
