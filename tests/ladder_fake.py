@@ -15,9 +15,10 @@ import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from omegaconf import OmegaConf
 
+from glmlab.io import write_json_atomic
 from glmlab.ladder.compute import ModelShape, non_embedding_params
 from glmlab.ladder.sweep import sweep_ladder
-from glmlab.runs.layout import HYDRA_OVERRIDES
+from glmlab.runs.layout import EVAL_ITEMS, HYDRA_OVERRIDES
 from glmlab.runs.naming import variant_overrides
 from glmlab.runs.result import write_result
 
@@ -38,9 +39,22 @@ BASELINE = "objective.shuffle_spans=true"
 PER_STEP = 16 * 128
 
 
-def truth(values: dict[str, str]) -> dict[str, float]:
-    """The default world: the variant (shuffle off) 3% lower loss at every size; loss a
-    pure power law in C; best lr falling with width; seed noise 0.01 nats."""
+def pure_power(variant: bool, c: float) -> float:
+    """The default world's mean loss: a pure power law in C, the variant 3% lower."""
+    return 60.0 * c**-0.08 * (0.97 if variant else 1.0)
+
+
+def world(mean_loss: Callable[[bool, float], float] = pure_power) -> Callable:
+    """A world whose mean loss at compute C is ``mean_loss(variant, C)``; see :func:`truth`."""
+    return lambda values: truth(values, mean_loss)
+
+
+def truth(
+    values: dict[str, str], mean_loss: Callable[[bool, float], float] = pure_power
+) -> dict[str, float]:
+    """A run's metrics: the mean loss of its variant (shuffle off) at its compute, an lr
+    penalty quadratic in log lr around a best lr falling with width, seed noise 0.01
+    nats; cloze accuracy a sigmoid of the loss above chance 0.25."""
     dim = int(values["model.dim"])
     n = non_embedding_params(ModelShape(int(values["model.n_layers"]), dim))
     c = 6.0 * n * int(values["train.max_steps"]) * PER_STEP
@@ -49,15 +63,19 @@ def truth(values: dict[str, str]) -> dict[str, float]:
     lr = float(values["train.lr"])
     seed = int(values["seed"])
     rng = np.random.default_rng([seed, dim, int(variant), int(lr * 1e6)])
-    loss = 60.0 * c**-0.08 * (0.97 if variant else 1.0)
+    loss = mean_loss(variant, c)
     loss += 0.05 * math.log(lr / best) ** 2 + rng.normal(0, 0.01)
     acc = 0.25 + 0.75 / (1.0 + math.exp(2.0 * (loss - 4.6))) + rng.normal(0, 0.005)
     return {"flops": c, "infill_token_loss": loss, "cloze_acc": acc, "final_val_loss": loss - 0.3}
 
 
 class FakeLauncher:
-    def __init__(self, sweep_dir: Path, world: Callable[[dict[str, str]], dict[str, float]],
-                 fail: Callable[[dict[str, str]], str | None]) -> None:
+    def __init__(
+        self,
+        sweep_dir: Path,
+        world: Callable[[dict[str, str]], dict[str, float]],
+        fail: Callable[[dict[str, str]], str | None],
+    ) -> None:
         self.sweep_dir, self.world, self.fail, self.batches = sweep_dir, world, fail, []
 
     def launch(self, batch: list[list[str]], initial_job_idx: int) -> list[Any]:
@@ -92,6 +110,8 @@ def finish(sweep_dir: Path, job: list[str], world: Callable, fail: Callable) -> 
     if status == "completed":
         result["final_val_loss"] = w["final_val_loss"]
         result["eval"] = {k: w[k] for k in ("infill_token_loss", "cloze_acc")}
+        references = {"chance": {"cloze_acc": 0.25}, "unigram": {"infill_token_loss": 9.0}}
+        write_json_atomic(run_dir / EVAL_ITEMS, {"reference_metrics": references})
     else:
         result["error"] = "out of memory (fake)"
     write_result(run_dir, result)

@@ -11,6 +11,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -41,14 +42,16 @@ __all__ = [
 ]
 
 
-def crossings(fit: FitResult, a: str, b: str, lo: float, hi: float) -> list[float]:
+def crossings(fit: Any, a: str, b: str, lo: float, hi: float) -> list[float]:
     """Every compute in ``[lo, hi]`` where the fitted curves of ``a`` and ``b`` meet (the
-    difference changes sign), ascending."""
-    if a not in fit.curves or b not in fit.curves or not hi > lo:
+    difference changes sign), ascending. ``fit``: a :class:`FitResult`, or any predictor
+    with ``names`` and ``predict(variant, compute)`` (the two-step map of an accuracy)."""
+    names = getattr(fit, "names", [])
+    if a not in names or b not in names or not hi > lo:
         return []
 
     def gap(logc: float) -> float:
-        return float(fit.curves[a](math.exp(logc)) - fit.curves[b](math.exp(logc)))
+        return float(fit.predict(a, math.exp(logc)) - fit.predict(b, math.exp(logc)))
 
     grid = np.linspace(math.log(lo), math.log(hi), 400)
     values = [gap(g) for g in grid]
@@ -61,7 +64,7 @@ def crossings(fit: FitResult, a: str, b: str, lo: float, hi: float) -> list[floa
     return out
 
 
-def crossover(fit: FitResult, a: str, b: str, lo: float, hi: float) -> float | None:
+def crossover(fit: Any, a: str, b: str, lo: float, hi: float) -> float | None:
     """The first compute in ``[lo, hi]`` where the fitted curves of ``a`` and ``b`` meet,
     or None."""
     found = crossings(fit, a, b, lo, hi)
@@ -135,17 +138,18 @@ def verdict(
             f"{after} above{lacking}",
             c_star,
         )
+    if missing and (len(good) == len(ordered) or len(bad) == len(ordered)):
+        word = "better" if good else "worse"
+        return Verdict(
+            "not significant",
+            f"{word} at every rung compared ({', '.join(d.rung for d in ordered)}), but not "
+            f"every size has a comparison{lacking}",
+        )
     parts = []
     if good:
-        parts.append(
-            ("better at " if len(good) < len(ordered) else "better at every rung compared: ")
-            + ", ".join(d.rung for d in good)
-        )
+        parts.append("better at " + ", ".join(d.rung for d in good))
     if bad:
-        parts.append(
-            ("worse at " if len(bad) < len(ordered) else "worse at every rung compared: ")
-            + ", ".join(d.rung for d in bad)
-        )
+        parts.append("worse at " + ", ".join(d.rung for d in bad))
     rest = [d.rung for d in ordered if not d.significant]
     if rest:
         parts.append("no significant difference at " + ", ".join(rest))

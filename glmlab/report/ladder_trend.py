@@ -134,7 +134,7 @@ def _verdict(trend: MetricTrend, label: str, baseline: str | None) -> Verdict:
     return verdict(
         trend.diffs.get(label, []),
         higher_is_better=bool(metric_info(trend.metric).higher_is_better),
-        fit=trend.fit if trend.fit is not None and trend.fit.curves else None,
+        fit=trend.predictor,
         variant=label,
         baseline=baseline,
         missing=trend.missing.get(label),
@@ -292,8 +292,7 @@ def build_trend(ladder: Ladder, metric: str) -> MetricTrend:
         if pred is None or base is None or label not in trend.cells or base not in trend.cells:
             continue
         trend.gaps[label] = gap_estimate(pred, label, base, target.compute)
-        if trend.fit is not None and not isinstance(pred, TwoStep):
-            trend.crossings[label] = crossings(trend.fit, label, base, lo, max(top, target.compute))
+        trend.crossings[label] = crossings(pred, label, base, lo, max(top, target.compute))
         measured = [d.diff for d in trend.diffs.get(label, [])]
         gap = trend.gaps[label].value
         trend.contradicts[label] = bool(measured) and all(gap * m < 0 for m in measured)
