@@ -13,8 +13,8 @@ from glmlab.config.ladder import ladder_settings
 from glmlab.config.rules import ConfigError
 from glmlab.ladder.compute import ModelShape, non_embedding_params, training_compute
 from glmlab.ladder.fit import RungDiff, fit_power_laws, verdict
-from glmlab.ladder.predict import gap_estimate
 from glmlab.ladder.lr import GridPoint, choose_lr
+from glmlab.ladder.predict import gap_estimate
 from glmlab.ladder.spec import build_plan
 
 BASE = {
