@@ -348,7 +348,10 @@ def _holdout(ladder: Ladder, trend: MetricTrend) -> None:
             problem = f"no two-step prediction ({two.why_not}); as an error rate, {problem}"
         trend.holdout_fit = "none"
     else:
-        trend.holdout_fit = sel.fit.mode + (f" via {two.loss}" if isinstance(pred, TwoStep) else "")
+        via = (
+            f", accuracy through {metric_info(two.loss).label}" if isinstance(pred, TwoStep) else ""
+        )
+        trend.holdout_fit = sel.fit.mode + via
         if not sel.determined:
             trend.holdout_fit += " (not determined: " + sel.why_not() + ")"
     measured = {
