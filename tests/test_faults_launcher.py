@@ -233,3 +233,50 @@ def test_a_killed_worker_fails_only_its_own_run(tmp_path):
     assert result(sweep.sw / "m300_s0")["status"] == "completed"
     log = (sweep.sw / "m300_s0" / "app.log").read_text()
     assert f"checkpoint.pt at step {killed['step']}" in log and "resumed from" in log
+
+
+def test_workers_of_a_killed_sweep_process_stop_at_their_checkpoint(tmp_path):
+    """kill -9 of the sweep's own process: nobody is left to pass a signal on, so each
+    worker notices that it is gone, checkpoints its step and stops (no orphan trains on)."""
+    sweep = Sweep(tmp_path, *SWEEP, "train.max_steps=3000", "seed=0,1")
+    sweep.checkpointed("m3000_s0", "m3000_s1")
+    workers = {worker_pid(sweep.sw / f"m3000_s{s}") for s in (0, 1)}
+    pids = descendants(sweep.proc.pid)
+    sweep.proc.kill()
+    sweep.finish()
+    assert_no_process_left(workers | pids)
+    for seed in (0, 1):
+        assert_stopped_at_its_checkpoint(sweep.sw / f"m3000_s{seed}", "SIGTERM")
+    assert_no_temps(sweep.sw)
+
+
+def test_a_signal_to_one_worker_stops_only_its_run(tmp_path):
+    """SIGTERM to one worker: that run stops at its checkpoint; the other completes and the
+    sweep writes its report, exiting 1 (a run is unfinished)."""
+    sweep = Sweep(tmp_path, *SWEEP, "train.max_steps=300", "seed=0,1")
+    sweep.checkpointed("m300_s0", "m300_s1")
+    os.kill(worker_pid(sweep.sw / "m300_s0"), signal.SIGTERM)
+    assert sweep.finish() == 1, sweep.err[-3000:]
+    step = assert_stopped_at_its_checkpoint(sweep.sw / "m300_s0", "SIGTERM")
+    assert result(sweep.sw / "m300_s1")["status"] == "completed"
+    assert f"stopped at step {step} by SIGTERM; a rerun resumes it" in sweep.out
+    assert sweep.out.splitlines()[-1].endswith(
+        "2 runs: 1 completed, 0 diverged, 0 failed, 1 stopped"
+    )
+    assert (sweep.sw / "report.md").exists()
+
+
+def test_ctrl_c_to_a_sweep_one_at_a_time_writes_its_report_too(tmp_path):
+    """hydra.launcher.n_jobs=1 (the runs in the sweep's process): the same ending."""
+    args = [a if a != "hydra.launcher.n_jobs=2" else "hydra.launcher.n_jobs=1" for a in SWEEP]
+    sweep = Sweep(tmp_path, *args, "train.max_steps=6,3000", "seed=0")
+    sweep.checkpointed("m3000_s0")
+    os.killpg(sweep.proc.pid, signal.SIGINT)
+    assert sweep.finish() == 130, sweep.err[-3000:]
+    step = assert_stopped_at_its_checkpoint(sweep.sw / "m3000_s0", "SIGINT")
+    assert "  [run 0] m6_s0: nothing (completed)" in sweep.out.splitlines()
+    assert f"  [run 1] m3000_s0: resume from step {step}" in sweep.out.splitlines()
+    assert (sweep.sw / "report.md").exists()
+    assert sweep.out.splitlines()[-1].endswith(
+        "2 runs: 1 completed, 0 diverged, 0 failed, 1 stopped"
+    )
