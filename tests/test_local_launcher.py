@@ -25,6 +25,7 @@ from glmlab.cluster.launcher import TARGET as SLURM_TARGET
 from glmlab.cluster.launcher import install
 from glmlab.cluster.worker import quiet_console
 from glmlab.runs.naming import register_resolvers
+from glmlab.runs.run_log import ON_CONSOLE
 from tests.conftest import TINY, run_glmlab
 from tests.test_report import BASE, write_run
 
@@ -188,8 +189,8 @@ def test_interrupted_exit_status_and_plain_ctrl_c(capsys):
 
 
 def test_side_by_side_console_keeps_warnings_and_marks_the_run():
-    """A worker's console handlers show warnings and errors only, with its run number;
-    file handlers (the run's app.log) keep every line."""
+    """A worker's console handlers show warnings, errors and a skipped run, with its run
+    number; file handlers (the run's app.log) keep every line."""
     root = logging.getLogger()
     console = logging.StreamHandler(io.StringIO())
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
@@ -198,8 +199,11 @@ def test_side_by_side_console_keeps_warnings_and_marks_the_run():
     root.addHandler(file_like)
     try:
         quiet_console(3)
-        assert console.level == logging.WARNING and file_like.level == logging.NOTSET
         record = logging.LogRecord("glmlab", logging.WARNING, "", 0, "disk slow", None, None)
+        info = logging.LogRecord("glmlab", logging.INFO, "", 0, "model: 33 params", None, None)
+        skipped = logging.makeLogRecord({**vars(info), "msg": "skipped", **ON_CONSOLE})
+        assert console.filter(record) and not console.filter(info) and console.filter(skipped)
+        assert file_like.filter(info)
         assert console.format(record) == "[run 3] WARNING disk slow"
     finally:
         root.removeHandler(console)

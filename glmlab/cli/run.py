@@ -43,7 +43,7 @@ from glmlab.runs.lock import RunLock
 from glmlab.runs.metrics import last_step
 from glmlab.runs.naming import job_swept_overrides, variant_overrides
 from glmlab.runs.result import one_line, read_result, write_result
-from glmlab.runs.run_log import RunLog, write_hydra_records
+from glmlab.runs.run_log import ON_CONSOLE, RunLog, write_hydra_records
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import checkpoint_mismatch
 
@@ -204,7 +204,7 @@ def _train(
         )
     previous = read_result(run_dir)
     if previous is not None and previous.finished and not accepted:
-        log.info("run %s already %s: skipped", run_dir, previous.status)
+        log.info("run %s already %s: skipped", run_dir, previous.status, extra=ON_CONSOLE)
         return previous.to_dict()
     # Before any data: a missing tracker library is an error now, not at step 5,000.
     trackers = Trackers.from_config(

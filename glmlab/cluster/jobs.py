@@ -38,12 +38,13 @@ class PlannedRun:
 class SweepInterrupted(KeyboardInterrupt):
     """A signal (``signum``) stopped a sweep: its running runs stopped after their
     checkpoint, no new run started. ``config`` is the sweep's, ``runs`` the jobs of the
-    interrupted launch. A KeyboardInterrupt, so that Hydra lets it through to the app,
+    interrupted launch, ``started`` how many of them had started. A KeyboardInterrupt, so that Hydra lets it through to the app,
     which writes the report of what finished (:func:`glmlab.cli.app.interrupted`)."""
 
     signum: int
     config: DictConfig
     runs: list[PlannedRun] = field(default_factory=list)
+    started: int | None = None  # how many of ``runs`` started (None: not known)
 
     def __str__(self) -> str:
         return f"interrupted by {signal.Signals(self.signum).name}"

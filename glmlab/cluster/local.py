@@ -175,6 +175,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     n_jobs = concurrency(launcher.config, len(job_overrides))
     sweep_dir = str(launcher.config.hydra.sweep.dir)
     start = time.perf_counter()
+    launched = len(job_overrides)
     try:
         if n_jobs == 1:
             return _one_at_a_time(launcher, job_overrides, initial_job_idx)
@@ -187,8 +188,11 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         runs = run_side_by_side(launcher, quiet, initial_job_idx, n_jobs)
         _collect_unrecorded(runs)
         return runs
+    except SweepInterrupted as exc:
+        launched = exc.started if exc.started is not None else launched
+        raise
     finally:
-        _record(sweep_dir, len(job_overrides), n_jobs, start)
+        _record(sweep_dir, launched, n_jobs, start)
 
 
 def _one_at_a_time(launcher: Any, job_overrides: Sequence[Sequence[str]], first: int) -> Any:

@@ -86,10 +86,10 @@ class _Signals:
             self.passed_on += 1
             name = signal.Signals(signum).name
             if self.passed_on == 1:
+                again = " (Ctrl-C again: stop at once, from the last checkpoint)"
                 print(
                     f"glmlab: {name}: each running run stops after its current step's "
-                    "checkpoint; no new run starts (once more: stop at once, from the last "
-                    "checkpoint)",
+                    f"checkpoint; no new run starts{again if signum == signal.SIGINT else ''}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -341,5 +341,5 @@ def run_side_by_side(
     if signals.received:
         rest = planned_runs(launcher, [o for _, o in todo], todo[0][0]) if todo else []
         runs = sorted([*started, *rest], key=lambda r: r.num)
-        raise SweepInterrupted(signals.received[0], launcher.config, runs)
+        raise SweepInterrupted(signals.received[0], launcher.config, runs, len(started))
     return [returns[first + i] for i in range(len(job_overrides))]

@@ -23,6 +23,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from glmlab.runs.run_log import on_console
+
 __all__ = ["work"]
 
 
@@ -53,13 +55,14 @@ class _RunPrefix(logging.Formatter):
 
 
 def quiet_console(num: int) -> None:
-    """Console handlers of the root logger show warnings and errors only, marked with the
+    """Console handlers of the root logger show warnings, errors and news about the run
+    as a whole (:func:`glmlab.runs.run_log.on_console`: it was skipped), marked with the
     run's number; the run's ``app.log`` (a file handler) still gets every line."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(
             handler, logging.FileHandler
         ):
-            handler.setLevel(max(handler.level, logging.WARNING))
+            handler.addFilter(on_console)
             handler.setFormatter(_RunPrefix(handler.formatter, num))
 
 

@@ -133,7 +133,11 @@ class SweepReportCallback(Callback):
     all be recorded in their directories keeps the previous report and multirun.yaml."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        remember_multirun(config.hydra.sweep.dir)
+        try:
+            sweep_dir = config.hydra.sweep.dir
+        except Exception:  # a bad name: refused in one line when the sweep starts
+            return
+        remember_multirun(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from glmlab.cluster.launcher import submits_only
