@@ -191,7 +191,8 @@ def test_sigint_to_the_sweep_process_alone_reaches_every_run(tmp_path):
 
 def test_sigterm_to_the_sweep_process_stops_every_run_and_exits_143(tmp_path):
     """SIGTERM to the sweep (`kill`, a batch system): no orphan trains the runs to the
-    end afterwards; each is stopped at its checkpoint and the report is written."""
+    end afterwards (no process of the sweep is left); each is stopped at its checkpoint
+    and the report is written."""
     sweep, pids = _interrupt(tmp_path, lambda s: s.proc.send_signal(signal.SIGTERM), seeds="0,1")
     assert sweep.proc.returncode == 143, sweep.err[-3000:]
     for seed in (0, 1):
@@ -200,9 +201,6 @@ def test_sigterm_to_the_sweep_process_stops_every_run_and_exits_143(tmp_path):
     assert (sweep.sw / "report.md").exists()
     assert_no_temps(sweep.sw)
     assert_no_process_left(pids)
-    sizes = [(sweep.sw / f"m3000_s{s}" / "metrics.jsonl").stat().st_size for s in (0, 1)]
-    time.sleep(1)  # nothing may append to them any more
-    assert sizes == [(sweep.sw / f"m3000_s{s}" / "metrics.jsonl").stat().st_size for s in (0, 1)]
 
 
 def test_a_killed_worker_fails_only_its_own_run(tmp_path):

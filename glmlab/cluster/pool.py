@@ -248,9 +248,11 @@ def _stopped(worker: _Worker, signum: int | None) -> JobReturn:
             "final_val_loss": None,
             "error": f"{name} before training or between runs",
         }
+    finished = result["status"] in (RunStatus.COMPLETED, RunStatus.DIVERGED)
+    after = "; a rerun resumes it" if not finished else ""
     print(
-        f"glmlab: {run.label}: {result['status']} at step {result['step']} by {name}; "
-        f"a rerun resumes it ({run.run_dir})",
+        f"glmlab: {run.label}: {result['status']} at step {result['step']} by {name}{after} "
+        f"({run.run_dir})",
         flush=True,
     )
     return _job_return(worker, result)
@@ -317,9 +319,10 @@ def run_side_by_side(
                     break
                 wait([w.results for w in running] + [w.process.sentinel for w in running], 0.5)
                 for worker in list(running):
-                    _receive(worker)
+                    _receive(worker)  # a large answer blocks its sender until read
                     if worker.process.is_alive():
                         continue
+                    _receive(worker)  # what it sent just before it ended
                     running.remove(worker)
                     _close(worker)
                     if worker.message is not None and worker.message[0] == "done":
