@@ -15,9 +15,9 @@ if __name__ == "__main__":
         main_with_prepared_argv()
     except KeyboardInterrupt as exc:
         # A sweep writes the report of what finished and says what a rerun does per run.
-        from glmlab.cli.app import interrupted
+        from glmlab.cli.callback import end_interrupted
 
-        sys.exit(interrupted(exc))
+        sys.exit(end_interrupted(exc))
     from glmlab.cli.app import exit_code
 
     sys.exit(exit_code())

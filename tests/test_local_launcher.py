@@ -16,8 +16,8 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-import glmlab.report
 from glmlab.cli import app
+from glmlab.cli.callback import SweepReportCallback, end_interrupted
 from glmlab.cluster import local
 from glmlab.cluster.jobs import SweepInterrupted
 from glmlab.cluster.launcher import LAUNCHER as SLURM_LAUNCHER
@@ -93,7 +93,7 @@ def test_n_jobs_chooses_and_is_checked():
 def test_glmlab_submit_still_picks_the_slurm_launcher():
     """`glmlab submit` puts hydra/launcher=submitit_slurm_async first on the command line:
     it replaces the local default."""
-    install()  # as glmlab.app does: the Slurm launcher's config
+    install()  # as glmlab.cli.app does: the Slurm launcher's config
     cfg = _hydra_config(f"hydra/launcher={SLURM_LAUNCHER}", "+experiment=norm_ablation")
     assert cfg.hydra.launcher._target_ == SLURM_TARGET
 
@@ -122,7 +122,7 @@ def test_closing_summary_says_how_many_ran_at_once(tmp_path, capsys):
         )
     local._record(str(sweep), runs=2, at_once=2, start=0.0)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "report": {}})
-    glmlab.report.SweepReportCallback().on_multirun_end(config)
+    SweepReportCallback().on_multirun_end(config)
     out = capsys.readouterr().out.splitlines()
     (line,) = [ln for ln in out if ln.startswith("  ran ")]
     assert line.startswith("  ran 2 runs, 2 at once, in ")
@@ -166,7 +166,7 @@ def test_a_sweep_that_could_not_record_its_runs_keeps_its_report(tmp_path, monke
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}, "report": {}})
-    callback = glmlab.report.SweepReportCallback()
+    callback = SweepReportCallback()
     callback.on_multirun_start(config)
     (tmp_path / "multirun.yaml").write_text("new: sweep\n")  # as the sweeper does
     refused = {"run_dir": str(tmp_path / "s0"), "error": "ConfigChanged: x", "status": "failed"}
@@ -184,7 +184,7 @@ def test_interrupted_exit_status_and_plain_ctrl_c(capsys):
     assert SweepInterrupted(signal.SIGINT, config).exit_status == 130
     assert SweepInterrupted(signal.SIGTERM, config).exit_status == 143
     assert str(SweepInterrupted(signal.SIGTERM, config)) == "interrupted by SIGTERM"
-    assert app.interrupted(KeyboardInterrupt()) == 130
+    assert end_interrupted(KeyboardInterrupt()) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
 
 

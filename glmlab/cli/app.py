@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from omegaconf import DictConfig
 
 from glmlab.cli.run import execute_run
 from glmlab.cli.summary import run_summary
-from glmlab.cluster.jobs import SweepInterrupted
 from glmlab.cluster.launcher import install as install_launcher
 from glmlab.cluster.local import unrecorded as unrecorded_in_workers
 from glmlab.data.cache import STALE_TEMP_AGE_S
@@ -101,26 +99,6 @@ def rerun_action(run_dir: str | Path) -> str:
         return f"nothing ({result.status})"
     step = checkpoint_step(run_dir)
     return f"resume from step {step}" if step else "start"
-
-
-def interrupted(exc: KeyboardInterrupt) -> int:
-    """After Ctrl-C (or SIGTERM to a sweep): a sweep writes the report of what finished
-    and says, per run, what a rerun does; returns the exit status (130 after Ctrl-C)."""
-    if not isinstance(exc, SweepInterrupted):
-        print("glmlab: interrupted (Ctrl-C); rerun the same command to resume", file=sys.stderr)
-        return 130
-    from glmlab.report.callback import report_sweep
-
-    sweep_dir = str(exc.config.hydra.sweep.dir)
-    try:
-        report_sweep(exc.config)
-    except KeyboardInterrupt:
-        print(f"glmlab: no report written; glmlab report {sweep_dir} writes it", file=sys.stderr)
-    print(f"glmlab: sweep {sweep_dir} {exc}; rerunning the same command does, per run:")
-    for run in exc.runs:
-        print(f"  [run {run.num}] {run.run_dir.name}: {rerun_action(run.run_dir)}")
-    finish_sweep(sweep_dir, [run.run_dir for run in exc.runs])
-    return exc.exit_status
 
 
 def exit_code() -> int:

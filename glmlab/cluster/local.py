@@ -67,8 +67,8 @@ log = logging.getLogger("glmlab")
 
 LAUNCHER = "glmlab_local"
 TARGET = "hydra_plugins.glmlab_cluster.LocalParallelLauncher"
-# The override each side-by-side run gets: identity-neutral (rundir's IGNORED_KEYS and
-# the sweep's exclude_keys both leave train.progress out).
+# The override each side-by-side run gets: outside a run's identity (marked in the schema,
+# glmlab/config/schema.py: neither its fingerprint nor its directory name holds it).
 NO_PROGRESS = "train.progress=false"
 # How a sweep that runs one at a time in this process sees a signal its run handled: the
 # trainer exits 130 after a Ctrl-C's checkpoint; SIGTERM ends as SystemExit(128 + 15).

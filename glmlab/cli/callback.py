@@ -1,29 +1,34 @@
-"""The Hydra callback that writes a sweep's report when a multirun ends and prints the
-sweep's closing lines (conf/config.yaml registers it under ``hydra.callbacks``)."""
+"""The Hydra callback that ends a multirun of ``python -m glmlab -m`` (conf/config.yaml
+registers it under ``hydra.callbacks``): it writes the sweep's report
+(:mod:`glmlab.report`), prints the verdicts and the sweep's last line, and sets the app's
+exit status (:func:`glmlab.cli.app.finish_sweep`). A sweep whose runs could not all be
+recorded in their directories (a refused config change) keeps the previous report and
+``multirun.yaml``; an interrupted sweep ends here too (:func:`end_interrupted`)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from glmlab.io import atomic_write
+from glmlab.cluster.jobs import SweepInterrupted
+from glmlab.io import DiskFullError, atomic_write
 from glmlab.report.build import write_report
-from glmlab.report.load import Sweep, load_sweep
-from glmlab.report.markdown import reference_summary, verdict
-from glmlab.report.metrics import metric_info
-from glmlab.runs.layout import MULTIRUN, REPORT_HTML, REPORT_MD, RESULTS_CSV
+from glmlab.report.console import sweep_summary
+from glmlab.report.load import load_sweep
+from glmlab.runs.layout import MULTIRUN, REPORT_MD, RESULTS_CSV
 
 __all__ = [
     "SweepReportCallback",
+    "end_interrupted",
     "remember_multirun",
     "report_choices",
     "report_sweep",
-    "sweep_summary",
 ]
 
 log = logging.getLogger("glmlab")
@@ -32,32 +37,6 @@ log = logging.getLogger("glmlab")
 def report_choices(report: Any) -> dict[str, Any]:
     """The ``report`` config group's baseline and verdict metrics, as load_sweep takes them."""
     return {"baseline": report.get("baseline"), "metric": report.get("metric")}
-
-
-def sweep_summary(sweep: Sweep, report: Path, launched: str | None = None) -> str:
-    """The console's closing lines of a sweep: the verdicts, how its runs were launched
-    (``launched``, e.g. ``6 runs, 2 at once, in 312 s``) and where the report is (the
-    counts of each outcome follow on the very last line, :func:`glmlab.cli.app.finish_sweep`)."""
-    lines = [f"glmlab: sweep {sweep.name}: verdicts"]
-    from glmlab.report.ladder import load_ladder
-    from glmlab.report.ladder_markdown import ladder_summary
-
-    if (ladder := load_ladder(sweep)) is not None:  # a ladder: its verdicts across scale
-        lines += ladder_summary(ladder)
-        if launched is not None:
-            lines.append(f"  ran {launched} (hydra.launcher.n_jobs sets how many at once)")
-        lines.append(f"  report: {report} (and {REPORT_HTML})")
-        return "\n".join(lines).replace("**", "")
-    if sweep.baseline is not None:
-        for v in sweep.variants:
-            if v is not sweep.baseline:
-                cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
-                lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
-    lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
-    if launched is not None:
-        lines.append(f"  ran {launched} (hydra.launcher.n_jobs sets how many at once)")
-    lines.append(f"  report: {report} (and {REPORT_HTML})")
-    return "\n".join(lines).replace("**", "")
 
 
 # multirun.yaml as it was when each sweep of this process started (None: absent), so that
@@ -118,6 +97,9 @@ def _write_report(config: DictConfig) -> None:
     except FileNotFoundError as exc:
         log.error("no sweep report: %s", exc)
         return
+    except DiskFullError as exc:  # one line naming the file, no traceback
+        log.error("no sweep report: %s; rebuild it with: glmlab report %s", exc, sweep_dir)
+        return
     except Exception:
         # The runs are on disk whatever happens here; never fail the sweep for its report.
         log.exception(
@@ -125,6 +107,26 @@ def _write_report(config: DictConfig) -> None:
         )
         return
     print(summary, flush=True)
+
+
+def end_interrupted(exc: KeyboardInterrupt) -> int:
+    """After Ctrl-C (or SIGTERM to a sweep): a sweep writes the report of what finished
+    and says, per run, what a rerun does; returns the exit status (130 after Ctrl-C)."""
+    from glmlab.cli.app import finish_sweep, rerun_action
+
+    if not isinstance(exc, SweepInterrupted):
+        print("glmlab: interrupted (Ctrl-C); rerun the same command to resume", file=sys.stderr)
+        return 130
+    sweep_dir = str(exc.config.hydra.sweep.dir)
+    try:
+        report_sweep(exc.config)
+    except KeyboardInterrupt:
+        print(f"glmlab: no report written; glmlab report {sweep_dir} writes it", file=sys.stderr)
+    print(f"glmlab: sweep {sweep_dir} {exc}; rerunning the same command does, per run:")
+    for run in exc.runs:
+        print(f"  [run {run.num}] {run.run_dir.name}: {rerun_action(run.run_dir)}")
+    finish_sweep(sweep_dir, [run.run_dir for run in exc.runs])
+    return exc.exit_status
 
 
 class SweepReportCallback(Callback):
