@@ -39,7 +39,7 @@ class SweepInterrupted(KeyboardInterrupt):
     """A signal (``signum``) stopped a sweep: its running runs stopped after their
     checkpoint, no new run started. ``config`` is the sweep's, ``runs`` the jobs of the
     interrupted launch, ``started`` how many of them had started. A KeyboardInterrupt, so that Hydra lets it through to the app,
-    which writes the report of what finished (:func:`glmlab.cli.app.interrupted`)."""
+    which writes the report of what finished (:func:`glmlab.cli.callback.end_interrupted`)."""
 
     signum: int
     config: DictConfig
