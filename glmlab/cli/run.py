@@ -178,6 +178,7 @@ def _train(
     is_main: bool,
 ) -> dict[str, Any]:
     """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
+    from glmlab.train.record import supervision
     from glmlab.train.trainer import Diverged, Trainer
 
     started = time.perf_counter()
@@ -243,9 +244,12 @@ def _train(
             attention_selection=outcome.attention_selection,
             eval=outcome.eval,  # the evaluation suite's final metrics, or None
             compute=compute_record(spec, outcome.step),  # N, D, FLOPs (glmlab/ladder/compute.py)
+            stability=outcome.stability,  # loss spikes, gradient norms (glmlab/train/stability.py)
+            supervision=supervision(trainer.train_source, spec.train.grad_accum),
         )
     except Diverged as exc:
         result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
+        result.update(stability=exc.stability)  # a diverged run is counted, never dropped
         log.warning("run %s diverged: %s", run_dir, exc)
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:

@@ -11,6 +11,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from glmlab.report.build import write_report
+from glmlab.report.claims import claim_summary, judge_claims
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.markdown import reference_summary, verdict
 from glmlab.report.metrics import metric_info
@@ -46,6 +47,7 @@ def sweep_summary(sweep: Sweep, report: Path, launched: str | None = None) -> st
                 cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
                 lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
     lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
+    lines += [f"  {claim_summary(v)}" for v in judge_claims(sweep, sweep.claims)]
     if launched is not None:
         lines.append(f"  ran {launched} (hydra.launcher.n_jobs sets how many at once)")
     lines.append(f"  report: {report} (and {REPORT_HTML})")
