@@ -199,7 +199,10 @@ def test_report_and_console_print_each_claim_with_its_verdict(tmp_path):
     md = build_report(sweep_dir, metric=["stalled"]).read_text()
     table = md[md.index("### share of runs that did not learn") :].split("\n### ")[0]
     assert "| norm_layout=pre_ln **(baseline)** | 0.00 ± 0.00 |" in table
-    assert "| norm_layout=post_ln | 0.40 ± 0.55 | [0.05, 0.85] | 5 | +0.40 (2/5 vs 0/3 runs) |" in table
+    assert (
+        "| norm_layout=post_ln | 0.40 ± 0.55 | [0.05, 0.85] | 5 | +0.40 (2/5 vs 0/3 runs) |"
+        in table
+    )
     sweep = load_sweep(sweep_dir, metric=["infill_token_loss"])
     console = sweep_summary(sweep, sweep_dir / "report.md")
     line = next(x for x in console.splitlines() if "claim 'post-LN trains worse'" in x)
@@ -233,3 +236,15 @@ def test_an_arm_that_did_not_learn_makes_the_claim_not_testable(tmp_path):
         "`norm_layout=post_ln` is not past the unigram level 3.0000 on token infilling loss" in md
     )
     assert "it did not learn what the comparison needs" in md
+
+
+def test_the_rate_test_keeps_its_level_and_the_judge_its_error_rates():
+    # Exact over every outcome (benchmarks/rates.py): at 3 seeds per arm the exact test
+    # rejects at most 5% of the time when both arms share a rate, and always at 3/3 vs 0/3.
+    from benchmarks.rates import judge_rates, rejection_rate
+
+    assert max(rejection_rate(r, r, 3) for r in (0.1, 0.3, 0.5, 0.7, 0.9)) <= 0.05
+    assert rejection_rate(1.0, 0.0, 3) == pytest.approx(1.0)
+    rates = judge_rates(400)
+    assert rates["worse, no true difference: reproduced"] <= 0.05
+    assert rates["equivalent (margin 1 sd), true 2 sd: reproduced"] <= 0.05

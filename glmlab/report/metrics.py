@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from glmlab.runs.layout import RunStatus
 from glmlab.train.stability import EXCURSION_FACTOR, SPIKE_NATS, STABILITY_METRICS
 
 __all__ = [
@@ -81,7 +82,7 @@ METRICS: dict[str, Metric] = {
         "classes, chosen by blank infilling; balanced, so chance is the majority level",
         task="classify",
     ),
-    "diverged": Metric(
+    RunStatus.DIVERGED.value: Metric(  # per run: 1 when it diverged
         "divergence rate",
         False,
         digits=2,

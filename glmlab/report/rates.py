@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from scipy import stats as sps
 
 from glmlab.report.stats import ALPHA
+from glmlab.runs.layout import RunStatus
 
 __all__ = ["RATE_METRICS", "RateDiff", "rate_test"]
 
-RATE_METRICS = frozenset({"diverged", "stalled"})  # one 0/1 outcome per run
+# One 0/1 outcome per run: whether it diverged, whether it learned nothing.
+RATE_METRICS = frozenset({RunStatus.DIVERGED.value, "stalled"})
 
 
 @dataclass(frozen=True)
