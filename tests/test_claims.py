@@ -248,3 +248,32 @@ def test_the_rate_test_keeps_its_level_and_the_judge_its_error_rates():
     rates = judge_rates(400)
     assert rates["worse, no true difference: reproduced"] <= 0.05
     assert rates["equivalent (margin 1 sd), true 2 sd: reproduced"] <= 0.05
+
+
+def test_a_metric_no_arm_learned_is_not_testable_while_the_others_decide(tmp_path):
+    claims = [
+        {
+            "name": "post-LN trains worse",
+            "variant": "norm_layout=post_ln",
+            "metrics": {
+                "infill_token_loss": "the same tokens for every arm",
+                "cloze_acc": "the same items for every arm",
+            },
+            "metric_requires": {"cloze_acc": "chance"},
+        }
+    ]
+    sweep_dir = claims_sweep(tmp_path, claims)
+    for items in sweep_dir.glob("*/eval_items.json"):  # every arm's cloze (0.5) at chance
+        saved = json.loads(items.read_text())
+        saved["reference_metrics"]["chance"]["cloze_acc"] = 0.5
+        items.write_text(json.dumps(saved))
+    md = build_report(sweep_dir, metric=["infill_token_loss", "cloze_acc"]).read_text()
+    section = md[md.index("## Claims") : md.index("**Method.**")]
+    assert "Verdict: **reproduced**." in section  # decided by the metric it could test
+    assert (
+        "  - cloze accuracy: **not testable at this scale**: `norm_layout=post_ln` is not "
+        in section
+    )
+    assert "  - token infilling loss: **reproduced**" in section
+    with pytest.raises(ConfigError, match=r"metric_requires names \['doc_gen_loss'\]"):
+        parse_claims([{**claims[0], "metric_requires": {"doc_gen_loss": "unigram"}}])

@@ -37,8 +37,12 @@ class ClaimConfig:
     metrics: dict[str, str] = field(default_factory=dict)
     # expect=equivalent: metric -> the largest difference that still counts as the same
     margins: dict[str, float] = field(default_factory=dict)
-    # metric -> the reference level every compared arm must be past (95% interval clear)
+    # metric -> the reference level every compared arm must be past (95% interval clear),
+    # else the claim is not testable at this scale
     requires: dict[str, str] = field(default_factory=dict)
+    # verdict metric -> the reference level every compared arm must be past on it, else
+    # that metric alone is not testable (no arm learned the task it measures)
+    metric_requires: dict[str, str] = field(default_factory=dict)
     # metrics shown beside the verdict (not deciding it) -> the bias each has
     beside: dict[str, str] = field(default_factory=dict)
     confounds: list[str] = field(default_factory=list)  # known, not removed at this scale
@@ -56,11 +60,15 @@ def _problems(claim: ClaimConfig, where: str) -> list[str]:
             out.append(
                 f"{where}.margins lacks {missing}: expect=equivalent needs a margin per metric"
             )
-    bad = {m: r for m, r in claim.requires.items() if r not in REFERENCE_LEVELS}
-    if bad:
-        out.append(
-            f"{where}.requires={bad}: each reference must be one of {list(REFERENCE_LEVELS)}"
-        )
+    for key in ("requires", "metric_requires"):
+        bad = {m: r for m, r in getattr(claim, key).items() if r not in REFERENCE_LEVELS}
+        if bad:
+            out.append(
+                f"{where}.{key}={bad}: each reference must be one of {list(REFERENCE_LEVELS)}"
+            )
+    stray = sorted(set(claim.metric_requires) - set(claim.metrics) - set(claim.beside))
+    if stray:
+        out.append(f"{where}.metric_requires names {stray}, which are not its metrics")
     return out
 
 

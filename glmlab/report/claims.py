@@ -171,8 +171,11 @@ class ClaimVerdict:
 
     @property
     def verdict(self) -> str:
-        """The one word for the claim: its metrics' verdict if they agree, else ``mixed``."""
-        found = {o.verdict for o in self.outcomes.values()}
+        """The one word for the claim: the verdict its tested metrics agree on, else
+        ``mixed``; not testable when no metric could be tested."""
+        found = {o.verdict for o in self.outcomes.values() if o.verdict != UNTESTABLE}
+        if not found:
+            return UNTESTABLE
         return found.pop() if len(found) == 1 else "mixed"
 
 
@@ -192,13 +195,19 @@ def _judge_claim(sweep: Sweep, claim: ClaimConfig) -> ClaimVerdict:
 
     def outcome(metric: str, expect: str) -> Outcome:
         m = metric_info(metric)
-        diff = None if untestable else _pair(sweep, variant, other, metric)
+        why = untestable
+        if not why and metric in claim.metric_requires:
+            ref = claim.metric_requires[metric]
+            why = "; ".join(
+                r for arm in (variant, other) if (r := _not_past(sweep, arm, metric, ref))
+            )
+        diff = None if why else _pair(sweep, variant, other, metric)
         return judge(
             diff,
             expect=expect,
             higher_is_better=bool(m.higher_is_better),
             margin=claim.margins.get(metric),
-            untestable=untestable,
+            untestable=why,
             digits=m.digits,
         )
 
@@ -218,7 +227,8 @@ def judge_claims(sweep: Sweep, claims: Any) -> list[ClaimVerdict]:
 def claim_summary(v: ClaimVerdict) -> str:
     """One console line: ``claim 'span shuffling helps': not significant (...)``."""
     parts = "; ".join(f"{metric_info(m).label}: {o.verdict}" for m, o in v.outcomes.items())
-    reason = next(iter(v.outcomes.values())).reason if v.verdict == UNTESTABLE else ""
+    reasons = {o.reason for o in v.outcomes.values()}
+    reason = reasons.pop() if v.verdict == UNTESTABLE and len(reasons) == 1 else ""
     return f"claim '{v.claim.name}': {v.verdict} ({reason or parts})"
 
 
