@@ -17,8 +17,8 @@ from glmlab.config.claims import parse_claims
 from glmlab.config.rules import ConfigError
 from glmlab.config.spec import parse_config
 from glmlab.report import build_report
-from glmlab.report.callback import sweep_summary
 from glmlab.report.claims import Difference, judge
+from glmlab.report.console import sweep_summary
 from glmlab.report.load import load_sweep
 from glmlab.report.metrics import METRICS
 from glmlab.report.rates import rate_test

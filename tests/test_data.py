@@ -174,7 +174,9 @@ def test_jsonl(tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
     good.write_text("\n".join(json.dumps({"body": f"document {i}"}) for i in range(20)) + "\n\n")
     corpus = load_corpus("jsonl", path=str(good), field="body")
-    assert sorted(corpus.train + corpus.validation) == sorted(f"document {i}" for i in range(20))
+    assert sorted(corpus.train + corpus.validation + corpus.test) == sorted(
+        f"document {i}" for i in range(20)
+    )
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"text": broken\n')

@@ -293,7 +293,7 @@ def test_disk_full_while_training_is_a_failed_run_and_resumes(tmp_path, monkeypa
     monkeypatch.setattr(glmlab.io.os, "fsync", full_disk_fsync)
     result = execute_run(config(), tmp_path / "run", [])
     assert result["status"] == "failed" and "no space left on device" in result["error"]
-    assert "checkpoint.pt" in result["error"] and result["step"] == 6
+    assert "checkpoint.pt" in result["error"] and result["step"] == 3  # the step on disk
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 3  # the previous one
     assert temps(tmp_path) == []
     monkeypatch.setattr(glmlab.io.os, "fsync", real_fsync)
@@ -317,6 +317,7 @@ def test_unwritable_run_directory_is_reported_not_raised(tmp_path, monkeypatch):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
     monkeypatch.setattr("glmlab.cli.run.write_text_atomic", read_only)
+    monkeypatch.setattr("glmlab.cli.run.write_result", read_only)
     result = execute_run(config("norm_layout.name=nope"), tmp_path, [])
     assert result["status"] == "failed" and result["recorded"] is False
     assert "could not be written" in result["error"] and "Read-only" in result["error"]
@@ -430,7 +431,7 @@ def test_damaged_cached_examples_are_rebuilt(damage, tmp_path, monkeypatch):
     want = np.array(first.train.ids)  # in memory: the stores are memory-mapped files
     del first
     stores = sorted((tmp_path / "cache" / "examples").glob("*/*/meta.json"))
-    assert len(stores) == 2  # train and validation
+    assert len(stores) == 3  # train, validation and test
     for meta in stores:
         ids = meta.parent / "ids.bin"
         data = ids.read_bytes()
@@ -517,13 +518,13 @@ def test_corpus_too_small_for_the_suite_fails_before_training(tmp_path):
         "train.eval_suite=true",
         "data.min_tokens=1",
     )
-    # Every validation passage is shorter than the suite needs once seq_len is this short.
+    # Every test passage is shorter than the suite needs once seq_len is this short.
     from glmlab.eval.items import MIN_PASSAGE_TOKENS
 
     cfg.data.seq_len = MIN_PASSAGE_TOKENS
     cfg.data.part_b_reserve = 0.5
     result = execute_run(cfg, tmp_path / "run", [])
-    assert result["status"] == "failed" and "validation split" in result["error"]
+    assert result["status"] == "failed" and "the test split" in result["error"]
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # not a step was trained
 
 

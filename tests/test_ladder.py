@@ -9,10 +9,12 @@ import math
 import numpy as np
 import pytest
 
+from glmlab.config.ladder import ladder_settings
+from glmlab.config.rules import ConfigError
 from glmlab.ladder.compute import ModelShape, non_embedding_params, training_compute
 from glmlab.ladder.fit import RungDiff, bootstrap_fits, fit_power_laws, verdict
 from glmlab.ladder.lr import GridPoint, choose_lr
-from glmlab.ladder.spec import LadderError, build_plan, parse_settings
+from glmlab.ladder.spec import build_plan
 
 BASE = {
     "train.batch_size": 16,
@@ -59,7 +61,7 @@ def test_training_flops_are_6nd_plus_attention():
 
 
 def test_result_json_records_compute(tmp_path):
-    """A run's result.json carries the compute record (the hook in glmlab/run.py)."""
+    """A run's result.json carries the compute record (the hook in glmlab/cli/run.py)."""
     from glmlab.cli.inspect import compose_config
     from glmlab.config.spec import parse_config
     from glmlab.ladder.compute import compute_record
@@ -75,7 +77,7 @@ def test_result_json_records_compute(tmp_path):
 
 
 def plan(**changes):
-    settings = parse_settings({**GOOD, **changes})
+    settings = ladder_settings({**GOOD, **changes})
     return build_plan(
         settings,
         BASE,
@@ -105,7 +107,7 @@ def test_plan_gives_each_rung_steps_by_the_token_rule():
         ),
         (
             {"rungs": [*GOOD["rungs"][:2], {"n_layers": 2, "dim": 64, "n_heads": 3}]},
-            "n_heads=3 does not divide dim=64",
+            "ladder.rungs[2].dim=64 must be divisible by ladder.rungs[2].n_heads=3",
         ),
         ({"lr_grid": [3e-3]}, "at least 3 distinct learning rates"),
         ({"lr_grid": [3e-3, 3e-3, 3e-3]}, "at least 3 distinct learning rates"),
@@ -116,17 +118,17 @@ def test_plan_gives_each_rung_steps_by_the_token_rule():
     ],
 )
 def test_bad_ladder_files_fail_in_one_line_naming_the_fix(changes, fix):
-    with pytest.raises(LadderError) as err:
+    with pytest.raises(ConfigError) as err:
         plan(**changes)
     assert fix in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_a_variant_may_not_set_a_ladder_key():
-    settings = parse_settings(GOOD)
-    with pytest.raises(LadderError, match="model.dim=128"):
+    settings = ladder_settings(GOOD)
+    with pytest.raises(ConfigError, match="model.dim=128"):
         build_plan(settings, BASE, [["model.dim=128"]], [0, 1])
-    with pytest.raises(LadderError, match="different values"):
+    with pytest.raises(ConfigError, match="different values"):
         build_plan(
             settings, BASE, [["train.batch_size=8", "a=1"], ["train.batch_size=4", "a=2"]], [0]
         )

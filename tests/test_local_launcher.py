@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-import glmlab.report
+from glmlab.cli.callback import SweepReportCallback
 from glmlab.cluster import local
 from glmlab.cluster.launcher import LAUNCHER as SLURM_LAUNCHER
 from glmlab.cluster.launcher import TARGET as SLURM_TARGET
@@ -83,7 +83,7 @@ def test_n_jobs_chooses_and_is_checked():
 def test_glmlab_submit_still_picks_the_slurm_launcher():
     """`glmlab submit` puts hydra/launcher=submitit_slurm_async first on the command line:
     it replaces the local default."""
-    install()  # as glmlab.app does: the Slurm launcher's config
+    install()  # as glmlab.cli.app does: the Slurm launcher's config
     cfg = _hydra_config(f"hydra/launcher={SLURM_LAUNCHER}", "+experiment=norm_ablation")
     assert cfg.hydra.launcher._target_ == SLURM_TARGET
 
@@ -112,7 +112,7 @@ def test_closing_summary_says_how_many_ran_at_once(tmp_path, capsys):
         )
     local._record(str(sweep), runs=2, at_once=2, start=0.0)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "report": {}})
-    glmlab.report.SweepReportCallback().on_multirun_end(config)
+    SweepReportCallback().on_multirun_end(config)
     out = capsys.readouterr().out.splitlines()
     (line,) = [ln for ln in out if ln.startswith("  ran ")]
     assert line.startswith("  ran 2 runs, 2 at once, in ")
@@ -176,6 +176,7 @@ def test_parallel_sweep_counts_failures_its_workers_could_not_record(tmp_path):
         assert out[-1] == "glmlab: sweep sw: 4 runs: 2 completed, 0 diverged, 2 failed", out
         assert sum("failed (not recorded there)" in ln for ln in out) == 2
     for seed in (0, 1):  # the finished runs are untouched
-        assert json.loads((tmp_path / "sw" / f"s{seed}" / "result.json").read_text())[
-            "status"
-        ] == "completed"
+        assert (
+            json.loads((tmp_path / "sw" / f"s{seed}" / "result.json").read_text())["status"]
+            == "completed"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -49,6 +50,21 @@ def test_collect_records_code_plugins_libraries_machine_and_time(
     assert prov["plugins"]["attention"]["configured"] == "auto"
     assert prov["ended_at"] >= prov["started_at"]
     json.dumps(prov)  # result.json must be able to hold it
+
+
+def test_end_with_a_backend_the_registry_lacks_keeps_the_record_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run never fails for its provenance: a backend name the registry cannot resolve
+    leaves the configured entry (the run's ``attention`` says what ran) and logs why."""
+    configured = {"name": "auto", "distribution": None, "version": None}
+    result = {"attention": "no_such_backend", "provenance": {"plugins": {"attention": configured}}}
+    with caplog.at_level(logging.DEBUG, logger="glmlab"):
+        provenance.at_end(result)
+    assert result["provenance"]["plugins"]["attention"] == configured
+    assert result["provenance"]["ended_at"]
+    (record,) = [r for r in caplog.records if "no_such_backend" in r.getMessage()]
+    assert record.levelno == logging.DEBUG and "no attention plugin named" in record.getMessage()
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")

@@ -14,6 +14,7 @@ from hydra.utils import get_class
 from scipy import stats as sps
 
 import glmlab.report
+from glmlab.cli.callback import SweepReportCallback
 from glmlab.report import Sweep, load_sweep
 from glmlab.report.stats import welch_test
 from glmlab.runs import layout
@@ -108,10 +109,10 @@ def test_report_modules_take_file_names_and_statuses_from_layout() -> None:
     assert "report.md" in names and "multirun.yaml" in names and "completed" in statuses
 
 
-def test_the_configured_callback_is_the_report_packages() -> None:
+def test_the_configured_callback_is_the_apps() -> None:
     config = yaml.safe_load((REPO / "conf" / "config.yaml").read_text(encoding="utf-8"))
     targets = [c["_target_"] for c in config["hydra"]["callbacks"].values()]
-    assert glmlab.report.SweepReportCallback in [get_class(t) for t in targets]
+    assert SweepReportCallback in [get_class(t) for t in targets]
 
 
 def test_callback_writes_the_report_and_prints_the_closing_lines(
@@ -139,7 +140,7 @@ def test_callback_writes_the_report_and_prints_the_closing_lines(
     config = OmegaConf.create(
         {"hydra": {"sweep": {"dir": str(sweep)}}, "report": {"baseline": "positional=rope"}}
     )
-    glmlab.report.SweepReportCallback().on_multirun_end(config)
+    SweepReportCallback().on_multirun_end(config)
     for name in (layout.REPORT_MD, layout.REPORT_HTML, layout.LOSS_CURVES, layout.RESULTS_CSV):
         assert (sweep / name).stat().st_size > 0
     out = capsys.readouterr().out.splitlines()

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_module
 
 from glmlab.cli.run import execute_run
 from glmlab.report.load import read_run
-from glmlab.train.stability import EXCURSION_FACTOR, SPIKE_NATS, StabilityRecord
+from glmlab.runs.stability import EXCURSION_FACTOR, SPIKE_NATS, StabilityRecord
 from tests.conftest import TINY
 
 
@@ -60,8 +60,12 @@ def test_a_run_records_its_gradient_norms_and_stability(tmp_path):
     assert saved["stability"]["max_grad_norm"] == pytest.approx(
         max(r["grad_norm"] for r in windows), abs=1e-4
     )
-    # The supervision a step gives: GLM's loss tokens, about 15% of the tokens.
-    assert 0.05 < saved["supervision"]["loss_token_share"] < 0.4
+    # The supervision a step gives (from result.json's compute): GLM's loss tokens, about
+    # 15% of the tokens a step runs on.
+    metrics = read_run(tmp_path / "ok").metrics
+    per_step = saved["compute"]["tokens_per_step"]
+    assert 0.05 * per_step < metrics["loss_tokens_per_step"] < 0.4 * per_step
+    assert metrics["train_flops"] == saved["compute"]["flops"]
     assert result["stability"]["diverged"] == 0.0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
 from glmlab.cli.collect import collect
@@ -34,13 +35,14 @@ from glmlab.cluster.status import (
     sweep_runs,
     watch,
 )
-from glmlab.cluster.submission import SubmittedJob, read_submission, record_submission
+from glmlab.cluster.submission import SUBMISSION, SubmittedJob, read_submission, record_submission
 from glmlab.cluster.submit import chunks, run_dir_names, share_parallelism
-from glmlab.cluster.validate import representatives
+from glmlab.cluster.validate import check_batch
 from glmlab.io import write_json_atomic
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.naming import register_resolvers, run_dir_name
 from glmlab.runs.result import sweep_exit_status
+from tests.conftest import TINY, run_glmlab
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slurm"
 TIME_LIMIT_LOG = (
@@ -387,12 +389,42 @@ def test_slurm_job_reads_the_environment(monkeypatch):
     assert slurm_job() == {"job_id": "12_3", "restarts": 2}
 
 
-def test_one_config_of_each_kind_of_job_is_checked():
+def test_one_config_of_each_kind_is_composed_and_every_jobs_values_are_checked():
+    """A 500-run sweep composes once per kind of job (the same keys, the same group
+    options); the other jobs' values are set on their kind's config, so a value of the
+    wrong type in any job stops the sweep before it is submitted, as composing each would."""
     groups = {"positional", "hydra/launcher"}.__contains__
-    batch = [[f"seed={s}", f"positional={p}"] for p in ("rope", "learned_2d") for s in range(50)]
-    reps = representatives([*batch, ["seed=1", "+extra=1"], ["seed=2", "+extra=2"]], groups)
-    first = ["seed=0", "positional=rope"], ["seed=0", "positional=learned_2d"]
-    assert reps == [*first, ["seed=1", "+extra=1"]]
+    composed: list[list[str]] = []
+
+    def compose_job(overrides):
+        composed.append(list(overrides))
+        return compose("config", list(overrides))
+
+    batch = [
+        [f"seed={s}", f"positional={p}", f"train.lr={lr}"]
+        for p in ("rope", "learned_2d")
+        for s in range(50)
+        for lr in (0.001, 0.01)
+    ]
+    extra = [["seed=1", "+extra=1"], ["seed=2", "+extra=2"]]
+    with initialize_config_module("glmlab.conf", version_base="1.3"):
+        check_batch([*batch, *extra], groups, compose_job)
+        assert composed == [batch[0], batch[100], extra[0]]
+        bad = [*batch[:3], ["seed=7", "positional=rope", "train.lr=fast"]]
+        with pytest.raises(ConfigCompositionException, match="train.lr=fast"):
+            check_batch(bad, groups, compose_job)
+
+
+def test_glmlab_submit_stops_a_sweep_with_a_mistyped_value_before_submitting(tmp_path):
+    """Through Hydra, as ``glmlab submit`` runs it (the ``glmlab_basic`` sweeper, the
+    Slurm launcher): a job's value of the wrong type stops the sweep before submission."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/sweeper=glmlab_basic", "hydra/launcher=submitit_slurm_async"]
+    args += ["seed=0,1,2", "train.lr=0.001,fast", *TINY, f"hydra.sweep.dir={sweep}"]
+    proc = run_glmlab(args, cwd=tmp_path, timeout=300)
+    assert proc.returncode != 0
+    assert "glmlab: config error: train.lr=fast" in proc.stderr, proc.stderr[-2000:]
+    assert not (sweep / SUBMISSION).exists()
 
 
 def test_watch_refreshes_until_no_run_is_live(half_done_sweep, capsys):

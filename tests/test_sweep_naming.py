@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from glmlab.runs.naming import existing_run, run_dir_name, run_identity, swept_keys
+from glmlab.runs.naming import existing_run, run_address, run_dir_name, swept_keys
 from tests.conftest import TINY, run_glmlab
 
 
@@ -36,9 +36,9 @@ def test_existing_run_matches_overrides_whatever_the_spelling(tmp_path: Path) ->
             "".join(f"- {o}\n" for o in overrides)
         )
     excluded = {"name", "train.stop_after"}
-    assert existing_run(tmp_path, run_identity(["x=true", "seed=1"]), excluded) == "b"
-    assert existing_run(tmp_path, run_identity(["+x=1", "seed=0"]), excluded) == "a"
-    assert existing_run(tmp_path, run_identity(["x=2", "seed=0"]), excluded) is None
+    assert existing_run(tmp_path, run_address(["x=true", "seed=1"]), excluded) == "b"
+    assert existing_run(tmp_path, run_address(["+x=1", "seed=0"]), excluded) == "a"
+    assert existing_run(tmp_path, run_address(["x=2", "seed=0"]), excluded) is None
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ asked of the registry by name; nothing here imports a built-in plugin."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 from glmlab.config.spec import RunSpec
@@ -17,6 +18,8 @@ from glmlab.objective.glm import GLMObjective
 from glmlab.plugin.guards import CheckedMaskBuilder, checked_mask_builder
 from glmlab.plugin.registry import PluginRegistry, get_registry
 from glmlab.structures import SpecialTokens
+
+log = logging.getLogger("glmlab")
 
 VALIDATION_SEED = 12345
 """The seed of the validation batches: the same held-out batches for every seed and
@@ -48,13 +51,21 @@ def build_data(spec: RunSpec) -> PreparedData:
 
 
 def build_eval_examples(spec: RunSpec, data: PreparedData) -> ExampleSet:
-    """The validation split chunked for a GLM objective, which the evaluation suite reads:
-    MLM and CLM runs chunk their own data differently, and the suite must read the same
-    passages for every variant."""
-    if spec.objective.kind == "glm":
-        return data.validation
-    glm = dataclasses.replace(spec, objective=dataclasses.replace(spec.objective, kind="glm"))
-    return build_data(glm).validation
+    """The test split chunked for a GLM objective, which the evaluation suite reads (never
+    the validation split that the validation loss and a ladder's lr choice read; the
+    validation split only when the corpus has no test split, test_fraction=0, said in the
+    log): MLM and CLM runs chunk their own data differently, and the suite must read the
+    same passages for every variant."""
+    if spec.objective.kind != "glm":
+        glm = dataclasses.replace(spec, objective=dataclasses.replace(spec.objective, kind="glm"))
+        data = build_data(glm)
+    if data.test is None or not len(data.test):
+        log.warning(
+            "the evaluation suite reads the validation split (the corpus has no test split): "
+            "its items are not held out from the validation loss; set "
+            "data.corpus_options.test_fraction > 0"
+        )
+    return data.evaluation
 
 
 def build_objective(

@@ -8,7 +8,7 @@ of a run, each handed what it needs when it is built (torchtitan's ``build()`` p
    batch source without any backend's host work;
 4. the batch sources (train, validation) with the chosen backend's ``prepare_host``;
 5. the model, from the scheme and the chosen backend;
-6. the evaluation suite (when ``train.eval_suite``), on the GLM-chunked validation split.
+6. the evaluation suite (when ``train.eval_suite``), on the GLM-chunked test split.
 
 Nothing built later reaches back into something built earlier. The finer builders
 (:mod:`glmlab.assembly.data`, :mod:`glmlab.assembly.model`) serve what needs only some of

@@ -8,6 +8,7 @@ import sys
 
 from hydra.errors import HydraException
 
+from glmlab.cli.harness import add_parser as add_harness_parser
 from glmlab.cli.help import version_text
 from glmlab.plugin.hookspecs import API_VERSION, KINDS
 from glmlab.plugin.registry import PluginError, get_registry
@@ -22,6 +23,8 @@ glmlab inspect [OVERRIDES...]  one training sample of a config: table + attentio
 glmlab infill --checkpoint RUN_DIR|checkpoint.pt --text "..."   fill [MASK] blanks
 glmlab results SWEEP_DIR [--format csv|parquet|json|markdown|latex] [--out FILE]
                                one row per run (latex: mean ± CI per variant)
+glmlab harness RUN_OR_SWEEP_DIR [--tasks T ...] [--limit N]   score finished runs on
+                               lm-evaluation-harness tasks, no retraining (docs/HARNESS.md)
 glmlab submit OVERRIDES...     submit a sweep's jobs to Slurm and return (no waiting)
 glmlab status SWEEP_DIR [--watch]   every run's state: pending, running, completed, timed out...
 glmlab collect SWEEP_DIR       report what has finished, list what has not; exit 0 when all did
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=_infill)
+    add_harness_parser(sub)
     p = sub.add_parser("submit", help="submit a sweep to Slurm and return (no waiting)")
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="as for python -m glmlab -m")
     p.set_defaults(func=_submit)

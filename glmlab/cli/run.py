@@ -10,6 +10,7 @@ restarted or resumed as ``run.on_change`` says (docs/RELIABILITY.md).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import traceback
@@ -19,8 +20,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab.config.spec import RunSpec, parse_config
-from glmlab.io import clean_stale_temps, write_text_atomic
-from glmlab.ladder.compute import compute_record
+from glmlab.harness.run import check_tasks, missing_tasks, run_settings, score_at_end, score_run
+from glmlab.io import DiskFullError, clean_stale_temps, write_text_atomic
+from glmlab.ladder.compute import MAX_EPOCHS, compute_record, data_use, scored_fraction
 from glmlab.runs import provenance
 from glmlab.runs.identity import (
     ConfigChanged,
@@ -34,6 +36,7 @@ from glmlab.runs.layout import (
     CHECKPOINT,
     CONFIG,
     ERROR_LOG,
+    FINISHED,
     RESULT,
     STALE_DIR,
     RunStatus,
@@ -129,12 +132,14 @@ def execute_run(
     state["log"] = run_log = RunLog(enabled=is_main)
 
     def failed(exc: Exception) -> None:
-        # The step the run directory holds (a failed resume never records step 0).
-        done = getattr(state["trainer"], "step", 0)
+        # The step the run directory holds: its checkpoint's once the trainer has read or
+        # written one (a checkpoint write that failed never counts), else the last logged
+        # step (a failed resume never records step 0).
+        saved = getattr(state["trainer"], "saved_step", None)
         result.update(
             status=failure_status(exc).value,  # submitit's "timed-out too many times"
             error=f"{type(exc).__name__}: {exc}",
-            step=max(done, last_step(run_dir)),
+            step=saved if saved is not None else last_step(run_dir),
         )
         result["wall_time_s"] = round(time.perf_counter() - started, 2)
         log.error("run %s failed: %s", run_dir, one_line(result["error"]))
@@ -178,7 +183,7 @@ def _train(
     is_main: bool,
 ) -> dict[str, Any]:
     """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
-    from glmlab.train.record import supervision
+    from glmlab.train.distributed import process_ranks
     from glmlab.train.trainer import Diverged, Trainer
 
     started = time.perf_counter()
@@ -203,10 +208,20 @@ def _train(
             "cannot continue it: rerun with run.on_change=restart, or train with "
             "train.keep_checkpoint=last to extend runs later"
         )
+    # lm-evaluation-harness tasks (docs/HARNESS.md): checked before anything is trained
+    harness = run_settings(spec) if is_main and process_ranks()[1] == 1 else None
     previous = read_result(run_dir)
     if previous is not None and previous.finished and not accepted:
+        missing = missing_tasks(run_dir, harness) if harness else []
+        if missing and previous.status == RunStatus.COMPLETED:
+            # Tasks added to a finished run: scored on its weights, never retrained.
+            more = dataclasses.replace(harness, tasks=tuple(missing))
+            check_tasks(more)
+            score_run(run_dir, more, progress=spec.train.progress)
         log.info("run %s already %s: skipped", run_dir, previous.status)
         return previous.to_dict()
+    if harness:
+        check_tasks(harness)
     # Before any data: a missing tracker library is an error now, not at step 5,000.
     trackers = Trackers.from_config(
         cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
@@ -227,6 +242,7 @@ def _train(
         claim()
     parallel = spec.distributed.parallel
     state["trainer"] = trainer = Trainer(spec, run_dir, parallel=parallel, trackers=trackers)
+    _warn_repetition(spec, trainer)
     if accepted:
         # A resume across a change: the weights must fit the new model, checked with the
         # data and model built and before anything is written.
@@ -243,22 +259,61 @@ def _train(
             attention=outcome.attention,
             attention_selection=outcome.attention_selection,
             eval=outcome.eval,  # the evaluation suite's final metrics, or None
-            compute=compute_record(spec, outcome.step),  # N, D, FLOPs (glmlab/ladder/compute.py)
-            stability=outcome.stability,  # loss spikes, gradient norms (glmlab/train/stability.py)
-            supervision=supervision(trainer.train_source, spec.train.grad_accum),
+            # N, D, FLOPs, epochs (glmlab/ladder/compute.py)
+            compute=_compute(spec, trainer, outcome.step),
+            stability=outcome.stability,  # loss spikes, gradient norms (glmlab/runs/stability.py)
         )
     except Diverged as exc:
         result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
         result.update(stability=exc.stability)  # a diverged run is counted, never dropped
         log.warning("run %s diverged: %s", run_dir, exc)
+    if harness and result["status"] == RunStatus.COMPLETED:
+        result.update(score_at_end(run_dir, harness, progress=spec.train.progress))
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:
-        _record(run_dir, result, None)
+        _record(run_dir, result, None)  # a result it could not write is failed (see there)
         if result["status"] == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
             # The outcome is on disk: the resumable state is no longer needed (weights.pt
             # keeps the final weights unless keep_checkpoint=none).
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return result
+
+
+def _compute(spec: RunSpec, trainer: Any, steps: int | None = None) -> dict[str, Any]:
+    """result.json's ``compute``: N, D, FLOPs with the run's real vocabulary and parameter
+    count, and the epochs over its training split."""
+    data, done = trainer.data, spec.train.max_steps if steps is None else steps
+    return compute_record(
+        spec,
+        done,
+        vocab_size=data.tokenizer.vocab_size,
+        total_params=trainer.n_params,
+        train_split=(len(data.train.ids), len(data.train)),
+        scored=scored_fraction(trainer.train_source, done),
+    )
+
+
+def _warn_repetition(spec: RunSpec, trainer: Any) -> None:
+    """Warn when the planned run repeats its training split more than MAX_EPOCHS times."""
+    data = trainer.data
+    epochs = data_use(
+        unique_tokens=len(data.train.ids),
+        examples=len(data.train),
+        steps=spec.train.max_steps,
+        batch_size=spec.train.batch_size,
+        grad_accum=spec.train.grad_accum,
+    ).epochs
+    if epochs is not None and epochs > MAX_EPOCHS:
+        log.warning(
+            "this run reads its training split %.1f times (%d steps of %d rows over %d "
+            "examples); returns from repeated data fall off past %g epochs (docs/LADDERS.md): "
+            "use a larger corpus (e.g. data=installed_docs) or fewer steps",
+            epochs,
+            spec.train.max_steps,
+            spec.train.batch_size * spec.train.grad_accum,
+            len(trainer.data.train),
+            MAX_EPOCHS,
+        )
 
 
 # Changes that decide the shapes of a run's weights: named when a resume cannot continue.
@@ -281,15 +336,29 @@ def _check_resumable(trainer: Any, run_dir: Path, changes: list[str]) -> None:
 
 
 def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:
-    """Write result.json (and error.log); a directory that cannot take them (read-only,
-    full) is reported in the log and the returned result, never raised from here."""
-    provenance.at_end(result)  # the end time, the attention backend that ran
-    try:
-        if trace is not None:
+    """Write error.log and result.json; a directory that cannot take the result (read-only,
+    full) is reported in the log and the returned result (``recorded: False``), never raised
+    from here. A result that claimed a finished run is then a failure: nothing on disk says
+    the run finished, and a rerun resumes from its checkpoint (kept) and records it."""
+    provenance.at_end(result)
+    if trace is not None:
+        try:
             write_text_atomic(run_dir / ERROR_LOG, trace)
+        except OSError as exc:  # the result is still written if it can be
+            log.error("the traceback of run %s is not kept: %s", run_dir, exc)
+    try:
         write_result(run_dir, result)
     except OSError as exc:
         result["recorded"] = False
         note = f"{type(exc).__name__}: {exc}"
-        result["error"] = f"{result['error']}; and its result could not be written: {note}"
+        if result["status"] in FINISHED:
+            result.update(
+                status=RunStatus.FAILED.value,
+                error=f"{note}; the run trained to step {result['step']}: rerun to record it",
+            )
+        elif isinstance(exc, DiskFullError) and "DiskFullError" in (result["error"] or ""):
+            result["error"] = f"{result['error']}; and {RESULT} could not be written either"
+        else:
+            prior = f"{result['error']}; and its" if result["error"] else "its"
+            result["error"] = f"{prior} {RESULT} could not be written: {note}"
         log.error("could not write the result of run %s: %s", run_dir, note)

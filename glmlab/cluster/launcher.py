@@ -33,7 +33,7 @@ class SlurmAsyncQueueConf(SlurmQueueConf):
 
 @dataclass
 class RepresentativeSweeperConf(BasicSweeperConf):
-    """Hydra's basic sweeper's settings; configs are checked one per kind of job."""
+    """Hydra's basic sweeper's settings; configs are composed one per kind of job."""
 
     _target_: str = SWEEPER_TARGET
 

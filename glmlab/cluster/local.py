@@ -52,8 +52,8 @@ log = logging.getLogger("glmlab")
 
 LAUNCHER = "glmlab_local"
 TARGET = "hydra_plugins.glmlab_cluster.LocalParallelLauncher"
-# The override each side-by-side run gets: identity-neutral (rundir's IGNORED_KEYS and
-# the sweep's exclude_keys both leave train.progress out).
+# The override each side-by-side run gets: outside a run's identity (marked in the schema,
+# glmlab/config/schema.py: neither its fingerprint nor its directory name holds it).
 NO_PROGRESS = "train.progress=false"
 
 

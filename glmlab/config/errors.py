@@ -12,21 +12,31 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from hydra.errors import MissingConfigException
+from hydra.errors import MissingConfigException, OverrideParseException
 
+from glmlab.config.ladder import LadderConfig
 from glmlab.config.rules import Allowed, ConfigError, allowed_text, show_value
 from glmlab.config.schema import SCHEMA, GLMLabConfig
 
 # Lines of OmegaConf's messages that locate the node; the key is named in the line itself.
 _LOCATION = re.compile(r"^\s*(full_key|reference_type|object_type)[:=]")
+# The typed nodes a composed config has: the run's root and the ladder sweeper's settings.
+_ROOTS = {"hydra.sweeper.ladder.": LadderConfig, "": GLMLabConfig}
 
 
 def schema_field(path: str) -> tuple[Any, Allowed | None, list[str]] | None:
     """The annotated type and rule of the schema field at dotted ``path``
-    (``train.max_steps``) and the keys of its parent; None outside the dataclasses."""
-    cls: Any = GLMLabConfig
-    parts = path.split(".")
+    (``train.max_steps``, ``hydra.sweeper.ladder.rungs[0].dim``) and the keys of its
+    parent; None outside the dataclasses."""
+    prefix = next(p for p in _ROOTS if path.startswith(p))
+    cls: Any = _ROOTS[prefix]
+    parts = re.sub(r"\[\d+\]", ".[]", path[len(prefix) :]).split(".")
     for i, part in enumerate(parts):
+        if part == "[]":  # a list's element: its type
+            cls = (typing.get_args(cls) or (Any,))[0]
+            if i == len(parts) - 1:
+                return cls, None, []
+            continue
         if not dataclasses.is_dataclass(cls):
             return None
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -58,13 +68,26 @@ def composition_error_line(exc: BaseException) -> str:
     refused = next((e for e in chain if isinstance(e, ConfigError)), None)
     if refused is not None:  # glmlab's own check (a resolver's): its message says it all
         return str(refused)
-    key = next((getattr(e, "full_key", None) for e in chain if getattr(e, "full_key", None)), None)
+    unparsed = next((e for e in chain if isinstance(e, OverrideParseException)), None)
+    if unparsed is not None:
+        return override_parse_line(unparsed.override, unparsed.message)
+    located = next((e for e in chain if getattr(e, "full_key", None)), None)
+    key = getattr(located, "full_key", None)
     text = " ".join(_flat(e) for e in chain)
     if key:
         found = schema_field(key)
         override = re.search(rf"override '?{re.escape(key)}=([^'\s]*)", text)
         value = re.search(r"Value '([^']*)'", text)
-        shown = override.group(1) if override else value.group(1) if value else None
+        shown = (override and override.group(1)) or (value.group(1) if value else None)
+        owner = getattr(located, "object_type", None)
+        if "." not in key and dataclasses.is_dataclass(owner) and owner is not GLMLabConfig:
+            # a key of a node given whole (rungs=[{...}]): OmegaConf names it alone
+            where = re.search(r"override '([^']+)'", text)
+            valid = sorted(f.name for f in dataclasses.fields(owner))
+            return (
+                f"{where.group(1) if where else key}: no such key '{key}' in {owner.__name__}; "
+                f"valid keys: {', '.join(valid)}"
+            )
         if found is not None and found[0] is None:
             parent = key.rpartition(".")[0] or "the root"
             return f"{key}: no such key in '{parent}'; valid keys: {', '.join(found[2])}"
@@ -80,6 +103,22 @@ def composition_error_line(exc: BaseException) -> str:
             f"(or set an option of the selected one: {group}.KEY=VALUE)"
         )
     return _flat_chain(chain)
+
+
+def override_parse_line(override: str, message: str) -> str:
+    """One line for an override Hydra's grammar refuses: the override, Hydra's reason and,
+    for an unquoted ``=`` in the value (``train.lr=1e-3=2``), how to quote it."""
+    reason = message.split("\n")[0].strip()  # Hydra's next line is a link to its grammar
+    key, eq, value = override.partition("=")
+    if eq and "=" in value:
+        return (
+            f"override '{override}': Hydra cannot parse it ({reason}); a value holding '=' "
+            f"must be quoted, as '{key}=\"{value}\"' on the command line"
+        )
+    return (
+        f"override '{override}': Hydra cannot parse it ({reason}); see "
+        "https://hydra.cc/docs/advanced/override_grammar/basic"
+    )
 
 
 def _flat_chain(chain: list[BaseException]) -> str:

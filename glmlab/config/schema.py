@@ -1,44 +1,81 @@
-"""glmlab's config schema: one dataclass per Hydra config group plus the root
-:class:`GLMLabConfig`, registered in Hydra's ConfigStore (:func:`register_schemas`) so that
-every file in ``conf/`` extends its group's schema (``defaults: [schema, _self_]``).
+"""glmlab's config schema, the one list of config keys and groups: one dataclass per group
+plus the root :class:`GLMLabConfig`, registered in Hydra's ConfigStore
+(:func:`register_schemas`) so that every file in ``conf/`` extends its group's schema
+(``defaults: [schema, _self_]``). :class:`~glmlab.config.spec.RunSpec`, the parse step,
+:data:`GROUP_SCHEMAS` and the keys outside a run's identity are derived from it; the plugin
+groups from the hookspecs' kinds (:data:`~glmlab.plugin.hookspecs.MODEL_GROUP_KINDS`).
 
 The dataclasses are the one source of defaults: a YAML option carries only what it
 changes. Types are checked by OmegaConf when Hydra composes the config
 (``train.max_steps=lots`` fails there, naming the key); value rules (bounds, choices,
-patterns: :func:`~glmlab.config.rules.rule`, as field metadata) are declared here and
-checked with the cross-field rules by :func:`glmlab.config.spec.parse_config`. Plugin
-groups are open mappings ``{name, **options}`` whose options go to the plugin's factory."""
+patterns: :func:`~glmlab.config.rules.rule`, as field metadata) and the rules relating
+several fields (:func:`~glmlab.config.rules.checks`) are declared here and checked by
+:func:`glmlab.config.spec.parse_config`. ``rule(..., identity=False)`` marks a key that never
+changes results: a run's fingerprint (glmlab/runs/identity.py), its run directory's name
+(glmlab/runs/naming.py) and Hydra's ``exclude_keys`` (conf/config.yaml) all leave it out.
+Plugin groups are open mappings ``{name, **options}`` whose options go to the plugin's factory."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from glmlab.config.rules import rule
+from glmlab.config.rules import IDENTITY, checks, rule
 from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS as PLUGIN_GROUPS
 
 __all__ = [
+    "GROUP",
     "GROUP_SCHEMAS",
     "KEEP_CHECKPOINT",
+    "NAMELESS_CHOICES",
     "ON_CHANGE",
     "PARALLEL",
+    "PLUGIN_GROUPS",
     "SCHEMA",
+    "SEED_BOUNDS",
     "DataConfig",
     "DistributedConfig",
     "GLMLabConfig",
+    "HarnessConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "PluginConfig",
     "ReportConfig",
     "RunDirConfig",
     "TrainConfig",
+    "excluded_overrides",
     "field_defaults",
+    "heads_divide_dim",
+    "in_identity",
+    "outside_identity",
     "register_schemas",
     "schema_node",
+    "seed_rule",
 ]
+
+
+# What a seed may be: numpy's generators take >= 0, torch.manual_seed < 2**64, the results'
+# tables (pandas, parquet) store int64.
+SEED_BOUNDS: dict[str, Any] = {"ge": 0, "lt": 2**63, "text": "from 0 to 2**63 - 1"}
+
+
+def seed_rule(default: Any = 0) -> Any:
+    """A seed field (:data:`SEED_BOUNDS`)."""
+    return rule(default, **SEED_BOUNDS)
+
+
+def heads_divide_dim(shape: Any, group: str) -> list[str]:
+    """The rule of every model shape (``model``, a ladder's rungs): heads split the width."""
+    if shape.dim % shape.n_heads:
+        return [
+            f"{group}.dim={shape.dim} must be divisible by {group}.n_heads={shape.n_heads}: "
+            "choose a head count that divides the width"
+        ]
+    return []
 
 
 # train.keep_checkpoint: what a completed run keeps (glmlab.runs.layout).
@@ -48,6 +85,7 @@ KEEP_CHECKPOINT = ("final", "last", "none")
 ON_CHANGE = ("refuse", "restart", "resume")
 
 
+@checks(heads_divide_dim)
 @dataclass
 class ModelConfig:
     """``model``: the Transformer's shape and init (defaults: the CPU-sized ``tiny``)."""
@@ -78,7 +116,7 @@ class DataConfig:
     # share of seq_len kept free for Part B ([sop] + [eop] per span)
     part_b_reserve: float = rule(0.125, ge=0, lt=1)
     min_tokens: int = rule(8, ge=1)
-    workers: int = rule(0, ge=0)
+    workers: int = rule(0, ge=0, identity=False)  # loader processes: how fast, not what
     tokenizer_file: str | None = None  # a glmlab tokenizer.json to use instead of training one
 
 
@@ -102,13 +140,15 @@ class TrainConfig:
     log_interval: int = rule(10, ge=1)
     checkpoint_interval: int = rule(100, ge=1)
     # end this invocation after N steps (resumable), for preemption tests
-    stop_after: int | None = rule(None, ge=1)
+    stop_after: int | None = rule(None, ge=1, identity=False)
     device: str = rule(
         "auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", text="auto, cpu, mps, cuda, cuda:N"
     )
     compile: bool | None = None  # None: on for CUDA, off on CPU
-    threads: int | None = rule(None, ge=1)  # torch intra-op threads on CPU; None: torch's default
-    progress: bool = True  # a progress bar on a terminal; plain log lines otherwise
+    # torch intra-op threads on CPU; None: torch's default
+    threads: int | None = rule(None, ge=1, identity=False)
+    # a progress bar on a terminal; plain log lines otherwise
+    progress: bool = rule(True, identity=False)
     # What stays in a completed run's directory: "final" (the final weights, weights.pt;
     # the resumable training state is removed), "last" (checkpoint.pt as well), "none".
     keep_checkpoint: str = rule("final", choices=KEEP_CHECKPOINT)
@@ -121,7 +161,7 @@ class TrainConfig:
     cloze_items: int = rule(256, ge=1)
     cloze_distractors: int = rule(3, ge=1)  # wrong candidates per cloze item (chance = 1 / (k + 1))
     classify_items: int = rule(256, ge=1)  # closed-class classification items (eval/classify.py)
-    eval_suite_seed: int = 1234
+    eval_suite_seed: int = seed_rule(1234)
 
 
 @dataclass
@@ -143,7 +183,7 @@ class ObjectiveConfig:
 
 @dataclass
 class PluginConfig:
-    """A plugin group (``positional``, ``norm_layout``, ``mask_builder``, ``attention``):
+    """A plugin group (one per kind in the hookspecs' ``MODEL_GROUP_KINDS``, e.g. ``positional``):
     the registry ``name`` plus the factory's options, which are open-ended. Its node is a
     ``Dict[str, Any]`` holding ``name: ???`` (:func:`schema_node`): an option file may add
     any key, an override adds one with ``+positional.<option>=...`` (a typo without ``+``
@@ -182,34 +222,100 @@ class DistributedConfig:
 
 
 @dataclass
-class GLMLabConfig:
-    """The root schema: every group and the run-level keys (conf/config.yaml extends it)."""
+class HarnessConfig:
+    """``harness``: lm-evaluation-harness tasks scored on the final weights at the end of
+    a run, their per-item results reported like the suite's (docs/HARNESS.md)."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    # plugin groups: open mappings {name: <registry name>, **options} (see PluginConfig)
-    positional: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
-    norm_layout: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
-    mask_builder: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
-    attention: dict[str, Any] = field(default_factory=lambda: {"name": MISSING})
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    tasks: list[str] = field(default_factory=list)  # lm-eval task, group or tag names
+    limit: int | None = rule(None, ge=1)  # items per task (the first N); null: all
+    num_fewshot: int | None = rule(None, ge=0)  # null: each task's own default
+    include_path: str | None = None  # a folder of your own task YAMLs
+    batch_size: int = rule(16, ge=1)  # samples per forward
+    mask: str = rule("auto", choices=("auto", "MASK", "sMASK", "gMASK"))  # a GLM run's blank
+
+
+# Field metadata: how a root key is chosen. "options": a config group whose files
+# (conf/<name>/*.yaml) extend the field's schema; "plugin": a plugin group ({name, **options},
+# a PluginChoice in the RunSpec); "trackers": the trackers' {name: options}.
+GROUP = "group"
+
+
+OPTIONS = {GROUP: "options"}
+NOT_IDENTITY = {IDENTITY: False}
+
+
+@dataclass
+class _Root:
+    """The root schema before the plugin groups are added (:class:`GLMLabConfig`)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig, metadata=OPTIONS)
+    # (the plugin groups go here, one per MODEL_GROUP_KINDS: see _with_plugin_groups)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig, metadata=OPTIONS)
+    data: DataConfig = field(default_factory=DataConfig, metadata=OPTIONS)
+    train: TrainConfig = field(default_factory=TrainConfig, metadata=OPTIONS)
     # {tracker registry name: options}: tracker=[tensorboard,mlflow], +tracker.<name>={}
-    tracker: dict[str, Any] = field(default_factory=dict)
-    name: str = "default"  # the experiment's name: multiruns go to sweeps/<name>/
-    seed: int = 0
-    report: ReportConfig = field(default_factory=ReportConfig)
-    run: RunDirConfig = field(default_factory=RunDirConfig)
+    # (where results are sent, not what they are)
+    tracker: dict[str, Any] = field(
+        default_factory=dict, metadata={GROUP: "trackers", IDENTITY: False}
+    )
+    # the experiment's name: multiruns go to sweeps/<name>/
+    name: str = rule("default", identity=False)
+    seed: int = seed_rule(0)
+    # what a report compares; how a rerun goes: not what a run computes
+    report: ReportConfig = field(default_factory=ReportConfig, metadata=NOT_IDENTITY)
+    run: RunDirConfig = field(default_factory=RunDirConfig, metadata=NOT_IDENTITY)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    # what is scored after training (glmlab/harness/), never how the weights are trained
+    harness: HarnessConfig = field(
+        default_factory=HarnessConfig, metadata={**OPTIONS, **NOT_IDENTITY}
+    )
+
+
+def _with_plugin_groups(cls: type, kinds: list[str]) -> type:
+    """``cls`` with one plugin group (``{name: ???, **options}``) per kind, after ``model``."""
+    hints = typing.get_type_hints(cls)
+    made = [
+        (f.name, hints[f.name], _copy(f))
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+    ]
+    made[1:1] = [
+        (kind, dict[str, Any], field(default_factory=_plugin_node, metadata={GROUP: "plugin"}))
+        for kind in kinds
+    ]
+    out = dataclasses.make_dataclass("GLMLabConfig", made)
+    out.__module__ = __name__
+    out.__doc__ = (
+        "The root schema: every group and the run-level keys (conf/config.yaml extends it); "
+        "a plugin group per kind of the hookspecs' MODEL_GROUP_KINDS, after ``model``."
+    )
+    return out
+
+
+def _copy(f: dataclasses.Field) -> Any:
+    return field(default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+
+
+def _plugin_node() -> dict[str, Any]:
+    return {"name": MISSING}
+
+
+GLMLabConfig: Any = _with_plugin_groups(_Root, PLUGIN_GROUPS)
+
+# Config groups outside the schema that only set other keys (conf/experiment/*.yaml are
+# ``@package _global_``): the values they set count, the choice itself names no run.
+NAMELESS_CHOICES = ("experiment",)
+
+
+def _group_schema(f: dataclasses.Field, kind: Any) -> type | None:
+    return {"options": kind, "plugin": PluginConfig}.get(f.metadata.get(GROUP))
 
 
 GROUP_SCHEMAS: dict[str, type] = {
-    "model": ModelConfig,
-    "data": DataConfig,
-    "train": TrainConfig,
-    "objective": ObjectiveConfig,
-    **dict.fromkeys(PLUGIN_GROUPS, PluginConfig),
+    f.name: schema
+    for f in dataclasses.fields(GLMLabConfig)
+    if (schema := _group_schema(f, typing.get_type_hints(GLMLabConfig)[f.name])) is not None
 }
+"""The groups with option files in ``conf/<group>/``, each with the schema they extend."""
 
 SCHEMA = "schema"  # the name each group's schema has in the ConfigStore
 
@@ -243,3 +349,42 @@ def field_defaults(cls: type) -> dict[str, Any]:
             if not dataclasses.is_dataclass(made):
                 out[f.name] = made
     return out
+
+
+def outside_identity(cls: type = GLMLabConfig, prefix: str = "") -> list[str]:
+    """The dotted keys marked ``identity=False`` (a marked group stands for all its keys)."""
+    hints = typing.get_type_hints(cls)
+    out: list[str] = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        key = f"{prefix}{f.name}"
+        if f.metadata.get(IDENTITY, True) is False:
+            out.append(key)
+        elif dataclasses.is_dataclass(hints[f.name]):
+            out += outside_identity(hints[f.name], key + ".")
+    return out
+
+
+def in_identity(key: str) -> bool:
+    """Whether dotted ``key`` (or an override's key, ``+``/``~`` aside) is part of a run's
+    identity: its fingerprint and its run directory's name hold it."""
+    key = key.lstrip("+~")
+    return not any(key == k or key.startswith(k + ".") for k in (*_OUTSIDE, *NAMELESS_CHOICES))
+
+
+def excluded_overrides() -> list[str]:
+    """Hydra's ``override_dirname.exclude_keys`` as the schema marks them: the override keys
+    outside a run's identity (a marked group's leaf keys, as Hydra matches keys exactly)."""
+    hints = typing.get_type_hints(GLMLabConfig)
+    out = list(NAMELESS_CHOICES)
+    for key in _OUTSIDE:
+        top = hints.get(key)
+        if "." not in key and dataclasses.is_dataclass(top):
+            out += [f"{key}.{f.name}" for f in dataclasses.fields(top)]  # type: ignore[arg-type]
+            if key in GROUP_SCHEMAS:  # a group with option files: its choice (harness=...) too
+                out.append(key)
+        else:
+            out.append(key)
+    return sorted(out)
+
+
+_OUTSIDE = tuple(outside_identity())

@@ -1,27 +1,22 @@
 """From a composed config to a :class:`RunSpec`, the typed, checked config of one run:
 :func:`parse_config` checks every group's values and the rules that relate several fields
-before any data is loaded, naming every problem at once. Plugin groups become
-:class:`PluginChoice` tuples, the tracker node ``{name: options}``."""
+before any data is loaded, naming every problem at once. :class:`RunSpec` has one field per
+field of the root schema (:class:`~glmlab.config.schema.GLMLabConfig`, derived from it: a
+key added there is here with no other edit); plugin groups become :class:`PluginChoice`
+tuples, the tracker node ``{name: options}``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import typing
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from glmlab.config.claims import parse_claims
 from glmlab.config.rules import ConfigError, checked_dataclass, plain_container, show_value
-from glmlab.config.schema import (
-    DataConfig,
-    DistributedConfig,
-    ModelConfig,
-    ObjectiveConfig,
-    ReportConfig,
-    RunDirConfig,
-    TrainConfig,
-)
-from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS as PLUGIN_GROUPS
+from glmlab.config.schema import GROUP, GLMLabConfig
 
 __all__ = [
     "PluginChoice",
@@ -77,31 +72,42 @@ def tracker_choices(node: Any) -> dict[str, dict[str, Any]]:
     )
 
 
-@dataclass
-class RunSpec:
-    """The typed, checked config of one run (:func:`parse_config`)."""
-
-    seed: int
-    model: ModelConfig
-    data: DataConfig
-    train: TrainConfig
-    objective: ObjectiveConfig
-    positional: PluginChoice
-    norm_layout: PluginChoice
-    mask_builder: PluginChoice
-    attention: PluginChoice
-    name: str = "default"
-    report: ReportConfig = field(default_factory=ReportConfig)
-    run: RunDirConfig = field(default_factory=RunDirConfig)
-    distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    tracker: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: options}
+class _RunSpecBase:
+    """What a :class:`RunSpec` adds to its fields."""
 
     @property
     def max_positions(self) -> int:
-        return self.data.seq_len
+        return int(self.data.seq_len)  # type: ignore[attr-defined]
 
 
-def _cross_field_problems(spec: RunSpec) -> list[str]:
+# How a root field marked as a group (schema.GROUP) is parsed, and its type in the RunSpec.
+_PARSED: dict[str, tuple[Callable[[Any, str], Any], Any]] = {
+    "plugin": (lambda node, group: plugin_choice(node or {}, group), PluginChoice),
+    "trackers": (lambda node, group: tracker_choices(node), dict[str, dict[str, Any]]),
+}
+
+
+def _run_spec_class(root: type) -> type:
+    """A dataclass with one field per field of ``root``, typed as :func:`parse_config`
+    returns it: checked dataclasses, :class:`PluginChoice` per plugin group, the trackers."""
+    hints = typing.get_type_hints(root)
+    fields = []
+    for f in dataclasses.fields(root):  # type: ignore[arg-type]
+        parsed = _PARSED.get(f.metadata.get(GROUP))
+        fields.append((f.name, parsed[1] if parsed else hints[f.name]))
+    cls = dataclasses.make_dataclass("RunSpec", fields, bases=(_RunSpecBase,))
+    cls.__module__ = __name__
+    cls.__doc__ = (
+        "The typed, checked config of one run (:func:`parse_config`): one field per key "
+        "of the root schema (glmlab/config/schema.py, GLMLabConfig)."
+    )
+    return cls
+
+
+RunSpec: Any = _run_spec_class(GLMLabConfig)
+
+
+def _cross_field_problems(spec: Any) -> list[str]:
     """The rules that relate several fields."""
     from glmlab.data.tokenizer import min_vocab_size
 
@@ -112,10 +118,6 @@ def _cross_field_problems(spec: RunSpec) -> list[str]:
             f"data.vocab_size={spec.data.vocab_size}: must be >= {smallest} with "
             f"data.n_sentinels={spec.data.n_sentinels} (256 byte symbols, the special tokens "
             "and room for merges); raise it or lower data.n_sentinels"
-        )
-    if spec.model.dim % spec.model.n_heads:
-        problems.append(
-            f"model.dim={spec.model.dim} must be divisible by model.n_heads={spec.model.n_heads}"
         )
     weights = [(o or {}).get("weight", 1.0) for o in spec.objective.samplers.values()]
     if spec.objective.kind == "glm" and not any(
@@ -136,44 +138,34 @@ def _cross_field_problems(spec: RunSpec) -> list[str]:
     return problems
 
 
-def parse_config(cfg: DictConfig | dict[str, Any]) -> RunSpec:
+def parse_config(cfg: DictConfig | dict[str, Any]) -> Any:
     """Check the composed config (or one read back from a run directory) into a
     :class:`RunSpec`: unknown keys, values of the wrong type or out of range (the rules on
-    the dataclasses above) and the cross-field rules are one :class:`ConfigError`, one
+    the schema's dataclasses) and the cross-field rules are one :class:`ConfigError`, one
     ``key=value: what is allowed`` per problem, before anything is loaded."""
-    get = cfg.get
     problems: list[str] = []
-    seed, name = get("seed", 0), get("name", "default")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        problems.append(f"seed={show_value(seed)}: must be an integer")
-    if not isinstance(name, str):
-        problems.append(f"name={show_value(name)}: must be a string")
-    groups = {
-        "model": ModelConfig,
-        "data": DataConfig,
-        "train": TrainConfig,
-        "objective": ObjectiveConfig,
-        "report": ReportConfig,
-        "run": RunDirConfig,
-        "distributed": DistributedConfig,
-    }
-    typed = {
-        group: checked_dataclass(cls, get(group), group, problems) for group, cls in groups.items()
-    }
-    plugins: dict[str, PluginChoice] = {}
-    for group in PLUGIN_GROUPS:
-        try:
-            plugins[group] = plugin_choice(get(group) or {}, group)
-        except ConfigError as exc:
-            problems.append(str(exc))
-    trackers: dict[str, dict[str, Any]] = {}
-    try:
-        trackers = tracker_choices(get("tracker"))
-    except ConfigError as exc:
-        problems.append(str(exc))
-    if problems:
+    if "hydra" in cfg:  # composed with return_hydra_config: Hydra's own node is not the run's
+        cfg = (
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            if isinstance(cfg, DictConfig)
+            else {k: v for k, v in cfg.items() if k != "hydra"}
+        )
+    values = plain_container(cfg)
+    if not isinstance(values, dict):
+        raise ConfigError(f"the config is {show_value(values)}: must be a mapping of keys")
+    values, parsed = dict(values), {}
+    for f in dataclasses.fields(GLMLabConfig):
+        how = _PARSED.get(f.metadata.get(GROUP))
+        if how is not None:
+            try:
+                parsed[f.name] = how[0](values.pop(f.name, None), f.name)
+            except ConfigError as exc:
+                problems.append(str(exc))
+    root = checked_dataclass(GLMLabConfig, values, "", problems)
+    if problems or root is None:
         raise ConfigError("; ".join(problems))
-    spec = RunSpec(seed=seed, name=name, tracker=trackers, **typed, **plugins)  # type: ignore[arg-type]
+    typed = {f.name: getattr(root, f.name) for f in dataclasses.fields(GLMLabConfig)}
+    spec = RunSpec(**{**typed, **parsed})
     problems = _cross_field_problems(spec)
     if problems:
         raise ConfigError("; ".join(problems))

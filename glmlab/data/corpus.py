@@ -10,10 +10,19 @@ Known corpora:
     The docstrings of the running interpreter's standard library, read with :mod:`ast`
     from the ``.py`` sources (never imported). Options: ``min_chars`` (200),
     ``validation_fraction`` (0.05).
+``installed_docs`` (needs nothing but glmlab's own install)
+    ``stdlib_docs`` followed by the docstrings of the distributions glmlab requires
+    (torch, numpy, scipy, sympy, ...; glmlab/data/docstrings.py), about 30 times larger.
+    Options: ``packages`` (null: glmlab's requirement closure; or a list of installed
+    distribution names), ``stdlib`` (true), ``min_chars`` (200), ``validation_fraction``.
+    ``Corpus.sources`` holds each distribution's version, and the fingerprint hashes them.
 ``text_files``
     Files matched by ``pattern`` (a glob; ``**`` recurses), one document per file
     (``unit="file"``) or per blank-line separated paragraph (``unit="paragraph"``).
-    Options: ``pattern``, ``unit`` ("file"), ``min_chars`` (1), ``validation_fraction``.
+    Options: ``pattern``, ``unit`` ("file"), ``min_chars`` (1), ``validation_fraction``,
+    ``encoding`` ("utf-8"; checked before any file is read). A byte the encoding cannot
+    decode is a ValueError naming the file, the line and the column (never replaced;
+    glmlab/data/text_files.py).
 ``jsonl``
     One document per line of the JSON-lines file ``path``, taken from ``field``
     ("text"). Options: ``path``, ``field``, ``min_chars`` (1), ``validation_fraction``,
@@ -26,35 +35,32 @@ depend on document order or on which other documents are present.
 
 from __future__ import annotations
 
-import ast
-import glob
 import hashlib
 import inspect
 import json
 import logging
 import os
-import re
-import sys
-import sysconfig
-import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glmlab.data.cache import cache_dir, cache_key
-from glmlab.io import write_text_atomic
+from glmlab.data.docstrings import read_installed_docs, read_stdlib_docs
+from glmlab.data.text_files import load_text_files
 
-__all__ = ["Corpus", "known_corpora", "load_corpus", "split_train_validation"]
+__all__ = [
+    "SPLITS",
+    "TEST_FRACTION",
+    "Corpus",
+    "check_test_fraction",
+    "known_corpora",
+    "load_corpus",
+    "split_documents",
+    "split_of",
+    "split_train_validation",
+]
 
 log = logging.getLogger("glmlab")
-
-# Bump when the stdlib_docs extraction rules change, so stale caches are not reused.
-_STDLIB_FORMAT = 1
-# Directory names under the stdlib that are not standard-library documentation.
-_STDLIB_SKIP_DIRS = frozenset(
-    {"site-packages", "dist-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"}
-)
 
 
 @dataclass(frozen=True)
@@ -65,14 +71,17 @@ class Corpus:
     train: list[str]
     validation: list[str]
     fingerprint: str
+    test: list[str] = field(default_factory=list)  # read by the evaluation suite only
+    # Where the documents came from, e.g. {distribution: version} (installed_docs).
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_docs(self) -> int:
-        return len(self.train) + len(self.validation)
+        return len(self.train) + len(self.validation) + len(self.test)
 
     @property
     def n_chars(self) -> int:
-        return sum(map(len, self.train)) + sum(map(len, self.validation))
+        return sum(sum(map(len, docs)) for docs in (self.train, self.validation, self.test))
 
 
 def _fingerprint(name: str, options: dict[str, Any], docs: Iterable[str]) -> str:
@@ -85,123 +94,84 @@ def _fingerprint(name: str, options: dict[str, Any], docs: Iterable[str]) -> str
     return h.hexdigest()[:16]
 
 
-def _is_validation(text: str, fraction: float) -> bool:
+SPLITS = ("train", "validation", "test")
+
+TEST_FRACTION = 0.05
+"""Default share of documents held out as the *test* split, which only the evaluation
+suite reads (never the validation loss, never a ladder's learning-rate choice)."""
+
+
+def _hash_unit(text: str) -> float:
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_of(text: str, validation_fraction: float, test_fraction: float = 0.0) -> str:
+    """The split a document goes to, by a hash of its text: ``validation`` below
+    ``validation_fraction``, ``test`` in the next ``test_fraction``, else ``train``."""
+    u = _hash_unit(text)
+    if u < validation_fraction:
+        return "validation"
+    return "test" if u < validation_fraction + test_fraction else "train"
+
+
+def split_documents(
+    docs: list[str], validation_fraction: float, test_fraction: float = 0.0
+) -> dict[str, list[str]]:
+    """``{train, validation, test: documents}`` by :func:`split_of`; order within each
+    split is preserved. A held-out split with a positive fraction is never left empty when
+    the corpus has a document to spare for it (the training document whose hash is nearest
+    its interval is moved): an empty one would silently disable evaluation on small corpora."""
+    if not 0.0 <= validation_fraction <= 1.0 or not 0.0 <= test_fraction <= 1.0:
+        raise ValueError(
+            f"validation_fraction and test_fraction must be in [0, 1], got "
+            f"{validation_fraction} and {test_fraction}"
+        )
+    units = [_hash_unit(d) for d in docs]
+    where = [split_of(d, validation_fraction, test_fraction) for d in docs]
+    if len(docs) >= 2 and "train" not in where:  # every document held out: train on one
+        where[max(range(len(docs)), key=units.__getitem__)] = "train"
+    for split, fraction, edge in (
+        ("validation", validation_fraction, 0.0),
+        ("test", test_fraction, validation_fraction),
+    ):
+        spare = [i for i, w in enumerate(where) if w == "train"]
+        if 0.0 < fraction < 1.0 and split not in where and len(spare) >= 2:
+            where[min(spare, key=lambda i: abs(units[i] - edge))] = split
+    return {s: [d for d, w in zip(docs, where, strict=True) if w == s] for s in SPLITS}
 
 
 def split_train_validation(
     docs: list[str], validation_fraction: float
 ) -> tuple[list[str], list[str]]:
-    """Split ``docs`` by a hash of each text; order within each split is preserved.
-
-    When there are at least two documents and ``0 < validation_fraction < 1``, neither
-    split is left empty (the document with the most extreme hash is moved), because an
-    empty validation set would silently disable evaluation on small corpora.
-    """
-    if not 0.0 <= validation_fraction <= 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1], got {validation_fraction}")
-    flags = [_is_validation(d, validation_fraction) for d in docs]
-    if len(docs) >= 2 and 0.0 < validation_fraction < 1.0 and (all(flags) or not any(flags)):
-        scores = [hashlib.sha256(d.encode("utf-8", "surrogatepass")).digest() for d in docs]
-        flip = scores.index(min(scores) if not any(flags) else max(scores))
-        flags[flip] = not flags[flip]
-    train = [d for d, v in zip(docs, flags, strict=True) if not v]
-    validation = [d for d, v in zip(docs, flags, strict=True) if v]
-    return train, validation
+    """Two splits only (no test split): ``(train, validation)`` by :func:`split_documents`."""
+    parts = split_documents(docs, validation_fraction)
+    return parts["train"], parts["validation"]
 
 
-# --------------------------------------------------------------------------- stdlib_docs
-
-
-def _stdlib_files(root: Path) -> list[Path]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        # Prune in place so os.walk does not descend into skipped trees.
-        dirnames[:] = [d for d in dirnames if d not in _STDLIB_SKIP_DIRS]
-        files.extend(Path(dirpath) / f for f in filenames if f.endswith(".py"))
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
-
-
-def _file_docstrings(path: Path) -> list[tuple[int, str]]:
-    """``(line, docstring)`` for the module and every class/function in one source file."""
-    try:
-        source = path.read_bytes()
-        with warnings.catch_warnings():
-            # Old escape sequences in some stdlib files trigger Deprecation/SyntaxWarnings.
-            warnings.simplefilter("ignore")
-            tree = ast.parse(source, filename=str(path))
-    except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
-        return []
-    out = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            doc = ast.get_docstring(node, clean=True)
-            if doc:
-                out.append((getattr(node, "lineno", 0), doc))
-    out.sort(key=lambda t: t[0])  # ast.walk is breadth-first; the contract is line order
-    return out
-
-
-def _parse_stdlib_docs(min_chars: int) -> list[str]:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    seen: set[str] = set()
-    docs: list[str] = []
-    for path in _stdlib_files(root):
-        for _, doc in _file_docstrings(path):
-            if len(doc) >= min_chars and doc not in seen:
-                seen.add(doc)
-                docs.append(doc)
-    return docs
+# ------------------------------------------------------------- the embedded corpora
 
 
 def _load_stdlib_docs(*, min_chars: int = 200, validation_fraction: float = 0.05) -> list[str]:
-    # The split is cheap; only the parse is cached, so only parse-relevant options key it.
-    stdlib = sysconfig.get_paths()["stdlib"]
-    key = cache_key("stdlib_docs", _STDLIB_FORMAT, sys.version, stdlib, min_chars)
-    path = cache_dir() / "corpora" / f"stdlib_docs-{key}.json"
-    try:
-        docs = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(docs, list):
-            return docs
-    except (OSError, ValueError):
-        pass
-    docs = _parse_stdlib_docs(min_chars)
-    if not docs:
+    # The split is cheap; only the parse is cached (glmlab/data/docstrings.py).
+    return read_stdlib_docs(min_chars)
+
+
+def _load_installed_docs(
+    *,
+    packages: list[str] | None = None,
+    stdlib: bool = True,
+    min_chars: int = 200,
+    validation_fraction: float = 0.05,
+) -> tuple[list[str], dict[str, str]]:
+    if packages is not None and (
+        not isinstance(packages, list | tuple) or not all(isinstance(p, str) for p in packages)
+    ):
         raise ValueError(
-            f"stdlib_docs found no docstrings of >= {min_chars} chars under {stdlib}; "
-            "is the standard library shipped as source (.py) on this install?"
+            f"installed_docs: packages={packages!r} must be a list of distribution names, "
+            "or null for the distributions glmlab requires"
         )
-    write_text_atomic(path, json.dumps(docs, ensure_ascii=False))
-    return docs
-
-
-# ---------------------------------------------------------------------------- text_files
-
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-
-
-def _load_text_files(
-    *, pattern: str, unit: str = "file", min_chars: int = 1, validation_fraction: float = 0.05
-) -> list[str]:
-    if unit not in ("file", "paragraph"):
-        raise ValueError(f"text_files: unit must be 'file' or 'paragraph', got {unit!r}")
-    paths = sorted(
-        p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)
-    )
-    if not paths:
-        raise ValueError(
-            f"text_files: pattern {pattern!r} matched no files (cwd: {os.getcwd()}); "
-            "pass an absolute path or a glob such as '/data/books/**/*.txt' as "
-            "corpus_options.pattern"
-        )
-    docs: list[str] = []
-    for p in paths:
-        # Arbitrary user files: undecodable bytes become U+FFFD rather than aborting.
-        text = Path(p).read_text(encoding="utf-8", errors="replace")
-        pieces = _PARAGRAPH_BREAK.split(text) if unit == "paragraph" else [text]
-        docs.extend(d for d in (s.strip() for s in pieces) if len(d) >= max(min_chars, 1))
-    return docs
+    return read_installed_docs(None if packages is None else list(packages), min_chars, stdlib)
 
 
 # --------------------------------------------------------------------------------- jsonl
@@ -287,9 +257,31 @@ def _load_jsonl(
 
 # ------------------------------------------------------------------------------ registry
 
-_LOADERS: dict[str, Callable[..., list[str]]] = {
+
+def check_test_fraction(value: Any, options: dict[str, Any]) -> float:
+    """``data.corpus_options.test_fraction``, checked: a number in [0, 1) that leaves
+    room for training beside ``validation_fraction``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ValueError(
+            f"data.corpus_options.test_fraction={value}: must be a number in [0, 1) (0: no "
+            "test split; the evaluation suite then reads the validation split)"
+        )
+    validation = options.get("validation_fraction", 0.05)
+    valid = isinstance(validation, int | float) and not isinstance(validation, bool)
+    # An invalid validation_fraction is load_corpus's own error, reported after this one.
+    if valid and 0 < validation < 1 and value + validation >= 1:
+        raise ValueError(
+            f"data.corpus_options.test_fraction={value} with validation_fraction="
+            f"{options.get('validation_fraction', 0.05)} leaves nothing to train on: lower one"
+        )
+    return float(value)
+
+
+# A loader returns the documents, or the documents and their sources ({name: version}).
+_LOADERS: dict[str, Callable[..., Any]] = {
     "stdlib_docs": _load_stdlib_docs,
-    "text_files": _load_text_files,
+    "installed_docs": _load_installed_docs,
+    "text_files": load_text_files,
     "jsonl": _load_jsonl,
 }
 
@@ -300,7 +292,10 @@ def known_corpora() -> list[str]:
 
 
 def load_corpus(name: str = "stdlib_docs", **options: Any) -> Corpus:
-    """Load corpus ``name`` with loader-specific ``options`` (see the module docstring)."""
+    """Load corpus ``name`` with loader-specific ``options`` (see the module docstring) and
+    split it; ``test_fraction`` (every corpus; default :data:`TEST_FRACTION`) is the test
+    split's share."""
+    test_fraction = check_test_fraction(options.pop("test_fraction", TEST_FRACTION), options)
     if name not in _LOADERS:
         raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(known_corpora())}")
     loader = _LOADERS[name]
@@ -322,14 +317,26 @@ def load_corpus(name: str = "stdlib_docs", **options: Any) -> Corpus:
         raise ValueError(
             f"data.corpus_options.validation_fraction={fraction}: must be a number in (0, 1)"
         )
-    docs = loader(**options)
-    train, validation = split_train_validation(docs, float(resolved["validation_fraction"]))
-    corpus = Corpus(name, train, validation, _fingerprint(name, resolved, docs))
-    log.debug(
-        "corpus %s: %d train / %d validation docs, %d chars, fingerprint %s",
+    loaded = loader(**options)
+    docs, sources = loaded if isinstance(loaded, tuple) else (loaded, {})
+    parts = split_documents(docs, float(resolved["validation_fraction"]), test_fraction)
+    keyed = {**resolved, "sources": sources} if sources else dict(resolved)
+    if test_fraction:  # a corpus without a test split keeps its earlier fingerprint
+        keyed["test_fraction"] = test_fraction
+    corpus = Corpus(
         name,
-        len(train),
-        len(validation),
+        parts["train"],
+        parts["validation"],
+        _fingerprint(name, keyed, docs),
+        parts["test"],
+        dict(sources),
+    )
+    log.debug(
+        "corpus %s: %d train / %d validation / %d test docs, %d chars, fingerprint %s",
+        name,
+        len(corpus.train),
+        len(corpus.validation),
+        len(corpus.test),
         corpus.n_chars,
         corpus.fingerprint,
     )

@@ -19,7 +19,6 @@ JSON line is refused before it is read whole), ``name`` and ``split`` (a named d
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from glmlab.data.cache import cache_dir, cache_key
+from glmlab.data.corpus import SPLITS, TEST_FRACTION, check_test_fraction, split_of
 from glmlab.data.examples import ExampleSet
 from glmlab.data.file_batches import READERS, is_json_lines
 from glmlab.data.store_builder import BATCH_DOCS, SplitStores
@@ -43,6 +43,7 @@ HF_OPTIONS = (
     "format",
     "field",
     "validation_fraction",
+    "test_fraction",
     "min_chars",
     "num_proc",
     "name",
@@ -58,7 +59,7 @@ _FORMATS = {
     ".text": "text",
     ".arrow": "arrow",
 }
-_FORMAT = 2  # bump when tokenisation or storage rules change (2: streamed, own fingerprint)
+_FORMAT = 3  # bump when tokenisation or storage rules change (2: streamed, own fingerprint; 3: a test split)
 
 
 def _datasets() -> Any:
@@ -92,11 +93,6 @@ def load_hf_dataset(
         return ds[split] if isinstance(ds, datasets.DatasetDict) else ds
     # A dataset name: the user's HF cache; needs the network unless it holds the dataset.
     return datasets.load_dataset(path, name, split=split)
-
-
-def _is_validation(text: str, fraction: float) -> bool:
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
 
 
 def _local_files(path: str) -> list[str] | None:
@@ -181,11 +177,13 @@ class _Source:
 
 
 def _train_tokenizer(
-    source: _Source, fraction: float, *, vocab_size: int, n_sentinels: int
+    source: _Source, fractions: tuple[float, float], *, vocab_size: int, n_sentinels: int
 ) -> GLMTokenizer:
     def texts() -> Any:
         for batch in source.batches():
-            yield from (t for t in batch if isinstance(t, str) and not _is_validation(t, fraction))
+            yield from (
+                t for t in batch if isinstance(t, str) and split_of(t, *fractions) == "train"
+            )
 
     return GLMTokenizer.train(_Lazy(texts), vocab_size=vocab_size, n_sentinels=n_sentinels)
 
@@ -211,17 +209,17 @@ def _write_stores(
     source: _Source,
     stores: SplitStores,
     *,
-    fraction: float,
+    fractions: tuple[float, float],
     min_chars: int,
 ) -> None:
     """Stream every document of ``source`` into the split its text's hash picks."""
     for batch in source.batches():
         texts = [t if isinstance(t, str) and len(t) >= min_chars else "" for t in batch]
-        split: dict[str, list[str]] = {"train": [], "validation": []}
+        split: dict[str, list[str]] = {s: [] for s in SPLITS}
         for raw, text in zip(batch, texts, strict=True):
             # The split hashes the text as given (a None or short text counts as a document).
             key = raw if isinstance(raw, str) else ""
-            split["validation" if _is_validation(key, fraction) else "train"].append(text)
+            split[split_of(key, *fractions)].append(text)
         for name, docs in split.items():
             stores.add(name, docs)
 
@@ -235,8 +233,9 @@ def prepare_hf(
     packing: bool,
     min_tokens: int,
     tokenizer_file: str | None = None,
-) -> tuple[GLMTokenizer, ExampleSet, ExampleSet, str, dict[str, Any]]:
-    """Tokenizer, train and validation sets, fingerprint and statistics of an hf corpus."""
+) -> tuple[GLMTokenizer, ExampleSet, ExampleSet, ExampleSet, str, dict[str, Any]]:
+    """Tokenizer, train, validation and test sets, fingerprint and statistics of an hf
+    corpus."""
     unknown = set(options) - set(HF_OPTIONS)
     if unknown:
         raise ValueError(
@@ -246,10 +245,11 @@ def prepare_hf(
         raise ValueError("corpus 'hf' needs data.corpus_options.path (files, a folder or a name)")
     field = options.get("field", "text")
     fraction = float(options.get("validation_fraction", 0.05))
+    test_fraction = check_test_fraction(options.get("test_fraction", TEST_FRACTION), options)
     min_chars = max(int(options.get("min_chars", 1)), 1)
     num_proc = options.get("num_proc") or len(os.sched_getaffinity(0))
     source = _Source(options, field)
-    fingerprint = cache_key("hf", source.fingerprint, field, fraction, min_chars)
+    fingerprint = cache_key("hf", source.fingerprint, field, fraction, test_fraction, min_chars)
     if tokenizer_file:
         tokenizer = GLMTokenizer.load(tokenizer_file)
     else:
@@ -261,13 +261,13 @@ def prepare_hf(
             tokenizer = GLMTokenizer.load(path)
         else:
             tokenizer = _train_tokenizer(
-                source, fraction, vocab_size=vocab_size, n_sentinels=n_sentinels
+                source, (fraction, test_fraction), vocab_size=vocab_size, n_sentinels=n_sentinels
             )
             tokenizer.save(path)
     tok_json = tokenizer.hf_tokenizer.to_str()
     key = cache_key("hf-examples", _FORMAT, fingerprint, tok_json, chunk_len, packing, min_tokens)
     folder = cache_dir() / "examples" / f"hf-{key}"
-    splits = {s: folder / s for s in ("train", "validation")}
+    splits = {s: folder / s for s in SPLITS}
     if not all(store_exists(p) for p in splits.values()):
         t0 = time.perf_counter()
         stores = SplitStores(
@@ -279,11 +279,11 @@ def prepare_hf(
             threads=int(num_proc),
         )
         try:
-            _write_stores(source, stores, fraction=fraction, min_chars=min_chars)
+            _write_stores(source, stores, fractions=(fraction, test_fraction), min_chars=min_chars)
         except BaseException:
             stores.abort()
             raise
         stores.close(seconds=round(time.perf_counter() - t0, 2))
     sets = {s: open_store(p) for s, p in splits.items()}
     stats = {s: store_meta(p) for s, p in splits.items()}
-    return tokenizer, sets["train"], sets["validation"], key, stats
+    return tokenizer, sets["train"], sets["validation"], sets["test"], key, stats

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from glmlab.data.cache import cache_dir, cache_key, clean_cache_temps
-from glmlab.data.corpus import load_corpus
+from glmlab.data.corpus import SPLITS, load_corpus
 from glmlab.data.examples import ExampleSet
 from glmlab.data.store_builder import BATCH_DOCS, SplitStores
 from glmlab.data.token_store import open_store, store_exists
@@ -21,7 +21,7 @@ __all__ = ["PreparedData", "check_splits", "prepare_data"]
 
 log = logging.getLogger("glmlab")
 
-_FORMAT = 2  # bump when tokenization/chunking rules change, to invalidate cached examples
+_FORMAT = 3  # bump when tokenization/chunking rules change, to invalidate cached examples
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,15 @@ class PreparedData:
     corpus_name: str
     fingerprint: str
     n_docs: dict[str, int] | None = None  # documents per split, as the corpus gave them
+    # The test split (data.corpus_options.test_fraction): what the evaluation suite reads,
+    # never the validation loss or a ladder's lr choice; None or empty: no test split.
+    test: ExampleSet | None = None
+
+    @property
+    def evaluation(self) -> ExampleSet:
+        """The examples the evaluation suite draws its items from: the test split, or the
+        validation split when the corpus has no test split (test_fraction=0)."""
+        return self.test if self.test is not None and len(self.test) else self.validation
 
 
 def load_tokenizer_file(path: str) -> GLMTokenizer:
@@ -73,7 +82,7 @@ def prepare_data(
     if corpus == "hf":  # streamed through Hugging Face datasets (glmlab/data/hf.py)
         from glmlab.data.hf import prepare_hf
 
-        tok, train, validation, key, stats = prepare_hf(
+        tok, train, validation, test, key, stats = prepare_hf(
             options,
             vocab_size=vocab_size,
             n_sentinels=n_sentinels,
@@ -92,7 +101,7 @@ def prepare_data(
                 meta["n_pieces"],
             )
         log.info("prepared hf in %.2fs (vocab %d)", time.perf_counter() - t0, tok.vocab_size)
-        return PreparedData(tok, train, validation, corpus, key)
+        return PreparedData(tok, train, validation, corpus, key, test=test)
     c = load_corpus(corpus, **options)
     for split, docs in (("train", c.train), ("validation", c.validation)):
         if not docs:  # before the tokenizer is trained: fail fast, and say why
@@ -123,7 +132,7 @@ def prepare_data(
     )
     folder = cache_dir() / "examples" / f"{corpus}-{key}"
     # Memory-mapped token stores (glmlab/data/token_store.py): shared by every process.
-    paths = {split: folder / split for split in ("train", "validation")}
+    paths = {split: folder / split for split in SPLITS}
     sets: dict[str, ExampleSet] = {}
     if all(store_exists(p) for p in paths.values()):
         try:
@@ -141,12 +150,16 @@ def prepare_data(
         with SplitStores(
             paths, tokenizer, chunk_len=chunk_len, packing=packing, min_tokens=min_tokens
         ) as stores:
-            for split, texts in (("train", c.train), ("validation", c.validation)):
+            for split, texts in (
+                ("train", c.train),
+                ("validation", c.validation),
+                ("test", c.test),
+            ):
                 for start in range(0, len(texts), BATCH_DOCS):
                     stores.add(split, texts[start : start + BATCH_DOCS])
         sets = {split: open_store(p) for split, p in paths.items()}
 
-    for split, texts in (("train", c.train), ("validation", c.validation)):
+    for split, texts in (("train", c.train), ("validation", c.validation), ("test", c.test)):
         es = sets[split]
         log.info(
             "data %s/%s: %d docs, %d chars -> %d tokens in %d examples (%d pieces)",
@@ -166,8 +179,10 @@ def prepare_data(
         tokenizer.vocab_size,
         tokenizer.padded_vocab_size,
     )
-    n_docs = {"train": len(c.train), "validation": len(c.validation)}
-    return PreparedData(tokenizer, sets["train"], sets["validation"], corpus, key, n_docs)
+    n_docs = {"train": len(c.train), "validation": len(c.validation), "test": len(c.test)}
+    return PreparedData(
+        tokenizer, sets["train"], sets["validation"], corpus, key, n_docs, test=sets["test"]
+    )
 
 
 def check_splits(data: PreparedData, *, min_tokens: int) -> None:

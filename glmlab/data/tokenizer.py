@@ -26,12 +26,27 @@ from glmlab.data.corpus import Corpus
 from glmlab.io import write_text_atomic
 from glmlab.structures import SpecialTokens
 
-__all__ = ["BASE_SPECIALS", "GLMTokenizer", "SpecialTokens", "load_or_train", "min_vocab_size"]
+__all__ = [
+    "BASE_SPECIALS",
+    "GLMTokenizer",
+    "SpecialTokens",
+    "load_or_train",
+    "min_vocab_size",
+    "padded_vocab_size",
+]
 
 log = logging.getLogger("glmlab")
 
 BASE_SPECIALS: tuple[str, ...] = ("[pad]", "[MASK]", "[sMASK]", "[gMASK]", "[sop]", "[eop]")
 _PAD_MULTIPLE = 64  # embedding rows rounded up for tensor-core friendly matmuls
+
+
+def padded_vocab_size(vocab_size: int) -> int:
+    """The model's embedding (and output head) rows for ``vocab_size`` tokens: rounded up
+    to a multiple of 64."""
+    return -(-int(vocab_size) // _PAD_MULTIPLE) * _PAD_MULTIPLE
+
+
 _FORMAT = 1  # bump when training settings change, to invalidate cached tokenizers
 
 
@@ -152,7 +167,7 @@ class GLMTokenizer:
     @property
     def padded_vocab_size(self) -> int:
         """Embedding rows for the model: ``vocab_size`` rounded up to a multiple of 64."""
-        return -(-self.vocab_size // _PAD_MULTIPLE) * _PAD_MULTIPLE
+        return padded_vocab_size(self.vocab_size)
 
     @property
     def specials(self) -> SpecialTokens:

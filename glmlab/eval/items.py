@@ -1,4 +1,5 @@
-"""The suite's items: passages from the validation split and, per task, the spans to fill
+"""The suite's items: passages from the held-out test split (the validation split when a
+corpus has none: ``PreparedData.evaluation``) and, per task, the spans to fill
 in (:data:`TASKS`) or the cloze answer with its distractors; seeded on their own, so every
 variant and seed of a sweep sees the same items."""
 
@@ -117,7 +118,9 @@ def passages(validation: ExampleSet, n: int) -> list[TokenizedText]:
                 break
     if not out:
         raise ValueError(
-            f"the validation split has no passage of {MIN_PASSAGE_TOKENS}+ tokens to evaluate on"
+            f"the test split (the validation split when the corpus has none) has no passage "
+            f"of {MIN_PASSAGE_TOKENS}+ tokens to evaluate on: give the corpus more or longer "
+            "documents, raise data.corpus_options.test_fraction, or set train.eval_suite=false"
         )
     return out
 

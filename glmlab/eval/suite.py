@@ -1,6 +1,6 @@
 """The evaluation suite: the same held-out items, scored the same way, for every variant.
 
-Items are built from the validation split chunked the GLM way (whatever the run's
+Items are built from the test split chunked the GLM way (whatever the run's
 objective), with seeds of their own, so every variant and seed of a sweep sees the same
 passages, the same spans and the same scored tokens:
 
@@ -122,7 +122,7 @@ class SuiteSettings:
 
 class EvalSuite:
     """The suite for one run: fixed items (see the module docstring) over the passages of
-    ``examples`` (the validation split chunked the GLM way), read in ``item_format``.
+    ``examples`` (the test split chunked the GLM way), read in ``item_format``.
     :meth:`run` scores a model on them, in batches built with ``mask_builder`` and the
     model's attention backend's ``prepare_host``. ``label_sets``: the classification
     task's classes as token ids (:func:`glmlab.eval.classify.label_sets`); none: no task."""

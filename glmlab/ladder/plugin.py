@@ -1,12 +1,12 @@
 """Register the Hydra sweeper ``glmlab_ladder`` (hydra/sweeper=glmlab_ladder): Hydra's
-basic sweeper's settings plus ``ladder`` (glmlab/ladder/spec.py)."""
+basic sweeper's settings plus ``ladder``, typed by its schema (glmlab/config/ladder.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from glmlab.cluster.launcher import RepresentativeSweeperConf
+from glmlab.config.ladder import LadderConfig
 
 __all__ = ["LADDER_SWEEPER", "LadderSweeperConf", "install", "store_config"]
 
@@ -19,7 +19,7 @@ class LadderSweeperConf(RepresentativeSweeperConf):
     """The basic sweeper's ``params`` (the experiment's variants x seeds) and the ladder."""
 
     _target_: str = TARGET
-    ladder: Any = None  # rungs, tokens_per_param, lr_grid, tuning_seed, target_compute, fit
+    ladder: LadderConfig = field(default_factory=LadderConfig)
 
 
 def store_config() -> None:

@@ -29,11 +29,14 @@ from typing import Any
 
 from omegaconf import OmegaConf, open_dict
 
+from glmlab.config.ladder import ladder_settings
+from glmlab.config.rules import Allowed, ConfigError, field_problems
+from glmlab.config.schema import SEED_BOUNDS
 from glmlab.io import write_json_atomic
 from glmlab.ladder.lr import GridPoint, LrChoice, choose_lr
-from glmlab.ladder.spec import LADDER_KEYS, LadderError, LadderPlan, build_plan, parse_settings
+from glmlab.ladder.spec import LADDER_KEYS, LadderPlan, build_plan
 from glmlab.runs.layout import MULTIRUN
-from glmlab.runs.naming import existing_run, run_identity
+from glmlab.runs.naming import existing_run, run_address
 from glmlab.runs.result import read_result
 
 __all__ = ["LADDER_FILE", "finished_result", "plan_from_sweeper", "sweep_ladder"]
@@ -61,7 +64,10 @@ def _split_jobs(jobs: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[in
             if o.partition("=")[0].lstrip("+~") == "seed":
                 value = o.partition("=")[2]
                 if not value.lstrip("-").isdigit():
-                    raise LadderError(f"{o}: a ladder's verdict seeds must be integers")
+                    raise ConfigError(f"{o}: a ladder's verdict seeds must be integers")
+                problems = field_problems("seed", int(value), int, Allowed(**SEED_BOUNDS))
+                if problems:
+                    raise ConfigError(problems[0])
                 if int(value) not in seeds:
                     seeds.append(int(value))
         if sorted(rest) not in [sorted(v) for v in variants]:
@@ -71,19 +77,14 @@ def _split_jobs(jobs: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[in
 
 def plan_from_sweeper(config: Any, ladder: Any, jobs: Sequence[Sequence[str]]) -> LadderPlan:
     """The ladder plan of a composed multirun ``config`` whose sweep expands to ``jobs``
-    (:class:`LadderError` before anything is written)."""
-    node = OmegaConf.to_container(ladder, resolve=True) if OmegaConf.is_config(ladder) else ladder
-    settings = parse_settings(node)
+    (:class:`ConfigError` before anything is written)."""
+    settings = ladder_settings(ladder)
     base = {k: OmegaConf.select(config, k, default=None) for k in BASE_KEYS}
     missing = [k for k, v in base.items() if v is None and k in BASE_KEYS[:3]]
     if missing:
-        raise LadderError(f"the config has no {', '.join(missing)}: a ladder needs glmlab's config")
+        raise ConfigError(f"the config has no {', '.join(missing)}: a ladder needs glmlab's config")
     variants, seeds = _split_jobs(jobs)
     return build_plan(settings, {k: v for k, v in base.items() if v is not None}, variants, seeds)
-
-
-def _identity(overrides: Sequence[str], excluded: set[str]) -> frozenset[str]:
-    return run_identity([o for o in overrides if o.partition("=")[0].lstrip("+~") not in excluded])
 
 
 def finished_result(
@@ -91,13 +92,13 @@ def finished_result(
 ) -> dict[str, Any] | None:
     """The result.json values of the run of ``overrides`` in ``sweep_dir`` if it finished
     (completed or diverged); None otherwise."""
-    return _finished(sweep_dir, _identity(overrides, excluded), excluded)
+    return _finished(sweep_dir, run_address(overrides, excluded), excluded)
 
 
 def _finished(
-    sweep_dir: Path, identity: frozenset[str], excluded: set[str]
+    sweep_dir: Path, address: frozenset[str], excluded: set[str]
 ) -> dict[str, Any] | None:
-    name = existing_run(sweep_dir, identity, excluded)
+    name = existing_run(sweep_dir, address, excluded)
     if name is None:
         return None
     result = read_result(sweep_dir / name)
@@ -121,7 +122,7 @@ def _naming_config(config: Any, params: dict[str, str], plan: LadderPlan) -> Any
 
 
 def queued_runs(sweep_dir: Path, excluded: set[str]) -> set[frozenset[str]]:
-    """The identities of the sweep's runs whose Slurm job (submitted by an earlier
+    """The addresses of the sweep's runs whose Slurm job (submitted by an earlier
     invocation, ``submission.json``) is still queued or running, as Slurm says: submitting
     them again would start a second job on the same run directory."""
     from glmlab.cluster.status import LiveState, sweep_runs
@@ -133,7 +134,7 @@ def queued_runs(sweep_dir: Path, excluded: set[str]) -> set[frozenset[str]]:
     live = {
         v.name for v in sweep_runs(sweep_dir) if v.state in (LiveState.PENDING, LiveState.RUNNING)
     }
-    return {_identity(job.overrides, excluded) for name, job in submitted.items() if name in live}
+    return {run_address(job.overrides, excluded) for name, job in submitted.items() if name in live}
 
 
 def _to_launch(
@@ -142,10 +143,10 @@ def _to_launch(
     """(the jobs without a finished run and not queued, how many are queued)."""
     todo, waiting = [], 0
     for job in jobs:
-        identity = _identity(job, excluded)
-        if _finished(sweep_dir, identity, excluded) is not None:
+        address = run_address(job, excluded)
+        if _finished(sweep_dir, address, excluded) is not None:
             continue
-        if identity in queued:
+        if address in queued:
             waiting += 1
         else:
             todo.append(job)
@@ -182,7 +183,7 @@ def sweep_ladder(sweeper: Any, arguments: list[str]) -> list[Any]:
     jobs = [job for batch in sweeper.split_arguments(overrides, None) for job in batch]
     try:
         plan = plan_from_sweeper(config, sweeper.ladder, jobs)
-    except LadderError as exc:
+    except ConfigError as exc:
         raise SystemExit(f"glmlab: ladder: {exc}") from None
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)

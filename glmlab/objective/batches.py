@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from glmlab.objective.base import Objective
-from glmlab.objective.sample import fill_row
 from glmlab.structures import AttentionLayout, Batch, GLMSample, Segment, TokenizedText
 
 
@@ -74,13 +73,6 @@ def collate_rows(
         layout=layout,
         loss_positions=torch.from_numpy(loss_positions.astype(np.int64)),
     )
-
-
-def build_row(
-    pieces: Sequence[TokenizedText], objective: Objective, *, seq_len: int, rng: np.random.Generator
-) -> list[GLMSample]:
-    """One row's samples, each piece built on its own (see :func:`glmlab.objective.sample.fill_row`)."""
-    return fill_row(pieces, lambda t, n: objective.build(t, max_len=n, rng=rng), seq_len=seq_len)
 
 
 _BATCH_STREAM = 2**32 - 1  # the generator key of batch-level draws (no row has this index)

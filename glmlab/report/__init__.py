@@ -13,11 +13,11 @@ One module per job, on top of :mod:`glmlab.runs.layout` (the run-directory forma
 - :mod:`~glmlab.report.build`: writes a sweep's report files
 - :mod:`~glmlab.report.table`: one row per run (``glmlab results``; ``glmlab.results``)
 - :mod:`~glmlab.report.compare`: sweeps side by side (``glmlab compare``)
-- :mod:`~glmlab.report.callback`: the Hydra callback run when a multirun ends
+- :mod:`~glmlab.report.console`: a sweep's closing lines on the console (the verdicts),
+  which the app's end-of-multirun callback (:mod:`glmlab.cli.callback`) prints
 """
 
 from glmlab.report.build import build_report, write_report
-from glmlab.report.callback import SweepReportCallback
 from glmlab.report.compare import compare_sweeps, default_compare_dir
 from glmlab.report.load import Run, Sweep, Variant, load_sweep
 from glmlab.report.table import render as render_table
@@ -26,7 +26,6 @@ from glmlab.report.table import rows_of, sweep_frame, sweep_rows
 __all__ = [
     "Run",
     "Sweep",
-    "SweepReportCallback",
     "Variant",
     "build_report",
     "compare_sweeps",

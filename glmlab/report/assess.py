@@ -101,8 +101,8 @@ def assess_metric(
     ``untestable`` is a reason to show the metric without testing it."""
     if metric in NOT_TESTED:
         untestable = (
-            "not tested: the supervision is the objective's, measured, not a result"
-            if metric == "loss_tokens_per_step"
+            "not tested: the objective's supervision and cost, counted, not a result"
+            if metric in ("loss_tokens_per_step", "train_flops")
             else "not tested: throughput and memory measure the machine and its load"
         )
     if metric in RATE_METRICS and not untestable:

@@ -31,7 +31,7 @@ from glmlab.report.load import Run, Sweep, Variant, _is_baseline
 from glmlab.report.metrics import metric_info
 from glmlab.report.stats import PairedDiff, Welch
 from glmlab.runs.layout import RunStatus
-from glmlab.runs.naming import run_identity, variant_overrides
+from glmlab.runs.naming import run_address, variant_overrides
 
 __all__ = ["LADDER_PLOT", "Ladder", "MetricTrend", "load_ladder"]
 
@@ -104,7 +104,7 @@ def _classify(
     rung = next((r for r in plan.rungs if (r.n_layers, r.dim, r.n_heads) == shape), None)
     # variant_overrides: without what names no variant (the experiment, and what a launcher
     # adds, e.g. train.progress=false when runs go side by side: glmlab/cluster/local.py).
-    rest = run_identity(
+    rest = run_address(
         variant_overrides([o for o in run.result.overrides if _key(o) not in LADDER_KEYS])
     )
     if rung is None or rest not in idents:
@@ -119,7 +119,7 @@ def load_ladder(sweep: Sweep) -> Ladder | None:
         return None
     plan = LadderPlan.from_dict(read_json(path)["plan"])
     labels = _labels(plan.variants)
-    idents = [run_identity(variant_overrides(list(v))) for v in plan.variants]
+    idents = [run_address(variant_overrides(list(v))) for v in plan.variants]
     from glmlab.report.load import report_settings
 
     wanted = report_settings(Path(sweep.dir)).get("baseline")

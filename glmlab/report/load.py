@@ -22,6 +22,7 @@ from glmlab.report.metrics import METRICS, OUTCOME_METRICS
 from glmlab.runs.layout import (
     CONFIG,
     EVAL_ITEMS,
+    HARNESS_ITEMS,
     MULTIRUN,
     RESULT,
     UNFINISHED,
@@ -70,10 +71,11 @@ class Run:
 
     @cached_property
     def metrics(self) -> dict[str, float]:
-        """Final metric values of a completed run: ``final_val_loss``, the suite's, its
-        supervision and stability, and ``stalled`` (1 when its token infilling loss is not
-        below the unigram level of the same items); of a diverged run, its stability alone
-        and ``stalled`` 1: a report counts it (:data:`OUTCOME_METRICS`)."""
+        """Final metric values of a completed run: ``final_val_loss``, the suite's, the
+        harness's, its compute and supervision, its stability, and ``stalled`` (1 when its
+        token infilling loss is not below the unigram level of the same items); of a
+        diverged run, its stability alone and ``stalled`` 1: a report counts it
+        (:data:`OUTCOME_METRICS`)."""
         stability = self.result.get("stability") or {}
         if self.status == RunStatus.DIVERGED:
             values = {k: v for k, v in stability.items() if k in OUTCOME_METRICS}
@@ -91,7 +93,8 @@ class Run:
         values = {
             "final_val_loss": self.result.final_val_loss,
             **evaluation,
-            **(self.result.get("supervision") or {}),
+            **(self._harness.get("metrics") or {}),
+            **_compute_metrics(self.result.get("compute") or {}),
             **stability,
             **stalled,
         }
@@ -101,10 +104,8 @@ class Run:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
 
-    @cached_property
-    def eval_items(self) -> dict[str, Any]:
-        """A completed run's eval_items.json (per-item scores, reference levels), or {}."""
-        path = self.dir / EVAL_ITEMS
+    def _read_items(self, name: str) -> dict[str, Any]:
+        path = self.dir / name
         if self.status != RunStatus.COMPLETED or not path.exists():
             return {}
         try:
@@ -113,6 +114,26 @@ class Run:
             log.warning("unreadable %s (%s): its per-item scores are left out", path, exc)
             return {}
         return items if isinstance(items, dict) else {}
+
+    @cached_property
+    def _harness(self) -> dict[str, Any]:
+        """A completed run's harness_items.json (lm-evaluation-harness tasks), or {}."""
+        return self._read_items(HARNESS_ITEMS)
+
+    @cached_property
+    def eval_items(self) -> dict[str, Any]:
+        """A completed run's eval_items.json (per-item scores, reference levels), with the
+        harness tasks' per-item scores and reference levels merged in; {} without both."""
+        items = self._read_items(EVAL_ITEMS)
+        harness = self._harness
+        if not harness:
+            return items
+        merged = {**items, "tasks": {**(items.get("tasks") or {}), **(harness.get("tasks") or {})}}
+        levels = {k: dict(v) for k, v in (items.get("reference_metrics") or {}).items()}
+        for key, values in (harness.get("reference_metrics") or {}).items():
+            levels.setdefault(key, {}).update(values)
+        merged["reference_metrics"] = levels
+        return merged
 
     def curve(self, key: str) -> dict[int, float]:
         """``{step: value}`` of ``key`` (``loss`` or ``val_loss``) from metrics.jsonl."""
@@ -172,6 +193,19 @@ class Sweep:
         perplexities are left out (a loss table shows exp of its mean)."""
         present = {m for r in self.runs for m in r.metrics if not m.endswith("_ppl")}
         return [m for m in METRICS if m in present] + sorted(present - set(METRICS))
+
+
+def _compute_metrics(compute: dict[str, Any]) -> dict[str, float]:
+    """What a run's ``compute`` (glmlab/ladder/compute.py) says of its cost and supervision:
+    its training FLOPs and the tokens with a loss per step (the scored share of the tokens
+    a step runs on)."""
+    out = {}
+    if isinstance(compute.get("flops"), int | float):
+        out["train_flops"] = float(compute["flops"])
+    share, per_step = compute.get("scored_fraction"), compute.get("tokens_per_step")
+    if isinstance(share, int | float) and isinstance(per_step, int | float):
+        out["loss_tokens_per_step"] = round(share * per_step, 1)
+    return out
 
 
 def variant_label(variant: list[str]) -> str:

@@ -15,9 +15,9 @@ from glmlab.report.assess import EXACT, NONE, PAIRED, WELCH, reference_levels, t
 from glmlab.report.claims import claim_lines, judge_claims
 from glmlab.report.load import Run, Sweep, Variant, differing_config
 from glmlab.report.metrics import OUTCOME_METRICS, REFERENCES, TASK_OF_METRIC, Metric, metric_info
+from glmlab.report.provenance import render_provenance
 from glmlab.report.rates import RateDiff
 from glmlab.report.stats import N_BOOT, PairedDiff, Welch, summary_stats
-from glmlab.runs import provenance
 from glmlab.runs.layout import LOSS_CURVES, RunStatus
 
 __all__ = [
@@ -387,7 +387,7 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     lines += ["", "## Metrics", ""]
     for name in sweep.metrics():
         lines += _metric_table(sweep, name)
-    lines += provenance.render_markdown(
+    lines += render_provenance(
         [r.result.to_dict() for r in sweep.runs], [r.dir.name for r in sweep.runs]
     )
     lines += ["## Failed, diverged and unfinished runs", "", *render_problem_runs(sweep)]

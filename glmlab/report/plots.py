@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from glmlab.io import atomic_write
 from glmlab.report.load import Sweep
 from glmlab.runs.layout import RunStatus
 
@@ -72,7 +73,8 @@ def plot_curves(sweep: Sweep, path: Path) -> bool:
             ax.set_ylim(top=max(firsts) + 0.1 * (max(firsts) - lowest))
         _finish(ax, title, 8)
     fig.tight_layout()
-    fig.savefig(path)
+    # Atomic: a killed or full-disk write never leaves half a picture (glmlab.io).
+    atomic_write(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:] or "png"))
     return True
 
 
@@ -107,5 +109,6 @@ def plot_compare_curves(sweeps: Sequence[Sweep], names: Sequence[str], path: Pat
     if not drawn:
         return False
     fig.tight_layout()
-    fig.savefig(path)
+    # Atomic: a killed or full-disk write never leaves half a picture (glmlab.io).
+    atomic_write(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:] or "png"))
     return True

@@ -1,6 +1,8 @@
-"""A run's config identity (``identity.json``): the fingerprint of the values that can
+"""A run's identity (``identity.json``): the fingerprint of the config values that can
 change its results and of the plugin distributions it uses, and what differs when a rerun
-finds a run directory made with another config."""
+finds a run directory made with another config. Which keys can change results is marked
+once, in the schema (``rule(..., identity=False)``, glmlab/config/schema.py); a run
+directory's name (its *address*, glmlab/runs/naming.py) holds the same keys."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from glmlab.config.schema import in_identity
 from glmlab.io import flatten, read_json, write_json_atomic
 from glmlab.runs.layout import CONFIG, IDENTITY
 from glmlab.runs.metrics import last_step
 
 __all__ = [
-    "IGNORED_KEYS",
     "ConfigChanged",
     "config_identity",
     "identity_changes",
@@ -29,31 +31,14 @@ __all__ = [
 log = logging.getLogger("glmlab")
 
 
-# Keys that never change a run's results: left out of its identity.
-IGNORED_KEYS: tuple[str, ...] = (
-    "name",
-    "report",
-    "run",
-    "train.progress",
-    "train.threads",
-    "train.stop_after",
-    "data.workers",
-    "tracker",  # where results are sent, not what they are
-)
-
-
 class ConfigChanged(ValueError):
     """A run directory holds a run made with another config; the message says what differs."""
-
-
-def _ignored(key: str) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in IGNORED_KEYS)
 
 
 def config_identity(config: dict[str, Any], plugins: dict[str, str]) -> dict[str, Any]:
     """The identity of a run: its resolved config's values that can change results
     (flattened to dotted keys) and the ``{distribution: version}`` of the plugins it uses."""
-    values = {k: v for k, v in sorted(flatten(config).items()) if not _ignored(k)}
+    values = {k: v for k, v in sorted(flatten(config).items()) if in_identity(k)}
     blob = json.dumps([values, plugins], sort_keys=True, default=str)
     return {
         "fingerprint": hashlib.sha256(blob.encode()).hexdigest()[:16],
@@ -117,7 +102,7 @@ def identity_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             continue
         for key in sorted(set(a) | set(b)):
             # Unset is null: a key the schema gained later, with a null default, is no change.
-            if not _ignored(key) and a.get(key) != b.get(key):
+            if (group == "plugins" or in_identity(key)) and a.get(key) != b.get(key):
                 prefix = "plugin " if group == "plugins" else ""
                 changes.append(
                     f"{prefix}{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}"

@@ -16,6 +16,9 @@ A run directory holds::
     weights.pt       a completed run's final model weights (train.keep_checkpoint=final)
     result.json      the outcome: status, step, final metrics, error
     eval_items.json  the final evaluation suite's per-item scores and reference levels
+    harness_items.json  lm-evaluation-harness tasks' per-item scores and metrics
+                     (glmlab/harness/, docs/HARNESS.md), written at the end of a run with
+                     harness.tasks or later by ``glmlab harness``
     error.log        the traceback of a failed run
     app.log          the run's log (Hydra's job logging)
     trackers.json    each experiment tracker's run id, so a resumed run continues it
@@ -54,6 +57,7 @@ __all__ = [
     "ERROR_LOG",
     "EVAL_ITEMS",
     "FINISHED",
+    "HARNESS_ITEMS",
     "HYDRA_DIR",
     "HYDRA_OVERRIDES",
     "IDENTITY",
@@ -73,7 +77,6 @@ __all__ = [
     "iter_run_dirs",
     "move_aside",
     "read_overrides",
-    "run_files",
 ]
 
 log = logging.getLogger("glmlab")
@@ -92,6 +95,8 @@ WEIGHTS = "weights.pt"
 RESULT = "result.json"
 
 EVAL_ITEMS = "eval_items.json"
+
+HARNESS_ITEMS = "harness_items.json"
 
 ERROR_LOG = "error.log"
 
@@ -146,24 +151,6 @@ class RunStatus(StrEnum):
 FINISHED: frozenset[RunStatus] = frozenset({RunStatus.COMPLETED, RunStatus.DIVERGED})
 
 UNFINISHED = "unfinished"  # a run directory without result.json (killed, out of time)
-
-
-def run_files(run_dir: str | Path) -> dict[str, Path]:
-    """The paths of a run directory's files, by their constant's name (lower case)."""
-    root = Path(run_dir)
-    names = {
-        "config": CONFIG,
-        "identity": IDENTITY,
-        "metrics": METRICS,
-        "checkpoint": CHECKPOINT,
-        "weights": WEIGHTS,
-        "result": RESULT,
-        "eval_items": EVAL_ITEMS,
-        "error_log": ERROR_LOG,
-        "app_log": APP_LOG,
-        "trackers": TRACKERS,
-    }
-    return {key: root / name for key, name in names.items()}
 
 
 def read_overrides(run_dir: str | Path) -> list[str]:

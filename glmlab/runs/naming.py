@@ -1,4 +1,10 @@
-"""Run-directory names inside a sweep: the swept keys only.
+"""Run-directory names inside a sweep: the swept keys only, and a run's *address*.
+
+Vocabulary: a run's **identity** is its config fingerprint (glmlab/runs/identity.py: the
+values that can change its results); its **address** (:func:`run_address`) is the set of
+its overrides of keys that are part of that identity, which finds its directory again. A
+key is in both or in neither: the schema marks it once (``rule(..., identity=False)``,
+glmlab/config/schema.py), and Hydra's ``exclude_keys`` (conf/config.yaml) lists the same keys.
 
 A multirun's run directory is named by the overrides whose key the sweep varies (the
 comma lists, ranges and choices of the command line, and ``hydra.sweeper.params``) and
@@ -16,21 +22,24 @@ whole ``override_dirname`` as before.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from omegaconf import OmegaConf
 
 from glmlab.config.rules import ConfigError
+from glmlab.config.schema import in_identity
 from glmlab.runs.layout import HYDRA_OVERRIDES, MULTIRUN
 
 __all__ = [
     "ALWAYS_NAMED",
+    "excluded",
     "existing_run",
     "job_swept_overrides",
     "register_resolvers",
+    "run_address",
     "run_dir_name",
-    "run_identity",
     "sweep_subdir",
     "swept_keys",
     "variant_overrides",
@@ -38,6 +47,13 @@ __all__ = [
 
 # Named whenever it is overridden, swept or not: adding seeds to a sweep finds the old runs.
 ALWAYS_NAMED = "seed"
+
+
+def excluded(key: str, exclude_keys: Collection[str]) -> bool:
+    """Whether override key ``key`` is among ``exclude_keys`` or under one of them
+    (``tracker`` covers ``+tracker.wandb.project``), as the run's fingerprint reads them."""
+    key = key.lstrip("+~")
+    return any(key == k or key.startswith(k + ".") for k in exclude_keys)
 
 
 def run_dir_name(override_dirname: str, max_len: int = 96) -> str:
@@ -80,9 +96,14 @@ def job_swept_overrides() -> list[str] | None:
     keys = swept_keys(
         OmegaConf.select(sweep_cfg, "hydra.overrides.task", default=None) or [],
         OmegaConf.select(sweep_cfg, "hydra.sweeper.params", default=None),
-    ) - {ALWAYS_NAMED, *hc.job.config.override_dirname.exclude_keys}
+    ) - {ALWAYS_NAMED}
+    skip = list(hc.job.config.override_dirname.exclude_keys)
     job = OverridesParser.create().parse_overrides(list(hc.overrides.task))
-    return sorted(str(o.input_line) for o in job if o.key_or_group in keys)
+    return sorted(
+        str(o.input_line)
+        for o in job
+        if o.key_or_group in keys and not excluded(o.key_or_group, skip)
+    )
 
 
 def contained_name(name: str) -> str:
@@ -100,7 +121,9 @@ def contained_name(name: str) -> str:
 
 
 def sweep_subdir(override_dirname: str) -> str:
-    """The ``hydra.sweep.subdir`` of the current job (the ``glmlab_run_dir`` resolver)."""
+    """The run directory's name of the current job (the ``glmlab_run_dir`` resolver):
+    ``override_dirname`` without the keys outside a run's identity (and their subkeys); in a
+    multirun, only the swept keys and the seed."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
@@ -108,49 +131,61 @@ def sweep_subdir(override_dirname: str) -> str:
     if not HydraConfig.initialized():
         return run_dir_name(override_dirname)
     hc = HydraConfig.get()
+    naming = hc.job.config.override_dirname
+    skip = list(naming.exclude_keys)
+    job = [
+        o
+        for o in OverridesParser.create().parse_overrides(list(hc.overrides.task))
+        if not excluded(o.key_or_group, skip)
+    ]
+
+    def dirname(chosen: list[Any]) -> str:  # Hydra's override_dirname of these overrides
+        lines = sorted(str(o.input_line) for o in chosen)
+        return run_dir_name(naming.item_sep.join(ln.replace("=", naming.kv_sep) for ln in lines))
+
     sweep_file = Path(str(hc.sweep.dir)) / MULTIRUN
     if hc.mode != RunMode.MULTIRUN or not sweep_file.exists():
-        return run_dir_name(override_dirname)
+        return dirname(job)
     sweep_cfg = OmegaConf.load(sweep_file)
     keys = swept_keys(
         OmegaConf.select(sweep_cfg, "hydra.overrides.task", default=None) or [],
         OmegaConf.select(sweep_cfg, "hydra.sweeper.params", default=None),
-    )
-    naming = hc.job.config.override_dirname
-    job = OverridesParser.create().parse_overrides(list(hc.overrides.task))
-    keys = (keys | {ALWAYS_NAMED} & {o.key_or_group for o in job}) - set(naming.exclude_keys)
+    ) | ({ALWAYS_NAMED} & {o.key_or_group for o in job})
+    keys = {k for k in keys if not excluded(k, skip)}
     if not keys:
-        return run_dir_name(override_dirname)
-    lines = sorted(str(o.input_line) for o in job if o.key_or_group in keys)
-    name = run_dir_name(naming.item_sep.join(line.replace("=", naming.kv_sep) for line in lines))
+        return dirname(job)
+    named = [o for o in job if o.key_or_group in keys]
+    name = dirname(named)
     if (sweep_file.parent / name).exists():
         return name
     # A run of this job made by an earlier invocation that swept other keys keeps its name.
-    excluded = set(naming.exclude_keys)
-    identity = run_identity([str(o.input_line) for o in job if o.key_or_group not in excluded])
-    return existing_run(sweep_file.parent, identity, excluded) or name
+    address = run_address([str(o.input_line) for o in job], skip)
+    return existing_run(sweep_file.parent, address, skip) or name
 
 
-def run_identity(overrides: Sequence[str]) -> frozenset[str]:
-    """A run's overrides as a set, spelled one way (sweeps print ``True``, users ``true``)."""
+def run_address(overrides: Sequence[str], exclude_keys: Collection[str] = ()) -> frozenset[str]:
+    """A run's address: its overrides, without those of ``exclude_keys`` (:func:`excluded`),
+    as a set spelled one way (sweeps print ``True``, users ``true``)."""
     spelled = {"True": "true", "False": "false", "None": "null"}
     out = set()
     for o in overrides:
         key, _, value = o.partition("=")
-        out.add(f"{key.lstrip('+~')}={spelled.get(value, value)}")
+        if not excluded(key, exclude_keys):
+            out.add(f"{key.lstrip('+~')}={spelled.get(value, value)}")
     return frozenset(out)
 
 
-def existing_run(sweep_dir: Path, identity: frozenset[str], excluded: set[str]) -> str | None:
+def existing_run(
+    sweep_dir: Path, address: frozenset[str], exclude_keys: Collection[str]
+) -> str | None:
     """The name of the run directory under ``sweep_dir`` whose overrides (those not in
-    ``excluded``) are ``identity``, from Hydra's ``.hydra/overrides.yaml``; None if none."""
+    ``exclude_keys``) have ``address``, from Hydra's ``.hydra/overrides.yaml``; None if none."""
     for overrides_file in sorted(sweep_dir.glob(f"*/{HYDRA_OVERRIDES}")):
         try:
             overrides = [str(o) for o in OmegaConf.load(overrides_file)]
         except Exception:  # a half-written or foreign file: not this run
             continue
-        kept = [o for o in overrides if o.partition("=")[0].lstrip("+~") not in excluded]
-        if run_identity(kept) == identity:
+        if run_address(overrides, exclude_keys) == address:
             return overrides_file.parent.parent.name
     return None
 
@@ -166,23 +201,12 @@ def register_resolvers() -> None:
 
 
 def variant_overrides(overrides: list[str]) -> list[str]:
-    """The overrides that define a variant: all but the seed and the experiment choice."""
-    # stop_after: a preemption drill; run.on_change: how to rerun, not what; tracker: where
-    # results are sent, not what they are; train.progress: how it shows (a parallel local
-    # sweep turns the bars off, glmlab/cluster/local.py)
-    skip = (
-        "seed",
-        "experiment",
-        "name",
-        "train.stop_after",
-        "train.progress",
-        "run.on_change",
-        "tracker",
-    )
+    """The overrides that define a variant: those of keys in a run's identity
+    (glmlab/config/schema.py, :func:`~glmlab.config.schema.in_identity`) but the seed."""
     spelled = {"True": "true", "False": "false", "None": "null"}  # sweeps print Python's spelling
     out = []
     for o in overrides:
         key, _, value = o.partition("=")
-        if key.lstrip("+~") not in skip:
+        if key.lstrip("+~") != ALWAYS_NAMED and in_identity(key):
             out.append(f"{key}={spelled.get(value, value)}")
     return sorted(out)

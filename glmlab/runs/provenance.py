@@ -1,10 +1,9 @@
 """Where a result came from: the code, the plugins, the libraries, the machine and the time.
 
 :func:`at_start` records it into a run's ``result.json`` (key ``provenance``) when the run
-starts, :func:`at_end` adds the end time and the attention backend that really ran;
-:func:`render_markdown` is the report's section: the values the runs share, once per
-sweep, and a warning for every version that differs between runs. Collecting never fails
-a run: a value that cannot be read is null.
+starts, :func:`at_end` adds the end time and the attention backend that really ran (the
+report's section is :mod:`glmlab.report.provenance`). Collecting never fails a run: a
+value that cannot be read is null.
 """
 
 from __future__ import annotations
@@ -12,23 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib.metadata as md
+import logging
 import os
 import platform
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from glmlab.plugin.errors import PluginError
 from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS
 
-__all__ = ["VERSION_KEYS", "at_end", "at_start", "collect", "render_markdown"]
+__all__ = ["at_end", "at_start", "collect", "git_state"]
 
-# Flattened keys whose difference between the runs of one sweep the report warns about
-# (prefixes); host, device, Slurm job and times differ legitimately.
-VERSION_KEYS = ("glmlab.", "plugins.", "torch.", "xformers", "python")
+log = logging.getLogger("glmlab")
 
 
 def _now() -> str:
@@ -88,7 +86,7 @@ def _plugins(cfg: DictConfig | None) -> dict[str, Any]:
     def entry(kind: str, name: str) -> dict[str, Any]:
         try:
             e = registry.get(kind, name)
-        except Exception:  # 'auto' or an unknown name: the run reports the latter itself
+        except PluginError:  # 'auto' or an unknown name: the run reports the latter itself
             return {"name": name, "distribution": None, "version": None}
         return {"name": name, "distribution": e.distribution, "version": e.version}
 
@@ -149,102 +147,16 @@ def at_end(result: dict[str, Any]) -> None:
     ran = result.get("attention")
     plugins = prov.get("plugins")
     if ran and isinstance(plugins, dict) and plugins.get("attention", {}).get("name") != ran:
+        from glmlab.plugin.registry import get_registry
+
         try:
-            from glmlab.plugin.registry import get_registry
-
             e = get_registry().get("attention", str(ran))
-            plugins["attention"] = {
-                "name": str(ran),
-                "distribution": e.distribution,
-                "version": e.version,
-                "configured": plugins.get("attention", {}).get("name"),
-            }
-        except Exception:
-            pass
-
-
-# -- the report's section -----------------------------------------------------------------
-
-
-def flatten(prov: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"torch": {"version": v}}`` -> ``{"torch.version": v}``."""
-    out: dict[str, Any] = {}
-    for k, v in prov.items():
-        if isinstance(v, Mapping):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _is_version_key(key: str) -> bool:
-    return key.startswith(VERSION_KEYS)
-
-
-def _for_report(prov: Mapping[str, Any]) -> dict[str, Any]:
-    """Flattened, each plugin as one value: ``plugins.positional`` -> ``rope (glmlab 0.1.0)``."""
-    plugins = {
-        f"plugins.{kind}": f"{p.get('name')} ({p.get('distribution')} {p.get('version')})"
-        for kind, p in (prov.get("plugins") or {}).items()
-        if isinstance(p, Mapping)
-    }
-    return {**flatten({k: v for k, v in prov.items() if k != "plugins"}), **plugins}
-
-
-def _plugin_name(value: str) -> str:
-    return value.split(" (", 1)[0]
-
-
-def _differs(key: str, values: Sequence[str]) -> bool:
-    """Whether differing ``values`` of ``key`` are a version difference to warn about: a
-    plugin's only when one plugin name resolved to different distributions or versions
-    (a sweep over plugins differs by name by design)."""
-    if key.startswith("plugins."):
-        by_name: dict[str, set[str]] = {}
-        for v in values:
-            by_name.setdefault(_plugin_name(v), set()).add(v)
-        return any(len(vs) > 1 for vs in by_name.values())
-    return _is_version_key(key)
-
-
-def render_markdown(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
-    """The report's provenance section for the runs' results (``names`` label the runs):
-    shared values once, ⚠ for each version that differs, with the runs per value."""
-    flat = [_for_report(r.get("provenance") or {}) for r in results]
-    lines = ["## Provenance", ""]
-    missing = [n for n, f in zip(names, flat, strict=True) if not f]
-    have = [(n, f) for n, f in zip(names, flat, strict=True) if f]
-    if not have:
-        return [*lines, "No run recorded its provenance (runs older than glmlab 0.1's record).", ""]
-    keys = list(dict.fromkeys(k for _, f in have for k in f))
-    shared, differing = [], []
-    for key in keys:
-        if key in ("started_at", "ended_at"):
-            continue
-        values = {str(f.get(key)) for _, f in have}
-        (shared if len(values) == 1 else differing).append(key)
-    starts = [f["started_at"] for _, f in have if f.get("started_at")]
-    ends = [f["ended_at"] for _, f in have if f.get("ended_at")]
-    if starts:
-        lines.append(f"Runs started {min(starts)} … ended {max(ends) if ends else '(running)'}.")
-        lines.append("")
-    lines += ["| | |", "|---|---|"]
-    lines += [f"| {k} | `{have[0][1].get(k)}` |" for k in shared]
-    warn = [k for k in differing if _differs(k, [str(f.get(k)) for _, f in have])]
-    for key in differing:
-        by_value: dict[str, list[str]] = {}
-        for n, f in have:
-            by_value.setdefault(str(f.get(key)), []).append(n)
-        mark = "⚠ differs: " if key in warn else "varies: "
-        cell = "; ".join(f"`{v}` ({len(runs)} runs)" for v, runs in by_value.items())
-        lines.append(f"| {key} | {mark}{cell} |")
-    lines.append("")
-    for key in warn:
-        by_value = {}
-        for n, f in have:
-            by_value.setdefault(str(f.get(key)), []).append(n)
-        lines.append(f"- ⚠ **{key} differs between runs**:")
-        lines += [f"  - `{v}`: {', '.join(runs)}" for v, runs in by_value.items()]
-    if missing:
-        lines.append(f"- no provenance recorded: {', '.join(missing)}")
-    return [*lines, ""]
+        except PluginError as exc:  # the run recorded which backend ran; only its version is lost
+            log.debug("provenance: no version for attention backend %r: %s", ran, exc)
+            return
+        plugins["attention"] = {
+            "name": str(ran),
+            "distribution": e.distribution,
+            "version": e.version,
+            "configured": plugins.get("attention", {}).get("name"),
+        }

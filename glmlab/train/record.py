@@ -12,15 +12,14 @@ from typing import Any
 
 import torch
 
-from glmlab.objective.batches import BatchSource
 from glmlab.runs.device_memory import peak_memory_mb
-from glmlab.train.stability import StabilityRecord, local_norm
+from glmlab.runs.stability import StabilityRecord
 
 
 @dataclass
 class TrainingRecord:
     """Tokens/s of every logged window, in order, the last validation loss and the
-    stability counts (glmlab/train/stability.py)."""
+    stability counts (glmlab/runs/stability.py)."""
 
     tokens_per_s: list[float] = field(default_factory=list)
     val_loss: float | None = None
@@ -49,6 +48,12 @@ class TrainingRecord:
         if self.tokens_per_s:
             out["train_tokens_per_s"] = round(statistics.median(self.tokens_per_s), 1)
         return out
+
+
+def local_norm(norm: torch.Tensor) -> torch.Tensor:
+    """``clip_grad_norm_``'s total norm as a plain float32 tensor (FSDP2 returns a DTensor)."""
+    full = getattr(norm, "full_tensor", None)
+    return (full() if callable(full) else norm).detach().float()
 
 
 class Window:
@@ -82,22 +87,3 @@ class Window:
         self.loss.fill_(loss)
         self.grad.fill_(grad[0] if grad else 0.0)
         self.tokens, self.steps = int(tokens), int(steps)
-
-
-SUPERVISION_BATCHES = 8  # training batches the supervision per step is measured on
-
-
-def supervision(source: BatchSource, grad_accum: int = 1) -> dict[str, float]:
-    """The supervision a run's objective gives per optimizer step, measured on its first
-    :data:`SUPERVISION_BATCHES` training batches (a pure function of the seed): the tokens
-    with a loss per step and their share of the tokens the model runs on. At equal compute
-    (steps x batch x seq_len) a CLM scores every token, GLM and MLM about 15%."""
-    scored = tokens = 0
-    for i in range(SUPERVISION_BATCHES):
-        batch = source.batch(i)
-        scored += batch.n_loss_tokens
-        tokens += batch.input_ids.numel()
-    return {
-        "loss_tokens_per_step": round(scored * grad_accum / SUPERVISION_BATCHES, 1),
-        "loss_token_share": round(scored / max(tokens, 1), 4),
-    }

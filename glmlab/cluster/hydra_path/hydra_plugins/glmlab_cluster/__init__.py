@@ -42,11 +42,15 @@ class LocalParallelLauncher(JoblibLauncher):
 
 
 class RepresentativeSweeper(BasicSweeper):
-    """Hydra's basic sweeper, checking one job's config of each kind before launching
-    instead of every job's (:mod:`glmlab.cluster.validate`)."""
+    """Hydra's basic sweeper, composing one job's config of each kind before launching
+    and checking the other jobs' values on it (:mod:`glmlab.cluster.validate`)."""
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        from glmlab.cluster.validate import representatives
+        from glmlab.cluster.validate import check_batch
 
-        repository = self.hydra_context.config_loader.repository
-        super().validate_batch_is_legal(representatives(batch, repository.group_exists))
+        loader = self.hydra_context.config_loader
+        check_batch(
+            batch,
+            loader.repository.group_exists,
+            lambda overrides: loader.load_sweep_config(self.config, list(overrides)),
+        )

@@ -14,7 +14,7 @@ from hydra_plugins.glmlab_cluster import RepresentativeSweeper
 
 class LadderSweeper(RepresentativeSweeper):
     """Phase 1: variant x rung x lr grid on the tuning seed; phase 2: variant x rung x
-    seed at each arm's chosen lr. Configs are checked one per kind of job."""
+    seed at each arm's chosen lr. Configs are composed one per kind of job."""
 
     def __init__(
         self, max_batch_size: int | None = None, params: Any = None, ladder: Any = None

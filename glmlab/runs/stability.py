@@ -20,15 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 __all__ = [
     "EXCURSION_FACTOR",
     "EXCURSION_WARMUP",
     "SPIKE_NATS",
     "STABILITY_METRICS",
     "StabilityRecord",
-    "local_norm",
 ]
 
 SPIKE_NATS = 0.5  # a window's loss this far above the lowest before it starts a spike
@@ -78,9 +75,3 @@ class StabilityRecord:
             "grad_norm_excursions": float(self.grad_norm_excursions),
             "max_grad_norm": round(self.max_grad_norm, 4),
         }
-
-
-def local_norm(norm: torch.Tensor) -> torch.Tensor:
-    """``clip_grad_norm_``'s total norm as a plain float32 tensor (FSDP2 returns a DTensor)."""
-    full = getattr(norm, "full_tensor", None)
-    return (full() if callable(full) else norm).detach().float()
