@@ -46,7 +46,7 @@ from glmlab.runs.lock import RunLock
 from glmlab.runs.metrics import last_step
 from glmlab.runs.naming import job_swept_overrides, variant_overrides
 from glmlab.runs.result import one_line, read_result, write_result
-from glmlab.runs.run_log import RunLog, write_hydra_records
+from glmlab.runs.run_log import ON_CONSOLE, RunLog, write_hydra_records
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import checkpoint_mismatch
 
@@ -218,7 +218,7 @@ def _train(
             more = dataclasses.replace(harness, tasks=tuple(missing))
             check_tasks(more)
             score_run(run_dir, more, progress=spec.train.progress)
-        log.info("run %s already %s: skipped", run_dir, previous.status)
+        log.info("run %s already %s: skipped", run_dir, previous.status, extra=ON_CONSOLE)
         return previous.to_dict()
     if harness:
         check_tasks(harness)

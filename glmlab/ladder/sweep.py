@@ -9,7 +9,7 @@ seeds) is expanded into
    lowest validation loss of the training objective (glmlab/ladder/lr.py).
 
 Each phase goes through the configured launcher (``self.launcher.launch``), so the basic
-launcher, Hydra's joblib launcher and glmlab's Slurm launchers all work. Only runs without
+launcher, glmlab's local one (side by side) and glmlab's Slurm launchers all work. Only runs without
 a finished result are launched: a rerun of the same command finds the finished grid points
 and seed runs. With a launcher that returns once the jobs are queued (``glmlab submit``),
 an invocation that had to queue grid points stops after phase 1; rerunning the same
