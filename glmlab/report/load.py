@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from glmlab.io import flatten, read_json, read_jsonl
+from glmlab.ladder.roles import ROLE_KEY, ladder_roles
 from glmlab.report.metrics import METRICS, OUTCOME_METRICS
 from glmlab.runs.layout import (
     CONFIG,
@@ -213,10 +214,20 @@ def variant_label(variant: list[str]) -> str:
     return ", ".join(variant) if variant else "(defaults)"
 
 
-def differing_overrides(results: Sequence[RunResult]) -> list[list[str]]:
+def differing_overrides(
+    results: Sequence[RunResult], roles: Sequence[str | None] | None = None
+) -> list[list[str]]:
     """Per run, the variant overrides whose key does not hold one value in every run:
-    the settings that tell the sweep's variants apart, found automatically."""
-    parsed = [dict(o.split("=", 1) for o in r.variant or []) for r in results]
+    the settings that tell the sweep's variants apart, found automatically. ``roles``: a
+    ladder run's role (glmlab/ladder/roles.py), joined as ``ladder.role=<role>`` so that
+    tuning, verdict and superseded runs never share a variant."""
+    roles = roles or [None] * len(results)
+    parsed = [
+        dict(
+            o.split("=", 1) for o in [*(r.variant or []), *([f"{ROLE_KEY}={role}"] if role else [])]
+        )
+        for r, role in zip(results, roles, strict=True)
+    ]
     keys = set().union(*parsed) if parsed else set()
     differing = {k for k in keys if len({p.get(k) for p in parsed}) > 1}
     return [sorted(f"{k}={v}" for k, v in p.items() if k in differing) for p in parsed]
@@ -292,8 +303,11 @@ def load_sweep(
         raise FileNotFoundError(
             f"no runs under {sweep_dir}: expected <run>/{RESULT} files from a glmlab multirun"
         )
+    # A ladder's tuning, verdict and superseded runs are told apart, never pooled.
+    roles = ladder_roles(sweep_dir, [r.result.overrides for r in runs])
     groups: dict[str, Variant] = {}
-    for run, variant in zip(runs, differing_overrides([r.result for r in runs]), strict=True):
+    labels = differing_overrides([r.result for r in runs], roles)
+    for run, variant in zip(runs, labels, strict=True):
         label = variant_label(variant)
         groups.setdefault(label, Variant(label)).runs.append(run)
     base = next((v for v in groups.values() if _is_baseline(v.label, baseline)), None)
