@@ -261,9 +261,11 @@ def _train(
             eval=outcome.eval,  # the evaluation suite's final metrics, or None
             # N, D, FLOPs, epochs (glmlab/ladder/compute.py)
             compute=_compute(spec, trainer, outcome.step),
+            stability=outcome.stability,  # loss spikes, gradient norms (glmlab/runs/stability.py)
         )
     except Diverged as exc:
         result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
+        result.update(stability=exc.stability)  # a diverged run is counted, never dropped
         log.warning("run %s diverged: %s", run_dir, exc)
     if harness and result["status"] == RunStatus.COMPLETED:
         result.update(score_at_end(run_dir, harness, progress=spec.train.progress))
