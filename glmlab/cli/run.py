@@ -257,8 +257,10 @@ def _train(
         result.eval = outcome.eval  # the evaluation suite's final metrics, or None
         # N, D, FLOPs, epochs (glmlab/ladder/compute.py)
         result.compute = _compute(spec, trainer, outcome.step)
+        result.stability = outcome.stability  # loss spikes, gradient norms (runs/stability.py)
     except Diverged as exc:
         result.status, result.step, result.error = RunStatus.DIVERGED.value, exc.step, str(exc)
+        result.stability = exc.stability  # a diverged run is counted, never dropped
         log.warning("run %s diverged: %s", run_dir, exc)
     if harness and result.status == RunStatus.COMPLETED:
         result.harness_error = score_at_end(run_dir, harness, progress=spec.train.progress)

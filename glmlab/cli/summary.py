@@ -14,6 +14,7 @@ from glmlab.runs.result import RunResult
 HEADLINE = (
     ("infill_token_loss", "token infilling loss", 3, "unigram"),
     ("cloze_acc", "cloze accuracy", 3, "chance"),
+    ("classify_acc", "classification accuracy", 3, "chance"),
     ("doc_gen_loss", "generation loss", 3, "unigram"),
 )
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from glmlab.io import flatten, read_json, read_jsonl
 from glmlab.ladder.roles import ROLE_KEY, ladder_roles
-from glmlab.report.metrics import METRICS
+from glmlab.report.metrics import METRICS, OUTCOME_METRICS
 from glmlab.runs.layout import (
     CONFIG,
     EVAL_ITEMS,
@@ -72,13 +72,32 @@ class Run:
 
     @cached_property
     def metrics(self) -> dict[str, float]:
-        """Final metric values of a completed run: ``final_val_loss`` and the suite's."""
+        """Final metric values of a completed run: ``final_val_loss``, the suite's, the
+        harness's, its compute and supervision, its stability, and ``stalled`` (1 when its
+        token infilling loss is not below the unigram level of the same items); of a
+        diverged run, its stability alone and ``stalled`` 1: a report counts it
+        (:data:`OUTCOME_METRICS`)."""
+        stability = self.result.stability or {}
+        if self.status == RunStatus.DIVERGED:
+            values = {k: v for k, v in stability.items() if k in OUTCOME_METRICS}
+            values = {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+            return {**values, "stalled": 1.0}
         if self.status != RunStatus.COMPLETED:
             return {}
+        evaluation = self.result.eval or {}
+        unigram = ((self.eval_items.get("reference_metrics") or {}).get("unigram") or {}).get(
+            "infill_token_loss"
+        )
+        stalled = {}
+        if unigram is not None and "infill_token_loss" in evaluation:
+            stalled["stalled"] = float(evaluation["infill_token_loss"] >= unigram)
         values = {
             "final_val_loss": self.result.final_val_loss,
-            **(self.result.eval or {}),
+            **evaluation,
             **(self._harness.get("metrics") or {}),
+            **_compute_metrics(self.result.compute or {}),
+            **stability,
+            **stalled,
         }
         return {
             k: float(v)
@@ -160,6 +179,7 @@ class Sweep:
     baseline: Variant | None
     primary: list[str]
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    claims: list[Any] = field(default_factory=list)  # report.claims (glmlab/config/claims.py)
 
     @property
     def name(self) -> str:
@@ -174,6 +194,19 @@ class Sweep:
         perplexities are left out (a loss table shows exp of its mean)."""
         present = {m for r in self.runs for m in r.metrics if not m.endswith("_ppl")}
         return [m for m in METRICS if m in present] + sorted(present - set(METRICS))
+
+
+def _compute_metrics(compute: dict[str, Any]) -> dict[str, float]:
+    """What a run's ``compute`` (glmlab/ladder/compute.py) says of its cost and supervision:
+    its training FLOPs and the tokens with a loss per step (the scored share of the tokens
+    a step runs on)."""
+    out = {}
+    if isinstance(compute.get("flops"), int | float):
+        out["train_flops"] = float(compute["flops"])
+    share, per_step = compute.get("scored_fraction"), compute.get("tokens_per_step")
+    if isinstance(share, int | float) and isinstance(per_step, int | float):
+        out["loss_tokens_per_step"] = round(share * per_step, 1)
+    return out
 
 
 def variant_label(variant: list[str]) -> str:
@@ -237,7 +270,7 @@ def _is_baseline(label: str, baseline: str | Sequence[str] | None) -> bool:
 
 
 def report_settings(sweep_dir: Path) -> dict[str, Any]:
-    """The sweep's ``report`` settings (baseline, metric) from Hydra's multirun.yaml."""
+    """The sweep's ``report`` settings (baseline, metric, claims) from Hydra's multirun.yaml."""
     path = sweep_dir / MULTIRUN
     if not path.exists():
         return {}
@@ -253,7 +286,8 @@ def load_sweep(
 ) -> Sweep:
     """The runs under ``sweep_dir`` grouped by variant. ``baseline`` (the baseline variant's
     overrides) and ``metric`` (the verdict metric(s)) default to the sweep's
-    ``report.baseline`` and ``report.metric`` from multirun.yaml."""
+    ``report.baseline`` and ``report.metric`` from multirun.yaml; the claims are its
+    ``report.claims``."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(
@@ -282,7 +316,7 @@ def load_sweep(
     for v in variants:
         v.runs.sort(key=lambda r: (*_seed_order(r.seed), str(r.dir)))
     primary = [metric] if isinstance(metric, str) else list(metric)
-    return Sweep(sweep_dir, variants, base, primary)
+    return Sweep(sweep_dir, variants, base, primary, claims=list(settings.get("claims") or []))
 
 
 def differing_config(runs_by_group: dict[str, list[Run]]) -> dict[str, dict[str, str]]:

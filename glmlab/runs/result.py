@@ -109,6 +109,8 @@ class RunResult:
     eval: dict[str, Any] | None = None  # the evaluation suite's final metrics
     # N, D, FLOPs: TrainingCompute.to_dict() (glmlab/ladder/compute.py).
     compute: dict[str, Any] | None = None
+    # Loss spikes, gradient norms, of a completed or diverged run (glmlab/runs/stability.py).
+    stability: dict[str, Any] | None = None
     # Code, plugins, libraries, machine, times (glmlab/runs/provenance.py).
     provenance: dict[str, Any] = field(default_factory=dict)
     job_logs: dict[str, str] | None = None  # the submitit job's stdout and stderr files
