@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["METRICS", "NOT_TESTED", "REFERENCES", "TASK_OF_METRIC", "Metric", "metric_info"]
+__all__ = [
+    "METRICS",
+    "NOT_TESTED",
+    "REFERENCES",
+    "TASK_OF_METRIC",
+    "TRIVIAL",
+    "Metric",
+    "metric_info",
+]
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,9 @@ REFERENCES: dict[str, str] = {
     "unigram": "unigram",
     "random_init": "untrained model",
 }
+# The reference a trained model must be past, in order of preference: "past" means the
+# metric's whole 95% interval is on the better side of it (docs/REPORTS.md).
+TRIVIAL = ("chance", "unigram")
 
 
 def metric_info(name: str) -> Metric:
