@@ -1,11 +1,14 @@
 """Every output says what ran: the report's settings line names each plugin choice, the
 objective and its samplers, the vocabulary and tokenizer; the ladder, compare and LaTeX
-outputs carry it; reports are titled by the experiment; loss figures carry the caveat."""
+outputs carry it; reports are titled by the experiment; loss figures carry the caveat;
+``glmlab plugins`` maps plugins to the presets that use them."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,19 @@ def test_loss_figures_carry_the_caveat_of_other_objectives(tmp_path):
     assert f"⚠ {caveat}." in md  # under the figure in the report too
     same = {v.label: v.runs for v in sweep.variants if v.label == BASE}
     assert loss_caveat(same) is None
+
+
+@pytest.mark.slow  # an interpreter that imports torch and the registry
+def test_plugins_lists_the_presets_that_use_each_plugin():
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmlab.cli", "plugins", "--json"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    presets = {(e["kind"], e["name"]): e["presets"] for e in json.loads(proc.stdout)}
+    assert "objective=glm_token" in presets[("span_sampler", "token")]
+    assert "objective=glm130b" in presets[("span_sampler", "gmask")]
+    assert {"norm_layout=deepnorm_glm130b", "norm_layout=deepnorm_deepnet"} <= set(
+        presets[("norm_layout", "deepnorm")]
+    )
+    assert presets[("positional", "rope")] == ["positional=rope"]
+    assert presets[("tracker", "wandb")] == ["tracker=[wandb]"]
