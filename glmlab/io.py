@@ -4,8 +4,9 @@ file and a crash never destroys the previous version) and JSON lines.
 
 Files are created with the process's umask (``0644`` under the usual ``022``), not
 ``mkstemp``'s ``0600``: reports and results on a shared filesystem stay readable to the team.
-A write that fails for lack of space raises :class:`DiskFullError`, naming the file and
-saying that the previous version is kept.
+A write that fails for lack of space (torch's own error for it included) raises
+:class:`DiskFullError`: one line naming the file and the free space, saying that the
+previous version is kept.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ __all__ = [
     "atomic_write",
     "clean_stale_temps",
     "current_umask",
+    "disk_full_error",
+    "human_bytes",
+    "is_disk_full",
     "iter_jsonl",
     "read_json",
     "read_jsonl",
@@ -45,7 +49,15 @@ _TORCH_WRITE_FAILED = ("PytorchStreamWriter failed writing", "file write failed"
 
 
 class DiskFullError(OSError):
-    """A write failed because the filesystem is full (or over quota)."""
+    """A write failed because the filesystem is full (or over quota); the message names the
+    file and the free space (``path``, ``free``: bytes, None when unknown)."""
+
+    def __init__(self, path: Path, free: int | None, message: str) -> None:
+        super().__init__(errno.ENOSPC, message)
+        self.path, self.free = path, free
+
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno 28]"
+        return str(self.strerror)
 
 
 def current_umask() -> int:
@@ -55,30 +67,65 @@ def current_umask() -> int:
     return mask
 
 
-def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-        return True
-    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in _TORCH_WRITE_FAILED)
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error behind it) is a full filesystem or an exceeded quota."""
+    # torch.save reports the file object's ENOSPC as its own RuntimeError ("unexpected pos
+    # ..."), with the OSError as its context: the whole chain is searched.
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in seen:
+        if isinstance(cause, DiskFullError):
+            return True
+        if isinstance(cause, OSError) and cause.errno in _NO_SPACE:
+            return True
+        if isinstance(cause, RuntimeError) and any(s in str(cause) for s in _TORCH_WRITE_FAILED):
+            return True
+        seen.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
-def _disk_full(path: Path, exc: BaseException) -> DiskFullError:
+def human_bytes(n: float) -> str:
+    """``n`` bytes for people: ``512 bytes``, ``12.1 KiB``, ``3.4 GiB``."""
+    if n < 1024:
+        return f"{int(n)} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            break
+    return f"{n:.1f} {unit}"
+
+
+def disk_full_error(
+    path: str | os.PathLike[str],
+    exc: BaseException,
+    then: str = "what was written before is kept: free some space and rerun to resume",
+) -> DiskFullError | None:
+    """``exc`` as one :class:`DiskFullError` line naming ``path``, the free space and
+    ``then`` (what it means), if ``exc`` is a full disk (or quota); else None."""
+    if not is_disk_full(exc):
+        return None
+    path = Path(path)
+    if isinstance(exc, DiskFullError) and exc.path == path:
+        return exc
+    folder = path.parent
     try:
-        free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free"
+        free: int | None = shutil.disk_usage(folder).free
+        shown = f"{human_bytes(free)} free"  # type: ignore[arg-type]
     except OSError:
-        free = "free space unknown"
+        free, shown = None, "free space unknown"
     return DiskFullError(
-        errno.ENOSPC,
-        f"could not write {path}: no space left on device ({free} on {path.parent}); "
-        f"what was written before is kept: free some space and rerun to resume",
+        path, free, f"could not write {path}: no space left on device ({shown} on {folder}); {then}"
     )
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -86,9 +133,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)  # never leave a stray temp file behind
-        if _is_disk_full(exc):
-            raise _disk_full(path, exc) from exc
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)  # never leave a stray temp file behind
+        full = disk_full_error(path, exc)
+        if full is not None:
+            raise full from exc
         raise
     return path
 
@@ -117,8 +166,9 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
         with open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
     except OSError as exc:
-        if _is_disk_full(exc):
-            raise _disk_full(path, exc) from exc
+        full = disk_full_error(path, exc)
+        if full is not None:
+            raise full from exc
         raise
 
 

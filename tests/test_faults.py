@@ -293,7 +293,7 @@ def test_disk_full_while_training_is_a_failed_run_and_resumes(tmp_path, monkeypa
     monkeypatch.setattr(glmlab.io.os, "fsync", full_disk_fsync)
     result = execute_run(config(), tmp_path / "run", [])
     assert result["status"] == "failed" and "no space left on device" in result["error"]
-    assert "checkpoint.pt" in result["error"] and result["step"] == 6
+    assert "checkpoint.pt" in result["error"] and result["step"] == 3  # the step on disk
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 3  # the previous one
     assert temps(tmp_path) == []
     monkeypatch.setattr(glmlab.io.os, "fsync", real_fsync)
@@ -317,6 +317,7 @@ def test_unwritable_run_directory_is_reported_not_raised(tmp_path, monkeypatch):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
     monkeypatch.setattr("glmlab.cli.run.write_text_atomic", read_only)
+    monkeypatch.setattr("glmlab.cli.run.write_result", read_only)
     result = execute_run(config("norm_layout.name=nope"), tmp_path, [])
     assert result["status"] == "failed" and result["recorded"] is False
     assert "could not be written" in result["error"] and "Read-only" in result["error"]

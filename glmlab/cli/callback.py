@@ -11,6 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from glmlab.io import DiskFullError
 from glmlab.report.build import write_report
 from glmlab.report.console import sweep_summary
 from glmlab.report.load import load_sweep
@@ -53,6 +54,9 @@ class SweepReportCallback(Callback):
             )
         except FileNotFoundError as exc:
             log.error("no sweep report: %s", exc)
+            return
+        except DiskFullError as exc:  # one line naming the file, no traceback
+            log.error("no sweep report: %s; rebuild it with: glmlab report %s", exc, sweep_dir)
             return
         except Exception:
             # The runs are on disk whatever happens here; never fail the sweep for its report.

@@ -73,6 +73,8 @@ More:
   python -m glmlab --cfg job        print the composed config
   python -m glmlab --hydra-help     Hydra's own options (launchers, sweepers, logging)
   python -m glmlab --version        glmlab's and torch's versions
+  harness.tasks=[copa,piqa]         lm-evaluation-harness tasks scored at the end of each run
+                                    (harness=glm_paper: SuperGLUE + LAMBADA; docs/HARNESS.md)
   glmlab --help                     the tools, each with its options:
 {tools}
 """
@@ -112,5 +114,22 @@ def main_with_prepared_argv() -> None:
     from glmlab.config.errors import one_line_config_errors
 
     remember_scale(scale_choice())
-    with one_line_config_errors():
-        main()
+    try:
+        with one_line_config_errors():
+            main()
+    except OSError as exc:  # a full disk where Hydra writes (a sweep's multirun.yaml): one line
+        line = _disk_full_line(exc, multirun=any(a in MULTIRUN_FLAGS for a in argv))
+        if line is None:
+            raise
+        raise SystemExit(f"glmlab: {line}") from None
+
+
+def _disk_full_line(exc: OSError, *, multirun: bool) -> str | None:
+    from glmlab.io import disk_full_error, is_disk_full
+
+    if not is_disk_full(exc):
+        return None
+    if exc.filename:
+        return str(disk_full_error(exc.filename, exc, "free some space and rerun"))
+    what = "the sweep's record (multirun.yaml, which Hydra writes first)" if multirun else "a file"
+    return f"no space left on device while writing {what}: free some space and rerun"

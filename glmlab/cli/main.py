@@ -10,6 +10,7 @@ import textwrap
 
 from hydra.errors import HydraException
 
+from glmlab.cli.harness import add_parser as add_harness_parser
 from glmlab.cli.version import version_text
 from glmlab.plugin.hookspecs import API_VERSION, KINDS
 from glmlab.plugin.registry import PluginError, get_registry
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=_infill)
+    add_harness_parser(sub)
     p = sub.add_parser(
         "submit",
         help="submit a sweep's jobs to Slurm and return (no waiting)",

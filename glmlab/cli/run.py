@@ -10,6 +10,7 @@ restarted or resumed as ``run.on_change`` says (docs/RELIABILITY.md).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import traceback
@@ -20,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from glmlab.config.rules import ConfigError
 from glmlab.config.spec import RunSpec, parse_config
-from glmlab.io import clean_stale_temps, write_text_atomic
+from glmlab.harness.run import check_tasks, missing_tasks, run_settings, score_at_end, score_run
+from glmlab.io import DiskFullError, clean_stale_temps, write_text_atomic
 from glmlab.ladder.compute import MAX_EPOCHS, compute_record, data_use, scored_fraction
 from glmlab.runs import provenance
 from glmlab.runs.identity import (
@@ -35,6 +37,7 @@ from glmlab.runs.layout import (
     CHECKPOINT,
     CONFIG,
     ERROR_LOG,
+    FINISHED,
     RESULT,
     STALE_DIR,
     RunStatus,
@@ -130,12 +133,14 @@ def execute_run(
     state["log"] = run_log = RunLog(enabled=is_main)
 
     def failed(exc: Exception) -> None:
-        # The step the run directory holds (a failed resume never records step 0).
-        done = getattr(state["trainer"], "step", 0)
+        # The step the run directory holds: its checkpoint's once the trainer has read or
+        # written one (a checkpoint write that failed never counts), else the last logged
+        # step (a failed resume never records step 0).
+        saved = getattr(state["trainer"], "saved_step", None)
         result.update(
             status=failure_status(exc).value,  # submitit's "timed-out too many times"
             error=f"{type(exc).__name__}: {exc}",
-            step=max(done, last_step(run_dir)),
+            step=saved if saved is not None else last_step(run_dir),
         )
         result["wall_time_s"] = round(time.perf_counter() - started, 2)
         log.error("run %s failed: %s", run_dir, one_line(result["error"]))
@@ -198,6 +203,7 @@ def _train(
     is_main: bool,
 ) -> dict[str, Any]:
     """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
+    from glmlab.train.distributed import process_ranks
     from glmlab.train.trainer import Diverged, Trainer
 
     started = time.perf_counter()
@@ -222,10 +228,20 @@ def _train(
             "cannot continue it: rerun with run.on_change=restart, or train with "
             "train.keep_checkpoint=last to extend runs later"
         )
+    # lm-evaluation-harness tasks (docs/HARNESS.md): checked before anything is trained
+    harness = run_settings(spec) if is_main and process_ranks()[1] == 1 else None
     previous = read_result(run_dir)
     if previous is not None and previous.finished and not accepted:
+        missing = missing_tasks(run_dir, harness) if harness else []
+        if missing and previous.status == RunStatus.COMPLETED:
+            # Tasks added to a finished run: scored on its weights, never retrained.
+            more = dataclasses.replace(harness, tasks=tuple(missing))
+            check_tasks(more)
+            score_run(run_dir, more, progress=spec.train.progress)
         log.info("run %s already %s: skipped", run_dir, previous.status)
         return previous.to_dict()
+    if harness:
+        check_tasks(harness)
     # Before any data: a missing tracker library is an error now, not at step 5,000.
     trackers = Trackers.from_config(
         cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
@@ -269,9 +285,11 @@ def _train(
     except Diverged as exc:
         result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
         log.warning("run %s diverged: %s", run_dir, exc)
+    if harness and result["status"] == RunStatus.COMPLETED:
+        result.update(score_at_end(run_dir, harness, progress=spec.train.progress))
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:
-        _record(run_dir, result, None)
+        _record(run_dir, result, None)  # a result it could not write is failed (see there)
         if result["status"] == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
             # The outcome is on disk: the resumable state is no longer needed (weights.pt
             # keeps the final weights unless keep_checkpoint=none).
@@ -336,15 +354,29 @@ def _check_resumable(trainer: Any, run_dir: Path, changes: list[str]) -> None:
 
 
 def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:
-    """Write result.json (and error.log); a directory that cannot take them (read-only,
-    full) is reported in the log and the returned result, never raised from here."""
-    provenance.at_end(result)  # the end time, the attention backend that ran
-    try:
-        if trace is not None:
+    """Write error.log and result.json; a directory that cannot take the result (read-only,
+    full) is reported in the log and the returned result (``recorded: False``), never raised
+    from here. A result that claimed a finished run is then a failure: nothing on disk says
+    the run finished, and a rerun resumes from its checkpoint (kept) and records it."""
+    provenance.at_end(result)
+    if trace is not None:
+        try:
             write_text_atomic(run_dir / ERROR_LOG, trace)
+        except OSError as exc:  # the result is still written if it can be
+            log.error("the traceback of run %s is not kept: %s", run_dir, exc)
+    try:
         write_result(run_dir, result)
     except OSError as exc:
         result["recorded"] = False
         note = f"{type(exc).__name__}: {exc}"
-        result["error"] = f"{result['error']}; and its result could not be written: {note}"
+        if result["status"] in FINISHED:
+            result.update(
+                status=RunStatus.FAILED.value,
+                error=f"{note}; the run trained to step {result['step']}: rerun to record it",
+            )
+        elif isinstance(exc, DiskFullError) and "DiskFullError" in (result["error"] or ""):
+            result["error"] = f"{result['error']}; and {RESULT} could not be written either"
+        else:
+            prior = f"{result['error']}; and its" if result["error"] else "its"
+            result["error"] = f"{prior} {RESULT} could not be written: {note}"
         log.error("could not write the result of run %s: %s", run_dir, note)

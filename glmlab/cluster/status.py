@@ -25,8 +25,8 @@ from typing import Any
 from glmlab.cluster.exit_reason import SLURM_END_STATUS, log_reason
 from glmlab.cluster.slurm import SlurmJob, query_jobs
 from glmlab.cluster.submission import SubmittedJob, read_submission
-from glmlab.io import read_json
 from glmlab.runs.layout import CONFIG, FINISHED, HYDRA_DIR, METRICS, RESULT, RunStatus
+from glmlab.runs.result import read_result
 
 
 class LiveState(StrEnum):
@@ -85,11 +85,12 @@ def last_progress(metrics: Path) -> Progress:
             rows.append(json.loads(line))
         except ValueError:  # a cut first line, or a line being written
             continue
-    trained = [r for r in rows if "loss" in r and "step" in r]
+    # Rows a run wrote have an integer step and a number loss; others (damage) are skipped.
+    rows = [r for r in rows if isinstance(r, dict) and type(r.get("step")) is int]
+    trained = [r for r in rows if isinstance(r.get("loss"), int | float)]
     if trained:
-        return Progress(int(trained[-1]["step"]), float(trained[-1]["loss"]))
-    steps = [r["step"] for r in rows if "step" in r]
-    return Progress(int(steps[-1]) if steps else None)
+        return Progress(trained[-1]["step"], float(trained[-1]["loss"]))
+    return Progress(rows[-1]["step"] if rows else None)
 
 
 def _requeue_note(requeues: int) -> str:
@@ -133,17 +134,24 @@ def infer_state(
     return LiveState.UNKNOWN.value, "no result.json, and Slurm and the job's log say nothing"
 
 
+def _record(result: dict | None, key: str) -> dict[str, Any]:
+    """The mapping a result records under ``key`` ({} when absent or not a mapping)."""
+    value = (result or {}).get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _job_for(name: str, result: dict | None, submitted: SubmittedJob | None) -> str | None:
     if submitted is not None:
         return submitted.job_id
-    return ((result or {}).get("slurm_job") or {}).get("job_id")
+    job_id = _record(result, "slurm_job").get("job_id")
+    return str(job_id) if job_id else None
 
 
 def _job_logs(result: dict | None, submitted: SubmittedJob | None) -> dict[str, str] | None:
     if submitted is not None and submitted.stderr:
         return {"stdout": submitted.stdout, "stderr": submitted.stderr}
-    logs = (result or {}).get("job_logs")
-    return dict(logs) if logs else None
+    logs = {k: v for k, v in _record(result, "job_logs").items() if isinstance(v, str)}
+    return logs or None
 
 
 def _read_logs(logs: dict[str, str] | None) -> str | None:
@@ -177,10 +185,11 @@ def sweep_runs(
         raise FileNotFoundError(f"no sweep directory {sweep_dir}")
     submission = read_submission(sweep_dir)
     names = run_names(sweep_dir, submission)
-    results = {}
+    results: dict[str, dict[str, Any] | None] = {}
     for name in names:
-        path = sweep_dir / name / RESULT
-        results[name] = read_json(path) if path.exists() else None
+        # As the report reads it: a torn or odd result.json is a failed run naming the file.
+        found = read_result(sweep_dir / name)
+        results[name] = None if found is None else found.to_dict()
     job_ids = {n: _job_for(n, results[n], submission.get(n)) for n in names}
     jobs = (query or query_jobs)(sorted({j for j in job_ids.values() if j}))
     views = []
@@ -193,9 +202,8 @@ def sweep_runs(
         generic = job is None or SLURM_END_STATUS.get(job.state) == RunStatus.FAILED
         needs_log = (status is None or status in _SIGNALLED) and generic
         state, detail = infer_state(result, job, _read_logs(logs) if needs_log else None)
-        requeues = max(
-            job.restarts if job else 0, ((result or {}).get("slurm_job") or {}).get("restarts", 0)
-        )
+        restarts = _record(result, "slurm_job").get("restarts", 0)
+        requeues = max(job.restarts if job else 0, restarts if isinstance(restarts, int) else 0)
         views.append(
             RunView(
                 name,

@@ -12,7 +12,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from hydra.errors import MissingConfigException
+from hydra.errors import MissingConfigException, OverrideParseException
 
 from glmlab.config.ladder import LadderConfig
 from glmlab.config.rules import Allowed, ConfigError, allowed_text, show_value
@@ -68,6 +68,9 @@ def composition_error_line(exc: BaseException) -> str:
     refused = next((e for e in chain if isinstance(e, ConfigError)), None)
     if refused is not None:  # glmlab's own check (a resolver's): its message says it all
         return str(refused)
+    unparsed = next((e for e in chain if isinstance(e, OverrideParseException)), None)
+    if unparsed is not None:
+        return override_parse_line(unparsed.override, unparsed.message)
     located = next((e for e in chain if getattr(e, "full_key", None)), None)
     key = getattr(located, "full_key", None)
     text = " ".join(_flat(e) for e in chain)
@@ -75,7 +78,7 @@ def composition_error_line(exc: BaseException) -> str:
         found = schema_field(key)
         override = re.search(rf"override '?{re.escape(key)}=([^'\s]*)", text)
         value = re.search(r"Value '([^']*)'", text)
-        shown = override.group(1) if override else value.group(1) if value else None
+        shown = (override and override.group(1)) or (value.group(1) if value else None)
         owner = getattr(located, "object_type", None)
         if "." not in key and dataclasses.is_dataclass(owner) and owner is not GLMLabConfig:
             # a key of a node given whole (rungs=[{...}]): OmegaConf names it alone
@@ -100,6 +103,22 @@ def composition_error_line(exc: BaseException) -> str:
             f"(or set an option of the selected one: {group}.KEY=VALUE)"
         )
     return _flat_chain(chain)
+
+
+def override_parse_line(override: str, message: str) -> str:
+    """One line for an override Hydra's grammar refuses: the override, Hydra's reason and,
+    for an unquoted ``=`` in the value (``train.lr=1e-3=2``), how to quote it."""
+    reason = message.split("\n")[0].strip()  # Hydra's next line is a link to its grammar
+    key, eq, value = override.partition("=")
+    if eq and "=" in value:
+        return (
+            f"override '{override}': Hydra cannot parse it ({reason}); a value holding '=' "
+            f"must be quoted, as '{key}=\"{value}\"' on the command line"
+        )
+    return (
+        f"override '{override}': Hydra cannot parse it ({reason}); see "
+        "https://hydra.cc/docs/advanced/override_grammar/basic"
+    )
 
 
 def _flat_chain(chain: list[BaseException]) -> str:

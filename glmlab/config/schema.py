@@ -40,6 +40,7 @@ __all__ = [
     "DataConfig",
     "DistributedConfig",
     "GLMLabConfig",
+    "HarnessConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "PluginConfig",
@@ -214,6 +215,19 @@ class DistributedConfig:
     parallel: str = rule("ddp", choices=PARALLEL)  # fsdp (FSDP2): models that do not fit a GPU
 
 
+@dataclass
+class HarnessConfig:
+    """``harness``: lm-evaluation-harness tasks scored on the final weights at the end of
+    a run, their per-item results reported like the suite's (docs/HARNESS.md)."""
+
+    tasks: list[str] = field(default_factory=list)  # lm-eval task, group or tag names
+    limit: int | None = rule(None, ge=1)  # items per task (the first N); null: all
+    num_fewshot: int | None = rule(None, ge=0)  # null: each task's own default
+    include_path: str | None = None  # a folder of your own task YAMLs
+    batch_size: int = rule(16, ge=1)  # samples per forward
+    mask: str = rule("auto", choices=("auto", "MASK", "sMASK", "gMASK"))  # a GLM run's blank
+
+
 # Field metadata: how a root key is chosen. "options": a config group whose files
 # (conf/<name>/*.yaml) extend the field's schema; "plugin": a plugin group ({name, **options},
 # a PluginChoice in the RunSpec); "trackers": the trackers' {name: options}.
@@ -245,6 +259,10 @@ class _Root:
     report: ReportConfig = field(default_factory=ReportConfig, metadata=NOT_IDENTITY)
     run: RunDirConfig = field(default_factory=RunDirConfig, metadata=NOT_IDENTITY)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    # what is scored after training (glmlab/harness/), never how the weights are trained
+    harness: HarnessConfig = field(
+        default_factory=HarnessConfig, metadata={**OPTIONS, **NOT_IDENTITY}
+    )
 
 
 def _with_plugin_groups(cls: type, kinds: list[str]) -> type:
@@ -357,6 +375,8 @@ def excluded_overrides() -> list[str]:
         top = hints.get(key)
         if "." not in key and dataclasses.is_dataclass(top):
             out += [f"{key}.{f.name}" for f in dataclasses.fields(top)]  # type: ignore[arg-type]
+            if key in GROUP_SCHEMAS:  # a group with option files: its choice (harness=...) too
+                out.append(key)
         else:
             out.append(key)
     return sorted(out)

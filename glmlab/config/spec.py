@@ -12,7 +12,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from glmlab.config.rules import ConfigError, checked_dataclass, plain_container, show_value
 from glmlab.config.schema import GROUP, GLMLabConfig
@@ -139,6 +139,12 @@ def parse_config(cfg: DictConfig | dict[str, Any]) -> Any:
     the schema's dataclasses) and the cross-field rules are one :class:`ConfigError`, one
     ``key=value: what is allowed`` per problem, before anything is loaded."""
     problems: list[str] = []
+    if "hydra" in cfg:  # composed with return_hydra_config: Hydra's own node is not the run's
+        cfg = (
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            if isinstance(cfg, DictConfig)
+            else {k: v for k, v in cfg.items() if k != "hydra"}
+        )
     values = plain_container(cfg)
     if not isinstance(values, dict):
         raise ConfigError(f"the config is {show_value(values)}: must be a mapping of keys")

@@ -19,7 +19,10 @@ Known corpora:
 ``text_files``
     Files matched by ``pattern`` (a glob; ``**`` recurses), one document per file
     (``unit="file"``) or per blank-line separated paragraph (``unit="paragraph"``).
-    Options: ``pattern``, ``unit`` ("file"), ``min_chars`` (1), ``validation_fraction``.
+    Options: ``pattern``, ``unit`` ("file"), ``min_chars`` (1), ``validation_fraction``,
+    ``encoding`` ("utf-8"; checked before any file is read). A byte the encoding cannot
+    decode is a ValueError naming the file, the line and the column (never replaced;
+    glmlab/data/text_files.py).
 ``jsonl``
     One document per line of the JSON-lines file ``path``, taken from ``field``
     ("text"). Options: ``path``, ``field``, ``min_chars`` (1), ``validation_fraction``,
@@ -32,19 +35,18 @@ depend on document order or on which other documents are present.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import inspect
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glmlab.data.docstrings import read_installed_docs, read_stdlib_docs
+from glmlab.data.text_files import load_text_files
 
 __all__ = [
     "SPLITS",
@@ -172,34 +174,6 @@ def _load_installed_docs(
     return read_installed_docs(None if packages is None else list(packages), min_chars, stdlib)
 
 
-# ---------------------------------------------------------------------------- text_files
-
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-
-
-def _load_text_files(
-    *, pattern: str, unit: str = "file", min_chars: int = 1, validation_fraction: float = 0.05
-) -> list[str]:
-    if unit not in ("file", "paragraph"):
-        raise ValueError(f"text_files: unit must be 'file' or 'paragraph', got {unit!r}")
-    paths = sorted(
-        p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)
-    )
-    if not paths:
-        raise ValueError(
-            f"text_files: pattern {pattern!r} matched no files (cwd: {os.getcwd()}); "
-            "pass an absolute path or a glob such as '/data/books/**/*.txt' as "
-            "corpus_options.pattern"
-        )
-    docs: list[str] = []
-    for p in paths:
-        # Arbitrary user files: undecodable bytes become U+FFFD rather than aborting.
-        text = Path(p).read_text(encoding="utf-8", errors="replace")
-        pieces = _PARAGRAPH_BREAK.split(text) if unit == "paragraph" else [text]
-        docs.extend(d for d in (s.strip() for s in pieces) if len(d) >= max(min_chars, 1))
-    return docs
-
-
 # --------------------------------------------------------------------------------- jsonl
 
 
@@ -307,7 +281,7 @@ def check_test_fraction(value: Any, options: dict[str, Any]) -> float:
 _LOADERS: dict[str, Callable[..., Any]] = {
     "stdlib_docs": _load_stdlib_docs,
     "installed_docs": _load_installed_docs,
-    "text_files": _load_text_files,
+    "text_files": load_text_files,
     "jsonl": _load_jsonl,
 }
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from glmlab.io import atomic_write
 from glmlab.report.metrics import metric_info
 
 if TYPE_CHECKING:
@@ -72,5 +73,6 @@ def plot_ladder(ladder: Ladder, path: Path) -> bool:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    # Atomic: a killed or full-disk write never leaves half a picture (glmlab.io).
+    atomic_write(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:] or "png"))
     return True

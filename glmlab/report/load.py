@@ -22,6 +22,7 @@ from glmlab.report.metrics import METRICS
 from glmlab.runs.layout import (
     CONFIG,
     EVAL_ITEMS,
+    HARNESS_ITEMS,
     MULTIRUN,
     RESULT,
     UNFINISHED,
@@ -76,6 +77,7 @@ class Run:
         values = {
             "final_val_loss": self.result.final_val_loss,
             **(self.result.get("eval") or {}),
+            **(self._harness.get("metrics") or {}),
         }
         return {
             k: float(v)
@@ -83,10 +85,8 @@ class Run:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
 
-    @cached_property
-    def eval_items(self) -> dict[str, Any]:
-        """A completed run's eval_items.json (per-item scores, reference levels), or {}."""
-        path = self.dir / EVAL_ITEMS
+    def _read_items(self, name: str) -> dict[str, Any]:
+        path = self.dir / name
         if self.status != RunStatus.COMPLETED or not path.exists():
             return {}
         try:
@@ -95,6 +95,26 @@ class Run:
             log.warning("unreadable %s (%s): its per-item scores are left out", path, exc)
             return {}
         return items if isinstance(items, dict) else {}
+
+    @cached_property
+    def _harness(self) -> dict[str, Any]:
+        """A completed run's harness_items.json (lm-evaluation-harness tasks), or {}."""
+        return self._read_items(HARNESS_ITEMS)
+
+    @cached_property
+    def eval_items(self) -> dict[str, Any]:
+        """A completed run's eval_items.json (per-item scores, reference levels), with the
+        harness tasks' per-item scores and reference levels merged in; {} without both."""
+        items = self._read_items(EVAL_ITEMS)
+        harness = self._harness
+        if not harness:
+            return items
+        merged = {**items, "tasks": {**(items.get("tasks") or {}), **(harness.get("tasks") or {})}}
+        levels = {k: dict(v) for k, v in (items.get("reference_metrics") or {}).items()}
+        for key, values in (harness.get("reference_metrics") or {}).items():
+            levels.setdefault(key, {}).update(values)
+        merged["reference_metrics"] = levels
+        return merged
 
     def curve(self, key: str) -> dict[int, float]:
         """``{step: value}`` of ``key`` (``loss`` or ``val_loss``) from metrics.jsonl."""

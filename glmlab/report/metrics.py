@@ -11,6 +11,7 @@ __all__ = [
     "TASK_OF_METRIC",
     "TRIVIAL",
     "Metric",
+    "is_harness_metric",
     "metric_info",
 ]
 
@@ -65,8 +66,34 @@ METRICS: dict[str, Metric] = {
     "peak_mem_mb": Metric("peak memory (MiB)", False, digits=1, tested=False),
 }
 
+
+def is_harness_metric(name: str) -> bool:
+    """Whether ``name`` is an lm-evaluation-harness task's metric, ``<task>/<metric>``
+    (glmlab/harness/items.py); the suite's names hold no ``/``."""
+    return "/" in name
+
+
+class _TaskOfMetric(dict[str, str]):
+    """The suite's metrics by name (what ``in`` answers: a suite metric without per-item
+    scores means an old run directory), and through ``get`` and ``[]`` every harness
+    metric too, whose per-item scores (if lm-eval has them per item) are stored under its
+    own name (harness_items.json, merged by the report's loader)."""
+
+    def __missing__(self, name: str) -> str:
+        if is_harness_metric(name):
+            return name
+        raise KeyError(name)
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return (
+            name
+            if is_harness_metric(name) and name not in self.keys()
+            else super().get(name, default)
+        )
+
+
 # Metric name -> the evaluation task whose per-item scores it aggregates.
-TASK_OF_METRIC: dict[str, str] = {n: m.task for n, m in METRICS.items() if m.task}
+TASK_OF_METRIC: dict[str, str] = _TaskOfMetric({n: m.task for n, m in METRICS.items() if m.task})
 # Shown, never tested: they measure the machine and its load, not the variant.
 NOT_TESTED: frozenset[str] = frozenset(n for n, m in METRICS.items() if not m.tested)
 # The reference levels eval_items.json records, and how a report names them.
@@ -80,6 +107,37 @@ REFERENCES: dict[str, str] = {
 TRIVIAL = ("chance", "unigram")
 
 
+# Harness metrics (glmlab/harness/items.py) by their last part: which way is better.
+_HARNESS_HIGHER = {"acc", "acc_norm", "acc_mutual_info", "prob", "em", "exact_match", "f1", "mcc"}
+_HARNESS_LABELS = {
+    "acc": "accuracy",
+    "acc_norm": "accuracy (length-normalised)",
+    "prob": "correct-answer probability",
+    "answer_loss": "answer loss",
+    "word_loss": "loss per word",
+    "byte_loss": "loss per byte",
+}
+
+
+def _harness_info(name: str) -> Metric:
+    task, _, metric = name.partition("/")
+    base = metric.partition("@")[0]
+    higher = False if base.endswith("_loss") else True if base in _HARNESS_HIGHER else None
+    note = {
+        "prob": "lm-evaluation-harness: the correct answer's probability per item "
+        "(normalised over the choices for multiple choice), a continuous metric",
+        "answer_loss": "lm-evaluation-harness: nats of the answer per item; exp is its perplexity",
+        "word_loss": "lm-evaluation-harness: nats per word; exp is word_perplexity",
+        "byte_loss": "lm-evaluation-harness: nats per byte; exp is byte_perplexity, "
+        "/ ln 2 bits_per_byte",
+    }.get(base, "lm-evaluation-harness")
+    label = f"{task} {_HARNESS_LABELS.get(base, base)}" + metric[len(base) :]
+    return Metric(label, higher, note=note, task=name)
+
+
 def metric_info(name: str) -> Metric:
-    """How to show metric ``name``; unknown names get a neutral entry."""
-    return METRICS.get(name, Metric(name, None))
+    """How to show metric ``name``; a harness metric is described by its name, other
+    unknown names get a neutral entry."""
+    if name in METRICS:
+        return METRICS[name]
+    return _harness_info(name) if is_harness_metric(name) else Metric(name, None)

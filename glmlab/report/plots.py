@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from glmlab.io import atomic_write
 from glmlab.report.load import Run, Sweep, differing_config
 from glmlab.runs.layout import RunStatus
 
@@ -96,7 +97,8 @@ def plot_curves(sweep: Sweep, path: Path) -> bool:
         _finish(ax, title, 8)
     _caveat(fig, loss_caveat({v.label: v.runs for v in sweep.variants}))
     fig.tight_layout()
-    fig.savefig(path)
+    # Atomic: a killed or full-disk write never leaves half a picture (glmlab.io).
+    atomic_write(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:] or "png"))
     return True
 
 
@@ -135,5 +137,6 @@ def plot_compare_curves(sweeps: Sequence[Sweep], names: Sequence[str], path: Pat
     }
     _caveat(fig, loss_caveat(by_curve))
     fig.tight_layout()
-    fig.savefig(path)
+    # Atomic: a killed or full-disk write never leaves half a picture (glmlab.io).
+    atomic_write(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:] or "png"))
     return True

@@ -16,6 +16,9 @@ A run directory holds::
     weights.pt       a completed run's final model weights (train.keep_checkpoint=final)
     result.json      the outcome: status, step, final metrics, error
     eval_items.json  the final evaluation suite's per-item scores and reference levels
+    harness_items.json  lm-evaluation-harness tasks' per-item scores and metrics
+                     (glmlab/harness/, docs/HARNESS.md), written at the end of a run with
+                     harness.tasks or later by ``glmlab harness``
     error.log        the traceback of a failed run
     app.log          the run's log (Hydra's job logging)
     trackers.json    each experiment tracker's run id, so a resumed run continues it
@@ -54,6 +57,7 @@ __all__ = [
     "ERROR_LOG",
     "EVAL_ITEMS",
     "FINISHED",
+    "HARNESS_ITEMS",
     "HYDRA_DIR",
     "HYDRA_OVERRIDES",
     "IDENTITY",
@@ -91,6 +95,8 @@ WEIGHTS = "weights.pt"
 RESULT = "result.json"
 
 EVAL_ITEMS = "eval_items.json"
+
+HARNESS_ITEMS = "harness_items.json"
 
 ERROR_LOG = "error.log"
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from glmlab.io import write_text_atomic
+from glmlab.io import disk_full_error, write_text_atomic
 from glmlab.runs.layout import APP_LOG, HYDRA_DIR
 
 __all__ = ["LOG_FORMAT", "RunLog", "write_hydra_records"]
@@ -26,13 +27,56 @@ log = logging.getLogger("glmlab")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
 
+class _LogFile(logging.FileHandler):
+    """``app.log``: a write that fails (a full disk) is one warning on stderr naming the file
+    and the free space, and the log stops there; the run goes on, and closing never raises
+    (no logging tracebacks)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            self._stop(exc)
+        else:  # a bad format string: logging's own report
+            super().handleError(record)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            self._stop(exc)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # the last buffered lines could not be written
+            self._stop(exc)
+
+    def _stop(self, exc: OSError) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        then = "the run's log stops here; the run goes on"
+        error = disk_full_error(self.baseFilename, exc, then) or f"{exc}; {then}"
+        print(f"glmlab: warning: {error}", file=sys.stderr, flush=True)
+
+
 class RunLog:
     """The run's ``app.log``: what is logged before the directory is claimed is held in
     memory and written there by :meth:`claim`; a refused run writes nothing."""
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._held = logging.handlers.MemoryHandler(capacity=1 << 30, flushLevel=logging.CRITICAL + 1)
+        self._held = logging.handlers.MemoryHandler(
+            capacity=1 << 30, flushLevel=logging.CRITICAL + 1
+        )
         self._held.setFormatter(logging.Formatter(LOG_FORMAT))
         self._file: logging.Handler | None = None
         if enabled:
@@ -43,10 +87,12 @@ class RunLog:
         (a directory that cannot take it is logged as a warning, never raised)."""
         if not self.enabled or self._file is not None:
             return
+        path = Path(run_dir) / APP_LOG
         try:
-            self._file = logging.FileHandler(Path(run_dir) / APP_LOG, encoding="utf-8")
+            self._file = _LogFile(path)
         except OSError as exc:
-            log.warning("cannot write the run's log %s: %s", Path(run_dir) / APP_LOG, exc)
+            full = disk_full_error(path, exc, "the run goes on without its log")
+            log.warning("%s", full or f"cannot write the run's log {path}: {exc}")
             return
         self._file.setFormatter(logging.Formatter(LOG_FORMAT))
         self._held.setTarget(self._file)

@@ -138,6 +138,7 @@ class Trainer:
         use_compile = t.compile if t.compile is not None else self.device.type == "cuda"
         self.forward_loss = torch.compile(self.parallel.loss) if use_compile else self.parallel.loss
         self.step = 0
+        self.saved_step: int | None = None  # the step checkpoint.pt holds (None: not read)
         # The loss/tokens accumulated since the last log line: checkpointed, so a resumed run
         # logs exactly what an uninterrupted one does.
         self.window_loss = torch.zeros((), device=self.device)
@@ -172,6 +173,7 @@ class Trainer:
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
         save_checkpoint(self.run_dir / CHECKPOINT, state)
+        self.saved_step = self.step
 
     def save_final_weights(self) -> None:
         """The model's weights alone, to weights.pt (what ``glmlab infill`` loads)."""
@@ -194,6 +196,7 @@ class Trainer:
             if "rng_cuda" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
             log.info("resumed from %s at step %d", path, self.step)
+        self.saved_step = self.step
         # metrics.jsonl agrees with the checkpoint (step 0 without one): rows logged after it
         # would be logged again, a torn line would be glued to the next row.
         # The rows it keeps are the in-memory record's start (rank 0 reads; every rank gets it).
