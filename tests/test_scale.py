@@ -79,3 +79,16 @@ def test_scale_is_a_plain_override_of_a_single_run():
         )
         assert proc.returncode == 0, proc.stderr
         assert yaml.safe_load(proc.stdout)["model"]["dim"] == dim
+
+
+def test_a_plugin_chosen_by_name_is_built_with_its_own_defaults():
+    """scale=cpu picks positional=rope, whose file spells out rope's options: a scheme named
+    on the command line takes the root config's option instead, so no rope option reaches
+    it (as on the root config, where positional.name=alibi keeps the defaults)."""
+    resolved, _ = resolve_scale(["positional.name=learned_1d", "train.device=cpu"])
+    assert resolved[0] == "positional=learned_2d" and "+scale=cpu" in resolved
+    assert dict(compose_config(resolved).positional) == {"name": "learned_1d"}
+    chosen = ["positional=rope", "positional.name=rope", "train.device=cpu"]
+    assert resolve_scale(chosen)[0] == [*chosen, "+scale=cpu"]  # an option chosen: kept
+    spanned = compose_config(["+experiment=span_shuffle_ablation", "positional.name=learned_1d"])
+    assert dict(spanned.positional) == {"name": "learned_1d"}

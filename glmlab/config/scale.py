@@ -12,18 +12,31 @@ all call it, so ``scale=cpu`` works as a plain override with or without an exper
 - ``train.device=cuda...`` on the command line: ``gpu``; ``train.device=cpu`` or ``mps``: ``cpu``;
 - otherwise ``gpu`` when torch sees a CUDA device, ``cpu`` when it does not.
 
-With an experiment and no scale, the experiment's own default (``cpu``) stands. The scale
-only sets other keys, so it never names a run directory (``NAMELESS_CHOICES`` in
+With an experiment and no scale, the experiment's own default (``cpu``) stands. A scale
+may pick a plugin group's option (``scale=cpu``: ``positional=rope``, whose file spells out
+rope's options); a plugin chosen by name (``positional.name=alibi``) then takes the root
+config's option of that group instead (:func:`named_plugins_yield`), so that it is built
+with its own defaults, not with another plugin's options. The scale only sets other keys, so it never names a run directory (``NAMELESS_CHOICES`` in
 glmlab/config/schema.py); ``scale=gpu`` writes under ``runs/<name>_gpu`` and
 ``sweeps/<name>_gpu`` instead (conf/scale/gpu.yaml).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["AUTO", "SCALES", "ScaleChoice", "device_scale", "resolve_scale"]
+__all__ = [
+    "AUTO",
+    "SCALES",
+    "ScaleChoice",
+    "device_scale",
+    "named_plugins_yield",
+    "resolve_scale",
+]
 
 SCALES = ("cpu", "gpu")  # conf/scale/<name>.yaml
 AUTO = "auto"
@@ -68,11 +81,46 @@ def device_scale(overrides: Sequence[str] = ()) -> ScaleChoice:
     return ScaleChoice("cpu", False, "no CUDA device on this machine")
 
 
+def _defaults(path: str) -> list[Any]:
+    from omegaconf import OmegaConf
+
+    text = importlib.resources.files("glmlab.conf").joinpath(path).read_text(encoding="utf-8")
+    return list(OmegaConf.to_container(OmegaConf.create(text)).get("defaults") or [])
+
+
+@functools.cache
+def _scale_picks() -> dict[str, str]:
+    """``{group: the root config's option}`` for every group a scale file overrides
+    (``override /positional: rope`` in conf/scale/cpu.yaml)."""
+    root = {k: v for d in _defaults("config.yaml") if isinstance(d, dict) for k, v in d.items()}
+    picked = {
+        key.removeprefix("override ").strip("/")
+        for name in SCALES
+        for entry in _defaults(f"{GROUP}/{name}.yaml")
+        if isinstance(entry, dict)
+        for key in entry
+        if key.startswith("override ")
+    }
+    return {group: str(root[group]) for group in sorted(picked) if group in root}
+
+
+def named_plugins_yield(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` with ``G=<root option>`` added where they choose a plugin by name
+    (``G.name=X``) in a group ``G`` that a scale picks, and choose no option of ``G``: the
+    scale's option carries options of its own plugin (module docstring)."""
+    out = list(overrides)
+    keys = {_key(o) for o in out}
+    for group, option in _scale_picks().items():
+        if f"{group}.name" in keys and group not in keys:
+            out.insert(0, f"{group}={option}")
+    return out
+
+
 def resolve_scale(overrides: Sequence[str]) -> tuple[list[str], ScaleChoice | None]:
     """``overrides`` with the scale made explicit (module docstring), and the choice; None
     when an experiment's own default stands or the value is Hydra's to judge (a sweep
     ``scale=cpu,gpu``, a misspelt name: Hydra lists the options)."""
-    out = list(overrides)
+    out = named_plugins_yield(overrides)
     with_experiment = any(_key(o) == EXPERIMENT for o in out)
     at = next((i for i in reversed(range(len(out))) if _key(out[i]) == GROUP), None)
     if at is None:
