@@ -654,8 +654,8 @@ def append_line(path, line):
 ck.atomic_write = atomic_write
 tr.append_line = append_line
 sys.argv = ["glmlab", *sys.argv[1:]]
-from glmlab.cli.app import main
-main()
+import runpy  # as python -m glmlab runs: its argv preparation (the scale) and exit status
+runpy.run_module("glmlab", run_name="__main__", alter_sys=True)
 """
 
 
