@@ -6,10 +6,13 @@ each experiment of conf/experiment/, one after another in a work directory, and 
 experiment: the wall time, the load average before and after (the machine may be shared:
 a wall time means little without it), the CPU time of all its processes (on a busy machine,
 CPU time / runs at once estimates the wall time on idle cores), how many runs went at
-once, and the sweep's
+once, the sweep's
 reference lines (every variant past the unigram level on token infilling and above chance
 on cloze, or the ones that are not; for the single run, its summary's lines, each past its
-reference or not). These are the numbers of README's "Set up and run" and "Experiments".
+reference or not) and, per claim the experiment tests (``report.claims``), its verdict:
+reproduced, opposite, not significant or not testable at this scale, with the reason. These
+are the numbers of README's "Set up and run" and "Experiments" table, its claim column
+included.
 
     python benchmarks/experiments.py                                  # all, ~30 min on 2 cores
     python benchmarks/experiments.py --experiments norm_ablation sentinel_ablation
@@ -42,6 +45,8 @@ REFERENCE_MARKS = ("unigram level", "chance level")
 SINGLE_RUN_MARKS = (": past ", ": ⚠ NOT past ")
 # What a single run's pass is judged on: the metrics a sweep report's reference lines judge.
 SINGLE_RUN_JUDGED = ("token infilling loss", "cloze accuracy")
+# A claim's line in it (glmlab.report.claims.claim_summary): "claim 'NAME': VERDICT (...)".
+CLAIM_MARK = "claim '"
 
 
 @dataclass
@@ -56,6 +61,7 @@ class ExperimentTiming:
     load_after: tuple[float, float, float]
     launched: str | None  # "6 runs, 2 at once, in 312 s"
     references: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)  # one line per claim, with its verdict
     passed: bool = False  # every variant past both references
     last_line: str = ""
 
@@ -72,24 +78,27 @@ class ExperimentTiming:
             f"  {self.launched or 'runs at once: not reported'}",
         ]
         out += [f"  {line}" for line in self.references] or ["  no reference lines (no report)"]
+        out += [f"  {line}" for line in self.claims] or ["  no claim lines (no report.claims)"]
         out.append(f"  {'PASS' if self.passed else 'NOT PAST THE REFERENCES'}: {self.last_line}")
         return out
 
 
-def parse_summary(stdout: str) -> tuple[str | None, list[str], str]:
-    """From a sweep's console output: the launch phrase, the reference lines and the last
-    line (its outcome counts)."""
-    launched, references = None, []
+def parse_summary(stdout: str) -> tuple[str | None, list[str], list[str], str]:
+    """From a sweep's console output: the launch phrase, the reference lines, the claim
+    lines and the last line (its outcome counts)."""
+    launched, references, claims = None, [], []
     for raw in stdout.splitlines():
         line = raw.strip()
         if line.startswith("ran ") and (" at once" in line or "one at a time" in line):
             launched = line[len("ran ") :].split(" (")[0]
+        elif line.startswith(CLAIM_MARK):
+            claims.append(line)
         elif any(mark in line for mark in REFERENCE_MARKS) and not line.startswith("glmlab: [run"):
             references.append(line)
         elif any(mark in line for mark in SINGLE_RUN_MARKS):  # glmlab.cli.summary's lines
             references.append(line)
     last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
-    return launched, references, last
+    return launched, references, claims, last
 
 
 def past_references(references: list[str]) -> bool:
@@ -118,7 +127,7 @@ def run_experiment(name: str, workdir: Path, overrides: list[str], log: Path) ->
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (used.ru_utime - usage.ru_utime) + (used.ru_stime - usage.ru_stime)
     log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    launched, references, last = parse_summary(proc.stdout)
+    launched, references, claims, last = parse_summary(proc.stdout)
     return ExperimentTiming(
         experiment=name,
         returncode=proc.returncode,
@@ -128,6 +137,7 @@ def run_experiment(name: str, workdir: Path, overrides: list[str], log: Path) ->
         load_after=after,
         launched=launched or ("1 run (a single run, no sweep)" if name == BARE else None),
         references=references,
+        claims=claims,
         passed=proc.returncode == 0 and past_references(references),
         last_line=last,
     )

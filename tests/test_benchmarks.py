@@ -216,12 +216,20 @@ def test_experiments_benchmark_prints_wall_time_and_reference_lines(tmp_path: Pa
     assert " min wall, " in head and " min CPU (exit 0); load average before " in head
     assert any(ln.startswith("  6 runs, ") for ln in lines)  # how many ran at once
     # Six steps learn nothing: both reference lines say so, and the verdict is not a pass.
-    refs = [ln for ln in lines if "unigram level" in ln or "chance level" in ln]
+    refs = [
+        ln
+        for ln in lines
+        if ("unigram level" in ln or "chance level" in ln) and not ln.startswith("  claim '")
+    ]
     assert len(refs) == 2 and all("not clearly past" in ln for ln in refs)
+    # The claim it tests: six steps learn nothing, so it cannot be judged at this size.
+    (claim,) = [ln for ln in lines if ln.startswith("  claim 'sentinel tokens hurt': ")]
+    assert "not testable at this scale" in claim and "did not learn" in claim
     assert lines[-1].startswith("  NOT PAST THE REFERENCES: glmlab: sweep ")
     (row,) = json.loads(out_json.read_text())
     assert row["experiment"] == "sentinel_ablation" and row["returncode"] == 0
     assert row["wall_s"] > 0 and row["cpu_s"] > 0 and row["passed"] is False
+    assert row["claims"] == [claim.strip()]
     assert (tmp_path / "work" / "sweeps" / "sentinel_ablation" / "report.md").is_file()
 
 
@@ -237,7 +245,7 @@ def test_experiments_benchmark_reads_the_bare_commands_summary() -> None:
         "    cloze accuracy 0.410 (chance 0.250): past chance (95% interval 0.35–0.47)\n"
         "    generation loss 6.080 (unigram 5.727): ⚠ NOT past unigram (95% interval 6.0–6.2)\n"
     )
-    _, references, _ = parse_summary(out)
+    _, references, _, _ = parse_summary(out)
     # Judged on the two metrics a sweep report judges; generation is shown, not judged.
     assert len(references) == 3 and past_references(references)
     behind = out.replace(": past chance", ": ⚠ NOT past chance")

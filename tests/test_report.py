@@ -273,7 +273,7 @@ def test_html_report_renders_in_headless_chromium(synthetic_sweep, tmp_path):
 
 
 # A smaller evaluation suite keeps the end-to-end sweeps quick.
-TINY_SWEEP = [*TINY, "train.eval_suite_items=8", "train.cloze_items=8"]
+TINY_SWEEP = [*TINY, "train.eval_suite_items=8", "train.cloze_items=8", "train.classify_items=64"]
 
 
 @pytest.mark.slow

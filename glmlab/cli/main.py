@@ -71,10 +71,14 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
+    from glmlab.report.ladder_export import render_ladder_table
     from glmlab.report.table import MissingExtraError, render
 
     try:
-        text = render(args.sweep_dir, args.format, args.out)
+        if args.table == "ladder":
+            text = render_ladder_table(args.sweep_dir, args.format, args.out)
+        else:
+            text = render(args.sweep_dir, args.format, args.out)
     except MissingExtraError as exc:
         print(f"glmlab: {exc}", file=sys.stderr)
         return 2
@@ -189,12 +193,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for compare.md and compare.html (default sweeps/compare/A_vs_B)",
     )
     p.set_defaults(func=_compare)
-    p = sub.add_parser("results", help="one row per run (latex: mean ± CI per variant)")
+    p = sub.add_parser(
+        "results",
+        help="one row per run (latex: mean ± CI per variant); --table ladder: a ladder's "
+        "per-rung differences and its prediction check",
+    )
     p.add_argument("sweep_dir", metavar="SWEEP_DIR")
     p.add_argument(
         "--format", default="csv", choices=["csv", "parquet", "json", "markdown", "latex"]
     )
     p.add_argument("--out", default=None, help="write to FILE instead of standard output")
+    p.add_argument(
+        "--table",
+        default="runs",
+        choices=["runs", "ladder"],
+        help="runs: a row per run; ladder: a ladder's row per metric, variant and rung",
+    )
     p.set_defaults(func=_results)
     p = sub.add_parser("inspect", help="one training sample of a config: table + attention mask")
     p.add_argument(

@@ -47,7 +47,7 @@ from glmlab.runs.lock import RunLock
 from glmlab.runs.metrics import last_step
 from glmlab.runs.naming import job_swept_overrides, variant_overrides
 from glmlab.runs.result import one_line, read_result, write_result
-from glmlab.runs.run_log import RunLog, write_hydra_records
+from glmlab.runs.run_log import ON_CONSOLE, RunLog, write_hydra_records
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import checkpoint_mismatch
 
@@ -238,7 +238,7 @@ def _train(
             more = dataclasses.replace(harness, tasks=tuple(missing))
             check_tasks(more)
             score_run(run_dir, more, progress=spec.train.progress)
-        log.info("run %s already %s: skipped", run_dir, previous.status)
+        log.info("run %s already %s: skipped", run_dir, previous.status, extra=ON_CONSOLE)
         return previous.to_dict()
     if harness:
         check_tasks(harness)
@@ -281,9 +281,11 @@ def _train(
             eval=outcome.eval,  # the evaluation suite's final metrics, or None
             # N, D, FLOPs, epochs (glmlab/ladder/compute.py)
             compute=_compute(spec, trainer, outcome.step),
+            stability=outcome.stability,  # loss spikes, gradient norms (glmlab/runs/stability.py)
         )
     except Diverged as exc:
         result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
+        result.update(stability=exc.stability)  # a diverged run is counted, never dropped
         log.warning("run %s diverged: %s", run_dir, exc)
     if harness and result["status"] == RunStatus.COMPLETED:
         result.update(score_at_end(run_dir, harness, progress=spec.train.progress))

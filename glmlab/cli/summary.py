@@ -18,6 +18,7 @@ __all__ = ["HEADLINE", "metric_phrases", "reference_notes", "run_summary"]
 HEADLINE = (
     ("infill_token_loss", "token infilling loss", 3, "unigram"),
     ("cloze_acc", "cloze accuracy", 3, "chance"),
+    ("classify_acc", "classification accuracy", 3, "chance"),
     ("doc_gen_loss", "generation loss", 3, "unigram"),
 )
 # The metrics whose reference lines a sweep report judges (glmlab.report.markdown's

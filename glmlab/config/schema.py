@@ -160,6 +160,7 @@ class TrainConfig:
     # chance 0.25 with 3 distractors: 256 items put a run's standard error near 0.03
     cloze_items: int = rule(256, ge=1)
     cloze_distractors: int = rule(3, ge=1)  # wrong candidates per cloze item (chance = 1 / (k + 1))
+    classify_items: int = rule(256, ge=1)  # closed-class classification items (eval/classify.py)
     eval_suite_seed: int = seed_rule(1234)
 
 
@@ -170,6 +171,9 @@ class ObjectiveConfig:
     kind: str = rule(MISSING, choices=("glm", "mlm", "clm"))
     shuffle_spans: bool = True
     sentinels: bool = False
+    # with sentinels, Part B's first position row: "fixed" (max_seq_length, the reference's
+    # layout) or "mask" (each span's mask position, as without sentinels)
+    sentinel_positions: str = rule("fixed", choices=("fixed", "mask"))
     # {span sampler registry name: {weight, **its options}}; a glm objective needs one
     samplers: dict[str, dict[str, Any]] = field(default_factory=dict)
     mlm_ratio: float = rule(0.15, gt=0, lt=1)
@@ -195,6 +199,8 @@ class ReportConfig:
 
     baseline: str | None = None  # the baseline variant's overrides: "objective.sentinels=false"
     metric: Any = "final_val_loss"  # the verdict metric: one name or a list of names
+    # what the experiment claims to test (glmlab/config/claims.py, docs/EVALUATION.md)
+    claims: list[Any] = field(default_factory=list)
 
 
 PARALLEL = ("ddp", "fsdp")  # how several processes share the model

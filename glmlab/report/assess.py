@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.stats import binomtest
 
 from glmlab.eval.metrics import item_fractions
 from glmlab.report.load import Sweep, differing_config
 from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC, TRIVIAL, metric_info
+from glmlab.report.rates import RATE_METRICS, RateDiff, rate_test
 from glmlab.report.stats import (
     Interval,
     PairedDiff,
@@ -37,7 +39,7 @@ from glmlab.report.stats import (
     welch_test,
 )
 
-PAIRED, WELCH, NONE = "paired", "welch", "none"
+PAIRED, WELCH, EXACT, NONE = "paired", "welch", "exact", "none"
 
 
 class RunLike(Protocol):
@@ -63,10 +65,10 @@ class MetricTests:
     baseline (``None`` for the baseline and where nothing can be tested)."""
 
     metric: str
-    method: str  # PAIRED, WELCH or NONE
+    method: str  # PAIRED, WELCH, EXACT (a rate over runs: glmlab/report/rates.py) or NONE
     reason: str  # why NONE (or why WELCH instead of PAIRED); empty otherwise
     intervals: dict[str, Interval | None] = field(default_factory=dict)
-    diffs: dict[str, PairedDiff | Welch | None] = field(default_factory=dict)
+    diffs: dict[str, PairedDiff | Welch | RateDiff | None] = field(default_factory=dict)
 
 
 def run_items(run: RunLike, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -98,7 +100,13 @@ def assess_metric(
     """The intervals and baseline differences of ``metric`` (see the module docstring);
     ``untestable`` is a reason to show the metric without testing it."""
     if metric in NOT_TESTED:
-        untestable = "not tested: throughput and memory measure the machine and its load"
+        untestable = (
+            "not tested: the objective's supervision and cost, counted, not a result"
+            if metric in ("loss_tokens_per_step", "train_flops")
+            else "not tested: throughput and memory measure the machine and its load"
+        )
+    if metric in RATE_METRICS and not untestable:
+        return _holm(_rate_tests(variants, baseline, metric))
     items = {v.label: variant_items(v, metric) for v in variants if v.values(metric)}
     paired = bool(items) and all(i is not None for i in items.values())
     if paired and len({i.n_items for i in items.values()}) > 1:
@@ -134,11 +142,34 @@ def assess_metric(
             out.diffs[v.label] = welch_test(values, baseline.values(metric))
         else:
             out.diffs[v.label] = None
+    return _holm(out)
+
+
+def _holm(out: MetricTests) -> MetricTests:
+    """``out`` with its p-values Holm-adjusted across the variants tested."""
     tested = [k for k, d in out.diffs.items() if d is not None]
     if len(tested) > 1:
         for k, p in zip(tested, holm([out.diffs[k].p for k in tested]), strict=True):
             d = out.diffs[k]
             out.diffs[k] = type(d)(**{**d.__dict__, "p_adjusted": p})
+    return out
+
+
+def _rate_tests(
+    variants: Sequence[VariantLike], baseline: VariantLike | None, metric: str
+) -> MetricTests:
+    """A 0/1 outcome per run (:data:`RATE_METRICS`): each variant's rate with its
+    Clopper-Pearson 95% interval, and Boschloo's exact test against the baseline."""
+    out = MetricTests(metric, EXACT, "")
+    base = baseline.values(metric) if baseline is not None else []
+    for v in variants:
+        values = v.values(metric)
+        if not values:
+            out.intervals[v.label], out.diffs[v.label] = None, None
+            continue
+        ci = binomtest(round(sum(values)), len(values)).proportion_ci()
+        out.intervals[v.label] = Interval(sum(values) / len(values), ci.low, ci.high)
+        out.diffs[v.label] = None if v is baseline else rate_test(values, base)
     return out
 
 

@@ -1,11 +1,12 @@
-"""A sweep's closing lines on the console: its verdicts, how its runs were launched and
-where its report is (printed by :class:`glmlab.cli.callback.SweepReportCallback` when a
+"""A sweep's closing lines on the console: its verdicts, its claims' verdicts, how its runs
+were launched and where its report is (printed by :class:`glmlab.cli.callback.SweepReportCallback` when a
 multirun ends)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from glmlab.report.claims import claim_summary, judge_claims
 from glmlab.report.load import Sweep
 from glmlab.report.markdown import reference_summary, verdict
 from glmlab.report.metrics import metric_info
@@ -34,6 +35,7 @@ def sweep_summary(sweep: Sweep, report: Path, launched: str | None = None) -> st
                 cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
                 lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
     lines += [f"  {line.lstrip('- ')}" for line in reference_summary(sweep)]
+    lines += [f"  {claim_summary(v)}" for v in judge_claims(sweep, sweep.claims)]
     if launched is not None:
         lines.append(f"  ran {launched} (hydra.launcher.n_jobs sets how many at once)")
     lines.append(f"  report: {report} (and {REPORT_HTML})")

@@ -18,7 +18,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from glmlab.io import flatten, read_json, read_jsonl
-from glmlab.report.metrics import METRICS
+from glmlab.ladder.roles import ROLE_KEY, ladder_roles
+from glmlab.report.metrics import METRICS, OUTCOME_METRICS
 from glmlab.runs.layout import (
     CONFIG,
     EVAL_ITEMS,
@@ -71,13 +72,32 @@ class Run:
 
     @cached_property
     def metrics(self) -> dict[str, float]:
-        """Final metric values of a completed run: ``final_val_loss`` and the suite's."""
+        """Final metric values of a completed run: ``final_val_loss``, the suite's, the
+        harness's, its compute and supervision, its stability, and ``stalled`` (1 when its
+        token infilling loss is not below the unigram level of the same items); of a
+        diverged run, its stability alone and ``stalled`` 1: a report counts it
+        (:data:`OUTCOME_METRICS`)."""
+        stability = self.result.get("stability") or {}
+        if self.status == RunStatus.DIVERGED:
+            values = {k: v for k, v in stability.items() if k in OUTCOME_METRICS}
+            values = {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+            return {**values, "stalled": 1.0}
         if self.status != RunStatus.COMPLETED:
             return {}
+        evaluation = self.result.get("eval") or {}
+        unigram = ((self.eval_items.get("reference_metrics") or {}).get("unigram") or {}).get(
+            "infill_token_loss"
+        )
+        stalled = {}
+        if unigram is not None and "infill_token_loss" in evaluation:
+            stalled["stalled"] = float(evaluation["infill_token_loss"] >= unigram)
         values = {
             "final_val_loss": self.result.final_val_loss,
-            **(self.result.get("eval") or {}),
+            **evaluation,
             **(self._harness.get("metrics") or {}),
+            **_compute_metrics(self.result.get("compute") or {}),
+            **stability,
+            **stalled,
         }
         return {
             k: float(v)
@@ -159,6 +179,7 @@ class Sweep:
     baseline: Variant | None
     primary: list[str]
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    claims: list[Any] = field(default_factory=list)  # report.claims (glmlab/config/claims.py)
 
     @property
     def name(self) -> str:
@@ -180,15 +201,38 @@ class Sweep:
         return [m for m in METRICS if m in present] + sorted(present - set(METRICS))
 
 
+def _compute_metrics(compute: dict[str, Any]) -> dict[str, float]:
+    """What a run's ``compute`` (glmlab/ladder/compute.py) says of its cost and supervision:
+    its training FLOPs and the tokens with a loss per step (the scored share of the tokens
+    a step runs on)."""
+    out = {}
+    if isinstance(compute.get("flops"), int | float):
+        out["train_flops"] = float(compute["flops"])
+    share, per_step = compute.get("scored_fraction"), compute.get("tokens_per_step")
+    if isinstance(share, int | float) and isinstance(per_step, int | float):
+        out["loss_tokens_per_step"] = round(share * per_step, 1)
+    return out
+
+
 def variant_label(variant: list[str]) -> str:
     """How a report names a variant: its differing overrides."""
     return ", ".join(variant) if variant else "(defaults)"
 
 
-def differing_overrides(results: Sequence[RunResult]) -> list[list[str]]:
+def differing_overrides(
+    results: Sequence[RunResult], roles: Sequence[str | None] | None = None
+) -> list[list[str]]:
     """Per run, the variant overrides whose key does not hold one value in every run:
-    the settings that tell the sweep's variants apart, found automatically."""
-    parsed = [dict(o.split("=", 1) for o in r.variant or []) for r in results]
+    the settings that tell the sweep's variants apart, found automatically. ``roles``: a
+    ladder run's role (glmlab/ladder/roles.py), joined as ``ladder.role=<role>`` so that
+    tuning, verdict and superseded runs never share a variant."""
+    roles = roles or [None] * len(results)
+    parsed = [
+        dict(
+            o.split("=", 1) for o in [*(r.variant or []), *([f"{ROLE_KEY}={role}"] if role else [])]
+        )
+        for r, role in zip(results, roles, strict=True)
+    ]
     keys = set().union(*parsed) if parsed else set()
     differing = {k for k in keys if len({p.get(k) for p in parsed}) > 1}
     return [sorted(f"{k}={v}" for k, v in p.items() if k in differing) for p in parsed]
@@ -231,7 +275,7 @@ def _is_baseline(label: str, baseline: str | Sequence[str] | None) -> bool:
 
 
 def report_settings(sweep_dir: Path) -> dict[str, Any]:
-    """The sweep's ``report`` settings (baseline, metric) from Hydra's multirun.yaml."""
+    """The sweep's ``report`` settings (baseline, metric, claims) from Hydra's multirun.yaml."""
     path = sweep_dir / MULTIRUN
     if not path.exists():
         return {}
@@ -247,7 +291,8 @@ def load_sweep(
 ) -> Sweep:
     """The runs under ``sweep_dir`` grouped by variant. ``baseline`` (the baseline variant's
     overrides) and ``metric`` (the verdict metric(s)) default to the sweep's
-    ``report.baseline`` and ``report.metric`` from multirun.yaml."""
+    ``report.baseline`` and ``report.metric`` from multirun.yaml; the claims are its
+    ``report.claims``."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(
@@ -263,8 +308,11 @@ def load_sweep(
         raise FileNotFoundError(
             f"no runs under {sweep_dir}: expected <run>/{RESULT} files from a glmlab multirun"
         )
+    # A ladder's tuning, verdict and superseded runs are told apart, never pooled.
+    roles = ladder_roles(sweep_dir, [r.result.overrides for r in runs])
     groups: dict[str, Variant] = {}
-    for run, variant in zip(runs, differing_overrides([r.result for r in runs]), strict=True):
+    labels = differing_overrides([r.result for r in runs], roles)
+    for run, variant in zip(runs, labels, strict=True):
         label = variant_label(variant)
         groups.setdefault(label, Variant(label)).runs.append(run)
     base = next((v for v in groups.values() if _is_baseline(v.label, baseline)), None)
@@ -273,7 +321,7 @@ def load_sweep(
     for v in variants:
         v.runs.sort(key=lambda r: (*_seed_order(r.seed), str(r.dir)))
     primary = [metric] if isinstance(metric, str) else list(metric)
-    return Sweep(sweep_dir, variants, base, primary)
+    return Sweep(sweep_dir, variants, base, primary, claims=list(settings.get("claims") or []))
 
 
 def differing_config(runs_by_group: dict[str, list[Run]]) -> dict[str, dict[str, str]]:

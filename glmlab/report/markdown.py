@@ -10,6 +10,7 @@ import statistics
 from collections.abc import Iterable
 
 from glmlab.report.assess import (
+    EXACT,
     NONE,
     PAIRED,
     WELCH,
@@ -17,11 +18,13 @@ from glmlab.report.assess import (
     reference_levels,
     tests_of,
 )
+from glmlab.report.claims import claim_lines, judge_claims
 from glmlab.report.header import shared_settings
 from glmlab.report.load import Run, Sweep, Variant, differing_config
-from glmlab.report.metrics import REFERENCES, TASK_OF_METRIC, Metric, metric_info
+from glmlab.report.metrics import OUTCOME_METRICS, REFERENCES, TASK_OF_METRIC, Metric, metric_info
 from glmlab.report.plots import loss_caveat
 from glmlab.report.provenance import render_provenance
+from glmlab.report.rates import RateDiff
 from glmlab.report.stats import N_BOOT, PairedDiff, Welch, summary_stats
 from glmlab.runs.layout import LOSS_CURVES, RunStatus
 
@@ -43,11 +46,13 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
-def fmt_delta(d: PairedDiff | Welch, digits: int) -> str:
+def fmt_delta(d: PairedDiff | Welch | RateDiff, digits: int) -> str:
     """A difference to the baseline: ``+d [low, high]`` (paired bootstrap) or ``+d ± se``
     (Welch), bold when significant (after Holm's adjustment where there is one)."""
     if isinstance(d, PairedDiff):
         text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
+    elif isinstance(d, RateDiff):
+        text = d.describe(digits)
     else:
         text = f"{d.diff:+.{digits}f} ± {d.se:.{digits}f}"
     return f"**{text}**" if d.significant else text
@@ -87,7 +92,7 @@ def verdict(sweep: Sweep, variant: Variant, metric_name: str) -> str:
         return "no completed run: nothing to compare"
     note = (
         f"; {len(diverged)} of {n_runs} runs diverged (at steps {_steps(diverged)}) and are excluded"
-        if diverged
+        if diverged and metric_name not in OUTCOME_METRICS
         else ""
     )
     tests = tests_of(sweep, metric_name)
@@ -150,6 +155,7 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
     how = {
         PAIRED: "95% CI and Δ from the paired bootstrap over seeds and items",
         WELCH: f"95% CI over seeds (t); Δ ± SE with Welch's t-test ({tests.reason})",
+        EXACT: "the share of runs, Clopper-Pearson 95% CI; Δ with Boschloo's exact test",
         NONE: tests.reason
         + (
             ": each variant is scored on its own task; compare the evaluation suite's metrics"
@@ -302,6 +308,10 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
         "",
         *reference_summary(sweep),
         *fallback_note(sweep),
+        "",
+        "## Claims",
+        "",
+        *claim_lines(judge_claims(sweep, sweep.claims)),
         "",
         METHOD.format(n_boot=N_BOOT),
         "",

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from glmlab.runs.layout import RunStatus
+from glmlab.runs.stability import EXCURSION_FACTOR, SPIKE_NATS, STABILITY_METRICS
+
 __all__ = [
     "METRICS",
     "NOT_TESTED",
+    "OUTCOME_METRICS",
     "REFERENCES",
     "TASK_OF_METRIC",
     "TRIVIAL",
@@ -57,14 +61,79 @@ METRICS: dict[str, Metric] = {
         note="NLG proxy: nats per token of the last 50%",
         task="doc_gen",
     ),
+    "infill_single_loss": Metric(
+        "single-span infilling loss",
+        False,
+        note="one token-level span per item: no Part B order, neutral to span shuffling",
+        task="infill_single",
+    ),
+    "infill_shuffled_loss": Metric(
+        "shuffled-order infilling loss",
+        False,
+        note="the token infilling items with Part B in 4 random orders (averaged): favours "
+        "models trained with span shuffling, as text order favours those trained without",
+        task="infill_shuffled",
+    ),
     "cloze_acc": Metric(
         "cloze accuracy", True, note="multiple choice by summed span log-probability", task="cloze"
+    ),
+    "classify_acc": Metric(
+        "classification accuracy",
+        True,
+        note="NLU proxy: closed-class words (is/are, a/an/the, and/or, prepositions) as "
+        "classes, chosen by blank infilling; balanced, so chance is the majority level",
+        task="classify",
+    ),
+    RunStatus.DIVERGED.value: Metric(  # per run: 1 when it diverged
+        "divergence rate",
+        False,
+        digits=2,
+        note="share of runs whose loss became NaN or infinite (diverged runs counted)",
+    ),
+    "stalled": Metric(
+        "share of runs that did not learn",
+        False,
+        digits=2,
+        note="runs whose token infilling loss is not below the unigram level, diverged "
+        "runs included",
+    ),
+    "loss_spikes": Metric(
+        "loss spikes per run",
+        False,
+        digits=2,
+        note=f"training-loss windows {SPIKE_NATS} nats above the lowest before "
+        "(glmlab/runs/stability.py)",
+    ),
+    "grad_norm_excursions": Metric(
+        "gradient-norm excursions per run",
+        False,
+        digits=2,
+        note=f"windows whose largest gradient norm is {EXCURSION_FACTOR:g}x the earlier median",
+    ),
+    "max_grad_norm": Metric("largest gradient norm", False, digits=2, note="before clipping"),
+    "loss_tokens_per_step": Metric(
+        "loss tokens per step",
+        None,
+        digits=0,
+        note="the supervision a step gives: the tokens with a loss (result.json's compute: "
+        "scored share x tokens per step)",
+        tested=False,
+    ),
+    "train_flops": Metric(
+        "training FLOPs",
+        None,
+        digits=0,
+        note="result.json's compute: blocks, attention and the output head at scored positions",
+        tested=False,
     ),
     "train_tokens_per_s": Metric(
         "training tokens/s", True, digits=0, note="median over logging windows", tested=False
     ),
     "peak_mem_mb": Metric("peak memory (MiB)", False, digits=1, tested=False),
 }
+
+# Recorded for diverged runs too (result.json ``stability``): a report counts those runs.
+OUTCOME_METRICS: frozenset[str] = frozenset({*STABILITY_METRICS, "stalled"})
 
 
 def is_harness_metric(name: str) -> bool:

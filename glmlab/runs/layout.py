@@ -74,6 +74,7 @@ __all__ = [
     "UNFINISHED",
     "WEIGHTS",
     "RunStatus",
+    "checkpoint_step",
     "iter_run_dirs",
     "move_aside",
     "read_overrides",
@@ -181,6 +182,21 @@ def move_aside(run_dir: str | Path) -> Path:
         if path.name not in (LOCK, STALE_DIR):
             os.replace(path, dest / path.name)
     return dest
+
+
+def checkpoint_step(run_dir: str | Path) -> int | None:
+    """The step ``run_dir``'s checkpoint holds, where a rerun resumes (None: no readable
+    checkpoint). Memory-maps the file: only the step is read."""
+    import torch
+
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["step"])
+    except Exception:  # damaged or foreign: the resume itself names the problem
+        return None
 
 
 def iter_run_dirs(sweep_dir: str | Path) -> Iterator[Path]:
