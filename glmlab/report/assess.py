@@ -25,7 +25,7 @@ from scipy.stats import binomtest
 
 from glmlab.eval.metrics import item_fractions
 from glmlab.report.load import Sweep, differing_config
-from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC
+from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC, TRIVIAL, metric_info
 from glmlab.report.rates import RATE_METRICS, RateDiff, rate_test
 from glmlab.report.stats import (
     Interval,
@@ -186,6 +186,30 @@ def reference_levels(runs: Iterable[RunLike], metric: str) -> dict[str, float]:
         if values:
             out[key] = float(np.mean(values))
     return out
+
+
+def reference_check(
+    runs: Iterable[RunLike], metric: str, intervals: dict[str, Interval | None]
+) -> tuple[str, float, dict[str, str]] | None:
+    """(reference name, level, ``{label: past | not past | no interval}``) for the
+    metric's trivial reference, or None when the runs recorded none. Past: the whole
+    95% interval is on the better side of the level."""
+    levels = reference_levels(runs, metric)
+    ref = next((r for r in TRIVIAL if r in levels), None)
+    better_high = metric_info(metric).higher_is_better
+    if ref is None or better_high is None:
+        return None
+    level = levels[ref]
+    status = {}
+    for label, iv in intervals.items():
+        if iv is None:
+            continue
+        if iv.low is None:
+            status[label] = "no interval"
+            continue
+        edge = iv.low if better_high else iv.high
+        status[label] = "past" if (edge > level if better_high else edge < level) else "not past"
+    return ref, level, status
 
 
 def untestable_reason(sweep: Sweep, metric: str) -> str:

@@ -5,16 +5,24 @@ backend, loss curves, a table per metric, provenance and the problem runs (docs/
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
-from glmlab.report.assess import EXACT, NONE, PAIRED, WELCH, reference_levels, tests_of
+from glmlab.report.assess import (
+    EXACT,
+    NONE,
+    PAIRED,
+    WELCH,
+    reference_check,
+    reference_levels,
+    tests_of,
+)
 from glmlab.report.claims import claim_lines, judge_claims
+from glmlab.report.header import shared_settings
 from glmlab.report.load import Run, Sweep, Variant, differing_config
 from glmlab.report.metrics import OUTCOME_METRICS, REFERENCES, TASK_OF_METRIC, Metric, metric_info
+from glmlab.report.plots import loss_caveat
 from glmlab.report.provenance import render_provenance
 from glmlab.report.rates import RateDiff
 from glmlab.report.stats import N_BOOT, PairedDiff, Welch, summary_stats
@@ -210,75 +218,22 @@ METHOD = (
 )
 
 
-def shared_settings(sweep: Sweep) -> str:
-    """One line with the settings every run shares: steps, batch, model, corpus, versions."""
-    runs = [r for r in sweep.runs if r.config]
-    if not runs:
-        return ""
-
-    def same(read: Callable[[Run], Any]) -> Any:
-        values = {json.dumps(read(r)) for r in runs}
-        return json.loads(values.pop()) if len(values) == 1 else None
-
-    def config(key: str) -> Any:
-        return same(lambda r: r.config.get(key))
-
-    def recorded(*path: str) -> Any:  # a value of the runs' provenance records
-        return same(lambda r: _dig(r.result.provenance, path))
-
-    parts = []
-    steps, batch, seq = (
-        config("train.max_steps"),
-        config("train.batch_size"),
-        config("data.seq_len"),
-    )
-    if steps is not None:
-        parts.append(f"{steps} steps" + (f" × {batch} × {seq} tokens" if batch and seq else ""))
-    layers, dim, params = (
-        config("model.n_layers"),
-        config("model.dim"),
-        same(lambda r: r.result.n_params),
-    )
-    if layers and dim:
-        parts.append(
-            f"model {layers} × {dim}" + (f" ({params / 1e6:.2f}M parameters)" if params else "")
-        )
-    corpus, python = config("data.corpus"), recorded("python")
-    if corpus:
-        parts.append(f"corpus {corpus}" + (f" (Python {python})" if python else ""))
-    for pkg in ("glmlab", "torch"):
-        if version := recorded(pkg, "version"):
-            parts.append(f"{pkg} {version}")
-    return "Shared settings: " + ", ".join(parts) + "." if parts else ""
-
-
-def _dig(node: Any, path: Iterable[str]) -> Any:
-    for part in path:
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
 def reference_summary(sweep: Sweep) -> list[str]:
-    """Verdict lines on whether the variants trained past the trivial references."""
+    """Verdict lines on whether the variants trained past the trivial references
+    (:func:`~glmlab.report.assess.reference_check`)."""
     lines = []
-    for metric, reference in (("infill_token_loss", "unigram"), ("cloze_acc", "chance")):
-        level = reference_levels(sweep.runs, metric).get(reference)
-        if level is None:
-            continue
-        m = metric_info(metric)
+    for metric in ("infill_token_loss", "cloze_acc"):
         tests = tests_of(sweep, metric)
-        behind = []
-        for v in sweep.variants:
-            iv = tests.intervals.get(v.label)
-            if iv is None:
-                continue
-            # Past the reference when the whole 95% interval is on the better side.
-            edge = iv.high if m.higher_is_better is False else iv.low
-            if edge is None:
-                edge = iv.estimate
-            past = edge < level if m.higher_is_better is False else edge > level
-            if not past:
-                behind.append(v.label)
+        check = reference_check(sweep.runs, metric, tests.intervals)
+        if check is None:
+            continue
+        reference, level, status = check
+        m = metric_info(metric)
+        behind = [
+            label
+            for label, s in status.items()
+            if s != "past" and not _beyond(m, tests.intervals[label].estimate, level, s)
+        ]
         means = [iv.estimate for iv in tests.intervals.values() if iv is not None]
         span = f"{fmt(min(means), m.digits)}–{fmt(max(means), m.digits)}" if means else "–"
         if behind:
@@ -293,6 +248,13 @@ def reference_summary(sweep: Sweep) -> list[str]:
                 f"{fmt(level, m.digits)} (variants {span}; 95% intervals clear of it)."
             )
     return lines
+
+
+def _beyond(m: Metric, estimate: float, level: float, status: str) -> bool:
+    """A variant with no interval counts as past on its estimate alone."""
+    if status != "no interval":
+        return False
+    return estimate < level if m.higher_is_better is False else estimate > level
 
 
 def fallback_note(sweep: Sweep) -> list[str]:
@@ -391,6 +353,8 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
             "",
             f"![loss curves]({LOSS_CURVES})",
         ]
+        if caveat := loss_caveat({v.label: v.runs for v in sweep.variants}):
+            lines += ["", f"⚠ {caveat}."]
     else:
         lines.append(
             "matplotlib is not installed, so there are no plots: `pip install matplotlib`."

@@ -13,6 +13,7 @@ __all__ = [
     "OUTCOME_METRICS",
     "REFERENCES",
     "TASK_OF_METRIC",
+    "TRIVIAL",
     "Metric",
     "is_harness_metric",
     "metric_info",
@@ -170,6 +171,9 @@ REFERENCES: dict[str, str] = {
     "unigram": "unigram",
     "random_init": "untrained model",
 }
+# The reference a trained model must be past, in order of preference: "past" means the
+# metric's whole 95% interval is on the better side of it (docs/REPORTS.md).
+TRIVIAL = ("chance", "unigram")
 
 
 # Harness metrics (glmlab/harness/items.py) by their last part: which way is better.
