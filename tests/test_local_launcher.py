@@ -25,6 +25,7 @@ from glmlab.cluster.launcher import TARGET as SLURM_TARGET
 from glmlab.cluster.launcher import install
 from glmlab.cluster.worker import quiet_console
 from glmlab.runs.naming import register_resolvers
+from glmlab.runs.result import RunResult
 from glmlab.runs.run_log import ON_CONSOLE
 from tests.conftest import TINY, run_glmlab
 from tests.test_report import BASE, write_run
@@ -134,7 +135,7 @@ def test_last_line_counts_each_run_directory_once(tmp_path, monkeypatch, capsys)
     the other run that directory holds; an interrupted sweep's unstarted runs count too."""
     for seed in (0, 1):
         write_run(tmp_path, f"s{seed}", BASE, seed, val=5.0)
-    refused = {"run_dir": str(tmp_path / "s1"), "error": "ConfigChanged: ...", "status": "failed"}
+    refused = RunResult("failed", run_dir=str(tmp_path / "s1"), error="ConfigChanged: ...")
     monkeypatch.setattr(app, "_unrecorded", [refused])
     monkeypatch.setattr(local, "_unrecorded", [])
     assert app.finish_sweep(tmp_path, planned=[tmp_path / "s1", tmp_path / "s2"]) == 1
@@ -169,7 +170,7 @@ def test_a_sweep_that_could_not_record_its_runs_keeps_its_report(tmp_path, monke
     callback = SweepReportCallback()
     callback.on_multirun_start(config)
     (tmp_path / "multirun.yaml").write_text("new: sweep\n")  # as the sweeper does
-    refused = {"run_dir": str(tmp_path / "s0"), "error": "ConfigChanged: x", "status": "failed"}
+    refused = RunResult("failed", run_dir=str(tmp_path / "s0"), error="ConfigChanged: x")
     monkeypatch.setattr(app, "_unrecorded", [refused])
     monkeypatch.setattr(local, "_unrecorded", [])
     callback.on_multirun_end(config)
