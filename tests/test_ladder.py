@@ -262,7 +262,7 @@ def test_bootstrap_intervals_cover_the_truth_and_the_gap():
 
 
 def rung_diffs(cells, base, variant):
-    from glmlab.report.stats import welch_test
+    from glmlab.report.bootstrap import welch_test
 
     out = []
     for c in sorted(cells[base]):

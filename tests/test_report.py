@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from glmlab.report import build_report
-from glmlab.report.stats import summary_stats, welch_test
+from glmlab.report.bootstrap import summary_stats, welch_test
 from tests.browser import CHROMIUM, chromium_args, page_layout
 from tests.conftest import TINY, run_glmlab
 

@@ -16,7 +16,7 @@ from scipy import stats as sps
 import glmlab.report
 from glmlab.cli.callback import SweepReportCallback
 from glmlab.report import Sweep, load_sweep
-from glmlab.report.stats import welch_test
+from glmlab.report.bootstrap import welch_test
 from glmlab.runs import layout
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.result import RunResult

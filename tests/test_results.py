@@ -15,7 +15,7 @@ import yaml
 from glmlab import results
 from glmlab.cli.main import main as cli
 from glmlab.report import build_report
-from glmlab.report.stats import summary_stats, welch_test
+from glmlab.report.bootstrap import summary_stats, welch_test
 
 BASE, OFF = "positional=learned_2d", "positional=rope"
 

@@ -25,7 +25,7 @@ import numpy as np
 from glmlab.eval.metrics import item_fractions
 from glmlab.report.load import Sweep, differing_config
 from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC
-from glmlab.report.stats import (
+from glmlab.report.bootstrap import (
     Interval,
     PairedDiff,
     RunItems,

@@ -20,7 +20,7 @@ from glmlab.report.load import Sweep, Variant, differing_config, load_sweep
 from glmlab.report.markdown import fmt, fmt_delta, md_cell, shared_settings
 from glmlab.report.metrics import metric_info
 from glmlab.report.plots import plot_compare_curves
-from glmlab.report.stats import summary_stats, welch_test
+from glmlab.report.bootstrap import summary_stats, welch_test
 from glmlab.runs.layout import COMPARE_CURVES, COMPARE_HTML, COMPARE_MD, RunStatus
 
 __all__ = ["DIFFERENT_VERDICT", "compare_sweeps", "default_compare_dir", "render_comparison"]

@@ -29,7 +29,7 @@ from glmlab.ladder.sweep import LADDER_FILE
 from glmlab.report.assess import assess_metric
 from glmlab.report.load import Run, Sweep, Variant, _is_baseline
 from glmlab.report.metrics import metric_info
-from glmlab.report.stats import PairedDiff, Welch
+from glmlab.report.bootstrap import PairedDiff, Welch
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.naming import run_address, variant_overrides
 

@@ -15,7 +15,7 @@ from glmlab.report.assess import NONE, PAIRED, WELCH, reference_levels, tests_of
 from glmlab.report.load import Run, Sweep, Variant, differing_config
 from glmlab.report.metrics import REFERENCES, TASK_OF_METRIC, Metric, metric_info
 from glmlab.report.provenance import render_provenance
-from glmlab.report.stats import N_BOOT, PairedDiff, Welch, summary_stats
+from glmlab.report.bootstrap import N_BOOT, PairedDiff, Welch, summary_stats
 from glmlab.runs.layout import LOSS_CURVES, RunStatus
 
 __all__ = [

@@ -26,7 +26,7 @@ import yaml
 from glmlab.io import write_text_atomic
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.metrics import metric_info
-from glmlab.report.stats import summary_stats, welch_test
+from glmlab.report.bootstrap import summary_stats, welch_test
 
 if TYPE_CHECKING:
     import pandas
