@@ -214,10 +214,11 @@ def test_experiments_benchmark_prints_wall_time_and_reference_lines(tmp_path: Pa
     lines = out.splitlines()
     (head,) = [ln for ln in lines if ln.startswith("sentinel_ablation: ")]
     assert " min wall, " in head and " min CPU (exit 0); load average before " in head
-    assert any(ln.startswith("  6 runs, ") for ln in lines)  # how many ran at once
-    # Six steps learn nothing: both reference lines say so, and the verdict is not a pass.
+    # 3 seeds x 2 variants and the A/A control arm (the baseline under train.stream=1).
+    assert any(ln.startswith("  9 runs, ") for ln in lines)  # how many ran at once
+    # Six steps learn nothing: every reference line (3 losses, cloze) says so, not a pass.
     refs = [ln for ln in lines if "unigram level" in ln or "chance level" in ln]
-    assert len(refs) == 2 and all("not clearly past" in ln for ln in refs)
+    assert len(refs) == 4 and all("not clearly past" in ln for ln in refs)
     assert lines[-1].startswith("  NOT PAST THE REFERENCES: glmlab: sweep ")
     (row,) = json.loads(out_json.read_text())
     assert row["experiment"] == "sentinel_ablation" and row["returncode"] == 0

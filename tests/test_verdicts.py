@@ -69,7 +69,7 @@ def test_inconclusive_names_the_detectable_effect_and_the_seeds_the_margin_needs
     assert v.mde == pytest.approx(mde(0.05, 2.0, 0.05 / 2))
     assert v.seeds_needed is not None and v.seeds_needed > 3
     assert f"needs {v.seeds_needed} seeds per arm" in v.text
-    assert "detectable at 80% power here: ±" in v.text
+    assert "detectable at 80% power (level 0.05/2) here: ±" in v.text
 
 
 def test_ladder_better_at_every_size_only_when_every_rung_has_a_comparison():
@@ -100,7 +100,12 @@ def test_crosses_over_between_rungs():
         meet=lambda lo, hi: 3e16,
     )
     assert v.kind == "crosses" and v.crossover == 3e16
-    assert "crosses over near C* = 3e+16 FLOPs: better at s, the opposite at l" in v.text
+    assert (
+        "crosses over near C* = 3e+16 FLOPs (where the fitted curves meet): better at s, the opposite at l"
+        in v.text
+    )
+    v, _ = verdict_of(ladder(diff(-0.2, 0.02), diff(0.0, 0.02), diff(+0.2, 0.02)))
+    assert v.crossover == pytest.approx(1e16) and "(between the rungs)" in v.text
 
 
 def test_inconclusive_ladder_says_where_it_was_significant():

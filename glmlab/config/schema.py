@@ -144,6 +144,9 @@ class TrainConfig:
         "auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", text="auto, cpu, mps, cuda, cuda:N"
     )
     compile: bool | None = None  # None: on for CUDA, off on CPU
+    # Another stream of initialisation and data order for the same seed (the A/A control
+    # arm, report.control; glmlab/assembly/seeds.py); null: the seed's own.
+    stream: int | None = rule(None, ge=1, lt=2**31)
     # torch intra-op threads on CPU; None: torch's default
     threads: int | None = rule(None, ge=1, identity=False)
     # a progress bar on a terminal; plain log lines otherwise
@@ -188,12 +191,32 @@ class PluginConfig:
     name: str = MISSING
 
 
+def margins_are_positive(report: Any, group: str) -> list[str]:
+    """``report.margin``: a number > 0 for every verdict metric, or ``{metric: number > 0}``."""
+    margin = report.margin
+    values = margin.values() if isinstance(margin, dict) else [margin]
+    if margin is None or all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        return []
+    return [
+        f"{group}.margin={margin}: must be a number > 0 or a mapping {{metric: number > 0}}, "
+        "e.g. report.margin=0.02 or +report.margin.cloze_acc=0.01"
+    ]
+
+
+@checks(margins_are_positive)
 @dataclass
 class ReportConfig:
-    """``report``: what a sweep's report compares (docs/REPORTS.md)."""
+    """``report``: what a sweep's report compares and how (docs/REPORTS.md)."""
 
     baseline: str | None = None  # the baseline variant's overrides: "objective.sentinels=false"
     metric: Any = "final_val_loss"  # the verdict metric: one name or a list of names
+    # The equivalence margin of the verdict metrics: one number, {metric: number}, or None
+    # for each metric's default (0.02 nats per token for a loss, 0.01 for an accuracy).
+    margin: Any = None
+    # An A/A control arm: the sweeper adds the baseline again under train.stream=1.
+    control: bool = False
 
 
 PARALLEL = ("ddp", "fsdp")  # how several processes share the model

@@ -1,4 +1,5 @@
-"""Fitted trends across a ladder and the verdict across scale (docs/LADDERS.md).
+"""Fitted trends across a ladder (docs/LADDERS.md); the verdicts across scale are the
+report's (glmlab/report/verdicts.py), which reads :func:`crossover` from here.
 
 Each variant's metric against training compute C is fitted by the saturating power law
 ``y = E + A * C^-alpha`` (Kaplan et al. 2020; Hoffmann et al. 2022) with
@@ -30,12 +31,9 @@ __all__ = [
     "BootFits",
     "Curve",
     "FitResult",
-    "RungDiff",
-    "Verdict",
     "bootstrap_fits",
     "crossover",
     "fit_power_laws",
-    "verdict",
 ]
 
 ALPHA_BOUNDS = (1e-3, 4.0)
@@ -254,76 +252,3 @@ def bootstrap_fits(
 def _pct(values: Sequence[float]) -> tuple[float, float]:
     low, high = np.quantile(np.asarray(values, dtype=float), [0.025, 0.975])
     return float(low), float(high)
-
-
-@dataclass(frozen=True)
-class RungDiff:
-    """Variant minus baseline at one rung: estimate, 95% interval, significance."""
-
-    rung: str
-    compute: float
-    diff: float
-    low: float | None
-    high: float | None
-    significant: bool
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One metric's verdict across scale for one variant against the baseline."""
-
-    kind: str  # better | worse | crosses | not significant
-    text: str
-    crossover: float | None = None
-
-
-def verdict(
-    diffs: Sequence[RungDiff],
-    *,
-    higher_is_better: bool,
-    fit: FitResult | None = None,
-    variant: str | None = None,
-    baseline: str | None = None,
-) -> Verdict:
-    """``better at every size`` / ``worse at every size`` when every rung's difference is
-    significant in one direction; ``crosses over near C*`` when significant differences of
-    both signs occur (C* where the fitted curves meet between those rungs, else the
-    geometric midpoint of the two rungs where the sign changes); ``not significant``
-    otherwise (saying at which sizes it is)."""
-    if not diffs:
-        return Verdict("not significant", "not significant: no rung has a comparison")
-    sign = 1.0 if higher_is_better else -1.0
-    ordered = sorted(diffs, key=lambda d: d.compute)
-    good = [d for d in ordered if d.significant and sign * d.diff > 0]
-    bad = [d for d in ordered if d.significant and sign * d.diff < 0]
-    if len(good) == len(ordered):
-        return Verdict("better", "better at every size")
-    if len(bad) == len(ordered):
-        return Verdict("worse", "worse at every size")
-    if good and bad:
-        signed = [(d, 1 if d in good else -1) for d in ordered if d.significant]
-        first = next(
-            (a, b) for (a, sa), (b, sb) in zip(signed, signed[1:], strict=False) if sa != sb
-        )
-        lo, hi = first[0].compute, first[1].compute
-        c_star = None
-        if fit is not None and variant is not None and baseline is not None:
-            c_star = crossover(fit, variant, baseline, lo, hi)
-        how = "where the fitted curves meet"
-        if c_star is None:
-            c_star, how = math.sqrt(lo * hi), "between the rungs"
-        direction = "better" if first[0] in good else "worse"
-        after = "worse" if direction == "better" else "better"
-        return Verdict(
-            "crosses",
-            f"crosses over near C* = {c_star:.3g} FLOPs ({how}): {direction} below, {after} above",
-            c_star,
-        )
-    parts = []
-    if good:
-        parts.append("better at " + ", ".join(d.rung for d in good))
-    if bad:
-        parts.append("worse at " + ", ".join(d.rung for d in bad))
-    rest = [d.rung for d in ordered if not d.significant]
-    parts.append("no significant difference at " + ", ".join(rest))
-    return Verdict("not significant", "not significant at every size: " + "; ".join(parts))

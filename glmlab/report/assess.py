@@ -1,17 +1,17 @@
-"""What a sweep report tests for each metric, and how (docs/REPORTS.md).
+"""What a sweep report tests for each metric, how, and the verdicts (docs/REPORTS.md).
 
-- Metrics of the evaluation suite with per-item scores in every run (``eval_items.json``):
-  each variant against the baseline paired by item, with a hierarchical bootstrap over
-  seeds and items (:func:`glmlab.report.stats.paired_bootstrap`).
-- Without per-item scores (the validation loss; run directories written before
-  ``eval_items.json`` existed): Welch's t-test over seeds (:func:`glmlab.report.stats.welch_test`).
-- Throughput and memory: shown, never tested (they measure the machine and its load).
-- The validation loss between variants that train different objectives: shown, not
-  tested (each variant is scored on its own task).
-
-With several variants against one baseline, the p-values of one metric are adjusted with
-Holm's method. The reference levels (chance, unigram, untrained model) come from the runs'
-``eval_items.json``.
+- Per metric (:func:`assess_metric`): each variant's mean with its 95% interval and its
+  difference to the baseline (:func:`glmlab.report.stats.compare_arms`: paired by seed
+  when both arms completed the same seeds, over seeds and items when every run saved
+  per-item scores, else over seeds only). Throughput and memory are shown, never tested;
+  the validation loss is not tested between variants that train different objectives.
+- Per sweep (:func:`assessment`): the verdict metrics' tests and the stability tests in
+  one family (:mod:`glmlab.report.family`), adjusted, then one verdict per variant and
+  verdict metric (:func:`glmlab.report.verdicts.judge`); the A/A control arm, when the
+  sweep has one, in a family of its own.
+- Past the reference (:func:`reference_check`): an arm's whole 95% interval is on the
+  better side of the metric's trivial reference (chance for cloze, the unigram model for
+  losses), for every metric that has one.
 """
 
 from __future__ import annotations
@@ -23,21 +23,38 @@ from typing import Any, Protocol
 import numpy as np
 
 from glmlab.eval.metrics import item_fractions
-from glmlab.report.load import Sweep, differing_config
-from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC
-from glmlab.report.bootstrap import (
-    Interval,
-    PairedDiff,
-    RunItems,
-    Welch,
-    bootstrap_mean,
-    holm,
-    paired_bootstrap,
-    summary_stats,
-    welch_test,
+from glmlab.report.family import Family
+from glmlab.report.load import Sweep, differing_config, report_settings
+from glmlab.report.metrics import (
+    NOT_TESTED,
+    REFERENCES,
+    TASK_OF_METRIC,
+    TRIVIAL,
+    margin_of,
+    metric_info,
 )
+from glmlab.report.stability import RunCount, Stability, count_runs, stability_test
+from glmlab.report.stats import Arm, Diff, Estimate, RunItems, arm_estimate, compare_arms
+from glmlab.report.verdicts import Rung, Verdict, judge, key, register, register_stability
 
-PAIRED, WELCH, NONE = "paired", "welch", "none"
+__all__ = [
+    "CONTROL_KEY",
+    "ITEMS",
+    "NONE",
+    "SEEDS",
+    "Assessment",
+    "MetricTests",
+    "arm_of",
+    "assess_metric",
+    "assessment",
+    "control_variant",
+    "reference_check",
+    "reference_levels",
+    "tests_of",
+]
+
+ITEMS, SEEDS, NONE = "items", "seeds", "none"
+CONTROL_KEY = "train.stream"  # the A/A arm: the baseline under another seed stream
 
 
 class RunLike(Protocol):
@@ -46,6 +63,12 @@ class RunLike(Protocol):
 
     @property
     def eval_items(self) -> dict[str, Any]: ...
+
+    @property
+    def seed(self) -> Any: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 class VariantLike(Protocol):
@@ -59,14 +82,16 @@ class VariantLike(Protocol):
 
 @dataclass
 class MetricTests:
-    """One metric across a sweep: per variant its 95% interval and its difference to the
-    baseline (``None`` for the baseline and where nothing can be tested)."""
+    """One metric across a sweep: per variant its mean with a 95% interval, its
+    difference to the baseline (``None`` for the baseline and where nothing can be
+    tested) and its runs; ``method`` is ITEMS, SEEDS or NONE (``reason``: why not ITEMS)."""
 
     metric: str
-    method: str  # PAIRED, WELCH or NONE
-    reason: str  # why NONE (or why WELCH instead of PAIRED); empty otherwise
-    intervals: dict[str, Interval | None] = field(default_factory=dict)
-    diffs: dict[str, PairedDiff | Welch | None] = field(default_factory=dict)
+    method: str
+    reason: str
+    intervals: dict[str, Estimate | None] = field(default_factory=dict)
+    diffs: dict[str, Diff | None] = field(default_factory=dict)
+    counts: dict[str, RunCount] = field(default_factory=dict)
 
 
 def run_items(run: RunLike, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -78,14 +103,15 @@ def run_items(run: RunLike, metric: str) -> tuple[np.ndarray, np.ndarray] | None
     return item_fractions(task, scores)
 
 
-def variant_items(variant: VariantLike, metric: str) -> RunItems | None:
-    """The per-item scores of every run of ``variant`` that reports ``metric``; None if
-    any of them lacks them or they disagree on the number of items."""
+def arm_of(variant: VariantLike, metric: str, *, items: bool = True) -> Arm:
+    """The completed runs of ``variant`` that report ``metric``: values, seeds, and the
+    per-item scores when every one of them saved them (and ``items``)."""
     runs = [r for r in variant.runs if metric in r.metrics]
-    pairs = [run_items(r, metric) for r in runs]
-    if not pairs or any(p is None for p in pairs) or len({p[0].shape for p in pairs}) != 1:
-        return None
-    return RunItems.from_runs(pairs)
+    values = tuple(r.metrics[metric] for r in runs)
+    seeds = tuple(r.seed for r in runs)
+    pairs = [run_items(r, metric) for r in runs] if items else []
+    ok = bool(pairs) and all(p is not None for p in pairs) and len({p[0].shape for p in pairs}) == 1
+    return Arm(values, seeds, RunItems.from_runs(pairs) if ok else None)
 
 
 def assess_metric(
@@ -95,50 +121,36 @@ def assess_metric(
     *,
     untestable: str = "",
 ) -> MetricTests:
-    """The intervals and baseline differences of ``metric`` (see the module docstring);
-    ``untestable`` is a reason to show the metric without testing it."""
+    """The intervals and baseline differences of ``metric`` (module docstring);
+    ``untestable``: a reason to show the metric without testing it."""
     if metric in NOT_TESTED:
         untestable = "not tested: throughput and memory measure the machine and its load"
-    items = {v.label: variant_items(v, metric) for v in variants if v.values(metric)}
-    paired = bool(items) and all(i is not None for i in items.values())
-    if paired and len({i.n_items for i in items.values()}) > 1:
-        paired = False
+    arms = {v.label: arm_of(v, metric) for v in variants}
+    with_values = [a for a in arms.values() if a.n]
+    by_items = bool(with_values) and all(a.items is not None for a in with_values)
+    if by_items and len({a.items.n_items for a in with_values}) > 1:
+        by_items = False
+        arms = {v.label: arm_of(v, metric, items=False) for v in variants}
+    if not by_items:
+        arms = {label: Arm(a.values, a.seeds) for label, a in arms.items()}
     if untestable:
         out = MetricTests(metric, NONE, untestable)
-    elif paired:
-        out = MetricTests(metric, PAIRED, "")
+    elif by_items:
+        out = MetricTests(metric, ITEMS, "")
     else:
         reason = (
             "seeds only: no per-item scores"
             if metric in TASK_OF_METRIC
             else "seeds only: scored per run, not per item"
         )
-        out = MetricTests(metric, WELCH, reason)
-    base_items = items.get(baseline.label) if baseline else None
+        out = MetricTests(metric, SEEDS, reason)
+    base = arms.get(baseline.label) if baseline is not None else None
     for v in variants:
-        values = v.values(metric)
-        if not values:
-            out.intervals[v.label] = None
-            continue
-        if out.method == PAIRED:
-            out.intervals[v.label] = bootstrap_mean(items[v.label])
-        else:
-            s = summary_stats(values)
-            ci = s.ci if s else None
-            out.intervals[v.label] = Interval(s.mean, *(ci or (None, None)))
-        if out.method == NONE or baseline is None or v is baseline:
-            out.diffs[v.label] = None
-        elif out.method == PAIRED and base_items is not None:
-            out.diffs[v.label] = paired_bootstrap(items[v.label], base_items)
-        elif out.method == WELCH:
-            out.diffs[v.label] = welch_test(values, baseline.values(metric))
-        else:
-            out.diffs[v.label] = None
-    tested = [k for k, d in out.diffs.items() if d is not None]
-    if len(tested) > 1:
-        for k, p in zip(tested, holm([out.diffs[k].p for k in tested]), strict=True):
-            d = out.diffs[k]
-            out.diffs[k] = type(d)(**{**d.__dict__, "p_adjusted": p})
+        out.counts[v.label] = count_runs(r.status for r in v.runs)
+        arm = arms[v.label]
+        out.intervals[v.label] = arm_estimate(arm)
+        tested = out.method != NONE and base is not None and v is not baseline
+        out.diffs[v.label] = compare_arms(arm, base) if tested else None
     return out
 
 
@@ -146,15 +158,39 @@ def reference_levels(runs: Iterable[RunLike], metric: str) -> dict[str, float]:
     """``{reference: mean level over the runs}`` for ``metric`` from the runs'
     eval_items.json (chance only for cloze; the untrained model differs by seed)."""
     out: dict[str, float] = {}
-    for key in REFERENCES:
+    for ref in REFERENCES:
         values = [
-            r.eval_items["reference_metrics"][key][metric]
+            r.eval_items["reference_metrics"][ref][metric]
             for r in runs
-            if metric in ((r.eval_items.get("reference_metrics") or {}).get(key) or {})
+            if metric in ((r.eval_items.get("reference_metrics") or {}).get(ref) or {})
         ]
         if values:
-            out[key] = float(np.mean(values))
+            out[ref] = float(np.mean(values))
     return out
+
+
+def reference_check(
+    runs: Iterable[RunLike], metric: str, intervals: dict[str, Estimate | None]
+) -> tuple[str, float, dict[str, str]] | None:
+    """(reference name, level, ``{label: past | not past | no interval}``) for the
+    metric's trivial reference, or None when the runs recorded none. Past: the whole
+    95% interval is on the better side of the level."""
+    levels = reference_levels(runs, metric)
+    ref = next((r for r in TRIVIAL if r in levels), None)
+    better_high = metric_info(metric).higher_is_better
+    if ref is None or better_high is None:
+        return None
+    level = levels[ref]
+    status = {}
+    for label, iv in intervals.items():
+        if iv is None:
+            continue
+        if iv.low is None:
+            status[label] = "no interval"
+            continue
+        edge = iv.low if better_high else iv.high
+        status[label] = "past" if (edge > level if better_high else edge < level) else "not past"
+    return ref, level, status
 
 
 def untestable_reason(sweep: Sweep, metric: str) -> str:
@@ -177,3 +213,125 @@ def tests_of(sweep: Sweep, metric: str) -> MetricTests:
             sweep.variants, sweep.baseline, metric, untestable=untestable_reason(sweep, metric)
         )
     return cache[metric]
+
+
+def control_variant(sweep: Sweep) -> Any:
+    """The sweep's A/A control arm: the baseline's overrides plus ``train.stream=k``
+    (k > 0), or None."""
+    if sweep.baseline is None:
+        return None
+    base = set(sweep.baseline.label.split(", ")) - {"(defaults)"}
+    for v in sweep.variants:
+        parts = set(v.label.split(", "))
+        extra = parts - base
+        if len(extra) == 1 and base <= parts:
+            k, _, value = next(iter(extra)).partition("=")
+            if k.lstrip("+~") == CONTROL_KEY and value not in ("0", ""):
+                return v
+    return None
+
+
+@dataclass
+class Assessment:
+    """A sweep's verdicts: the family, per (variant, metric) the rung and its verdict,
+    per variant its stability, and the A/A control's own family and verdicts."""
+
+    family: Family
+    margins: dict[str, float | None]
+    rungs: dict[tuple[str, str], Rung] = field(default_factory=dict)
+    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    stability: dict[str, Stability] = field(default_factory=dict)
+    control: str | None = None
+    control_family: Family = field(default_factory=lambda: Family("the A/A control"))
+    control_verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    def p_adjusted(self, label: str, metric: str) -> float | None:
+        """The adjusted p of a variant's difference on a metric (None: not in a family)."""
+        fam = self.control_family if label == self.control else self.family
+        return fam.p(key(label, metric, "", "difference"))
+
+    @property
+    def control_alarm(self) -> list[str]:
+        """The metrics on which the A/A control differs significantly."""
+        return [
+            m
+            for m in self.control_verdicts
+            if (p := self.control_family.p(key(self.control, m, "", "difference"))) is not None
+            and p < 0.05
+        ]
+
+
+def _behind(sweep: Sweep, tests: MetricTests, labels: Sequence[str]) -> tuple[str, ...]:
+    check = reference_check(sweep.runs, tests.metric, tests.intervals)
+    if check is None:
+        return ()
+    ref, _, status = check
+    return tuple(f"{lab} ({REFERENCES[ref]})" for lab in labels if status.get(lab) == "not past")
+
+
+def _rung(sweep: Sweep, tests: MetricTests, label: str) -> Rung:
+    base = sweep.baseline.label
+    return Rung(
+        "",
+        None,
+        tests.diffs.get(label),
+        tests.counts[label],
+        tests.counts[base],
+        _behind(sweep, tests, [label, base]),
+    )
+
+
+def assessment(sweep: Sweep) -> Assessment:
+    """The sweep's family, verdicts and control (module docstring), computed once."""
+    if "assessment" in sweep.cache:
+        return sweep.cache["assessment"]
+    setting = report_settings(sweep.dir).get("margin") if sweep.dir else None
+    out = Assessment(Family(), {m: margin_of(m, setting) for m in sweep.primary})
+    base = sweep.baseline
+    sweep.cache["assessment"] = out
+    if base is None:
+        return out
+    control = control_variant(sweep)
+    out.control = control.label if control is not None else None
+    others = [v for v in sweep.variants if v is not base and v is not control]
+    tested = [m for m in sweep.primary if tests_of(sweep, m).method != NONE]
+    for metric in tested:
+        for v in others:
+            rung = _rung(sweep, tests_of(sweep, metric), v.label)
+            out.rungs[(v.label, metric)] = rung
+            register(out.family, v.label, metric, [rung], out.margins[metric])
+    base_count = count_runs(r.status for r in base.runs)
+    for v in others:
+        out.stability[v.label] = stability_test(count_runs(r.status for r in v.runs), base_count)
+        register_stability(out.family, v.label, out.stability[v.label])
+    out.family.adjust()
+    for metric in tested:
+        info = metric_info(metric)
+        for v in others:
+            out.verdicts[(v.label, metric)] = judge(
+                out.family,
+                v.label,
+                metric,
+                [out.rungs[(v.label, metric)]],
+                higher_is_better=info.higher_is_better,
+                margin=out.margins[metric],
+                stability=out.stability[v.label],
+                digits=info.digits,
+            )
+    if control is not None:
+        rungs = {m: _rung(sweep, tests_of(sweep, m), control.label) for m in tested}
+        for metric, rung in rungs.items():
+            register(out.control_family, control.label, metric, [rung], None)
+        out.control_family.adjust()
+        for metric, rung in rungs.items():
+            info = metric_info(metric)
+            out.control_verdicts[metric] = judge(
+                out.control_family,
+                control.label,
+                metric,
+                [rung],
+                higher_is_better=info.higher_is_better,
+                margin=None,
+                digits=info.digits,
+            )
+    return out

@@ -69,12 +69,12 @@ class Family:
     def describe(self) -> str:
         """One sentence: how many tests of which kinds, and the adjustment."""
         if not self.raw:
-            return f"{self.name}: no test."
+            return "no test."
         counts: dict[str, int] = {}
         for kind in self.kinds.values():
             counts[kind] = counts.get(kind, 0) + 1
         parts = ", ".join(f"{n} {kind}" for kind, n in counts.items())
         return (
-            f"{self.name}: one family of {len(self.raw)} tests ({parts}), adjusted by "
-            f"{METHOD_NAME}; every p shown with a verdict is adjusted in it."
+            f"one family of {len(self.raw)} tests ({parts}), adjusted by {METHOD_NAME}; "
+            "every p shown with a verdict is adjusted in it."
         )

@@ -3,7 +3,11 @@ choice, per-rung paired differences and the fitted trends with seed-bootstrap in
 (:class:`Ladder`); glmlab/report/ladder_markdown.py writes them, ladder_plot.py plots them.
 
 Everything is read from the run directories and ``ladder.json`` (the plan the sweeper
-saved); statistics reuse glmlab/report/ (paired bootstrap, Holm, reference levels).
+saved); the statistics are the sweep report's (glmlab/report/assess.py per rung), and the
+verdicts across scale come from the one verdict path (glmlab/report/verdicts.py): every
+rung's difference, the pooled gap, its trend with compute, the equivalence and stability
+tests of every variant and verdict metric in one family, Holm-adjusted. Diverged and
+failed seed runs are counted per rung, never dropped silently.
 """
 
 from __future__ import annotations
@@ -11,26 +15,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from glmlab.io import read_json
-from glmlab.ladder.fit import (
-    BootFits,
-    FitResult,
-    RungDiff,
-    Verdict,
-    bootstrap_fits,
-    fit_power_laws,
-    verdict,
-)
+from glmlab.ladder.fit import BootFits, FitResult, bootstrap_fits, crossover, fit_power_laws
 from glmlab.ladder.lr import GridPoint, LrChoice, choose_lr
 from glmlab.ladder.spec import LADDER_KEYS, LadderPlan, Rung
 from glmlab.ladder.sweep import LADDER_FILE
-from glmlab.report.assess import assess_metric
-from glmlab.report.load import Run, Sweep, Variant, _is_baseline
-from glmlab.report.metrics import metric_info
-from glmlab.report.bootstrap import PairedDiff, Welch
-from glmlab.runs.layout import RunStatus
+from glmlab.report.assess import MetricTests, assess_metric, reference_check
+from glmlab.report.family import Family
+from glmlab.report.load import Run, Sweep, Variant, _is_baseline, report_settings
+from glmlab.report.metrics import REFERENCES, margin_of, metric_info
+from glmlab.report.stability import RunCount, Stability, count_runs, stability_test
+from glmlab.report.verdicts import Rung as RungResult
+from glmlab.report.verdicts import Verdict, judge, register, register_stability
 from glmlab.runs.naming import run_address, variant_overrides
 
 __all__ = ["LADDER_PLOT", "Ladder", "MetricTrend", "load_ladder"]
@@ -41,11 +38,13 @@ NOT_VARIANT = {"experiment", "ladder"}  # group choices every job of the sweep s
 
 @dataclass
 class MetricTrend:
-    """One metric across the ladder: per-rung differences, the fit, verdicts, gaps."""
+    """One metric across the ladder: per variant its comparison at every rung of the plan
+    (``Rung`` of glmlab/report/verdicts.py; no difference where an arm has < 2 runs), the
+    per-rung tests, the fit, the verdicts and the gaps at the target."""
 
     metric: str
-    diffs: dict[str, list[RungDiff]] = field(default_factory=dict)  # variant -> per rung
-    tests: dict[str, Any] = field(default_factory=dict)  # rung -> MetricTests
+    rungs: dict[str, list[RungResult]] = field(default_factory=dict)  # variant -> plan rungs
+    tests: dict[str, MetricTests] = field(default_factory=dict)  # rung -> tests
     fit: FitResult | None = None
     boot: BootFits | None = None
     verdicts: dict[str, Verdict] = field(default_factory=dict)
@@ -64,6 +63,10 @@ class Ladder:
     verdict_runs: dict[tuple[str, str], list[Run]]  # (label, rung) -> phase-2 runs
     trends: dict[str, MetricTrend]
     unmatched: list[Run]
+    family: Family = field(default_factory=Family)
+    stability: dict[str, Stability] = field(default_factory=dict)
+    margins: dict[str, float | None] = field(default_factory=dict)
+    control: bool = False  # report.control was set (the ladder's sweeper adds no A/A arm yet)
 
     def rung(self, name: str) -> Rung:
         return next(r for r in self.plan.rungs if r.name == name)
@@ -120,9 +123,8 @@ def load_ladder(sweep: Sweep) -> Ladder | None:
     plan = LadderPlan.from_dict(read_json(path)["plan"])
     labels = _labels(plan.variants)
     idents = [run_address(variant_overrides(list(v))) for v in plan.variants]
-    from glmlab.report.load import report_settings
-
-    wanted = report_settings(Path(sweep.dir)).get("baseline")
+    settings = report_settings(Path(sweep.dir))
+    wanted = settings.get("baseline")
     baseline = next((lab for lab in labels if _is_baseline(lab, wanted)), None)
     grid_points: dict[tuple[str, str], dict[float, GridPoint]] = {}
     verdict_runs: dict[tuple[str, str], list[Run]] = {}
@@ -146,18 +148,65 @@ def load_ladder(sweep: Sweep) -> Ladder | None:
             points = [have.get(lr, GridPoint(lr, "missing", None)) for lr in plan.lr_grid]
             grid[(label, rung.name)] = choose_lr(points)
     ladder = Ladder(plan, labels, baseline, grid, verdict_runs, {}, unmatched)
+    ladder.margins = {m: margin_of(m, settings.get("margin")) for m in sweep.primary}
+    ladder.control = bool(settings.get("control"))
     for metric in sweep.primary:
         ladder.trends[metric] = _trend(ladder, metric)
+    _judge(ladder)
     return ladder
 
 
-def _diff_interval(d: PairedDiff | Welch) -> tuple[float | None, float | None]:
-    if isinstance(d, PairedDiff):
-        return d.low, d.high
-    from scipy import stats as sps
+def _arm_count(ladder: Ladder, label: str) -> RunCount:
+    """An arm's seed runs over every rung."""
+    total = RunCount(0, 0, 0)
+    for rung in ladder.plan.rungs:
+        total += count_runs(r.status for r in ladder.verdict_runs.get((label, rung.name), []))
+    return total
 
-    half = float(sps.t.ppf(0.975, d.df)) * d.se
-    return d.diff - half, d.diff + half
+
+def _judge(ladder: Ladder) -> None:
+    """Every test of the ladder's verdicts in one family, adjusted; then the verdicts."""
+    if ladder.baseline is None:
+        return
+    others = [lab for lab in ladder.labels if lab != ladder.baseline]
+    for metric, trend in ladder.trends.items():
+        for label in others:
+            if label in trend.rungs:
+                register(ladder.family, label, metric, trend.rungs[label], ladder.margins[metric])
+    base = _arm_count(ladder, ladder.baseline)
+    for label in others:
+        ladder.stability[label] = stability_test(_arm_count(ladder, label), base)
+        register_stability(ladder.family, label, ladder.stability[label])
+    ladder.family.adjust()
+    for metric, trend in ladder.trends.items():
+        info = metric_info(metric)
+        for label in others:
+            if label not in trend.rungs:
+                continue
+            edge = [
+                f"{lab} @ {rung.name}"
+                for lab in (label, ladder.baseline)
+                for rung in ladder.plan.rungs
+                if (choice := ladder.grid.get((lab, rung.name))) is not None and choice.warning
+            ]
+
+            def meet(
+                lo: float, hi: float, label: str = label, fit: FitResult | None = trend.fit
+            ) -> float | None:
+                return crossover(fit, label, ladder.baseline, lo, hi) if fit else None
+
+            trend.verdicts[label] = judge(
+                ladder.family,
+                label,
+                metric,
+                trend.rungs[label],
+                higher_is_better=info.higher_is_better,
+                margin=ladder.margins[metric],
+                stability=ladder.stability[label],
+                digits=info.digits,
+                grid_edge=edge,
+                meet=meet,
+            )
 
 
 def _trend(ladder: Ladder, metric: str) -> MetricTrend:
@@ -165,30 +214,36 @@ def _trend(ladder: Ladder, metric: str) -> MetricTrend:
     info = metric_info(metric)
     for rung in plan.rungs:
         variants = [
-            Variant(
-                label,
-                [
-                    r
-                    for r in ladder.verdict_runs.get((label, rung.name), [])
-                    if r.status == RunStatus.COMPLETED
-                ],
-            )
+            Variant(label, list(ladder.verdict_runs.get((label, rung.name), [])))
             for label in ladder.labels
         ]
-        variants = [v for v in variants if v.runs]
         base = next((v for v in variants if v.label == ladder.baseline), None)
         tests = assess_metric(variants, base, metric)
         out.tests[rung.name] = tests
+        check = reference_check([r for v in variants for r in v.runs], metric, tests.intervals)
         for v in variants:
             values = v.values(metric)
             if values:
                 out.cells.setdefault(v.label, {})[rung.flops] = values
-            d = tests.diffs.get(v.label)
-            if d is not None:
-                low, high = _diff_interval(d)
-                out.diffs.setdefault(v.label, []).append(
-                    RungDiff(rung.name, rung.flops, d.diff, low, high, d.significant)
+            if base is None or v is base:
+                continue
+            behind = ()
+            if check is not None:
+                behind = tuple(
+                    f"{lab} ({REFERENCES[check[0]]})"
+                    for lab in (v.label, base.label)
+                    if check[2].get(lab) == "not past"
                 )
+            out.rungs.setdefault(v.label, []).append(
+                RungResult(
+                    rung.name,
+                    rung.flops,
+                    tests.diffs.get(v.label),
+                    tests.counts[v.label],
+                    tests.counts[base.label],
+                    behind,
+                )
+            )
     flip = bool(info.higher_is_better) and all(
         0.0 <= y <= 1.0 for byc in out.cells.values() for ys in byc.values() for y in ys
     )
@@ -204,14 +259,7 @@ def _trend(ladder: Ladder, metric: str) -> MetricTrend:
                 n_boot=plan.bootstrap,
                 flip=flip,
             )
-    for label, diffs in out.diffs.items():
-        out.verdicts[label] = verdict(
-            diffs,
-            higher_is_better=bool(info.higher_is_better),
-            fit=out.fit,
-            variant=label,
-            baseline=ladder.baseline,
-        )
+    for label in out.rungs:
         if out.fit is not None and label in out.fit.curves and ladder.baseline in out.fit.curves:
             out.gaps[label] = out.fit.predict(label, plan.target_compute) - out.fit.predict(
                 ladder.baseline, plan.target_compute

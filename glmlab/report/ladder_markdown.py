@@ -5,11 +5,11 @@ per metric and the gap extrapolated to the target compute (from :class:`Ladder`)
 from __future__ import annotations
 
 import math
-import statistics
 
-from glmlab.report.assess import reference_levels
+from glmlab.report.assess import reference_check
 from glmlab.report.ladder import LADDER_PLOT, Ladder, MetricTrend
-from glmlab.report.metrics import metric_info
+from glmlab.report.metrics import REFERENCES, metric_info
+from glmlab.report.verdicts import key
 
 __all__ = ["ladder_summary", "render_ladder", "verdict_lines"]
 
@@ -95,53 +95,90 @@ def _rung_table(ladder: Ladder) -> list[str]:
 
 
 def _references(ladder: Ladder, metric: str) -> str:
-    """Whether every rung's seed runs are past the trivial references (unigram, chance)."""
+    """Whether every arm at every rung is past the metric's trivial reference: its whole
+    95% interval on the better side (the sweep report's rule)."""
     info = metric_info(metric)
-    bad, checked = [], 0
-    for (label, rung), runs in ladder.verdict_runs.items():
-        done = [r for r in runs if metric in r.metrics]
-        refs = reference_levels(done, metric)
-        level = refs.get("unigram", refs.get("chance"))
-        if level is None or not done:
+    trend = ladder.trends.get(metric)
+    bad, unknown, checked = [], [], 0
+    for rung in ladder.plan.rungs:
+        tests = trend.tests.get(rung.name) if trend else None
+        runs = [r for lab in ladder.labels for r in ladder.verdict_runs.get((lab, rung.name), [])]
+        check = reference_check(runs, metric, tests.intervals) if tests else None
+        if check is None:
             continue
-        checked += 1
-        mean = statistics.fmean(r.metrics[metric] for r in done)
-        past = mean > level if info.higher_is_better else mean < level
-        if not past:
-            bad.append(f"{label} @ {rung} ({_g(mean)} vs {_g(level)})")
+        ref, level, status = check
+        for label, state in status.items():
+            checked += 1
+            iv = tests.intervals[label]
+            if state == "not past":
+                bad.append(
+                    f"{label} @ {rung.name} ({_g(iv.estimate)} [{_g(iv.low)}, {_g(iv.high)}] vs {REFERENCES[ref]} {_g(level)})"
+                )
+            elif state == "no interval":
+                unknown.append(f"{label} @ {rung.name}")
     if not checked:
         return ""
     if bad:
-        return f"- ⚠ {info.label}: not past the trivial reference at " + "; ".join(bad)
-    return f"- {info.label}: every arm at every rung is past the trivial reference (unigram or chance)."
+        return (
+            f"- ⚠ {info.label}: not clearly past the trivial reference (95% interval) at "
+            + "; ".join(bad)
+        )
+    if unknown:
+        return f"- {info.label}: one seed run, no interval, at " + ", ".join(unknown)
+    return (
+        f"- {info.label}: every arm at every rung is past the trivial reference "
+        "(unigram or chance; 95% intervals clear of it)."
+    )
 
 
 def _diff_table(ladder: Ladder, trend: MetricTrend) -> list[str]:
     info = metric_info(trend.metric)
     lines = [
         f"**{info.label}** (variant − baseline; 95% interval; "
-        f"{'higher' if info.higher_is_better else 'lower'} is better)",
+        f"{'higher' if info.higher_is_better else 'lower'} is better; p adjusted in the "
+        "ladder's family)",
         "",
-        "| variant | rung | C | baseline mean | variant mean | difference [95% CI] | p | significant |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | rung | C | baseline mean | variant mean | difference [95% CI] | p (adjusted) | seeds (variant / baseline) | significant |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for rung in ladder.plan.rungs:
         tests = trend.tests.get(rung.name)
-        for d in (
-            x for label in ladder.labels for x in trend.diffs.get(label, []) if x.rung == rung.name
-        ):
-            label = next(lab for lab in ladder.labels if d in trend.diffs.get(lab, []))
+        for label in ladder.labels:
+            r = next((x for x in trend.rungs.get(label, []) if x.name == rung.name), None)
+            if r is None:
+                continue
             base_i = tests.intervals.get(ladder.baseline) if tests else None
             var_i = tests.intervals.get(label) if tests else None
-            raw = tests.diffs.get(label) if tests else None
-            p = getattr(raw, "p", None)
+            d = r.diff
+            p = ladder.family.p(key(label, trend.metric, rung.name, "difference"))
+            cell = f"{_g(d.diff)} [{_g(d.low)}, {_g(d.high)}]" if d else "no comparison"
+            ps = f"{_g(p, 3)} (raw {_g(d.p, 3)})" if d and p is not None else "–"
+            seeds = f"{r.variant.phrase()} / {r.baseline.phrase()}"
+            sig = "yes" if p is not None and p < 0.05 else "no" if d else "–"
+            warn = f" ⚠ not past: {', '.join(r.behind_reference)}" if r.behind_reference else ""
             lines.append(
                 f"| {label} | {rung.name} | {rung.flops:.3g} | {_g(base_i.estimate if base_i else None)} | "
-                f"{_g(var_i.estimate if var_i else None)} | {_g(d.diff)} [{_g(d.low)}, {_g(d.high)}] | "
-                f"{_g(p, 3)} | {'yes' if d.significant else 'no'} |"
+                f"{_g(var_i.estimate if var_i else None)} | {cell}{warn} | {ps} | {seeds} | {sig} |"
             )
-    method = next((t.method for t in trend.tests.values()), "")
-    lines += ["", f"Method per rung: {method or 'none'} (glmlab/report/assess.py)."]
+    methods = sorted({d.method for rs in trend.rungs.values() for r in rs if (d := r.diff)})
+    lines += ["", f"Method per rung: {', '.join(methods) or 'none'} (glmlab/report/stats.py)."]
+    return lines
+
+
+def _stability_lines(ladder: Ladder) -> list[str]:
+    """Each variant's divergence over the ladder's seed runs, when any run diverged."""
+    lines = []
+    for label, s in ladder.stability.items():
+        if s.variant.diverged or s.baseline.diverged:
+            p = ladder.family.p(key(label, "", "", "stability"))
+            test = (
+                f"Boschloo's exact test p = {p:.3g} (adjusted)"
+                if p is not None
+                else f"Boschloo's exact test p = {s.p:.3g}, outside the family"
+                if s.p is not None
+                else "no test"
+            )
+            lines.append(f"- Stability, {label} (seed runs over all rungs): {s.phrase()}; {test}.")
     return lines
 
 
@@ -165,7 +202,7 @@ def _fit_table(ladder: Ladder, trend: MetricTrend) -> list[str]:
     for label, curve in fit.curves.items():
         ci = (trend.boot.params.get(label) if trend.boot else None) or {}
 
-        def cell(name: str, value: float) -> str:
+        def cell(name: str, value: float, ci: dict = ci) -> str:
             b = ci.get(name)
             return f"{_g(value)} [{_g(b[0])}, {_g(b[1])}]" if b else _g(value)
 
@@ -199,9 +236,25 @@ def render_ladder(ladder: Ladder, *, plot: bool) -> list[str]:
         "",
         *(f"- {line}" for line in verdict_lines(ladder)),
         "",
-        "A verdict needs a significant difference at every rung (paired per rung, below); "
-        "the gap at the target is read off the fitted curves, an **extrapolation** beyond "
-        "the largest rung, with a 95% interval from resampling each arm's seeds and refitting.",
+        "Categories (docs/REPORTS.md): *better/worse at every size* (significant at every "
+        "rung, one sign; missing rungs are named), *crosses over*, *pooled* (the gap "
+        "averaged over rungs is significant; with its trend per decade of compute: is the "
+        "gap shrinking?), *equivalent within ±margin* at every size, *trade-off* (a call "
+        "for the arm that diverged more often), *inconclusive* (with the effect it could "
+        "have detected and the seeds the margin needs). "
+        f"The tests: {ladder.family.describe()} The gap at the target is read off the fitted curves, "
+        "an **extrapolation** beyond the largest rung, with a 95% interval from resampling "
+        "each arm's seeds and refitting.",
+        "",
+        *_stability_lines(ladder),
+        *(
+            [
+                "- No A/A control arm: `report.control` is set, but the ladder's sweeper "
+                'adds none yet (docs/REPORTS.md, "The A/A control arm").'
+            ]
+            if ladder.control
+            else []
+        ),
         "",
         *(x for m in ladder.trends if (x := _references(ladder, m))),
         "",
@@ -245,4 +298,4 @@ def render_ladder(ladder: Ladder, *, plot: bool) -> list[str]:
             "",
             f"{len(ladder.unmatched)} run directories are not part of this ladder's plan and are left out.",
         ]
-    return lines + [""]
+    return [*lines, ""]

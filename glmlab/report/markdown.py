@@ -7,15 +7,30 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
-from collections.abc import Iterable
 from typing import Any
 
-from glmlab.report.assess import NONE, PAIRED, WELCH, reference_levels, tests_of
-from glmlab.report.load import Run, Sweep, Variant, differing_config
-from glmlab.report.metrics import REFERENCES, TASK_OF_METRIC, Metric, metric_info
+from glmlab.report.assess import (
+    NONE,
+    SEEDS,
+    assessment,
+    reference_check,
+    reference_levels,
+    tests_of,
+)
+from glmlab.report.load import Sweep, differing_config
+from glmlab.report.metrics import REFERENCES, Metric, metric_info
 from glmlab.report.provenance import render_provenance
-from glmlab.report.bootstrap import N_BOOT, PairedDiff, Welch, summary_stats
+from glmlab.report.stats import Diff, summary_stats
+from glmlab.report.verdict_md import (
+    METHOD,
+    control_lines,
+    fallback_note,
+    family_line,
+    md_cell,
+    reference_summary,
+    render_verdicts,
+    verdict,
+)
 from glmlab.runs.layout import LOSS_CURVES, RunStatus
 
 __all__ = [
@@ -36,64 +51,28 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
-def fmt_delta(d: PairedDiff | Welch, digits: int) -> str:
-    """A difference to the baseline: ``+d [low, high]`` (paired bootstrap) or ``+d ± se``
-    (Welch), bold when significant (after Holm's adjustment where there is one)."""
-    if isinstance(d, PairedDiff):
-        text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
-    else:
-        text = f"{d.diff:+.{digits}f} ± {d.se:.{digits}f}"
-    return f"**{text}**" if d.significant else text
+def fmt_delta(d: Diff, digits: int) -> str:
+    """A difference to the baseline, ``+d [low, high]`` (95%), bold when significant
+    after the family adjustment (only differences in a family can be)."""
+    text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
+    return f"**{text}**" if d.p_adjusted is not None and d.significant else text
 
 
-def fmt_p(d: PairedDiff | Welch) -> str:
-    """The p-value a verdict rests on: Holm-adjusted where several variants were tested."""
-    return f"{d.p:.3g}" if d.p_adjusted is None else f"{d.p_adjusted:.3g} (raw {d.p:.3g})"
+def fmt_p(d: Diff) -> str:
+    """The adjusted p-value of a difference in the report's family, with the raw one."""
+    if d.p_adjusted is None:
+        return "–"
+    if abs(d.p_adjusted - d.p) < 1e-12:
+        return f"{d.p_adjusted:.3g}"
+    return f"{d.p_adjusted:.3g} (raw {d.p:.3g})"
 
 
-def md_cell(text: str) -> str:
-    """``text`` made safe for a markdown table cell."""
-    return text.replace("|", "\\|")
-
-
-def _direction(metric: Metric, diff: float) -> str:
-    if metric.higher_is_better is None or diff == 0:
-        return "higher" if diff > 0 else "lower"
-    return "better" if (diff > 0) == metric.higher_is_better else "worse"
-
-
-def _steps(runs: Iterable[Run]) -> str:
-    return ", ".join(str(r.result.step) for r in runs)
-
-
-def verdict(sweep: Sweep, variant: Variant, metric_name: str) -> str:
-    """A short phrase: the variant's difference to the baseline on one metric."""
-    m = metric_info(metric_name)
-    diverged = variant.with_status(RunStatus.DIVERGED)
-    n_runs = len(variant.runs)
-    values = variant.values(metric_name)
-    if not values:
-        if variant.with_status(RunStatus.COMPLETED):
-            return f"no completed run reports {m.label}"
-        if diverged:
-            return f"diverged in {len(diverged)} of {n_runs} runs (at steps {_steps(diverged)}): nothing to compare"
-        return "no completed run: nothing to compare"
-    note = (
-        f"; {len(diverged)} of {n_runs} runs diverged (at steps {_steps(diverged)}) and are excluded"
-        if diverged
-        else ""
-    )
-    tests = tests_of(sweep, metric_name)
-    base_values = sweep.baseline.values(metric_name) if sweep.baseline else []
-    if not base_values:
-        return f"{fmt(statistics.fmean(values), m.digits)} (no baseline value to compare){note}"
-    d = tests.diffs.get(variant.label)
+def _with_family(sweep: Sweep, label: str, metric: str, d: Diff | None) -> Diff | None:
+    """``d`` with its adjusted p when it is in one of the report's families."""
     if d is None:
-        diff = statistics.fmean(values) - statistics.fmean(base_values)
-        why = tests.reason if tests.method == NONE else "too few runs or no variance for a test"
-        return f"{diff:+.{m.digits}f} ({why}){note}"
-    sig = f"significant, {_direction(m, d.diff)}" if d.significant else "not significant"
-    return f"{fmt_delta(d, m.digits)}, p = {fmt_p(d)}: {sig}{note}"
+        return None
+    p = assessment(sweep).p_adjusted(label, metric)
+    return d.adjusted(p) if p is not None else d
 
 
 def render_problem_runs(sweep: Sweep) -> list[str]:
@@ -134,31 +113,49 @@ def render_attention(sweep: Sweep) -> list[str]:
     return lines
 
 
+def _how(sweep: Sweep, name: str, m: Metric) -> str:
+    tests = tests_of(sweep, name)
+    if tests.method == NONE:
+        extra = (
+            ": each variant is scored on its own task; compare the evaluation suite's metrics"
+            if name == "final_val_loss"
+            else ""
+        )
+        return tests.reason + extra
+    over = (
+        "over seeds and items (paired by seed where the arms share their seeds)"
+        if tests.method != SEEDS
+        else f"over seeds ({tests.reason})"
+    )
+    tested = (
+        "Δ tested in the report's family, p Holm-adjusted"
+        if name in sweep.primary
+        else "Δ with its 95% interval, not tested (not a verdict metric: add it to "
+        "report.metric to test it)"
+    )
+    return f"95% intervals {over}; {tested}"
+
+
 def _metric_table(sweep: Sweep, name: str) -> list[str]:
     m = metric_info(name)
     direction = {True: "higher is better", False: "lower is better", None: ""}[m.higher_is_better]
     is_loss = name.endswith("_loss")
     tests = tests_of(sweep, name)
     lines = [f"### {m.label}" + (f" ({direction})" if direction else ""), ""]
-    how = {
-        PAIRED: "95% CI and Δ from the paired bootstrap over seeds and items",
-        WELCH: f"95% CI over seeds (t); Δ ± SE with Welch's t-test ({tests.reason})",
-        NONE: tests.reason
-        + (
-            ": each variant is scored on its own task; compare the evaluation suite's metrics"
-            if name == "final_val_loss"
-            else ""
-        ),
-    }[tests.method]
-    lines += [f"`{name}`: {m.note + '. ' if m.note else ''}{how}.", ""]
-    header = "| variant | mean ± std over seeds | 95% CI | n | Δ vs baseline | p |"
+    lines += [f"`{name}`: {m.note + '. ' if m.note else ''}{_how(sweep, name, m)}.", ""]
+    header = (
+        "| variant | mean ± std over seeds | 95% CI | n | Δ vs baseline [95% CI] | p (adjusted) |"
+    )
     sep = "|---|---|---|---|---|---|"
     if is_loss:
         header, sep = header + " ppl at mean |", sep + "---|"
     lines += [header, sep]
+    check = reference_check(sweep.runs, name, tests.intervals)
+    control = assessment(sweep).control
     for v in sweep.variants:
         s = summary_stats(v.values(name))
         label = md_cell(v.label) + (" **(baseline)**" if v is sweep.baseline else "")
+        label += " *(A/A control)*" if v.label == control else ""
         if s is None:
             row = [label, "–", "–", "0", "–", "–"]
         else:
@@ -168,7 +165,9 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
                 if iv and iv.low is not None
                 else "–"
             )
-            d = tests.diffs.get(v.label)
+            if check is not None and check[2].get(v.label) == "not past":
+                ci += f" ⚠ not past {REFERENCES[check[0]]}"
+            d = _with_family(sweep, v.label, name, tests.diffs.get(v.label))
             row = [
                 label,
                 f"{fmt(s.mean, m.digits)} ± {fmt(s.std, m.digits)}",
@@ -186,23 +185,6 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
             row.append(fmt(math.exp(min(level, 700.0)), 2))
         lines.append("| " + " | ".join(row) + " |")
     return [*lines, ""]
-
-
-METHOD = (
-    "**Method.** Every run scores the same evaluation items, so each variant is compared "
-    "with the baseline *paired by item*: the difference Δ (variant mean − baseline mean) "
-    "gets a 95% interval from a hierarchical bootstrap ({n_boot} replicates, fixed seed) "
-    "that resamples each variant's seeds and then the items, one item resample shared by "
-    "both sides; the seed part is rescaled to the seed variance alone (run-to-run spread "
-    "less its item noise) and the p-value is twice the share of replicates on the far side "
-    "of zero. With several variants, p-values are Holm-adjusted per metric; **bold** = "
-    "significant at 5% after adjustment. Metrics without per-item scores (the validation "
-    "loss, older run directories) fall back to Welch's t-test over seeds; throughput and "
-    "memory are shown, not tested; the validation loss is not tested between different "
-    "objectives. Reference rows: chance (cloze), a unigram model of the training split's "
-    "tokens and the untrained model, scored on the same items. Diverged and failed runs are "
-    "left out and listed at the end."
-)
 
 
 def shared_settings(sweep: Sweep) -> str:
@@ -242,72 +224,6 @@ def _dig(node: Any, dotted: str) -> Any:
     return node
 
 
-def reference_summary(sweep: Sweep) -> list[str]:
-    """Verdict lines on whether the variants trained past the trivial references."""
-    lines = []
-    for metric, reference in (("infill_token_loss", "unigram"), ("cloze_acc", "chance")):
-        level = reference_levels(sweep.runs, metric).get(reference)
-        if level is None:
-            continue
-        m = metric_info(metric)
-        tests = tests_of(sweep, metric)
-        behind = []
-        for v in sweep.variants:
-            iv = tests.intervals.get(v.label)
-            if iv is None:
-                continue
-            # Past the reference when the whole 95% interval is on the better side.
-            edge = iv.high if m.higher_is_better is False else iv.low
-            if edge is None:
-                edge = iv.estimate
-            past = edge < level if m.higher_is_better is False else edge > level
-            if not past:
-                behind.append(v.label)
-        means = [iv.estimate for iv in tests.intervals.values() if iv is not None]
-        span = f"{fmt(min(means), m.digits)}–{fmt(max(means), m.digits)}" if means else "–"
-        if behind:
-            lines.append(
-                f"- ⚠ {m.label}: {', '.join(f'`{b}`' for b in behind)} not clearly past "
-                f"the {REFERENCES[reference]} level {fmt(level, m.digits)} (variants {span}): "
-                "the differences between variants mean little; train longer or larger."
-            )
-        else:
-            lines.append(
-                f"- {m.label}: every variant is past the {REFERENCES[reference]} level "
-                f"{fmt(level, m.digits)} (variants {span}; 95% intervals clear of it)."
-            )
-    return lines
-
-
-def fallback_note(sweep: Sweep) -> list[str]:
-    """A line naming the suite metrics tested over seeds only (no per-item scores)."""
-    fallen = [
-        metric_info(m).label
-        for m in sweep.metrics()
-        if m in TASK_OF_METRIC and tests_of(sweep, m).method == WELCH
-    ]
-    if not fallen:
-        return []
-    return [
-        f"- Over seeds only (Welch's t-test): {', '.join(fallen)}: these run directories "
-        "hold no per-item scores (eval_items.json), so items cannot be paired; rerun "
-        "the sweep in a fresh directory to get them."
-    ]
-
-
-def render_verdicts(sweep: Sweep) -> list[str]:
-    """The verdicts: one table row per variant, one column per verdict metric."""
-    others = [v for v in sweep.variants if v is not sweep.baseline]
-    if sweep.baseline is None or not others:
-        return ["- No baseline to compare against."]
-    header = ["variant", *(metric_info(m).label for m in sweep.primary)]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for v in others:
-        cells = [verdict(sweep, v, m) for m in sweep.primary]
-        lines.append("| " + " | ".join([md_cell(v.label), *map(md_cell, cells)]) + " |")
-    return lines
-
-
 def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     """The report as markdown; ``curves`` says whether the loss curves were written."""
     completed = sum(r.status == RunStatus.COMPLETED for r in sweep.runs)
@@ -328,10 +244,12 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
         "",
         *render_verdicts(sweep),
         "",
+        *family_line(sweep),
+        *control_lines(sweep),
         *reference_summary(sweep),
         *fallback_note(sweep),
         "",
-        METHOD.format(n_boot=N_BOOT),
+        METHOD,
         "",
         "## Runs per variant",
         "",

@@ -80,6 +80,10 @@ def mde(se: float, df: float, alpha: float = ALPHA, power: float = POWER) -> flo
         return 0.0
     crit = float(sps.t.ppf(1.0 - alpha / 2.0, df))
     hi = se * (crit + 10.0)
+    while power_at(hi, se, df, alpha) < power:  # a t with 1-2 df has heavy tails
+        if hi > se * 1e6:
+            return math.inf
+        hi *= 2.0
     return float(optimize.brentq(lambda e: power_at(e, se, df, alpha) - power, 0.0, hi))
 
 

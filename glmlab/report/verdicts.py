@@ -7,20 +7,11 @@ The one statistics path every report section calls (docs/REPORTS.md, "Verdicts")
    its trend against log compute; the equivalence test against the metric's margin when
    every rung has a comparison; :func:`register_stability` the divergence test.
 2. ``family.adjust()`` (Holm).
-3. :func:`judge` reads the adjusted p-values and names one category:
-
-- ``better`` / ``worse``: significant at every rung, one sign ("at every size" only when
-  every rung has a comparison; missing rungs are named);
-- ``crosses``: significant with both signs at different rungs;
-- ``pooled``: the gap averaged over rungs is significant (with the trend: is the gap
-  shrinking or growing with compute?);
-- ``equivalent``: within ±margin at every rung (two one-sided tests, intersection-union);
-- ``inconclusive``: none of these, with the minimum detectable effect at 80% power and
-  the seeds per arm that would detect the margin;
-- ``trade-off``: a call that favours the arm that diverged more often (or calls the arms
-  equivalent when they diverge differently): the metric is read on the runs that
-  completed, and the divergence counts are part of the verdict;
-- ``no comparison``.
+3. :func:`judge` reads the adjusted p-values and names one category (:data:`KINDS`):
+   better / worse (at every size), crosses, pooled (with the trend: is the gap shrinking
+   with compute?), equivalent within ±margin (TOST at every rung), inconclusive (with the
+   minimum detectable effect and the seeds the margin needs), trade-off (a call for the
+   arm that diverged more often), no comparison; docs/REPORTS.md has the rules.
 
 A verdict says on how many seeds it was judged when runs are missing, marks a difference
 where an arm is not past the metric's trivial reference, and is **fragile** when its
@@ -30,6 +21,8 @@ the threshold.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
@@ -180,7 +173,7 @@ def judge(
     missing = [r.name or "this sweep" for r in rungs if r.diff is None]
     notes = _notes(rungs, stability, grid_edge, sensitivity)
     if not done:
-        why = "fewer than 2 completed runs in an arm"
+        why = "fewer than 2 completed runs in an arm, or runs that do not vary"
         return Verdict("no comparison", f"no comparison ({why})" + _join(notes))
 
     def adj(r: Rung) -> float:
@@ -197,9 +190,16 @@ def judge(
     crossover = None
     if good and bad:
         kind, direction = "crosses", 0
-        first, second = sorted(good + bad, key=lambda r: r.compute or 0.0)[:2]
-        crossover = meet(first.compute, second.compute) if meet and first.compute else None
-        where = f" near C* = {crossover:.3g} FLOPs" if crossover else ""
+        signed = sorted(good + bad, key=lambda r: r.compute or 0.0)
+        first, second = next(
+            (a, b) for a, b in itertools.pairwise(signed) if (a in good) != (b in good)
+        )
+        lo, hi = first.compute, second.compute
+        crossover = meet(lo, hi) if meet and lo and hi else None
+        how = "where the fitted curves meet"
+        if crossover is None and lo and hi:
+            crossover, how = math.sqrt(lo * hi), "between the rungs"
+        where = f" near C* = {crossover:.3g} FLOPs ({how})" if crossover else ""
         lead = words[0] if first in good else words[1]
         text = f"crosses over{where}: {lead} at {first.name}, the opposite at {second.name}"
         deciding = max(adj(first), adj(second))
@@ -319,7 +319,12 @@ def _inconclusive(
     mde_, seeds = _power(family, done, pool, margin)
     if mde_ is not None:
         what = "pooled over the rungs" if pool is not None else "here"
-        text += f"; detectable at 80% power {what}: ±{mde_:.{digits}f}"
+        level = f"0.05/{len(family)}" if len(family) > 1 else "0.05"
+        text += (
+            f"; detectable at 80% power (level {level}) {what}: ±{mde_:.{digits}f}"
+            if math.isfinite(mde_)
+            else f"; no effect is detectable at 80% power (level {level}) {what}"
+        )
         if margin:
             text += (
                 f", ±{margin:g} (the margin) needs {seeds} seeds per arm"
@@ -362,14 +367,19 @@ def _notes(
     sensitivity: str | None,
 ) -> list[str]:
     notes = []
+    behind: dict[str, list[str]] = {}
     for r in rungs:
         where = f" at {r.name}" if r.name else ""
         if r.variant.completed < r.variant.total or r.baseline.completed < r.baseline.total:
             notes.append(f"judged{where} on {r.variant.phrase()} vs baseline {r.baseline.phrase()}")
-        if r.behind_reference:
-            notes.append(
-                f"⚠ not past the trivial reference{where}: {', '.join(r.behind_reference)}"
-            )
+        for arm in r.behind_reference:
+            behind.setdefault(arm, []).append(r.name)
+    if behind:
+        arms = "; ".join(
+            arm + (f" at {', '.join(n for n in names if n)}" if any(names) else "")
+            for arm, names in behind.items()
+        )
+        notes.append(f"⚠ not past the trivial reference: {arms}")
     if stability is not None and stability.differs:
         notes.append(stability.phrase())
     if grid_edge:
