@@ -224,3 +224,41 @@ def test_experiments_benchmark_prints_wall_time_and_reference_lines(tmp_path: Pa
     assert row["experiment"] == "sentinel_ablation" and row["returncode"] == 0
     assert row["wall_s"] > 0 and row["cpu_s"] > 0 and row["passed"] is False
     assert (tmp_path / "work" / "sweeps" / "sentinel_ablation" / "report.md").is_file()
+
+
+@pytest.mark.slow  # a few hundred simulated sweeps and ladders
+def test_calibration_prints_its_table_and_writes_its_rows(tmp_path: Path) -> None:
+    out_json = tmp_path / "calibration.json"
+    args = ["--sims", "40", "--seeds", "3", "--no-legacy", "--json", str(out_json)]
+    out = subprocess.run(
+        [sys.executable, "benchmarks/calibration.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    ).stdout
+    assert "| regime | seeds | path | FPR at 0.05 | 95% coverage |" in out
+    assert "plain Satterthwaite (no seed guard)" in out and "one Holm family" in out
+    rows = json.loads(out_json.read_text())
+    paths = {(c["regime"][:8], c["path"]) for c in rows["cells"]}
+    assert ("measured", "paired") in paths and ("cloze, 0", "unpaired") in paths
+    for c in rows["cells"]:
+        assert 0.0 <= c["false_positive_rate"] <= 1.0 and 0.0 <= c["coverage"] <= 1.0
+    assert len(rows["family"]) == 3
+
+
+@pytest.mark.slow  # four tiny runs
+def test_threads_benchmark_finds_one_thread_count_bitwise_equal(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "benchmarks/threads.py", "--steps", "12", "--threads", "1", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    same = json.loads(lines["threads 1 twice"])
+    assert same["weights_bitwise_equal"] and same["item_scores_equal"]
+    assert "max_weight_diff" in json.loads(lines["threads 1 vs 2"])

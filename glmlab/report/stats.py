@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 ALPHA = 0.05  # significance level of every test in a report
-SEED_GUARD = 0.3  # seed mean squares enter Satterthwaite's df at their 70% upper bound
+# Seed mean squares enter Satterthwaite's df at their 70% upper bound (None: plain
+# Satterthwaite, which benchmarks/calibration.py --plain measures).
+SEED_GUARD: float | None = 0.3
 # How a difference was tested (Diff.method).
 PAIRED = "paired by seed and item"
 UNPAIRED = "unpaired seeds, paired items"
@@ -245,8 +247,9 @@ def _satterthwaite(
     unbiased; the level this holds is measured by benchmarks/calibration.py."""
     total = sum(t for t, _ in terms)
     flags = list(guarded) + [False] * (len(terms) - len(guarded))
+    guard = SEED_GUARD
     for_df = [
-        (t * d / float(sps.chi2.ppf(SEED_GUARD, d)) if g and d > 0 else t, d)
+        (t * d / float(sps.chi2.ppf(guard, d)) if g and d > 0 and guard else t, d)
         for (t, d), g in zip(terms, flags, strict=True)
     ]
     df_total = sum(t for t, _ in for_df)
