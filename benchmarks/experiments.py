@@ -5,9 +5,12 @@ each experiment of conf/experiment/, one after another in a work directory, and 
 experiment: the wall time, the load average before and after (the machine may be shared:
 a wall time means little without it), the CPU time of all its processes (on a busy machine,
 CPU time / runs at once estimates the wall time on idle cores), how many runs went at
-once, and the sweep's
+once, the sweep's
 reference lines (for every metric with a trivial reference, whether every variant's 95%
-interval is past it: the infilling losses below the unigram level, cloze above chance). These are the numbers of README's "Experiments" table.
+interval is past it: the infilling losses below the unigram level, cloze above chance)
+and, per claim the experiment tests (``report.claims``), its verdict: reproduced, opposite,
+not significant or not testable at this scale, with the reason. These are the numbers of
+README's "Experiments" table, its claim column included.
 
     python benchmarks/experiments.py                                  # all, ~30 min on 2 cores
     python benchmarks/experiments.py --experiments norm_ablation sentinel_ablation
@@ -36,6 +39,8 @@ EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml
 # The reference lines of a sweep's closing summary (glmlab.report.verdict_md.reference_summary):
 # one per metric with a trivial reference (the infilling losses: unigram; cloze: chance).
 REFERENCE_MARKS = ("unigram level", "chance level")
+# A claim's line in it (glmlab.report.claims.claim_summary): "claim 'NAME': VERDICT (...)".
+CLAIM_MARK = "claim '"
 
 
 @dataclass
@@ -50,6 +55,7 @@ class ExperimentTiming:
     load_after: tuple[float, float, float]
     launched: str | None  # "6 runs, 2 at once, in 312 s"
     references: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)  # one line per claim, with its verdict
     passed: bool = False  # every variant past every reference
     last_line: str = ""
 
@@ -66,22 +72,25 @@ class ExperimentTiming:
             f"  {self.launched or 'runs at once: not reported'}",
         ]
         out += [f"  {line}" for line in self.references] or ["  no reference lines (no report)"]
+        out += [f"  {line}" for line in self.claims] or ["  no claim lines (no report.claims)"]
         out.append(f"  {'PASS' if self.passed else 'NOT PAST THE REFERENCES'}: {self.last_line}")
         return out
 
 
-def parse_summary(stdout: str) -> tuple[str | None, list[str], str]:
-    """From a sweep's console output: the launch phrase, the reference lines and the last
-    line (its outcome counts)."""
-    launched, references = None, []
+def parse_summary(stdout: str) -> tuple[str | None, list[str], list[str], str]:
+    """From a sweep's console output: the launch phrase, the reference lines, the claim
+    lines and the last line (its outcome counts)."""
+    launched, references, claims = None, [], []
     for raw in stdout.splitlines():
         line = raw.strip()
         if line.startswith("ran ") and (" at once" in line or "one at a time" in line):
             launched = line[len("ran ") :].split(" (")[0]
+        elif line.startswith(CLAIM_MARK):
+            claims.append(line)
         elif any(mark in line for mark in REFERENCE_MARKS) and not line.startswith("glmlab: [run"):
             references.append(line)
     last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
-    return launched, references, last
+    return launched, references, claims, last
 
 
 def past_references(references: list[str]) -> bool:
@@ -106,7 +115,7 @@ def run_experiment(name: str, workdir: Path, overrides: list[str], log: Path) ->
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (used.ru_utime - usage.ru_utime) + (used.ru_stime - usage.ru_stime)
     log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    launched, references, last = parse_summary(proc.stdout)
+    launched, references, claims, last = parse_summary(proc.stdout)
     return ExperimentTiming(
         experiment=name,
         returncode=proc.returncode,
@@ -116,6 +125,7 @@ def run_experiment(name: str, workdir: Path, overrides: list[str], log: Path) ->
         load_after=after,
         launched=launched,
         references=references,
+        claims=claims,
         passed=proc.returncode == 0 and past_references(references),
         last_line=last,
     )

@@ -163,7 +163,8 @@ def test_glm_format_is_the_training_sample_builder(overrides):
                 assert np.array_equal(getattr(got, field), getattr(want, field)), field
             assert got.sep == want.sep
             checked += 1
-    assert checked == len(suite.infill) * min(20, spec.train.eval_suite_items) == 3 * 8
+    # infill_token, infill_sentence, doc_gen and infill_single
+    assert checked == len(suite.infill) * min(20, spec.train.eval_suite_items) == 4 * 8
 
 
 def test_cloze_items_are_fixed_by_seed_with_distinct_same_length_distractors():
@@ -186,13 +187,20 @@ def test_cloze_items_are_fixed_by_seed_with_distinct_same_length_distractors():
 def test_unigram_reference_by_hand():
     log_probs = unigram_log_probs(np.array([0, 1, 1, 3]), 4)  # add-one: counts 2, 3, 1, 2
     assert np.exp(log_probs) == pytest.approx([2 / 8, 3 / 8, 1 / 8, 2 / 8])
-    suite = suite_of()
+    suite = suite_of("train.classify_items=64")  # passages enough for every label set
     items = suite.unigram_items(unigram_log_probs(np.arange(1024) % 512, 512))
     uniform = math.log(512)  # every token equally frequent: the uniform model
     assert metrics_from_items(items)["infill_token_loss"] == pytest.approx(uniform)
     # Every candidate ties under a uniform model: 1 / (k + 1) per item, chance exactly.
     assert metrics_from_items(items)["cloze_acc"] == pytest.approx(0.25)
-    assert metrics_from_items(suite.chance_items()) == {"cloze_acc": pytest.approx(0.25)}
+    assert metrics_from_items(items)["classify_acc"] == pytest.approx(
+        metrics_from_items(suite.chance_items())["classify_acc"]
+    )
+    chance = metrics_from_items(suite.chance_items())
+    assert chance["cloze_acc"] == pytest.approx(0.25)
+    # Classification: 1 / (the item's set size), averaged over the items.
+    sizes = [len(i.candidates) for i in suite.choices["classify"]]
+    assert chance["classify_acc"] == pytest.approx(np.mean([1 / k for k in sizes]))
 
 
 def test_cloze_credit_by_hand():
@@ -244,17 +252,32 @@ def reference_metrics(suite: EvalSuite, model) -> dict[str, float]:
         ]
         loss = -sum(logp for logp, _ in scores) / sum(n for _, n in scores)
         out[f"{task}_loss"], out[f"{task}_ppl"] = loss, math.exp(loss)
-    credits = []
-    for item in suite.cloze:
-        s, e = item.span
-        logps = []
-        for cand in item.candidates:
-            ids = np.concatenate([item.ids[:s], cand, item.ids[e:]])
-            sample = suite.format.sample(ids, SpanSet(((s, e),), len(ids), "MASK"), cloze=True)
-            logps.append(one_sample_logp(suite, model, sample)[0])
-        credits.append(cloze_credit(np.array(logps)))
+    # Part B in each item's random orders, the log-probability averaged over them.
+    logp = n = 0.0
+    for (i, s), orders in zip(suite.infill["infill_token"], suite.orders, strict=True):
+        for order in orders:
+            sample = suite.format.sample(i, s, cloze=False, order=order)
+            lp, k = one_sample_logp(suite, model, sample)
+            logp, n = logp + lp / len(orders), n + k / len(orders)
+    out["infill_shuffled_loss"] = -logp / n
+    out["infill_shuffled_ppl"] = math.exp(-logp / n)
+    for task, items in suite.choices.items():
+        credits = []
+        for item in items:
+            s, e = item.span
+            logps = []
+            for cand in item.candidates:
+                ids = np.concatenate([item.ids[:s], cand, item.ids[e:]])
+                spans = SpanSet(((s, e),), len(ids), "MASK")
+                sample = (
+                    suite.format.sample(ids, spans, cloze=True)
+                    if task == "cloze"
+                    else suite.format.choice(ids, spans)
+                )
+                logps.append(one_sample_logp(suite, model, sample)[0])
+            credits.append(cloze_credit(np.array(logps)))
+        out[f"{task}_acc"] = float(np.mean(credits))
     model.train()
-    out["cloze_acc"] = float(np.mean(credits))
     return out
 
 
@@ -278,7 +301,7 @@ def test_run_writes_suite_to_metrics_and_result(tmp_path):
     assert metrics_from_items(saved["tasks"]) == pytest.approx(suite_rows[-1]["eval"])
     assert len(saved["tasks"]["cloze"]["credit"]) == cfg.train.cloze_items
     refs = saved["reference_metrics"]
-    assert refs["chance"] == {"cloze_acc": pytest.approx(1 / (cfg.train.cloze_distractors + 1))}
+    assert refs["chance"]["cloze_acc"] == pytest.approx(1 / (cfg.train.cloze_distractors + 1))
     for name in ("unigram", "random_init"):
         assert set(refs[name]) >= {"infill_token_loss", "doc_gen_loss", "cloze_acc"}
     # The untrained model is close to uniform; the unigram model far better than that.

@@ -90,12 +90,20 @@ def test_an_experiment_runs_end_to_end(tmp_path):
     assert "| objective.sentinels=false **(baseline)** | 3 / 3 |" in md
     # The verdict table: one row, the suite's metrics (sentinels change the training task,
     # so the validation loss is not a verdict metric).
-    assert "| variant | token infilling loss | cloze accuracy |" in md
+    header = "| variant | classification accuracy | cloze accuracy | single-span infilling loss |"
+    assert header + " token infilling loss |" in md
     verdicts = md.split("## Verdicts")[1].split("## Runs per variant")[0]
     rows = [line for line in verdicts.splitlines() if line.startswith("| objective.sentinels")]
     assert len(rows) == 2 and rows[0].startswith("| objective.sentinels=true | ")
-    assert rows[0].count("p = ") == 2
+    assert rows[0].count("p = ") == 4  # one verdict per verdict metric
     assert rows[1].startswith("| objective.sentinels=false, train.stream=1 *(A/A control)* | ")
     assert "A/A control (`objective.sentinels=false, train.stream=1`" in verdicts
     assert "| objective.sentinels | false | false | true |" in md
     assert "| train.stream | null | 1 | null |" in md
+    # The claim it tests, with its verdict (or why it cannot be judged at this size).
+    claims = md.split("## Claims")[1].split("**Method.**")[0]
+    assert "- **sentinel tokens hurt** (GLM paper (ACL 2022), Table 6" in claims
+    assert (
+        "`objective.sentinels=true` against `objective.sentinels=false`, expected worse" in claims
+    )
+    assert "claim 'sentinel tokens hurt': " in proc.stdout

@@ -29,6 +29,7 @@ LADDER = {
     "lr_grid": [1e-3, 3e-3, 1e-2],
     "tuning_seed": 1000,
     "bootstrap": 0,
+    "lr_choice": "best",  # the seeds at a grid point (the parabola's vertex: test_ladder.py)
 }
 BEST = {"32": 1e-2, "48": 3e-3, "64": 1e-3}  # the fake's best lr per width
 

@@ -4,20 +4,30 @@ summary that says how many ran at once."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import os
+import signal
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from glmlab.cli.callback import SweepReportCallback
+from glmlab.cli import app
+from glmlab.cli.callback import SweepReportCallback, end_interrupted
 from glmlab.cluster import local
+from glmlab.cluster.jobs import SweepInterrupted
 from glmlab.cluster.launcher import LAUNCHER as SLURM_LAUNCHER
 from glmlab.cluster.launcher import TARGET as SLURM_TARGET
 from glmlab.cluster.launcher import install
+from glmlab.cluster.worker import quiet_console
 from glmlab.runs.naming import register_resolvers
+from glmlab.runs.run_log import ON_CONSOLE
 from tests.conftest import TINY, run_glmlab
+from tests.test_report import BASE, write_run
 
 
 def _hydra_config(*overrides: str):
@@ -119,6 +129,88 @@ def test_closing_summary_says_how_many_ran_at_once(tmp_path, capsys):
     assert out.index(line) == len(out) - 3  # before the report's path and the counts
 
 
+def test_last_line_counts_each_run_directory_once(tmp_path, monkeypatch, capsys):
+    """A run this sweep could not record in its directory counts as failed in place of
+    the other run that directory holds; an interrupted sweep's unstarted runs count too."""
+    for seed in (0, 1):
+        write_run(tmp_path, f"s{seed}", BASE, seed, val=5.0)
+    refused = {"run_dir": str(tmp_path / "s1"), "error": "ConfigChanged: ...", "status": "failed"}
+    monkeypatch.setattr(app, "_unrecorded", [refused])
+    monkeypatch.setattr(local, "_unrecorded", [])
+    assert app.finish_sweep(tmp_path, planned=[tmp_path / "s1", tmp_path / "s2"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert (
+        out[-1]
+        == f"glmlab: sweep {tmp_path}: 3 runs: 1 completed, 0 diverged, 1 failed, 1 not started"
+    )
+    assert out[0].endswith("failed (not recorded there): ConfigChanged: ...")
+
+
+def test_rerun_action_names_what_a_rerun_does(tmp_path):
+    write_run(tmp_path, "done", BASE, 0, val=5.0)
+    write_run(tmp_path, "stopped", BASE, 1, status="stopped", step=30)
+    torch.save({"step": 30, "model": {}}, tmp_path / "stopped" / "checkpoint.pt")
+    (tmp_path / "fresh").mkdir()
+    assert app.rerun_action(tmp_path / "done") == "nothing (completed)"
+    assert app.rerun_action(tmp_path / "stopped") == "resume from step 30"
+    assert app.rerun_action(tmp_path / "fresh") == "start"
+    assert app.rerun_action(tmp_path / "absent") == "start"
+
+
+def test_a_sweep_that_could_not_record_its_runs_keeps_its_report(tmp_path, monkeypatch, capsys):
+    """Refused runs: report.md, results.csv and multirun.yaml stay as the last sweep that
+    ran wrote them (the sweeper's rewrite of multirun.yaml is undone)."""
+    for seed in (0, 1):
+        write_run(tmp_path, f"s{seed}", BASE, seed, val=5.0)
+    files = {"multirun.yaml": b"old: sweep\n", "report.md": b"# old\n", "results.csv": b"a\n"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}, "report": {}})
+    callback = SweepReportCallback()
+    callback.on_multirun_start(config)
+    (tmp_path / "multirun.yaml").write_text("new: sweep\n")  # as the sweeper does
+    refused = {"run_dir": str(tmp_path / "s0"), "error": "ConfigChanged: x", "status": "failed"}
+    monkeypatch.setattr(app, "_unrecorded", [refused])
+    monkeypatch.setattr(local, "_unrecorded", [])
+    callback.on_multirun_end(config)
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
+    out = capsys.readouterr().out
+    assert "are left as they were" in out and "verdicts" not in out
+    assert out.splitlines()[-1].endswith("2 runs: 1 completed, 0 diverged, 1 failed")
+
+
+def test_interrupted_exit_status_and_plain_ctrl_c(capsys):
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": "x"}}})
+    assert SweepInterrupted(signal.SIGINT, config).exit_status == 130
+    assert SweepInterrupted(signal.SIGTERM, config).exit_status == 143
+    assert str(SweepInterrupted(signal.SIGTERM, config)) == "interrupted by SIGTERM"
+    assert end_interrupted(KeyboardInterrupt()) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
+
+
+def test_side_by_side_console_keeps_warnings_and_marks_the_run():
+    """A worker's console handlers show warnings, errors and a skipped run, with its run
+    number; file handlers (the run's app.log) keep every line."""
+    root = logging.getLogger()
+    console = logging.StreamHandler(io.StringIO())
+    console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    file_like = logging.FileHandler(os.devnull)
+    root.addHandler(console)
+    root.addHandler(file_like)
+    try:
+        quiet_console(3)
+        record = logging.LogRecord("glmlab", logging.WARNING, "", 0, "disk slow", None, None)
+        info = logging.LogRecord("glmlab", logging.INFO, "", 0, "model: 33 params", None, None)
+        skipped = logging.makeLogRecord({**vars(info), "msg": "skipped", **ON_CONSOLE})
+        assert console.filter(record) and not console.filter(info) and console.filter(skipped)
+        assert file_like.filter(info)
+        assert console.format(record) == "[run 3] WARNING disk slow"
+    finally:
+        root.removeHandler(console)
+        root.removeHandler(file_like)
+        file_like.close()
+
+
 @pytest.mark.slow
 def test_parallel_sweep_equals_the_sequential_one(tmp_path, monkeypatch):
     """One experiment's sweep, two runs at once and one at a time: the same runs, the same
@@ -162,22 +254,66 @@ def test_parallel_sweep_equals_the_sequential_one(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_parallel_sweep_counts_failures_its_workers_could_not_record(tmp_path):
+def test_refused_sweep_keeps_its_report_and_counts_its_own_runs(tmp_path):
     """A run refused for a config change writes nothing to its directory (the finished run
-    there is kept): its worker process returns the failure, and the sweep's last line
-    counts it as the sequential sweep does (beside the finished runs it found on disk)."""
+    there is kept): its worker process returns the failure, the sweep's last line counts
+    each of its runs once (2, not the 2 on disk plus the 2 refusals), and multirun.yaml,
+    report.md and results.csv stay as the sweep that ran wrote them (side by side and one
+    at a time alike)."""
     common = [*TINY, "seed=0,1", "hydra.sweep.dir=sw", "hydra.sweep.subdir=s${seed}", "-m"]
     first = run_glmlab([*common, "hydra.launcher.n_jobs=2"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    kept = ("multirun.yaml", "report.md", "results.csv")
+    before = {name: (tmp_path / "sw" / name).read_bytes() for name in kept}
     again = [*common, "train.lr=0.001", "run.on_change=refuse"]
     for n_jobs in (2, 1):
         proc = run_glmlab([*again, f"hydra.launcher.n_jobs={n_jobs}"], cwd=tmp_path)
         out = proc.stdout.splitlines()
         assert proc.returncode == 1
-        assert out[-1] == "glmlab: sweep sw: 4 runs: 2 completed, 0 diverged, 2 failed", out
+        assert out[-1] == "glmlab: sweep sw: 2 runs: 0 completed, 0 diverged, 2 failed", out
         assert sum("failed (not recorded there)" in ln for ln in out) == 2
+        assert any("multirun.yaml are left as they were" in ln for ln in out), out
+        assert not any("verdicts" in ln for ln in out), out
+        assert {name: (tmp_path / "sw" / name).read_bytes() for name in kept} == before
     for seed in (0, 1):  # the finished runs are untouched
         assert (
             json.loads((tmp_path / "sw" / f"s{seed}" / "result.json").read_text())["status"]
             == "completed"
         )
+
+
+@pytest.mark.slow
+def test_side_by_side_console_shows_run_lines_and_keeps_logs_in_app_log(tmp_path):
+    """Side by side, each run's log lines (data, backend, model size) go to its app.log;
+    the terminal shows one line per run, the verdicts and the counts."""
+    args = [*TINY, "seed=0,1", "name=quiet", "hydra.launcher.n_jobs=2", "-m"]
+    proc = run_glmlab(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    terminal = (proc.stdout + proc.stderr).splitlines()
+    assert not [ln for ln in terminal if "[INFO]" in ln], terminal
+    assert len(terminal) <= 10, terminal  # start, 2 runs, verdicts (<= 5 lines), counts
+    assert terminal[0] == (
+        "glmlab: sweep sweeps/quiet: 2 runs, 2 at once, one process each "
+        "(each run logs to its app.log)"
+    )
+    assert sum(ln.startswith("glmlab: [run ") for ln in terminal) == 2
+    for seed in (0, 1):
+        log = (tmp_path / "sweeps" / "quiet" / f"seed={seed}" / "app.log").read_text()
+        for needle in (
+            "prepared stdlib_docs",
+            "attention backend: ",
+            "model: ",
+            "evaluation suite",
+        ):
+            assert needle in log, (seed, needle, log)
+
+
+@pytest.mark.slow
+def test_n_jobs_below_one_is_one_line_before_any_work(tmp_path):
+    proc = run_glmlab([*TINY, "seed=0,1", "hydra.launcher.n_jobs=0", "-m"], cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "glmlab: config error: hydra.launcher.n_jobs=0: must be an integer >= 1 "
+        "(or null: as many as the cores allow)"
+    ), proc.stderr
+    assert proc.stdout == "" and not (tmp_path / "sweeps").exists()

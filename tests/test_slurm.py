@@ -264,9 +264,10 @@ def test_submitted_sweep_is_followed_and_collected(slurm_cluster, tmp_path):
 
 
 def test_ladder_is_submitted_in_two_phases_and_collected(slurm_cluster, tmp_path):
-    """glmlab submit +ladder=...: the first invocation queues the grid; a rerun while it is
-    queued or running submits nothing twice; a rerun once it finished chooses each arm's lr
-    and queues the seed runs at it; glmlab collect writes the ladder report."""
+    """glmlab submit +ladder=...: the first invocation queues the grid (2 variants x 4 rungs
+    x 3 lrs); a rerun while it is queued or running submits nothing twice; a rerun once it
+    finished chooses each arm's lr and queues the seed runs at it; glmlab collect writes
+    the ladder report."""
     from tests.test_ladder_sweep import SECTIONS, TINY_LADDER
 
     command = ["submit", "+experiment=span_shuffle_ablation", "+ladder=cpu", *TINY_LADDER]
@@ -284,9 +285,9 @@ def test_ladder_is_submitted_in_two_phases_and_collected(slurm_cluster, tmp_path
 
     first = glmlab_cli(command, tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "glmlab: ladder: phase 1: 18 grid runs submitted" in first.stdout, first.stdout
+    assert "glmlab: ladder: phase 1: 24 grid runs submitted" in first.stdout, first.stdout
     grid = job_ids()
-    assert len(grid) == 18
+    assert len(grid) == 24
     assert all("seed=1000" in j.overrides for j in read_submission(sweep).values())
 
     again = glmlab_cli(command, tmp_path)  # while the grid is queued or running
@@ -297,13 +298,14 @@ def test_ladder_is_submitted_in_two_phases_and_collected(slurm_cluster, tmp_path
     wait_for_queue(grid)
     second = glmlab_cli(command, tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "glmlab: ladder: phase 2: 12 seed runs submitted" in second.stdout, second.stdout
+    assert "glmlab: ladder: phase 2: 16 seed runs submitted" in second.stdout, second.stdout
     ladder = json.loads((sweep / "ladder.json").read_text())
     assert ladder["phase"] == 2
     chosen = ladder["plan"]["chosen"]
-    assert len(chosen) == 6 and set(chosen.values()) <= {1e-3, 3e-3, 1e-2}
+    # 8 arms (2 variants x 4 rungs), each lr inside the grid's range (the parabola's minimum)
+    assert len(chosen) == 8 and all(1e-3 <= lr <= 1e-2 for lr in chosen.values())
     seeds = [j for j in read_submission(sweep).values() if j.job_id not in grid]
-    assert len(seeds) == 12
+    assert len(seeds) == 16
     assert {o for j in seeds for o in j.overrides if o.startswith("seed=")} == {"seed=0", "seed=1"}
     lrs = {float(o.split("=")[1]) for j in seeds for o in j.overrides if o.startswith("train.lr=")}
     assert lrs == set(chosen.values())  # the seeds train at the chosen learning rates

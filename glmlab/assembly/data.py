@@ -97,7 +97,11 @@ def build_objective(
         specials,
         shuffle_spans=spec.objective.shuffle_spans,
         sentinels=spec.objective.sentinels,
-        sentinel_position=spec.max_positions,  # the extra table row past every real position
+        # "fixed": the extra table row past every real position (the reference's layout);
+        # "mask": Part B keeps its mask's position, as without sentinels
+        sentinel_position=spec.max_positions
+        if spec.objective.sentinel_positions == "fixed"
+        else None,
         task_sampling=spec.objective.task_sampling,
     )
 

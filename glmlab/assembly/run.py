@@ -36,6 +36,7 @@ from glmlab.assembly.model import initial_model, model_config
 from glmlab.assembly.seeds import stream_seed
 from glmlab.config.spec import RunSpec
 from glmlab.data.pipeline import PreparedData, check_splits
+from glmlab.eval.classify import label_sets
 from glmlab.eval.formats import item_format
 from glmlab.eval.suite import EvalSuite, SuiteSettings
 from glmlab.model.attention_select import MeasureOn
@@ -94,6 +95,7 @@ def build_eval_suite(
         seed=t.eval_suite_seed,
         seq_len=spec.data.seq_len,
         batch_size=t.batch_size,
+        classify_items=t.classify_items,
     )
     return EvalSuite(
         build_eval_examples(spec, data),
@@ -103,6 +105,7 @@ def build_eval_suite(
         pad_id=samples.specials.pad,
         device=device,
         prepare_host=prepare_host,
+        label_sets=label_sets(data.tokenizer.encode),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,15 @@ from glmlab.cluster.local import unrecorded as unrecorded_in_workers
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
 from glmlab.ladder.plugin import install as install_ladder
-from glmlab.runs.layout import RunStatus
+from glmlab.runs.layout import RunStatus, checkpoint_step
 from glmlab.runs.naming import register_resolvers
-from glmlab.runs.result import outcome_counts, outcome_line, sweep_exit_status, sweep_statuses
+from glmlab.runs.result import (
+    outcome_counts,
+    outcome_line,
+    read_result,
+    run_statuses,
+    sweep_exit_status,
+)
 
 register_resolvers()
 install_launcher()  # hydra/launcher=submitit_slurm_async
@@ -50,21 +58,47 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-def finish_sweep(sweep_dir: str | Path) -> int:
+# The status the closing line gives a run of an interrupted sweep that never started.
+NOT_STARTED = "not started"
+
+
+def not_recorded() -> list[dict[str, Any]]:
+    """This sweep's runs whose outcome could not be written to their directory (another
+    config's run is there and was refused, or the directory cannot be written), from this
+    process and the side-by-side workers: the directory does not show what this sweep did."""
+    return [*_unrecorded, *unrecorded_in_workers()]
+
+
+def finish_sweep(sweep_dir: str | Path, planned: Sequence[str | Path] = ()) -> int:
     """After a sweep's report: print how many runs ended how (the last line) and set the
-    exit status of ``python -m glmlab -m`` (:func:`glmlab.runs.result.sweep_exit_status`)."""
-    statuses: list[str] = []
+    exit status of ``python -m glmlab -m`` (:func:`glmlab.runs.result.sweep_exit_status`).
+    Each run directory counts once: a run this sweep could not record there counts as
+    failed (not as the other run the directory holds); ``planned`` runs of an interrupted
+    sweep that have no directory count as not started."""
+    statuses: dict[str, str] = {}
     if Path(sweep_dir).is_dir():
-        statuses = sweep_statuses(sweep_dir)
+        statuses = {os.path.abspath(d): s for d, s in run_statuses(sweep_dir).items()}
         clean_stale_temps(sweep_dir, older_than_s=STALE_TEMP_AGE_S)  # of killed report writes
-    for result in [*_unrecorded, *unrecorded_in_workers()]:
-        statuses.append(RunStatus.FAILED.value)
+    for run_dir in planned:
+        statuses.setdefault(os.path.abspath(run_dir), NOT_STARTED)
+    for result in not_recorded():
+        statuses[os.path.abspath(result["run_dir"])] = RunStatus.FAILED.value
         print(f"glmlab: run {result['run_dir']} failed (not recorded there): {result['error']}")
-    code = sweep_exit_status(statuses)
-    counts = outcome_counts(statuses)
+    code = sweep_exit_status(statuses.values())
+    counts = outcome_counts(statuses.values())
     _sweep_exit.append(code)
     print(f"glmlab: sweep {sweep_dir}: {outcome_line(counts)}")
     return code
+
+
+def rerun_action(run_dir: str | Path) -> str:
+    """What rerunning the same command does for the run in ``run_dir``: ``nothing
+    (completed)``, ``resume from step N`` (its checkpoint's) or ``start``."""
+    result = read_result(run_dir)
+    if result is not None and result.finished:
+        return f"nothing ({result.status})"
+    step = checkpoint_step(run_dir)
+    return f"resume from step {step}" if step else "start"
 
 
 def exit_code() -> int:

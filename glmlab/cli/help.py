@@ -74,7 +74,9 @@ More:
   python -m glmlab --cfg job        print the composed config
   python -m glmlab --hydra-help     Hydra's own options (launchers, sweepers, logging)
   python -m glmlab --version        glmlab's and torch's versions
-  glmlab --help                     the tools: plugins, report, compare, inspect, infill
+  harness.tasks=[copa,piqa]         lm-evaluation-harness tasks scored at the end of each run
+                                    (harness=glm_paper: SuperGLUE + LAMBADA; docs/HARNESS.md)
+  glmlab --help                     the tools: plugins, report, compare, inspect, infill, harness
 """
 
 

@@ -8,6 +8,7 @@ import sys
 
 from hydra.errors import HydraException
 
+from glmlab.cli.harness import add_parser as add_harness_parser
 from glmlab.cli.help import version_text
 from glmlab.plugin.hookspecs import API_VERSION, KINDS
 from glmlab.plugin.registry import PluginError, get_registry
@@ -20,8 +21,11 @@ glmlab report SWEEP_DIR        rebuild a sweep's report (report.md, report.html,
 glmlab compare DIR DIR [...] --out OUT   side-by-side report of two or more sweeps
 glmlab inspect [OVERRIDES...]  one training sample of a config: table + attention mask
 glmlab infill --checkpoint RUN_DIR|checkpoint.pt --text "..."   fill [MASK] blanks
-glmlab results SWEEP_DIR [--format csv|parquet|json|markdown|latex] [--out FILE]
-                               one row per run (latex: mean ± CI per variant)
+glmlab results SWEEP_DIR [--format csv|parquet|json|markdown|latex] [--out FILE] [--table runs|ladder]
+                               one row per run (latex: mean ± CI per variant); --table ladder:
+                               a ladder's per-rung differences and its prediction check
+glmlab harness RUN_OR_SWEEP_DIR [--tasks T ...] [--limit N]   score finished runs on
+                               lm-evaluation-harness tasks, no retraining (docs/HARNESS.md)
 glmlab submit OVERRIDES...     submit a sweep's jobs to Slurm and return (no waiting)
 glmlab status SWEEP_DIR [--watch]   every run's state: pending, running, completed, timed out...
 glmlab collect SWEEP_DIR       report what has finished, list what has not; exit 0 when all did
@@ -72,10 +76,14 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
+    from glmlab.report.ladder_export import render_ladder_table
     from glmlab.report.table import MissingExtraError, render
 
     try:
-        text = render(args.sweep_dir, args.format, args.out)
+        if args.table == "ladder":
+            text = render_ladder_table(args.sweep_dir, args.format, args.out)
+        else:
+            text = render(args.sweep_dir, args.format, args.out)
     except MissingExtraError as exc:
         print(f"glmlab: {exc}", file=sys.stderr)
         return 2
@@ -194,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", default="csv", choices=["csv", "parquet", "json", "markdown", "latex"]
     )
     p.add_argument("--out", default=None, help="write to FILE instead of standard output")
+    p.add_argument(
+        "--table",
+        default="runs",
+        choices=["runs", "ladder"],
+        help="runs: a row per run; ladder: a ladder's row per metric, variant and rung",
+    )
     p.set_defaults(func=_results)
     p = sub.add_parser("inspect", help="show one training sample of a config")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m glmlab")
@@ -217,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=_infill)
+    add_harness_parser(sub)
     p = sub.add_parser("submit", help="submit a sweep to Slurm and return (no waiting)")
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="as for python -m glmlab -m")
     p.set_defaults(func=_submit)

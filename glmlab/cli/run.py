@@ -10,6 +10,7 @@ restarted or resumed as ``run.on_change`` says (docs/RELIABILITY.md).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import traceback
@@ -19,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab.config.spec import RunSpec, parse_config
+from glmlab.harness.run import check_tasks, missing_tasks, run_settings, score_at_end, score_run
 from glmlab.io import DiskFullError, clean_stale_temps, write_text_atomic
 from glmlab.ladder.compute import MAX_EPOCHS, compute_record, data_use, scored_fraction
 from glmlab.runs import provenance
@@ -44,7 +46,7 @@ from glmlab.runs.lock import RunLock
 from glmlab.runs.metrics import last_step
 from glmlab.runs.naming import job_swept_overrides, variant_overrides
 from glmlab.runs.result import one_line, read_result, write_result
-from glmlab.runs.run_log import RunLog, write_hydra_records
+from glmlab.runs.run_log import ON_CONSOLE, RunLog, write_hydra_records
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import checkpoint_mismatch
 
@@ -181,6 +183,7 @@ def _train(
     is_main: bool,
 ) -> dict[str, Any]:
     """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
+    from glmlab.train.distributed import process_ranks
     from glmlab.train.trainer import Diverged, Trainer
 
     started = time.perf_counter()
@@ -205,10 +208,20 @@ def _train(
             "cannot continue it: rerun with run.on_change=restart, or train with "
             "train.keep_checkpoint=last to extend runs later"
         )
+    # lm-evaluation-harness tasks (docs/HARNESS.md): checked before anything is trained
+    harness = run_settings(spec) if is_main and process_ranks()[1] == 1 else None
     previous = read_result(run_dir)
     if previous is not None and previous.finished and not accepted:
-        log.info("run %s already %s: skipped", run_dir, previous.status)
+        missing = missing_tasks(run_dir, harness) if harness else []
+        if missing and previous.status == RunStatus.COMPLETED:
+            # Tasks added to a finished run: scored on its weights, never retrained.
+            more = dataclasses.replace(harness, tasks=tuple(missing))
+            check_tasks(more)
+            score_run(run_dir, more, progress=spec.train.progress)
+        log.info("run %s already %s: skipped", run_dir, previous.status, extra=ON_CONSOLE)
         return previous.to_dict()
+    if harness:
+        check_tasks(harness)
     # Before any data: a missing tracker library is an error now, not at step 5,000.
     trackers = Trackers.from_config(
         cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
@@ -248,10 +261,14 @@ def _train(
             eval=outcome.eval,  # the evaluation suite's final metrics, or None
             # N, D, FLOPs, epochs (glmlab/ladder/compute.py)
             compute=_compute(spec, trainer, outcome.step),
+            stability=outcome.stability,  # loss spikes, gradient norms (glmlab/runs/stability.py)
         )
     except Diverged as exc:
         result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
+        result.update(stability=exc.stability)  # a diverged run is counted, never dropped
         log.warning("run %s diverged: %s", run_dir, exc)
+    if harness and result["status"] == RunStatus.COMPLETED:
+        result.update(score_at_end(run_dir, harness, progress=spec.train.progress))
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     if is_main:
         _record(run_dir, result, None)  # a result it could not write is failed (see there)

@@ -13,6 +13,7 @@ from glmlab.runs.layout import EVAL_ITEMS
 HEADLINE = (
     ("infill_token_loss", "token infilling loss", 3, "unigram"),
     ("cloze_acc", "cloze accuracy", 3, "chance"),
+    ("classify_acc", "classification accuracy", 3, "chance"),
     ("doc_gen_loss", "generation loss", 3, "unigram"),
 )
 

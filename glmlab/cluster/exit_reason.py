@@ -115,5 +115,8 @@ def interruption(signum: int) -> dict[str, str]:
         status = RunStatus.STOPPED
     return {
         "status": status.value,
-        "error": f"{name} (Slurm job state {state or 'unknown'}): checkpointed and stopped",
+        # Outside Slurm (a local sweep's Ctrl-C or SIGTERM) there is no job state to name.
+        "error": f"{name} (Slurm job state {state}): checkpointed and stopped"
+        if state
+        else f"{name}: checkpointed and stopped",
     }

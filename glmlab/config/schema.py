@@ -24,6 +24,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from glmlab.config.claims import margins_are_positive
 from glmlab.config.rules import IDENTITY, checks, rule
 from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS as PLUGIN_GROUPS
 
@@ -40,6 +41,7 @@ __all__ = [
     "DataConfig",
     "DistributedConfig",
     "GLMLabConfig",
+    "HarnessConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "PluginConfig",
@@ -162,6 +164,7 @@ class TrainConfig:
     # chance 0.25 with 3 distractors: 256 items put a run's standard error near 0.03
     cloze_items: int = rule(256, ge=1)
     cloze_distractors: int = rule(3, ge=1)  # wrong candidates per cloze item (chance = 1 / (k + 1))
+    classify_items: int = rule(256, ge=1)  # closed-class classification items (eval/classify.py)
     eval_suite_seed: int = seed_rule(1234)
 
 
@@ -172,6 +175,9 @@ class ObjectiveConfig:
     kind: str = rule(MISSING, choices=("glm", "mlm", "clm"))
     shuffle_spans: bool = True
     sentinels: bool = False
+    # with sentinels, Part B's first position row: "fixed" (max_seq_length, the reference's
+    # layout) or "mask" (each span's mask position, as without sentinels)
+    sentinel_positions: str = rule("fixed", choices=("fixed", "mask"))
     # {span sampler registry name: {weight, **its options}}; a glm objective needs one
     samplers: dict[str, dict[str, Any]] = field(default_factory=dict)
     mlm_ratio: float = rule(0.15, gt=0, lt=1)
@@ -191,20 +197,6 @@ class PluginConfig:
     name: str = MISSING
 
 
-def margins_are_positive(report: Any, group: str) -> list[str]:
-    """``report.margin``: a number > 0 for every verdict metric, or ``{metric: number > 0}``."""
-    margin = report.margin
-    values = margin.values() if isinstance(margin, dict) else [margin]
-    if margin is None or all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values
-    ):
-        return []
-    return [
-        f"{group}.margin={margin}: must be a number > 0 or a mapping {{metric: number > 0}}, "
-        "e.g. report.margin=0.02 or +report.margin.cloze_acc=0.01"
-    ]
-
-
 @checks(margins_are_positive)
 @dataclass
 class ReportConfig:
@@ -217,6 +209,8 @@ class ReportConfig:
     margin: Any = None
     # An A/A control arm: the sweeper adds the baseline again under train.stream=1.
     control: bool = False
+    # what the experiment claims to test (glmlab/config/claims.py, docs/EVALUATION.md)
+    claims: list[Any] = field(default_factory=list)
 
 
 PARALLEL = ("ddp", "fsdp")  # how several processes share the model
@@ -235,6 +229,19 @@ class DistributedConfig:
     """``distributed``: runs of several processes (torchrun, multi-task Slurm jobs)."""
 
     parallel: str = rule("ddp", choices=PARALLEL)  # fsdp (FSDP2): models that do not fit a GPU
+
+
+@dataclass
+class HarnessConfig:
+    """``harness``: lm-evaluation-harness tasks scored on the final weights at the end of
+    a run, their per-item results reported like the suite's (docs/HARNESS.md)."""
+
+    tasks: list[str] = field(default_factory=list)  # lm-eval task, group or tag names
+    limit: int | None = rule(None, ge=1)  # items per task (the first N); null: all
+    num_fewshot: int | None = rule(None, ge=0)  # null: each task's own default
+    include_path: str | None = None  # a folder of your own task YAMLs
+    batch_size: int = rule(16, ge=1)  # samples per forward
+    mask: str = rule("auto", choices=("auto", "MASK", "sMASK", "gMASK"))  # a GLM run's blank
 
 
 # Field metadata: how a root key is chosen. "options": a config group whose files
@@ -268,6 +275,10 @@ class _Root:
     report: ReportConfig = field(default_factory=ReportConfig, metadata=NOT_IDENTITY)
     run: RunDirConfig = field(default_factory=RunDirConfig, metadata=NOT_IDENTITY)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    # what is scored after training (glmlab/harness/), never how the weights are trained
+    harness: HarnessConfig = field(
+        default_factory=HarnessConfig, metadata={**OPTIONS, **NOT_IDENTITY}
+    )
 
 
 def _with_plugin_groups(cls: type, kinds: list[str]) -> type:
@@ -379,6 +390,8 @@ def excluded_overrides() -> list[str]:
         top = hints.get(key)
         if "." not in key and dataclasses.is_dataclass(top):
             out += [f"{key}.{f.name}" for f in dataclasses.fields(top)]  # type: ignore[arg-type]
+            if key in GROUP_SCHEMAS:  # a group with option files: its choice (harness=...) too
+                out.append(key)
         else:
             out.append(key)
     return sorted(out)

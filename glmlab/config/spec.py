@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from glmlab.config.claims import parse_claims
 from glmlab.config.rules import ConfigError, checked_dataclass, plain_container, show_value
 from glmlab.config.schema import GROUP, GLMLabConfig
 
@@ -126,6 +127,10 @@ def _cross_field_problems(spec: Any) -> list[str]:
             "objective.samplers: a glm objective needs at least one span sampler with "
             "weight > 0, e.g. objective=glm_token"
         )
+    try:
+        parse_claims(spec.report.claims)
+    except ConfigError as exc:
+        problems.append(str(exc))
     if not _metric_names(spec.report.metric):
         problems.append(
             f"report.metric={show_value(spec.report.metric)}: must be a metric name or a list of names"

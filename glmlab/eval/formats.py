@@ -5,7 +5,7 @@ format (``Objective.item_format``); :func:`item_format` looks it up in :data:`FO
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -24,17 +24,30 @@ __all__ = [
 ]
 
 
+Order = Sequence[int] | np.ndarray | None
+
+
 class ItemFormat(Protocol):
     """How a model family reads an item: the passage and its spans become one sample whose
-    loss mask marks the scored targets. ``cloze`` selects the multiple-choice score."""
+    loss mask marks the scored targets. ``cloze`` selects the multiple-choice score;
+    ``order`` is Part B's order of the spans (text order when None; only GLM has a Part B).
+    :meth:`choice` scores a one-token answer of a classification item."""
 
-    def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample: ...
+    orders_matter: bool  # whether ``order`` changes the sample (only with a Part B)
+
+    def sample(
+        self, ids: np.ndarray, spans: SpanSet, *, cloze: bool, order: Order = None
+    ) -> GLMSample: ...
+
+    def choice(self, ids: np.ndarray, spans: SpanSet) -> GLMSample: ...
 
 
 class GLMFormat:
     """A GLM model's reading: the training sample builder (mask tokens, sentinels, 2D
     positions), spans in text order. Infilling scores the span tokens; the cloze score adds
     each span's [eop] (GLM's multi-token cloze rule)."""
+
+    orders_matter = True  # Part B's order changes the sample
 
     @classmethod
     def for_objective(cls, objective: GLMObjective, *, max_len: int) -> GLMFormat:
@@ -55,8 +68,9 @@ class GLMFormat:
             return natural
         return "MASK" if "MASK" in self.trained_kinds else min(self.trained_kinds)
 
-    def build(self, ids: np.ndarray, spans: SpanSet) -> GLMSample:
-        """``ids`` with ``spans`` laid out exactly as in training, without shuffling."""
+    def build(self, ids: np.ndarray, spans: SpanSet, order: Order = None) -> GLMSample:
+        """``ids`` with ``spans`` laid out exactly as in training, Part B in ``order``
+        (text order when None)."""
         if spans.glm_length() > self.max_len:
             raise ValueError(
                 f"{spans.glm_length()} tokens with Part B exceed the model's {self.max_len}"
@@ -65,22 +79,32 @@ class GLMFormat:
             ids,
             spans,
             self.specials,
+            order=order,
             sentinels=self.sentinels,
             sentinel_position=self.sentinel_position,
         )
 
-    def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample:
-        s = self.build(ids, dataclasses.replace(spans, mask_kind=self.mask_kind(spans.mask_kind)))
+    def sample(
+        self, ids: np.ndarray, spans: SpanSet, *, cloze: bool, order: Order = None
+    ) -> GLMSample:
+        kind = self.mask_kind(spans.mask_kind)
+        s = self.build(ids, dataclasses.replace(spans, mask_kind=kind), order)
         if cloze:
             return s
         content = s.loss_mask * (s.target_ids != self.specials.eop)
         return dataclasses.replace(s, loss_mask=content.astype(np.float32))
+
+    def choice(self, ids: np.ndarray, spans: SpanSet) -> GLMSample:
+        """GLM's single-token rule: the answer's logit at [sop] ([eop] not scored)."""
+        return self.sample(ids, spans, cloze=False)
 
 
 class MLMFormat:
     """A BERT model's reading: every span token becomes [MASK] (the span lengths are
     therefore given away), the whole passage is visible, each masked token is scored on
     its own."""
+
+    orders_matter = False
 
     @classmethod
     def for_objective(cls, objective: Objective, *, max_len: int) -> MLMFormat:
@@ -89,7 +113,9 @@ class MLMFormat:
     def __init__(self, specials: SpecialTokens) -> None:
         self.mask_id = specials.mask
 
-    def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample:
+    def sample(
+        self, ids: np.ndarray, spans: SpanSet, *, cloze: bool, order: Order = None
+    ) -> GLMSample:
         ids = ids[: spans.keep]
         n = ids.shape[0]
         inputs = ids.copy()
@@ -100,17 +126,25 @@ class MLMFormat:
         positions = np.stack([np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
         return GLMSample(inputs, positions, ids.copy(), scored, sep=n)
 
+    def choice(self, ids: np.ndarray, spans: SpanSet) -> GLMSample:
+        """The answer's logit at its [MASK]."""
+        return self.sample(ids, spans, cloze=True)
+
 
 class CLMFormat:
     """A GPT model's reading: the uncorrupted passage left to right. Infilling scores the
     span tokens given everything before them; the cloze score adds every token after the
     answer, the only way a left-to-right model can use the right context."""
 
+    orders_matter = False
+
     @classmethod
     def for_objective(cls, objective: Objective, *, max_len: int) -> CLMFormat:
         return cls()
 
-    def sample(self, ids: np.ndarray, spans: SpanSet, *, cloze: bool) -> GLMSample:
+    def sample(
+        self, ids: np.ndarray, spans: SpanSet, *, cloze: bool, order: Order = None
+    ) -> GLMSample:
         ids = ids[: spans.keep]
         n = ids.shape[0] - 1
         scored = np.zeros(n, np.float32)  # position i predicts token i + 1
@@ -120,6 +154,10 @@ class CLMFormat:
             scored[s - 1 : (n if cloze else e - 1)] = 1.0
         positions = np.stack([np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
         return GLMSample(ids[:-1].copy(), positions, ids[1:].copy(), scored, sep=0)
+
+    def choice(self, ids: np.ndarray, spans: SpanSet) -> GLMSample:
+        """The answer and every token after it (the right context, as in cloze)."""
+        return self.sample(ids, spans, cloze=True)
 
 
 FORMATS: dict[str, Callable[..., ItemFormat]] = {

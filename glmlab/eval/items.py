@@ -20,12 +20,15 @@ from glmlab.structures import MaskKind, SpanSet, TokenizedText
 __all__ = [
     "CLOZE_SPAN_TOKENS",
     "MIN_PASSAGE_TOKENS",
+    "SHUFFLED_ORDERS",
     "TASKS",
     "ClozeItem",
     "InfillTask",
     "cloze_items",
     "infill_items",
     "passages",
+    "random_orders",
+    "single_span_items",
 ]
 
 
@@ -64,6 +67,35 @@ class _AfterFirstToken:
         spans = self.inner.sample(rest, max_len=max_len - 1, rng=rng)
         shifted = tuple((s + 1, e + 1) for s, e in spans.spans)
         return dataclasses.replace(spans, spans=shifted, keep=spans.keep + 1)
+
+
+SHUFFLED_ORDERS = 4  # random Part B orders per item of ``infill_shuffled``
+
+
+def single_span_items(
+    items: Sequence[tuple[np.ndarray, SpanSet]], *, seed: int
+) -> list[tuple[np.ndarray, SpanSet]]:
+    """``infill_single``: one span of each item of ``items`` (``infill_token``'s), drawn
+    with a fixed seed, as the item's only span. With one span there is no Part B order,
+    so the score cannot favour a model trained with (or without) span shuffling."""
+    out = []
+    for i, (ids, spans) in enumerate(items):
+        rng = np.random.default_rng((seed, zlib.crc32(b"infill_single"), i))
+        kept = spans.spans[int(rng.integers(len(spans.spans))) :][:1]  # none if it has none
+        out.append((ids, dataclasses.replace(spans, spans=kept)))
+    return out
+
+
+def random_orders(
+    items: Sequence[tuple[np.ndarray, SpanSet]], *, seed: int, k: int = SHUFFLED_ORDERS
+) -> list[list[np.ndarray]]:
+    """``infill_shuffled``: per item, ``k`` random Part B orders (permutations of its
+    spans), fixed by ``seed`` and the item's index."""
+    out = []
+    for i, (_, spans) in enumerate(items):
+        rng = np.random.default_rng((seed, zlib.crc32(b"infill_shuffled"), i))
+        out.append([rng.permutation(len(spans.spans)) for _ in range(k)])
+    return out
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "CHOICE_TASKS",
     "ItemScores",
     "cloze_credit",
     "item_fractions",
@@ -41,9 +42,12 @@ def item_fractions(task: str, scores: dict[str, list[float]]) -> tuple[np.ndarra
     return -np.asarray(scores["logp"], dtype=np.float64), np.asarray(scores["n"], dtype=np.float64)
 
 
+CHOICE_TASKS = ("cloze", "classify")  # multiple-choice tasks: credit per item, accuracy
+
+
 def task_metric(task: str) -> str:
     """The metric name a task's per-item scores aggregate to."""
-    return "cloze_acc" if task == "cloze" else f"{task}_loss"
+    return f"{task}_acc" if task in CHOICE_TASKS else f"{task}_loss"
 
 
 def metrics_from_items(items: ItemScores) -> dict[str, float]:
@@ -53,7 +57,7 @@ def metrics_from_items(items: ItemScores) -> dict[str, float]:
         num, den = item_fractions(task, scores)
         value = float(num.sum() / max(den.sum(), 1.0))
         out[task_metric(task)] = value
-        if task != "cloze":
+        if task not in CHOICE_TASKS:
             out[f"{task}_ppl"] = math.exp(min(value, 700.0))  # exp overflows past ~709
     return out
 

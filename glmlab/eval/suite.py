@@ -7,8 +7,14 @@ passages, the same spans and the same scored tokens:
 - ``infill_token``: token-level spans (15% of the tokens, Poisson(3) lengths), the NLU proxy;
 - ``infill_sentence``: whole sentences (15% of the tokens);
 - ``doc_gen``: the last 50% of each passage, the NLG proxy;
+- ``infill_single``: one of ``infill_token``'s spans per passage: no Part B order exists,
+  so it favours no span order a model was trained with;
+- ``infill_shuffled``: ``infill_token``'s items with Part B in random orders (their
+  log-probabilities averaged), the counterpart of text order (docs/EVALUATION.md);
 - ``cloze``: a span of 2-6 tokens in a passage, ranked against ``k`` distractors of the
-  same token length from other passages by the summed log-probability over the span.
+  same token length from other passages by the summed log-probability over the span;
+- ``classify``: closed-class words as classes, chosen by blank infilling
+  (:mod:`glmlab.eval.classify`), the understanding-style task.
 
 Infilling metrics are the mean negative log-likelihood per span token (``*_loss``) and its
 exponential (``*_ppl``). The items are :mod:`glmlab.eval.items`, the metrics
@@ -35,8 +41,17 @@ import torch
 from tqdm import tqdm
 
 from glmlab.data.examples import ExampleSet
+from glmlab.eval.classify import classify_items
 from glmlab.eval.formats import ItemFormat
-from glmlab.eval.items import TASKS, cloze_items, infill_items, passages
+from glmlab.eval.items import (
+    TASKS,
+    ClozeItem,
+    cloze_items,
+    infill_items,
+    passages,
+    random_orders,
+    single_span_items,
+)
 from glmlab.eval.metrics import ItemScores, cloze_credit, metrics_from_items, unigram_log_probs
 from glmlab.model.glm import GLMModel
 from glmlab.objective.batches import PrepareHost, collate_rows
@@ -71,7 +86,7 @@ def score_samples(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per sample: the summed log-probability of its scored targets, and their count.
     ``prepare_host``: the model's attention backend's, run on each batch as in training."""
-    sums, counts = [], []
+    sums, counts = [torch.zeros(0)], [torch.zeros(0)]
     for a in range(0, len(samples), batch_size):
         chunk = samples[a : a + batch_size]
         batch = collate_rows(
@@ -102,13 +117,15 @@ class SuiteSettings:
     seed: int
     seq_len: int
     batch_size: int
+    classify_items: int = 256
 
 
 class EvalSuite:
     """The suite for one run: fixed items (see the module docstring) over the passages of
     ``examples`` (the test split chunked the GLM way), read in ``item_format``.
     :meth:`run` scores a model on them, in batches built with ``mask_builder`` and the
-    model's attention backend's ``prepare_host``."""
+    model's attention backend's ``prepare_host``. ``label_sets``: the classification
+    task's classes as token ids (:func:`glmlab.eval.classify.label_sets`); none: no task."""
 
     def __init__(
         self,
@@ -120,6 +137,7 @@ class EvalSuite:
         pad_id: int,
         device: torch.device,
         prepare_host: PrepareHost | None = None,
+        label_sets: Sequence[tuple[int, ...]] = (),
     ) -> None:
         self.format = item_format
         self.settings = settings
@@ -127,20 +145,41 @@ class EvalSuite:
         self.pad_id = pad_id
         self.device = device
         self.prepare_host = prepare_host
-        texts = passages(examples, max(settings.items, settings.cloze_items))
+        texts = passages(
+            examples, max(settings.items, settings.cloze_items, settings.classify_items)
+        )
         self.infill = {
             task.name: infill_items(
                 texts[: settings.items], task, seq_len=settings.seq_len, seed=settings.seed
             )
             for task in TASKS
         }
-        self.cloze = cloze_items(
+        token = self.infill["infill_token"]
+        self.infill["infill_single"] = single_span_items(token, seed=settings.seed)
+        self.orders = random_orders(token, seed=settings.seed)  # infill_shuffled's
+        self.choices: dict[str, list[ClozeItem]] = {
+            "cloze": cloze_items(
+                texts,
+                n_items=settings.cloze_items,
+                n_distractors=settings.cloze_distractors,
+                seq_len=settings.seq_len,
+                seed=settings.seed,
+            )
+        }
+        classify = classify_items(
             texts,
-            n_items=settings.cloze_items,
-            n_distractors=settings.cloze_distractors,
+            label_sets,
+            n_items=settings.classify_items,
             seq_len=settings.seq_len,
             seed=settings.seed,
         )
+        if classify:  # none where no label set is one token each, or no passage has its words
+            self.choices["classify"] = classify
+
+    @property
+    def cloze(self) -> list[ClozeItem]:
+        """The cloze items."""
+        return self.choices["cloze"]
 
     def _score(self, model: GLMModel, samples: Sequence[GLMSample]) -> tuple[np.ndarray, ...]:
         return score_samples(
@@ -164,7 +203,7 @@ class EvalSuite:
         was_training = model.training
         model.eval()
         bar = tqdm(
-            total=len(self.infill) + 1,
+            total=len(self.infill) + 1 + len(self.choices),
             desc="evaluate",
             unit="task",
             leave=True,
@@ -177,45 +216,77 @@ class EvalSuite:
                 samples = [self.format.sample(ids, spans, cloze=False) for ids, spans in items]
                 logp, n = self._score(model, samples)
                 out[name] = {"logp": logp.tolist(), "n": n.tolist()}
-            samples = []
-            for item in self.cloze:
-                s, e = item.span
-                for cand in item.candidates:
-                    ids = np.concatenate([item.ids[:s], cand, item.ids[e:]])
-                    spans = SpanSet(((s, e),), ids.shape[0], "MASK")
-                    samples.append(self.format.sample(ids, spans, cloze=True))
-            logp, _ = self._score(model, samples)
-            out["cloze"] = {"credit": self._cloze_credits(logp)}
+            out["infill_shuffled"] = self._shuffled(model, out["infill_token"])
             bar.update(1)
+            for name, items in self.choices.items():
+                if name == "cloze":
+                    samples = [self.format.sample(*pair, cloze=True) for pair in _filled(items)]
+                else:
+                    samples = [self.format.choice(*pair) for pair in _filled(items)]
+                logp, _ = self._score(model, samples)
+                out[name] = {"credit": self._credits(name, logp)}
+                bar.update(1)
             return out
         finally:
             bar.close()
             model.train(was_training)
 
-    def _cloze_credits(self, candidate_scores: np.ndarray) -> list[float]:
-        per_item = np.split(
-            candidate_scores, np.cumsum([len(i.candidates) for i in self.cloze])[:-1]
-        )
+    def _shuffled(self, model: GLMModel, text_order: dict[str, list[float]]) -> dict:
+        """``infill_shuffled``: each ``infill_token`` item with Part B in each of its random
+        orders, the summed log-probability averaged over the orders. A format without a
+        Part B (``orders_matter`` false: MLM, CLM) scores the same as in text order."""
+        if not getattr(self.format, "orders_matter", False):
+            return {k: list(v) for k, v in text_order.items()}
+        items = self.infill["infill_token"]
+        samples = [
+            self.format.sample(ids, spans, cloze=False, order=order)
+            for (ids, spans), orders in zip(items, self.orders, strict=True)
+            for order in orders
+        ]
+        logp, n = self._score(model, samples)
+        k = len(self.orders[0]) if self.orders else 1
+        return {
+            "logp": logp.reshape(-1, k).mean(1).tolist(),
+            "n": n.reshape(-1, k)[:, 0].tolist(),
+        }
+
+    def _credits(self, name: str, candidate_scores: np.ndarray) -> list[float]:
+        items = self.choices[name]
+        per_item = np.split(candidate_scores, np.cumsum([len(i.candidates) for i in items])[:-1])
         return [cloze_credit(s) for s in per_item]
 
     def unigram_items(self, log_probs: np.ndarray) -> ItemScores:
         """The per-item scores of a unigram model with token log-probabilities
-        ``log_probs``: infilling scores the same span tokens; cloze ranks the candidates
-        by their summed log-probability."""
+        ``log_probs``: infilling scores the same span tokens (in any order); cloze and
+        classification rank the candidates by their summed log-probability."""
         out: ItemScores = {}
         for name, items in self.infill.items():
             logp = [float(sum(log_probs[ids[s:e]].sum() for s, e in sp.spans)) for ids, sp in items]
             n = [float(sum(e - s for s, e in sp.spans)) for _, sp in items]
             out[name] = {"logp": logp, "n": n}
-        scores = np.asarray(
-            [log_probs[c].sum() for item in self.cloze for c in item.candidates], dtype=np.float64
-        )
-        out["cloze"] = {"credit": self._cloze_credits(scores)}
+        out["infill_shuffled"] = dict(out["infill_token"])
+        for name, items in self.choices.items():
+            scores = [log_probs[c].sum() for item in items for c in item.candidates]
+            out[name] = {"credit": self._credits(name, np.asarray(scores, dtype=np.float64))}
         return out
 
     def chance_items(self) -> ItemScores:
-        """Cloze credit expected from a uniform guess: 1 / (number of candidates)."""
-        return {"cloze": {"credit": [1.0 / len(i.candidates) for i in self.cloze]}}
+        """Multiple-choice credit expected from a uniform guess: 1 / (number of candidates)."""
+        return {
+            name: {"credit": [1.0 / len(i.candidates) for i in items]}
+            for name, items in self.choices.items()
+        }
+
+
+def _filled(items: Sequence[ClozeItem]) -> list[tuple[np.ndarray, SpanSet]]:
+    """Every candidate of every item put in its blank: (passage, its one span), in order."""
+    out = []
+    for item in items:
+        s, e = item.span
+        for cand in item.candidates:
+            ids = np.concatenate([item.ids[:s], cand, item.ids[e:]])
+            out.append((ids, SpanSet(((s, s + len(cand)),), ids.shape[0], "MASK")))
+    return out
 
 
 def reference_items(

@@ -17,7 +17,7 @@ from typing import Any
 
 from glmlab.config.ladder import LadderConfig
 from glmlab.config.rules import ConfigError
-from glmlab.config.schema import DataConfig, field_defaults
+from glmlab.config.schema import SEED_BOUNDS, DataConfig, field_defaults
 from glmlab.data.tokenizer import padded_vocab_size
 from glmlab.ladder.compute import (
     ModelShape,
@@ -53,7 +53,8 @@ class Rung:
     params: int  # non-embedding parameters N
     steps: int
     tokens: int
-    flops: float
+    flops: float  # planned: the head counted at every position (results carry the measured C)
+    ratio: float | None = None  # its token rule's tokens per parameter (None: the ladder's)
 
     def overrides(self) -> list[str]:
         return [
@@ -78,10 +79,39 @@ class LadderPlan:
     lr_grid: list[float]
     tuning_seed: int
     tokens_per_param: float
-    target_compute: float
+    target_compute: float | None  # None: one rung step past the largest rung (the report's)
     fit: str
     bootstrap: int = 400
     chosen: dict[str, float] = field(default_factory=dict)  # arm key -> chosen lr
+    # The grid's seeds (tuning_seed first); [] in a ladder.json from before: [tuning_seed].
+    tuning_seeds: list[int] = field(default_factory=list)
+    lr_choice: str = "best"  # how an arm's lr is read off its grid (glmlab/ladder/lr.py)
+    holdout: str = "none"  # "last": the largest rung is predicted from the smaller ones
+
+    def grid_seeds(self) -> list[int]:
+        """Every seed the grid runs on."""
+        return list(self.tuning_seeds or [self.tuning_seed])
+
+    def ladder_rungs(self) -> list[Rung]:
+        """The rungs at the ladder's own token rule (``tokens_per_param``), smallest first:
+        what verdicts, fits and the prediction check read."""
+        return [r for r in self.rungs if r.ratio in (None, self.tokens_per_param)]
+
+    def ratio_groups(self) -> dict[float, list[Rung]]:
+        """The rungs by token-rule ratio (the budget axis), the ladder's ratio first."""
+        out: dict[float, list[Rung]] = {}
+        for r in self.rungs:
+            out.setdefault(self.tokens_per_param if r.ratio is None else r.ratio, []).append(r)
+        return out
+
+    def fit_rungs(self) -> list[Rung]:
+        """The rungs the prediction check fits on (all but the held-out one)."""
+        rungs = self.ladder_rungs()
+        return rungs[:-1] if self.holdout == "last" else rungs
+
+    def held_out(self) -> Rung | None:
+        """The rung the prediction check predicts (None without ``holdout``)."""
+        return self.ladder_rungs()[-1] if self.holdout == "last" else None
 
     @staticmethod
     def arm_key(variant: Sequence[str], rung: Rung) -> str:
@@ -93,12 +123,13 @@ class LadderPlan:
         return f"{', '.join(own) or '(defaults)'} @ {rung.name}"
 
     def grid_jobs(self) -> list[tuple[list[str], Rung, float, list[str]]]:
-        """Phase 1: (variant, rung, lr, overrides) of every grid point on the tuning seed."""
+        """Phase 1: (variant, rung, lr, overrides) of every grid point on each tuning seed."""
         return [
-            (v, r, lr, [*v, *r.overrides(), f"train.lr={show_lr(lr)}", f"seed={self.tuning_seed}"])
+            (v, r, lr, [*v, *r.overrides(), f"train.lr={show_lr(lr)}", f"seed={s}"])
             for v in self.variants
             for r in self.rungs
             for lr in self.lr_grid
+            for s in self.grid_seeds()
         ]
 
     def seed_jobs(self) -> list[tuple[list[str], Rung, int, list[str]]]:
@@ -162,10 +193,24 @@ def build_plan(
         raise ConfigError(
             "the experiment sweeps no seed: add e.g. seed: 0,1,2 to hydra.sweeper.params"
         )
-    if settings.tuning_seed in seeds:
+    tuning = settings.tuning_seed_list()
+    shared = sorted(set(tuning) & set(seeds))
+    if shared:
+        which = (
+            f"ladder.tuning_seed={settings.tuning_seed}"
+            if settings.tuning_seeds == 1
+            else f"ladder.tuning_seed={settings.tuning_seed} with tuning_seeds="
+            f"{settings.tuning_seeds} (seeds {tuning[0]}..{tuning[-1]})"
+        )
         raise ConfigError(
-            f"ladder.tuning_seed={settings.tuning_seed} is one of the verdict seeds {list(seeds)}: "
-            "pick a seed the verdict does not use, so the lr choice cannot leak into it"
+            f"{which} uses the verdict seed{'s' if len(shared) > 1 else ''} "
+            f"{', '.join(map(str, shared))}: pick a seed the verdict does not use, so the lr "
+            "choice cannot leak into it"
+        )
+    if tuning[-1] >= SEED_BOUNDS["lt"]:
+        raise ConfigError(
+            f"ladder.tuning_seed={settings.tuning_seed} with tuning_seeds={settings.tuning_seeds} "
+            f"runs past the largest seed 2**63 - 1: lower ladder.tuning_seed"
         )
     per_step = tokens_per_step(
         int(base["train.batch_size"]), int(base["train.grad_accum"]), int(base["data.seq_len"])
@@ -173,34 +218,39 @@ def build_plan(
     seq_len = int(base["data.seq_len"])
     warmup = int(base.get("train.warmup_steps", 0))
     rungs: list[Rung] = []
-    for i, r in enumerate(settings.rungs):
-        shape = ModelShape(
-            r.n_layers,
-            r.dim,
-            str(base.get("model.ffn", "gelu")),
-            int(base.get("model.ffn_mult", 4)),
-            padded_vocab_size(int(base.get("data.vocab_size", _DEFAULT_VOCAB))),  # the head's FLOPs count too
-        )
-        n = non_embedding_params(shape)
-        steps = round(settings.tokens_per_param * n / per_step)
-        name = r.label()
-        if steps <= warmup:
-            raise ConfigError(
-                f"ladder.rungs[{i}] ({name}, N={n:,}) gets {steps} steps from tokens_per_param="
-                f"{settings.tokens_per_param:g} at {per_step:,} tokens per step, not more than "
-                f"train.warmup_steps={warmup}: raise ladder.tokens_per_param or lower train.batch_size"
+    for ratio in settings.ratios():
+        group: list[Rung] = []
+        for i, r in enumerate(settings.rungs):
+            shape = ModelShape(
+                r.n_layers,
+                r.dim,
+                str(base.get("model.ffn", "gelu")),
+                int(base.get("model.ffn_mult", 4)),
+                # the head's FLOPs count too
+                padded_vocab_size(int(base.get("data.vocab_size", _DEFAULT_VOCAB))),
             )
-        c = training_compute(shape, tokens_per_step=per_step, steps=steps, seq_len=seq_len)
-        if rungs and n <= rungs[-1].params:
-            raise ConfigError(
-                f"ladder.rungs[{i}] ({name}, N={n:,}) is not larger than ladder.rungs[{i - 1}] "
-                f"({rungs[-1].name}, N={rungs[-1].params:,}): list the rungs from smallest to largest"
+            n = non_embedding_params(shape)
+            steps = round(ratio * n / per_step)
+            main = ratio == float(settings.tokens_per_param)
+            name = r.label() if main else f"{r.label()}@{ratio:g}"
+            key = "tokens_per_param" if main else "budget_axis"
+            if steps <= warmup:
+                raise ConfigError(
+                    f"ladder.rungs[{i}] ({name}, N={n:,}) gets {steps} steps from {key} ratio "
+                    f"{ratio:g} at {per_step:,} tokens per step, not more than "
+                    f"train.warmup_steps={warmup}: raise ladder.{key} or lower train.batch_size"
+                )
+            c = training_compute(shape, tokens_per_step=per_step, steps=steps, seq_len=seq_len)
+            if group and n <= group[-1].params:
+                raise ConfigError(
+                    f"ladder.rungs[{i}] ({name}, N={n:,}) is not larger than ladder.rungs[{i - 1}] "
+                    f"({group[-1].name}, N={group[-1].params:,}): list the rungs from smallest "
+                    "to largest"
+                )
+            group.append(
+                Rung(name, r.n_layers, r.dim, r.n_heads, n, steps, c.tokens, c.flops, ratio)
             )
-        rungs.append(Rung(name, r.n_layers, r.dim, r.n_heads, n, steps, c.tokens, c.flops))
-    fit = settings.fit
-    if fit == "auto":
-        fit = "own_e" if len(rungs) >= 4 else "shared_e"
-    target = float(settings.target_compute or 10.0 * rungs[-1].flops)
+        rungs += group
     return LadderPlan(
         rungs=rungs,
         variants=[sorted(v) for v in variants],
@@ -208,7 +258,10 @@ def build_plan(
         lr_grid=settings.learning_rates(),
         tuning_seed=settings.tuning_seed,
         tokens_per_param=float(settings.tokens_per_param),
-        target_compute=target,
-        fit=fit,
+        target_compute=None if settings.target_compute is None else float(settings.target_compute),
+        fit=settings.fit,
         bootstrap=settings.bootstrap,
+        tuning_seeds=settings.tuning_seed_list(),
+        lr_choice=settings.lr_choice,
+        holdout=settings.holdout,
     )

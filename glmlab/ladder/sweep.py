@@ -4,12 +4,13 @@ The experiment's own sweep (``hydra.sweeper.params`` and the command line: its v
 seeds) is expanded into
 
 1. **tuning**: every variant x rung x learning rate of the grid, on the ladder's tuning
-   seed (not a verdict seed: the choice cannot leak into the verdict);
-2. **verdict**: every variant x rung x seed at the learning rate whose grid run had the
-   lowest validation loss of the training objective (glmlab/ladder/lr.py).
+   seeds (not verdict seeds: the choice cannot leak into the verdict);
+2. **verdict**: every variant x rung x seed at the learning rate read off the grid's
+   validation loss of the training objective (glmlab/ladder/lr.py: the parabola's minimum
+   in log lr, or the best grid point).
 
 Each phase goes through the configured launcher (``self.launcher.launch``), so the basic
-launcher, Hydra's joblib launcher and glmlab's Slurm launchers all work. Only runs without
+launcher, glmlab's local one (side by side) and glmlab's Slurm launchers all work. Only runs without
 a finished result are launched: a rerun of the same command finds the finished grid points
 and seed runs. With a launcher that returns once the jobs are queued (``glmlab submit``),
 an invocation that had to queue grid points stops after phase 1; rerunning the same
@@ -34,6 +35,7 @@ from glmlab.config.rules import Allowed, ConfigError, field_problems
 from glmlab.config.schema import SEED_BOUNDS
 from glmlab.io import write_json_atomic
 from glmlab.ladder.lr import GridPoint, LrChoice, choose_lr
+from glmlab.ladder.roles import LADDER_FILE
 from glmlab.ladder.spec import LADDER_KEYS, LadderPlan, build_plan
 from glmlab.runs.layout import MULTIRUN
 from glmlab.runs.naming import existing_run, run_address
@@ -43,7 +45,6 @@ __all__ = ["LADDER_FILE", "finished_result", "plan_from_sweeper", "sweep_ladder"
 
 log = logging.getLogger("glmlab")
 
-LADDER_FILE = "ladder.json"
 BASE_KEYS = (
     "train.batch_size",
     "train.grad_accum",
@@ -161,12 +162,16 @@ def _launch(sweeper: Any, batch: list[list[str]], start: int) -> list[Any]:
 
 
 def choices(plan: LadderPlan, sweep_dir: Path, excluded: set[str]) -> dict[str, LrChoice]:
-    """Each arm's :class:`LrChoice` from the grid runs on disk."""
-    points: dict[str, list[GridPoint]] = {}
+    """Each arm's :class:`LrChoice` from the grid runs on disk (their tuning seeds' mean)."""
+    runs: dict[str, dict[float, list[GridPoint]]] = {}
     for v, r, lr, job in plan.grid_jobs():
         res = finished_result(sweep_dir, job, excluded)
-        points.setdefault(plan.arm_key(v, r), []).append(GridPoint.from_result(lr, res))
-    return {arm: choose_lr(p) for arm, p in points.items()}
+        arm = runs.setdefault(plan.arm_key(v, r), {})
+        arm.setdefault(lr, []).append(GridPoint.from_result(lr, res))
+    return {
+        arm: choose_lr([GridPoint.combine(lr, p) for lr, p in by_lr.items()], plan.lr_choice)
+        for arm, by_lr in runs.items()
+    }
 
 
 def sweep_ladder(sweeper: Any, arguments: list[str]) -> list[Any]:
@@ -197,13 +202,13 @@ def sweep_ladder(sweeper: Any, arguments: list[str]) -> list[Any]:
 
     grid, waiting = _to_launch([job for *_, job in plan.grid_jobs()], sweep_dir, excluded, queued)
     log.info(
-        "ladder: phase 1, %d of %d grid runs to run (%d variants x %d rungs x %d learning rates, seed %d)%s",
+        "ladder: phase 1, %d of %d grid runs to run (%d variants x %d rungs x %d learning rates, seed %s)%s",
         len(grid),
         len(plan.grid_jobs()),
         len(plan.variants),
         len(plan.rungs),
         len(plan.lr_grid),
-        plan.tuning_seed,
+        ", ".join(map(str, plan.grid_seeds())),
         f"; {waiting} still queued or running" if waiting else "",
     )
     returns = _launch(sweeper, grid, 0)

@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import nn
 
 from glmlab.config.schema import ModelConfig
-from glmlab.model.loss import linear_cross_entropy, linear_token_losses, n_chunks
+from glmlab.model.loss import linear_cross_entropy, linear_token_scores, n_chunks
 from glmlab.plugin.base import (
     AttentionBackendBase,
     NormLayoutBase,
@@ -342,8 +342,16 @@ class GLMModel(nn.Module):
     def token_losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per loss position (in ``batch.loss_positions`` order): the cross-entropy that
         :meth:`loss` averages, and its loss-mask weight; evaluation scores items with it."""
+        losses, weight, _ = self.token_scores(batch)
+        return losses, weight
+
+    @torch.no_grad()
+    def token_scores(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`token_losses` plus, per loss position, whether the target is the most
+        likely token there (what greedy decoding would emit)."""
         rows, head, targets, weight, chunks = self._head_inputs(batch)
-        return linear_token_losses(rows, head, targets, chunks=chunks), weight
+        losses, greedy = linear_token_scores(rows, head, targets, chunks=chunks)
+        return losses, weight, greedy
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Parameter count; ``exclude_embeddings`` leaves out the token and positional

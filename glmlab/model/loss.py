@@ -104,13 +104,27 @@ def linear_cross_entropy(
 
 
 @torch.no_grad()
+def linear_token_scores(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunks: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row (n,): ``cross_entropy(hidden @ weight.T, targets)`` (fp32) and whether the
+    target's logit is the row's largest (greedy decoding would pick it; ties count), in
+    ``chunks`` chunks like :func:`linear_cross_entropy`."""
+    losses, greedy = [], []
+    for h, t in zip(hidden.tensor_split(chunks), targets.tensor_split(chunks), strict=True):
+        logits = (h @ weight.T).float()
+        target = _target_logit(logits, t)
+        losses.append(logits.logsumexp(dim=-1) - target)
+        greedy.append(target >= logits.amax(dim=-1))
+    if not losses:
+        return hidden.new_zeros(0, dtype=torch.float32), hidden.new_zeros(0, dtype=torch.bool)
+    return torch.cat(losses), torch.cat(greedy)
+
+
+@torch.no_grad()
 def linear_token_losses(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunks: int = 1
 ) -> torch.Tensor:
     """``cross_entropy(hidden @ weight.T, targets)`` per row (n,), fp32, in ``chunks``
     chunks like :func:`linear_cross_entropy` (what evaluation scores item by item)."""
-    out = []
-    for h, t in zip(hidden.tensor_split(chunks), targets.tensor_split(chunks), strict=True):
-        logits = (h @ weight.T).float()
-        out.append(logits.logsumexp(dim=-1) - _target_logit(logits, t))
-    return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
+    return linear_token_scores(hidden, weight, targets, chunks)[0]

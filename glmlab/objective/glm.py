@@ -35,7 +35,8 @@ class GLMObjective(Objective):
     ``sentinels`` numbers the spans by their place in Part B: the first uses the plain
     [MASK] / [sop], the j-th [MASK_j] / [sop_j] (sentence and document spans keep their own
     mask token), with Part B's first position row pinned to ``sentinel_position`` (the
-    "w/ sentinel tokens" ablation).
+    "w/ sentinel tokens" ablation as the reference builds it) or, when it is None, kept at
+    each span's mask position as without sentinels (the arms then differ in tokens alone).
 
     A sampler may define ``for_batch(texts, rng)`` (what it draws once per batch, e.g. the
     document length; called with the batch's pieces) and ``sample_row(texts, max_len, rng)``
@@ -63,10 +64,8 @@ class GLMObjective(Objective):
         weights = np.asarray([w for _, _, w in samplers], dtype=np.float64)
         if (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"sampler weights must be >= 0 and sum > 0, got {weights.tolist()}")
-        if sentinels and (not specials.sentinel_masks or sentinel_position is None):
-            raise ValueError(
-                "sentinels=true needs sentinel tokens in the tokenizer and a sentinel_position"
-            )
+        if sentinels and not specials.sentinel_masks:
+            raise ValueError("sentinels=true needs sentinel tokens: set data.n_sentinels > 0")
         if task_sampling not in TASK_SAMPLING:
             raise ValueError(
                 f"objective.task_sampling must be one of {list(TASK_SAMPLING)}, got {task_sampling!r}"

@@ -1,17 +1,17 @@
-"""What a sweep report tests for each metric, how, and the verdicts (docs/REPORTS.md).
+"""What a sweep report tests for each metric, and how (docs/REPORTS.md, "Statistics").
 
 - Per metric (:func:`assess_metric`): each variant's mean with its 95% interval and its
   difference to the baseline (:func:`glmlab.report.stats.compare_arms`: paired by seed
   when both arms completed the same seeds, over seeds and items when every run saved
-  per-item scores, else over seeds only). Throughput and memory are shown, never tested;
-  the validation loss is not tested between variants that train different objectives.
-- Per sweep (:func:`assessment`): the verdict metrics' tests and the stability tests in
-  one family (:mod:`glmlab.report.family`), adjusted, then one verdict per variant and
-  verdict metric (:func:`glmlab.report.verdicts.judge`); the A/A control arm, when the
-  sweep has one, in a family of its own.
+  per-item scores, else over seeds only); a 0/1 outcome per run (diverged, stalled) as a
+  rate with Boschloo's exact test (glmlab/report/rates.py). Throughput, memory and the
+  counted cost are shown, never tested; the validation loss is not tested between variants
+  that train different objectives.
 - Past the reference (:func:`reference_check`): an arm's whole 95% interval is on the
   better side of the metric's trivial reference (chance for cloze, the unigram model for
   losses), for every metric that has one.
+
+The family, the verdicts and the A/A control of a sweep: glmlab/report/sweep_verdicts.py.
 """
 
 from __future__ import annotations
@@ -21,40 +21,30 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.stats import binomtest
 
 from glmlab.eval.metrics import item_fractions
-from glmlab.report.family import Family
-from glmlab.report.load import Sweep, differing_config, report_settings
-from glmlab.report.metrics import (
-    NOT_TESTED,
-    REFERENCES,
-    TASK_OF_METRIC,
-    TRIVIAL,
-    margin_of,
-    metric_info,
-)
-from glmlab.report.stability import RunCount, Stability, count_runs, stability_test
+from glmlab.report.load import Sweep, differing_config
+from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC, TRIVIAL, metric_info
+from glmlab.report.rates import RATE_METRICS, RateDiff, rate_test
+from glmlab.report.stability import RunCount, count_runs
 from glmlab.report.stats import Arm, Diff, Estimate, RunItems, arm_estimate, compare_arms
-from glmlab.report.verdicts import Rung, Verdict, judge, key, register, register_stability
 
 __all__ = [
-    "CONTROL_KEY",
+    "EXACT",
     "ITEMS",
     "NONE",
     "SEEDS",
-    "Assessment",
     "MetricTests",
     "arm_of",
     "assess_metric",
-    "assessment",
-    "control_variant",
     "reference_check",
     "reference_levels",
     "tests_of",
+    "variant_items",
 ]
 
-ITEMS, SEEDS, NONE = "items", "seeds", "none"
-CONTROL_KEY = "train.stream"  # the A/A arm: the baseline under another seed stream
+ITEMS, SEEDS, EXACT, NONE = "items", "seeds", "exact", "none"
 
 
 class RunLike(Protocol):
@@ -90,7 +80,7 @@ class MetricTests:
     method: str
     reason: str
     intervals: dict[str, Estimate | None] = field(default_factory=dict)
-    diffs: dict[str, Diff | None] = field(default_factory=dict)
+    diffs: dict[str, Diff | RateDiff | None] = field(default_factory=dict)
     counts: dict[str, RunCount] = field(default_factory=dict)
 
 
@@ -124,7 +114,13 @@ def assess_metric(
     """The intervals and baseline differences of ``metric`` (module docstring);
     ``untestable``: a reason to show the metric without testing it."""
     if metric in NOT_TESTED:
-        untestable = "not tested: throughput and memory measure the machine and its load"
+        untestable = (
+            "not tested: the objective's supervision and cost, counted, not a result"
+            if metric in ("loss_tokens_per_step", "train_flops")
+            else "not tested: throughput and memory measure the machine and its load"
+        )
+    if metric in RATE_METRICS and not untestable:
+        return _rate_tests(variants, baseline, metric)
     arms = {v.label: arm_of(v, metric) for v in variants}
     with_values = [a for a in arms.values() if a.n]
     by_items = bool(with_values) and all(a.items is not None for a in with_values)
@@ -152,6 +148,32 @@ def assess_metric(
         tested = out.method != NONE and base is not None and v is not baseline
         out.diffs[v.label] = compare_arms(arm, base) if tested else None
     return out
+
+
+def _rate_tests(
+    variants: Sequence[VariantLike], baseline: VariantLike | None, metric: str
+) -> MetricTests:
+    """A 0/1 outcome per run (:data:`~glmlab.report.rates.RATE_METRICS`: diverged runs
+    count): each variant's rate with its Clopper-Pearson 95% interval, and Boschloo's exact
+    test against the baseline (glmlab/report/rates.py)."""
+    out = MetricTests(metric, EXACT, "")
+    base = baseline.values(metric) if baseline is not None else []
+    for v in variants:
+        out.counts[v.label] = count_runs(r.status for r in v.runs)
+        values = v.values(metric)
+        if not values:
+            out.intervals[v.label], out.diffs[v.label] = None, None
+            continue
+        ci = binomtest(round(sum(values)), len(values)).proportion_ci()
+        out.intervals[v.label] = Estimate(sum(values) / len(values), ci.low, ci.high)
+        out.diffs[v.label] = None if v is baseline else rate_test(values, base)
+    return out
+
+
+def variant_items(variant: VariantLike, metric: str) -> RunItems | None:
+    """The per-item scores of every completed run of ``variant`` on ``metric`` (None when
+    one of them lacks them)."""
+    return arm_of(variant, metric).items
 
 
 def reference_levels(runs: Iterable[RunLike], metric: str) -> dict[str, float]:
@@ -213,125 +235,3 @@ def tests_of(sweep: Sweep, metric: str) -> MetricTests:
             sweep.variants, sweep.baseline, metric, untestable=untestable_reason(sweep, metric)
         )
     return cache[metric]
-
-
-def control_variant(sweep: Sweep) -> Any:
-    """The sweep's A/A control arm: the baseline's overrides plus ``train.stream=k``
-    (k > 0), or None."""
-    if sweep.baseline is None:
-        return None
-    base = set(sweep.baseline.label.split(", ")) - {"(defaults)"}
-    for v in sweep.variants:
-        parts = set(v.label.split(", "))
-        extra = parts - base
-        if len(extra) == 1 and base <= parts:
-            k, _, value = next(iter(extra)).partition("=")
-            if k.lstrip("+~") == CONTROL_KEY and value not in ("0", ""):
-                return v
-    return None
-
-
-@dataclass
-class Assessment:
-    """A sweep's verdicts: the family, per (variant, metric) the rung and its verdict,
-    per variant its stability, and the A/A control's own family and verdicts."""
-
-    family: Family
-    margins: dict[str, float | None]
-    rungs: dict[tuple[str, str], Rung] = field(default_factory=dict)
-    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
-    stability: dict[str, Stability] = field(default_factory=dict)
-    control: str | None = None
-    control_family: Family = field(default_factory=lambda: Family("the A/A control"))
-    control_verdicts: dict[str, Verdict] = field(default_factory=dict)
-
-    def p_adjusted(self, label: str, metric: str) -> float | None:
-        """The adjusted p of a variant's difference on a metric (None: not in a family)."""
-        fam = self.control_family if label == self.control else self.family
-        return fam.p(key(label, metric, "", "difference"))
-
-    @property
-    def control_alarm(self) -> list[str]:
-        """The metrics on which the A/A control differs significantly."""
-        return [
-            m
-            for m in self.control_verdicts
-            if (p := self.control_family.p(key(self.control, m, "", "difference"))) is not None
-            and p < 0.05
-        ]
-
-
-def _behind(sweep: Sweep, tests: MetricTests, labels: Sequence[str]) -> tuple[str, ...]:
-    check = reference_check(sweep.runs, tests.metric, tests.intervals)
-    if check is None:
-        return ()
-    ref, _, status = check
-    return tuple(f"{lab} ({REFERENCES[ref]})" for lab in labels if status.get(lab) == "not past")
-
-
-def _rung(sweep: Sweep, tests: MetricTests, label: str) -> Rung:
-    base = sweep.baseline.label
-    return Rung(
-        "",
-        None,
-        tests.diffs.get(label),
-        tests.counts[label],
-        tests.counts[base],
-        _behind(sweep, tests, [label, base]),
-    )
-
-
-def assessment(sweep: Sweep) -> Assessment:
-    """The sweep's family, verdicts and control (module docstring), computed once."""
-    if "assessment" in sweep.cache:
-        return sweep.cache["assessment"]
-    setting = report_settings(sweep.dir).get("margin") if sweep.dir else None
-    out = Assessment(Family(), {m: margin_of(m, setting) for m in sweep.primary})
-    base = sweep.baseline
-    sweep.cache["assessment"] = out
-    if base is None:
-        return out
-    control = control_variant(sweep)
-    out.control = control.label if control is not None else None
-    others = [v for v in sweep.variants if v is not base and v is not control]
-    tested = [m for m in sweep.primary if tests_of(sweep, m).method != NONE]
-    for metric in tested:
-        for v in others:
-            rung = _rung(sweep, tests_of(sweep, metric), v.label)
-            out.rungs[(v.label, metric)] = rung
-            register(out.family, v.label, metric, [rung], out.margins[metric])
-    base_count = count_runs(r.status for r in base.runs)
-    for v in others:
-        out.stability[v.label] = stability_test(count_runs(r.status for r in v.runs), base_count)
-        register_stability(out.family, v.label, out.stability[v.label])
-    out.family.adjust()
-    for metric in tested:
-        info = metric_info(metric)
-        for v in others:
-            out.verdicts[(v.label, metric)] = judge(
-                out.family,
-                v.label,
-                metric,
-                [out.rungs[(v.label, metric)]],
-                higher_is_better=info.higher_is_better,
-                margin=out.margins[metric],
-                stability=out.stability[v.label],
-                digits=info.digits,
-            )
-    if control is not None:
-        rungs = {m: _rung(sweep, tests_of(sweep, m), control.label) for m in tested}
-        for metric, rung in rungs.items():
-            register(out.control_family, control.label, metric, [rung], None)
-        out.control_family.adjust()
-        for metric, rung in rungs.items():
-            info = metric_info(metric)
-            out.control_verdicts[metric] = judge(
-                out.control_family,
-                control.label,
-                metric,
-                [rung],
-                higher_is_better=info.higher_is_better,
-                margin=None,
-                digits=info.digits,
-            )
-    return out

@@ -53,7 +53,9 @@ def ladder_section(sweep: Sweep) -> str | None:
         "## Every configuration of the ladder",
         "",
         "The sections below are the sweep's ordinary report, in which each (variant, rung, "
-        "learning rate) is a configuration of its own and the tuning-seed runs are included.",
+        "learning rate) is a configuration of its own and a ladder run's role "
+        "(`ladder.role`: tuning, verdict or superseded, glmlab/ladder/roles.py) tells "
+        "configurations apart: tuning runs are never pooled with the verdict seeds.",
         "",
     ]
     return "\n".join(lines) + "\n"

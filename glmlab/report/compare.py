@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glmlab.io import write_text_atomic
-from glmlab.report.assess import NONE, arm_of, assessment, tests_of
+from glmlab.report.assess import NONE, arm_of, tests_of
 from glmlab.report.html import markdown_to_html
 from glmlab.report.load import Sweep, Variant, differing_config, load_sweep
 from glmlab.report.markdown import fmt, md_cell, shared_settings
 from glmlab.report.metrics import metric_info
 from glmlab.report.plots import plot_compare_curves
 from glmlab.report.stats import Arm, compare_arms
+from glmlab.report.sweep_verdicts import assessment
 from glmlab.runs.layout import COMPARE_CURVES, COMPARE_HTML, COMPARE_MD, RunStatus
 
 __all__ = ["DIFFERENT_VERDICT", "compare_sweeps", "default_compare_dir", "render_comparison"]

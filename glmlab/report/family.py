@@ -75,6 +75,7 @@ class Family:
             counts[kind] = counts.get(kind, 0) + 1
         parts = ", ".join(f"{n} {kind}" for kind, n in counts.items())
         return (
-            f"one family of {len(self.raw)} tests ({parts}), adjusted by {METHOD_NAME}; "
+            f"one family of {len(self.raw)} test{'s' if len(self.raw) != 1 else ''} ({parts}), "
+            f"adjusted by {METHOD_NAME}; "
             "every p shown with a verdict is adjusted in it."
         )

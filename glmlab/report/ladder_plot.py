@@ -1,6 +1,6 @@
 """The ladder plot: each verdict metric against training compute, one colour per variant,
 seed runs as dots with their range per rung as a band, fitted curves (dotted beyond the
-largest rung, up to the target compute). matplotlib's object API, as glmlab/report/plots.py."""
+largest rung, up to the target compute); no curve where the points determine no fit. matplotlib's object API, as glmlab/report/plots.py."""
 
 from __future__ import annotations
 
@@ -33,10 +33,13 @@ def plot_ladder(ladder: Ladder, path: Path) -> bool:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(trends), squeeze=False)[0]
     colors = colormaps["tab10"]
-    lo = ladder.plan.rungs[0].flops
-    top = ladder.plan.rungs[-1].flops
-    target = ladder.plan.target_compute
+    from glmlab.report.ladder_trend import target_of
+
+    target = target_of(ladder).compute
     for ax, trend in zip(axes, trends, strict=True):
+        computes = [c for byc in trend.cells.values() for c in byc]
+        lo, top = min(computes), max(computes)
+        pred = trend.predictor
         for i, label in enumerate(ladder.labels):
             cells = trend.cells.get(label)
             if not cells:
@@ -53,16 +56,12 @@ def plot_ladder(ladder: Ladder, path: Path) -> bool:
                 alpha=0.15,
             )
             name = label + (" (baseline)" if label == ladder.baseline else "")
-            if trend.fit is not None and label in trend.fit.curves:
+            if pred is not None and label in pred.names:
                 inside = np.geomspace(lo, top, 60)
-                ax.plot(
-                    inside, [trend.fit.predict(label, c) for c in inside], color=color, label=name
-                )
+                ax.plot(inside, [pred.predict(label, c) for c in inside], color=color, label=name)
                 if target > top:
                     beyond = np.geomspace(top, target, 30)
-                    ax.plot(
-                        beyond, [trend.fit.predict(label, c) for c in beyond], color=color, ls=":"
-                    )
+                    ax.plot(beyond, [pred.predict(label, c) for c in beyond], color=color, ls=":")
             else:
                 ax.plot(cs, [float(np.mean(cells[c])) for c in cs], color=color, label=name)
         if target > top:

@@ -18,10 +18,12 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from glmlab.io import flatten, read_json, read_jsonl
-from glmlab.report.metrics import METRICS
+from glmlab.ladder.roles import ROLE_KEY, ladder_roles
+from glmlab.report.metrics import METRICS, OUTCOME_METRICS
 from glmlab.runs.layout import (
     CONFIG,
     EVAL_ITEMS,
+    HARNESS_ITEMS,
     MULTIRUN,
     RESULT,
     UNFINISHED,
@@ -40,6 +42,7 @@ __all__ = [
     "Variant",
     "differing_config",
     "differing_overrides",
+    "find_variant",
     "load_sweep",
     "read_run",
     "show_value",
@@ -70,12 +73,32 @@ class Run:
 
     @cached_property
     def metrics(self) -> dict[str, float]:
-        """Final metric values of a completed run: ``final_val_loss`` and the suite's."""
+        """Final metric values of a completed run: ``final_val_loss``, the suite's, the
+        harness's, its compute and supervision, its stability, and ``stalled`` (1 when its
+        token infilling loss is not below the unigram level of the same items); of a
+        diverged run, its stability alone and ``stalled`` 1: a report counts it
+        (:data:`OUTCOME_METRICS`)."""
+        stability = self.result.get("stability") or {}
+        if self.status == RunStatus.DIVERGED:
+            values = {k: v for k, v in stability.items() if k in OUTCOME_METRICS}
+            values = {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+            return {**values, "stalled": 1.0}
         if self.status != RunStatus.COMPLETED:
             return {}
+        evaluation = self.result.get("eval") or {}
+        unigram = ((self.eval_items.get("reference_metrics") or {}).get("unigram") or {}).get(
+            "infill_token_loss"
+        )
+        stalled = {}
+        if unigram is not None and "infill_token_loss" in evaluation:
+            stalled["stalled"] = float(evaluation["infill_token_loss"] >= unigram)
         values = {
             "final_val_loss": self.result.final_val_loss,
-            **(self.result.get("eval") or {}),
+            **evaluation,
+            **(self._harness.get("metrics") or {}),
+            **_compute_metrics(self.result.get("compute") or {}),
+            **stability,
+            **stalled,
         }
         return {
             k: float(v)
@@ -83,10 +106,8 @@ class Run:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
 
-    @cached_property
-    def eval_items(self) -> dict[str, Any]:
-        """A completed run's eval_items.json (per-item scores, reference levels), or {}."""
-        path = self.dir / EVAL_ITEMS
+    def _read_items(self, name: str) -> dict[str, Any]:
+        path = self.dir / name
         if self.status != RunStatus.COMPLETED or not path.exists():
             return {}
         try:
@@ -95,6 +116,26 @@ class Run:
             log.warning("unreadable %s (%s): its per-item scores are left out", path, exc)
             return {}
         return items if isinstance(items, dict) else {}
+
+    @cached_property
+    def _harness(self) -> dict[str, Any]:
+        """A completed run's harness_items.json (lm-evaluation-harness tasks), or {}."""
+        return self._read_items(HARNESS_ITEMS)
+
+    @cached_property
+    def eval_items(self) -> dict[str, Any]:
+        """A completed run's eval_items.json (per-item scores, reference levels), with the
+        harness tasks' per-item scores and reference levels merged in; {} without both."""
+        items = self._read_items(EVAL_ITEMS)
+        harness = self._harness
+        if not harness:
+            return items
+        merged = {**items, "tasks": {**(items.get("tasks") or {}), **(harness.get("tasks") or {})}}
+        levels = {k: dict(v) for k, v in (items.get("reference_metrics") or {}).items()}
+        for key, values in (harness.get("reference_metrics") or {}).items():
+            levels.setdefault(key, {}).update(values)
+        merged["reference_metrics"] = levels
+        return merged
 
     def curve(self, key: str) -> dict[int, float]:
         """``{step: value}`` of ``key`` (``loss`` or ``val_loss``) from metrics.jsonl."""
@@ -139,6 +180,7 @@ class Sweep:
     baseline: Variant | None
     primary: list[str]
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    claims: list[Any] = field(default_factory=list)  # report.claims (glmlab/config/claims.py)
 
     @property
     def name(self) -> str:
@@ -155,15 +197,48 @@ class Sweep:
         return [m for m in METRICS if m in present] + sorted(present - set(METRICS))
 
 
+def _compute_metrics(compute: dict[str, Any]) -> dict[str, float]:
+    """What a run's ``compute`` (glmlab/ladder/compute.py) says of its cost and supervision:
+    its training FLOPs and the tokens with a loss per step (the scored share of the tokens
+    a step runs on)."""
+    out = {}
+    if isinstance(compute.get("flops"), int | float):
+        out["train_flops"] = float(compute["flops"])
+    share, per_step = compute.get("scored_fraction"), compute.get("tokens_per_step")
+    if isinstance(share, int | float) and isinstance(per_step, int | float):
+        out["loss_tokens_per_step"] = round(share * per_step, 1)
+    return out
+
+
 def variant_label(variant: list[str]) -> str:
     """How a report names a variant: its differing overrides."""
     return ", ".join(variant) if variant else "(defaults)"
 
 
-def differing_overrides(results: Sequence[RunResult]) -> list[list[str]]:
+def find_variant(sweep: Sweep, spelled: str | None) -> Variant | None:
+    """The variant whose label is ``spelled`` (overrides as report.baseline spells them,
+    comma-separated); the baseline for None."""
+    if spelled is None:
+        return sweep.baseline
+    wanted = variant_label(variant_overrides([w.strip() for w in str(spelled).split(",")]))
+    want = set(wanted.split(", "))
+    return next((v for v in sweep.variants if set(v.label.split(", ")) == want), None)
+
+
+def differing_overrides(
+    results: Sequence[RunResult], roles: Sequence[str | None] | None = None
+) -> list[list[str]]:
     """Per run, the variant overrides whose key does not hold one value in every run:
-    the settings that tell the sweep's variants apart, found automatically."""
-    parsed = [dict(o.split("=", 1) for o in r.variant or []) for r in results]
+    the settings that tell the sweep's variants apart, found automatically. ``roles``: a
+    ladder run's role (glmlab/ladder/roles.py), joined as ``ladder.role=<role>`` so that
+    tuning, verdict and superseded runs never share a variant."""
+    roles = roles or [None] * len(results)
+    parsed = [
+        dict(
+            o.split("=", 1) for o in [*(r.variant or []), *([f"{ROLE_KEY}={role}"] if role else [])]
+        )
+        for r, role in zip(results, roles, strict=True)
+    ]
     keys = set().union(*parsed) if parsed else set()
     differing = {k for k in keys if len({p.get(k) for p in parsed}) > 1}
     return [sorted(f"{k}={v}" for k, v in p.items() if k in differing) for p in parsed]
@@ -206,7 +281,7 @@ def _is_baseline(label: str, baseline: str | Sequence[str] | None) -> bool:
 
 
 def report_settings(sweep_dir: Path) -> dict[str, Any]:
-    """The sweep's ``report`` settings (baseline, metric) from Hydra's multirun.yaml."""
+    """The sweep's ``report`` settings (baseline, metric, claims) from Hydra's multirun.yaml."""
     path = sweep_dir / MULTIRUN
     if not path.exists():
         return {}
@@ -222,7 +297,8 @@ def load_sweep(
 ) -> Sweep:
     """The runs under ``sweep_dir`` grouped by variant. ``baseline`` (the baseline variant's
     overrides) and ``metric`` (the verdict metric(s)) default to the sweep's
-    ``report.baseline`` and ``report.metric`` from multirun.yaml."""
+    ``report.baseline`` and ``report.metric`` from multirun.yaml; the claims are its
+    ``report.claims``."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(
@@ -238,8 +314,11 @@ def load_sweep(
         raise FileNotFoundError(
             f"no runs under {sweep_dir}: expected <run>/{RESULT} files from a glmlab multirun"
         )
+    # A ladder's tuning, verdict and superseded runs are told apart, never pooled.
+    roles = ladder_roles(sweep_dir, [r.result.overrides for r in runs])
     groups: dict[str, Variant] = {}
-    for run, variant in zip(runs, differing_overrides([r.result for r in runs]), strict=True):
+    labels = differing_overrides([r.result for r in runs], roles)
+    for run, variant in zip(runs, labels, strict=True):
         label = variant_label(variant)
         groups.setdefault(label, Variant(label)).runs.append(run)
     base = next((v for v in groups.values() if _is_baseline(v.label, baseline)), None)
@@ -248,7 +327,7 @@ def load_sweep(
     for v in variants:
         v.runs.sort(key=lambda r: (*_seed_order(r.seed), str(r.dir)))
     primary = [metric] if isinstance(metric, str) else list(metric)
-    return Sweep(sweep_dir, variants, base, primary)
+    return Sweep(sweep_dir, variants, base, primary, claims=list(settings.get("claims") or []))
 
 
 def differing_config(runs_by_group: dict[str, list[Run]]) -> dict[str, dict[str, str]]:

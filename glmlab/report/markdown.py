@@ -5,22 +5,26 @@ backend, loss curves, a table per metric, provenance and the problem runs (docs/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
 
 from glmlab.report.assess import (
+    EXACT,
     NONE,
     SEEDS,
-    assessment,
     reference_check,
     reference_levels,
     tests_of,
 )
+from glmlab.report.claims import claim_lines, judge_claims
 from glmlab.report.load import Sweep, differing_config
 from glmlab.report.metrics import REFERENCES, Metric, metric_info
 from glmlab.report.provenance import render_provenance
+from glmlab.report.rates import RateDiff
 from glmlab.report.stats import Diff, summary_stats
+from glmlab.report.sweep_verdicts import assessment
 from glmlab.report.verdict_md import (
     METHOD,
     control_lines,
@@ -51,14 +55,18 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
-def fmt_delta(d: Diff, digits: int) -> str:
-    """A difference to the baseline, ``+d [low, high]`` (95%), bold when significant
-    after the family adjustment (only differences in a family can be)."""
-    text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
+def fmt_delta(d: Diff | RateDiff, digits: int) -> str:
+    """A difference to the baseline, ``+d [low, high]`` (95%; a rate: ``+d (a/n vs b/m
+    runs)``), bold when significant after the family adjustment (only differences in a
+    family can be)."""
+    if isinstance(d, RateDiff):
+        text = d.describe(digits)
+    else:
+        text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
     return f"**{text}**" if d.p_adjusted is not None and d.significant else text
 
 
-def fmt_p(d: Diff) -> str:
+def fmt_p(d: Diff | RateDiff) -> str:
     """The adjusted p-value of a difference in the report's family, with the raw one."""
     if d.p_adjusted is None:
         return "–"
@@ -67,12 +75,14 @@ def fmt_p(d: Diff) -> str:
     return f"{d.p_adjusted:.3g} (raw {d.p:.3g})"
 
 
-def _with_family(sweep: Sweep, label: str, metric: str, d: Diff | None) -> Diff | None:
+def _with_family(
+    sweep: Sweep, label: str, metric: str, d: Diff | RateDiff | None
+) -> Diff | RateDiff | None:
     """``d`` with its adjusted p when it is in one of the report's families."""
     if d is None:
         return None
     p = assessment(sweep).p_adjusted(label, metric)
-    return d.adjusted(p) if p is not None else d
+    return dataclasses.replace(d, p_adjusted=p) if p is not None else d
 
 
 def render_problem_runs(sweep: Sweep) -> list[str]:
@@ -122,18 +132,21 @@ def _how(sweep: Sweep, name: str, m: Metric) -> str:
             else ""
         )
         return tests.reason + extra
-    over = (
-        "over seeds and items (paired by seed where the arms share their seeds)"
-        if tests.method != SEEDS
-        else f"over seeds ({tests.reason})"
+    over = {
+        SEEDS: f"95% intervals over seeds ({tests.reason})",
+        EXACT: "the share of runs with its Clopper-Pearson 95% interval; Δ with Boschloo's "
+        "exact test",
+    }.get(
+        tests.method,
+        "95% intervals over seeds and items (paired by seed where the arms share their seeds)",
     )
     tested = (
-        "Δ tested in the report's family, p Holm-adjusted"
+        "tested in the report's family, p Holm-adjusted"
         if name in sweep.primary
         else "Δ with its 95% interval, not tested (not a verdict metric: add it to "
         "report.metric to test it)"
     )
-    return f"95% intervals {over}; {tested}"
+    return f"{over}; {tested}"
 
 
 def _metric_table(sweep: Sweep, name: str) -> list[str]:
@@ -248,6 +261,10 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
         *control_lines(sweep),
         *reference_summary(sweep),
         *fallback_note(sweep),
+        "",
+        "## Claims",
+        "",
+        *claim_lines(judge_claims(sweep, sweep.claims)),
         "",
         METHOD,
         "",

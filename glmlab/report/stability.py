@@ -5,7 +5,7 @@ A diverged run is a result (the recipe is unstable at that seed), so it enters t
 divergence rate; a failed or unfinished run says nothing about the recipe and is counted
 as missing ("judged on k of n seeds"). The rate's 95% interval is Clopper-Pearson's
 (``statsmodels.stats.proportion.proportion_confint``, ``method="beta"``); two arms are
-compared by Boschloo's exact test (``scipy.stats.boschloo_exact``), which joins the
+compared by Boschloo's exact test (glmlab/report/rates.py's ``rate_test``), which joins the
 report's family only when its smallest attainable p-value (every run of one arm diverged,
 none of the other) could be significant at the family's Bonferroni level (Tarone 1990):
 with 3 runs per arm that smallest p is 0.031.
@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
+from glmlab.report.rates import rate_test
 from glmlab.runs.layout import RunStatus
 
 __all__ = ["RunCount", "Stability", "count_runs", "divergence_interval", "stability_test"]
@@ -109,18 +109,15 @@ class Stability:
 
 
 def _boschloo(a: int, n_a: int, b: int, n_b: int) -> float:
-    table = [[a, b], [n_a - a, n_b - b]]
-    return float(sps.boschloo_exact(table, alternative="two-sided").pvalue)
+    """Boschloo's two-sided p for a of n_a against b of n_b (the report's one rate test)."""
+    test = rate_test([1.0] * a + [0.0] * (n_a - a), [1.0] * b + [0.0] * (n_b - b))
+    return test.p if test is not None else 1.0
 
 
 def stability_test(variant: RunCount, baseline: RunCount) -> Stability:
     """Boschloo's exact test of equal divergence rates between the arms' ended runs."""
     if variant.ended == 0 or baseline.ended == 0:
         return Stability(variant, baseline, None, None)
-    p = (
-        1.0
-        if variant.diverged + baseline.diverged in (0, variant.ended + baseline.ended)
-        else _boschloo(variant.diverged, variant.ended, baseline.diverged, baseline.ended)
-    )
+    p = _boschloo(variant.diverged, variant.ended, baseline.diverged, baseline.ended)
     min_p = _boschloo(variant.ended, variant.ended, 0, baseline.ended)
     return Stability(variant, baseline, min(1.0, p), min_p)

@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from glmlab.io import write_text_atomic
-from glmlab.report.assess import assessment, tests_of
+from glmlab.report.assess import tests_of
 from glmlab.report.family import METHOD_NAME
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.metrics import metric_info
 from glmlab.report.stats import ALPHA
+from glmlab.report.sweep_verdicts import assessment
 
 if TYPE_CHECKING:
     import pandas
@@ -38,6 +39,7 @@ __all__ = [
     "MissingExtraError",
     "VariantStats",
     "csv_text",
+    "emit",
     "latex_table",
     "render",
     "rows_of",
@@ -243,7 +245,7 @@ def latex_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> str:
         r"\bottomrule",
         r"\end{tabular}",
         f"% mean $\\pm$ half-width of the report's 95% interval over seeds and items "
-        f"(n = {', '.join(map(str, n))} seeds);",
+        f"(n = {', '.join(map(str, n))});",
         f"% bold with a dagger: differs from the baseline (report.md's test; tested: "
         f"{tested or 'none'}), p < 0.05 after {METHOD_NAME} over the report's family.",
     ]
@@ -281,11 +283,18 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 def render(sweep_dir: str | Path, fmt: str, out: str | Path | None = None) -> str | None:
     """The sweep's table in ``fmt`` (one of :data:`FORMATS`): returned as text, or written
-    to ``out`` (and None returned). Parquet needs ``out`` and pandas with pyarrow."""
+    to ``out`` (and None returned). Parquet needs ``out`` and pandas with pyarrow. (A
+    ladder's per-rung table: glmlab/report/ladder_export.py, ``--table ladder``.)"""
     if fmt not in FORMATS:
         raise ValueError(f"unknown results format '{fmt}'; use one of {', '.join(FORMATS)}")
     sweep = load_sweep(sweep_dir)
-    rows = rows_of(sweep)
+    return emit(rows_of(sweep), fmt, out, latex=lambda: latex_table(sweep))
+
+
+def emit(
+    rows: list[dict[str, Any]], fmt: str, out: str | Path | None, *, latex: Callable[[], str]
+) -> str | None:
+    """``rows`` in ``fmt`` (``latex`` makes the LaTeX table): text, or written to ``out``."""
     if fmt == "parquet":
         if out is None:
             raise ValueError("--format parquet writes a binary file: give --out FILE")
@@ -304,7 +313,7 @@ def render(sweep_dir: str | Path, fmt: str, out: str | Path | None = None) -> st
         "csv": lambda: _csv(rows),
         "json": lambda: json.dumps(rows, indent=2, default=str) + "\n",
         "markdown": lambda: _markdown(rows),
-        "latex": lambda: latex_table(sweep),
+        "latex": latex,
     }[fmt]()
     if out is None:
         return text

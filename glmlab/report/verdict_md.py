@@ -1,21 +1,15 @@
 """The verdict part of a sweep report (report.md and the console's closing lines): one
 verdict per variant and verdict metric, the stability line, the family, the A/A control,
-the reference lines and the method paragraph, all from :func:`glmlab.report.assess.assessment`.
+the reference lines and the method paragraph, all from :func:`glmlab.report.sweep_verdicts.assessment`.
 """
 
 from __future__ import annotations
 
-from glmlab.report.assess import (
-    NONE,
-    SEEDS,
-    assessment,
-    control_variant,
-    reference_check,
-    tests_of,
-)
+from glmlab.report.assess import NONE, SEEDS, reference_check, tests_of
 from glmlab.report.load import Sweep, Variant, report_settings
 from glmlab.report.metrics import REFERENCES, TASK_OF_METRIC, metric_info
 from glmlab.report.power import FRAGILE_Z
+from glmlab.report.sweep_verdicts import assessment, control_variant
 from glmlab.runs.layout import RunStatus
 
 __all__ = [
@@ -85,6 +79,8 @@ def render_verdicts(sweep: Sweep) -> list[str]:
             how = (
                 f"Boschloo's exact test p = {fam_p:.3g} (adjusted)"
                 if fam_p is not None
+                else f"tested as the divergence rate (Boschloo's exact test p = {s.p:.3g})"
+                if (label, RunStatus.DIVERGED.value, "", "difference") in a.family
                 else (
                     f"Boschloo's exact test p = {s.p:.3g}, outside the family: with these "
                     f"run counts no outcome could be significant after adjustment"

@@ -25,6 +25,7 @@ import itertools
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from glmlab.report.family import Family
 from glmlab.report.power import (
@@ -38,6 +39,14 @@ from glmlab.report.power import (
 )
 from glmlab.report.stability import RunCount, Stability
 from glmlab.report.stats import ALPHA, Diff
+from glmlab.report.verdict_text import (
+    fmt_interval,
+    fmt_p,
+    join_notes,
+    notes,
+    shown,
+    trend_text,
+)
 
 __all__ = ["KINDS", "Rung", "Verdict", "judge", "key", "register", "register_stability"]
 
@@ -56,15 +65,17 @@ KINDS = (
 @dataclass(frozen=True)
 class Rung:
     """One size's comparison of a variant with the baseline on one metric (a sweep has
-    one rung, named ""): the difference (None: fewer than 2 completed runs an arm), both
-    arms' run counts, and the arms not past the metric's trivial reference there."""
+    one rung, named ""): the difference (None: fewer than 2 completed runs an arm; a rate's
+    is a :class:`~glmlab.report.rates.RateDiff`), both arms' run counts, the arms not past
+    the metric's trivial reference there, and why there is no difference (``missing``)."""
 
     name: str
     compute: float | None
-    diff: Diff | None
+    diff: Any
     variant: RunCount
     baseline: RunCount
     behind_reference: tuple[str, ...] = ()
+    missing: str = ""
 
 
 def key(variant: str, metric: str, rung: str, kind: str) -> Hashable:
@@ -76,9 +87,14 @@ def _compared(rungs: Sequence[Rung]) -> list[Rung]:
     return [r for r in rungs if r.diff is not None]
 
 
+def _t_based(rungs: Sequence[Rung]) -> bool:
+    """Whether every difference has a standard error (a rate's exact test has none)."""
+    return all(isinstance(r.diff, Diff) for r in rungs)
+
+
 def _pooled_trend(rungs: Sequence[Rung]) -> tuple[Contrast | None, Contrast | None]:
     done = _compared(rungs)
-    if len(done) < 2:
+    if len(done) < 2 or not _t_based(done):
         return None, None
     diffs = [r.diff for r in done]
     with_c = [r for r in done if r.compute]
@@ -98,7 +114,7 @@ def register(
     if tr is not None:
         family.add(key(variant, metric, "", "trend"), tr.p, "trend")
     done = _compared(rungs)
-    if margin and done and len(done) == len(rungs):
+    if margin and done and len(done) == len(rungs) and _t_based(done):
         p = max(tost_p(r.diff, margin) for r in done)
         family.add(key(variant, metric, "", "equivalence"), p, "equivalence")
 
@@ -131,24 +147,6 @@ class Verdict:
     crossover: float | None = None
 
 
-def _num(x: float, digits: int) -> str:
-    return f"{x:+.{digits}f}"
-
-
-def fmt_interval(estimate: float, low: float, high: float, digits: int) -> str:
-    """``+0.0123 [+0.0040, +0.0205]``."""
-    return f"{_num(estimate, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
-
-
-def fmt_p(adjusted: float | None, raw: float) -> str:
-    """``p = 0.012 (adjusted; raw 0.004)`` or ``p = 0.012`` when nothing adjusted it."""
-    if adjusted is None:
-        return f"p = {raw:.3g} (not adjusted: outside the family)"
-    if abs(adjusted - raw) < 1e-12:
-        return f"p = {adjusted:.3g}"
-    return f"p = {adjusted:.3g} (adjusted; raw {raw:.3g})"
-
-
 def judge(
     family: Family,
     variant: str,
@@ -170,11 +168,15 @@ def judge(
     sign = -1.0 if higher_is_better is False else 1.0
     words = ("better", "worse") if higher_is_better is not None else ("higher", "lower")
     done = _compared(rungs)
-    missing = [r.name or "this sweep" for r in rungs if r.diff is None]
-    notes = _notes(rungs, stability, grid_edge, sensitivity)
+    missing = [
+        (r.name or "this sweep") + (f" ({r.missing})" if r.missing else "")
+        for r in rungs
+        if r.diff is None
+    ]
+    extra = notes(rungs, stability, grid_edge, sensitivity)
     if not done:
         why = "fewer than 2 completed runs in an arm, or runs that do not vary"
-        return Verdict("no comparison", f"no comparison ({why})" + _join(notes))
+        return Verdict("no comparison", f"no comparison ({why})" + join_notes(extra))
 
     def adj(r: Rung) -> float:
         return family.p(key(variant, metric, r.name, "difference"))
@@ -235,11 +237,13 @@ def judge(
         kind, direction = "equivalent", 0
         scope = " at every size" if ladder else ""
         if ladder:
-            shown = f"largest |difference| {max(abs(r.diff.diff) for r in done):.{digits}f}"
+            what = f"largest |difference| {max(abs(r.diff.diff) for r in done):.{digits}f}"
         else:
-            d = done[0].diff
-            shown = fmt_interval(d.diff, d.low, d.high, digits)
-        text = f"equivalent within ±{margin:g}{scope}: {shown}, two one-sided tests {fmt_p(p_eq, _raw(family, variant, metric))}"
+            what = shown(done[0].diff, digits)
+        raw = _raw(family, variant, metric)
+        text = (
+            f"equivalent within ±{margin:g}{scope}: {what}, two one-sided tests {fmt_p(p_eq, raw)}"
+        )
         deciding = p_eq
     else:
         kind, direction = "inconclusive", 0
@@ -252,7 +256,7 @@ def judge(
         out_mde, out_seeds = _power(family, done, pool, margin)
     if tr is not None:
         gap = pool.estimate if pool is not None else 0.0
-        text += "; " + _trend_text(family.p(key(variant, metric, "", "trend")), tr, gap, digits)
+        text += "; " + trend_text(family.p(key(variant, metric, "", "trend")), tr, gap, digits)
     is_fragile = deciding is not None and fragile(deciding)
     if is_fragile:
         text += f" (fragile: p = {deciding:.3g} is within a rerun's spread of the 5% threshold)"
@@ -267,7 +271,15 @@ def judge(
             kind = "trade-off"
             text = f"trade-off: {text} on the completed runs, but {arm} diverged more often"
     return Verdict(
-        kind, text + _join(notes), direction, is_fragile, out_mde, out_seeds, pool, tr, crossover
+        kind,
+        text + join_notes(extra),
+        direction,
+        is_fragile,
+        out_mde,
+        out_seeds,
+        pool,
+        tr,
+        crossover,
     )
 
 
@@ -295,7 +307,7 @@ def _inconclusive(
     ps = [family.p(key(variant, metric, r.name, "difference")) for r in done]
     if len(rungs) == 1:
         d = done[0].diff
-        text = f"inconclusive: {fmt_interval(d.diff, d.low, d.high, digits)}, {fmt_p(ps[0], d.p)}"
+        text = f"inconclusive: {shown(d, digits)}, {fmt_p(ps[0], d.p)}"
     else:
         parts = []
         if good:
@@ -340,6 +352,8 @@ def _power(
     """MDE at 80% power and the seeds that detect the margin, at the family's Bonferroni
     level (the strictest level a test of the family is read at)."""
     level = ALPHA / max(len(family), 1)
+    if not _t_based(done):
+        return None, None
     if pool is not None:
         se, df = pool.se, pool.df
     elif done:
@@ -349,45 +363,3 @@ def _power(
     comps = [r.diff.components for r in done if r.diff.components is not None]
     seeds = seeds_needed(comps, margin, level) if margin and len(comps) == len(done) else None
     return mde(se, df, level), seeds
-
-
-def _trend_text(p: float | None, tr: Contrast, gap: float, digits: int) -> str:
-    slope = f"slope {_num(tr.estimate, digits)} per decade of compute [{_num(tr.low, digits)}, {_num(tr.high, digits)}]"
-    if p is None or p >= ALPHA:
-        return f"no significant trend with scale ({slope}, {fmt_p(p, tr.p)})"
-    # The gap shrinks when the slope has the opposite sign to the gap itself.
-    how = "shrinking" if (tr.estimate > 0) != (gap > 0) else "growing"
-    return f"the gap is {how} with scale ({slope}, {fmt_p(p, tr.p)})"
-
-
-def _notes(
-    rungs: Sequence[Rung],
-    stability: Stability | None,
-    grid_edge: Sequence[str],
-    sensitivity: str | None,
-) -> list[str]:
-    notes = []
-    behind: dict[str, list[str]] = {}
-    for r in rungs:
-        where = f" at {r.name}" if r.name else ""
-        if r.variant.completed < r.variant.total or r.baseline.completed < r.baseline.total:
-            notes.append(f"judged{where} on {r.variant.phrase()} vs baseline {r.baseline.phrase()}")
-        for arm in r.behind_reference:
-            behind.setdefault(arm, []).append(r.name)
-    if behind:
-        arms = "; ".join(
-            arm + (f" at {', '.join(n for n in names if n)}" if any(names) else "")
-            for arm, names in behind.items()
-        )
-        notes.append(f"⚠ not past the trivial reference: {arms}")
-    if stability is not None and stability.differs:
-        notes.append(stability.phrase())
-    if grid_edge:
-        notes.append(f"⚠ lr optimum at the grid's edge: {', '.join(grid_edge)}")
-    if sensitivity:
-        notes.append(f"at the neighbouring lr: {sensitivity}")
-    return notes
-
-
-def _join(notes: Sequence[str]) -> str:
-    return "".join(f"; {n}" for n in notes)

@@ -16,6 +16,9 @@ A run directory holds::
     weights.pt       a completed run's final model weights (train.keep_checkpoint=final)
     result.json      the outcome: status, step, final metrics, error
     eval_items.json  the final evaluation suite's per-item scores and reference levels
+    harness_items.json  lm-evaluation-harness tasks' per-item scores and metrics
+                     (glmlab/harness/, docs/HARNESS.md), written at the end of a run with
+                     harness.tasks or later by ``glmlab harness``
     error.log        the traceback of a failed run
     app.log          the run's log (Hydra's job logging)
     trackers.json    each experiment tracker's run id, so a resumed run continues it
@@ -54,6 +57,7 @@ __all__ = [
     "ERROR_LOG",
     "EVAL_ITEMS",
     "FINISHED",
+    "HARNESS_ITEMS",
     "HYDRA_DIR",
     "HYDRA_OVERRIDES",
     "IDENTITY",
@@ -70,6 +74,7 @@ __all__ = [
     "UNFINISHED",
     "WEIGHTS",
     "RunStatus",
+    "checkpoint_step",
     "iter_run_dirs",
     "move_aside",
     "read_overrides",
@@ -91,6 +96,8 @@ WEIGHTS = "weights.pt"
 RESULT = "result.json"
 
 EVAL_ITEMS = "eval_items.json"
+
+HARNESS_ITEMS = "harness_items.json"
 
 ERROR_LOG = "error.log"
 
@@ -175,6 +182,21 @@ def move_aside(run_dir: str | Path) -> Path:
         if path.name not in (LOCK, STALE_DIR):
             os.replace(path, dest / path.name)
     return dest
+
+
+def checkpoint_step(run_dir: str | Path) -> int | None:
+    """The step ``run_dir``'s checkpoint holds, where a rerun resumes (None: no readable
+    checkpoint). Memory-maps the file: only the step is read."""
+    import torch
+
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["step"])
+    except Exception:  # damaged or foreign: the resume itself names the problem
+        return None
 
 
 def iter_run_dirs(sweep_dir: str | Path) -> Iterator[Path]:

@@ -21,6 +21,7 @@ __all__ = [
     "outcome_counts",
     "outcome_line",
     "read_result",
+    "run_statuses",
     "sweep_exit_status",
     "sweep_statuses",
     "write_result",
@@ -56,14 +57,19 @@ def outcome_line(counts: Counter[str]) -> str:
     return f"{sum(counts.values())} runs: {', '.join(parts)}"
 
 
-def sweep_statuses(sweep_dir: str | Path) -> list[str]:
-    """The status of every run of a sweep directory, read as the report reads them (an
-    unreadable result.json is ``failed``, a run without one ``unfinished``)."""
-    statuses = []
+def run_statuses(sweep_dir: str | Path) -> dict[Path, str]:
+    """The status of every run of a sweep directory by its directory, read as the report
+    reads them (an unreadable result.json is ``failed``, a run without one ``unfinished``)."""
+    statuses = {}
     for run_dir in iter_run_dirs(sweep_dir):
         result = read_result(run_dir)
-        statuses.append(UNFINISHED if result is None else result.status)
+        statuses[run_dir] = UNFINISHED if result is None else result.status
     return statuses
+
+
+def sweep_statuses(sweep_dir: str | Path) -> list[str]:
+    """The status of every run of a sweep directory (:func:`run_statuses`)."""
+    return list(run_statuses(sweep_dir).values())
 
 
 @dataclass

@@ -19,12 +19,22 @@ from omegaconf import DictConfig, OmegaConf
 from glmlab.io import disk_full_error, write_text_atomic
 from glmlab.runs.layout import APP_LOG, HYDRA_DIR
 
-__all__ = ["LOG_FORMAT", "RunLog", "write_hydra_records"]
+__all__ = ["LOG_FORMAT", "ON_CONSOLE", "RunLog", "on_console", "write_hydra_records"]
 
 log = logging.getLogger("glmlab")
 
 # Hydra's own job-log format (kept, so app.log reads as before).
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+# ``log.info(..., extra=ON_CONSOLE)``: news about the run as a whole (it was skipped) that a
+# side-by-side sweep's terminal shows beside warnings and errors (glmlab/cluster/worker.py);
+# every other INFO line stays in the run's app.log there.
+ON_CONSOLE: dict[str, bool] = {"console": True}
+
+
+def on_console(record: logging.LogRecord) -> bool:
+    """Whether a side-by-side sweep's terminal shows ``record``: warnings, errors and
+    lines logged with :data:`ON_CONSOLE`."""
+    return record.levelno >= logging.WARNING or bool(getattr(record, "console", False))
 
 
 class _LogFile(logging.FileHandler):

@@ -26,6 +26,7 @@ TINY_OVERRIDES: tuple[str, ...] = (
     # the suite itself sets its own size).
     "train.eval_suite_items=8",
     "train.cloze_items=8",
+    "train.classify_items=8",
     "train.progress=false",
     # Tensors this small run fastest on one thread; more only spin on a busy machine.
     "train.threads=1",

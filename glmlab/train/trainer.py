@@ -34,18 +34,18 @@ from glmlab.runs.metrics import repair_metrics
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
-from glmlab.train.record import TrainingRecord
+from glmlab.train.record import TrainingRecord, Window
 from glmlab.train.schedule import lr_factor
 
 log = logging.getLogger("glmlab")
 
 
 class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite; ``stability``: the run's counts up to then."""
 
-    def __init__(self, step: int, loss: float) -> None:
+    def __init__(self, step: int, loss: float, stability: dict[str, float] | None = None) -> None:
         super().__init__(f"loss is {loss} at step {step}")
-        self.step = step
+        self.step, self.stability = step, stability
 
 
 @dataclass
@@ -59,6 +59,7 @@ class TrainOutcome:
     error: str | None = None
     eval: dict[str, float] | None = None  # the final evaluation suite (glmlab/eval/suite.py)
     attention_selection: dict[str, Any] | None = None  # how ``auto`` chose (attention_select)
+    stability: dict[str, float] | None = None  # loss spikes, gradient norms (runs/stability.py)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -139,11 +140,9 @@ class Trainer:
         self.forward_loss = torch.compile(self.parallel.loss) if use_compile else self.parallel.loss
         self.step = 0
         self.saved_step: int | None = None  # the step checkpoint.pt holds (None: not read)
-        # The loss/tokens accumulated since the last log line: checkpointed, so a resumed run
-        # logs exactly what an uninterrupted one does.
-        self.window_loss = torch.zeros((), device=self.device)
-        self.window_tokens = 0
-        self.window_steps = 0
+        # What accumulates between log lines: checkpointed, so a resumed run logs exactly
+        # what an uninterrupted one does.
+        self.window = Window(self.device)
 
     # -- state ---------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -155,7 +154,7 @@ class Trainer:
         # Collective: FSDP gathers its shards; the window becomes the ranks' mean, from which
         # every rank (and a resume) carries on.
         model_state, optimizer_state = self.parallel.state_dicts(self.optimizer)
-        self.dist.mean_(self.window_loss)
+        self.dist.mean_(self.window.loss)
         if not self.dist.is_main:
             return
         state = {
@@ -165,10 +164,7 @@ class Trainer:
             "step": self.step,
             "micro_batch": self.step * self.spec.train.grad_accum,
             "rng_cpu": torch.get_rng_state(),
-            "window": torch.tensor(
-                [float(self.window_loss), self.window_tokens, self.window_steps],
-                dtype=torch.float64,
-            ),
+            "window": self.window.state(),
         }
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
@@ -189,9 +185,7 @@ class Trainer:
             self.parallel.load_state_dicts(self.optimizer, state["model"], state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.step = int(state["step"])
-            loss, tokens, steps = state["window"].tolist()
-            self.window_loss.fill_(loss)
-            self.window_tokens, self.window_steps = int(tokens), int(steps)
+            self.window.load(state["window"])
             torch.set_rng_state(state["rng_cpu"].cpu())
             if "rng_cuda" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
@@ -305,10 +299,10 @@ class Trainer:
         bar = tqdm(
             total=t.max_steps,
             initial=self.step,
-            disable=not (show and on_terminal),
             desc="train",
             unit="step",
             leave=True,
+            disable=not (show and on_terminal),
         )
         plain_every = t.log_interval * max(1, t.max_steps // (10 * t.log_interval))
         while self.step < end:
@@ -319,32 +313,38 @@ class Trainer:
                     with self._autocast():
                         loss = self.forward_loss(batch) / t.grad_accum
                     loss.backward()
-                self.window_loss += loss.detach()
-                self.window_tokens += int(batch.layout.batch_size * batch.layout.seq_len)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                self.window.loss += loss.detach()
+                self.window.tokens += int(batch.layout.batch_size * batch.layout.seq_len)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.window.add_grad_norm(norm)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
-            self.window_steps += 1
+            self.window.steps += 1
             bar.update(1)
 
             if self.step % t.log_interval == 0 or self.step == t.max_steps:
-                mean_loss = (
-                    float(self.dist.mean_(self.window_loss)) / self.window_steps
-                )  # the only host sync per window
+                # The only host sync per window: the loss and the largest gradient norm.
+                loss_sum, grad_norm = torch.stack(
+                    [self.dist.mean_(self.window.loss), self.window.grad]
+                ).tolist()
+                mean_loss = loss_sum / self.window.steps
                 if not math.isfinite(mean_loss):
                     bar.close()
-                    raise Diverged(self.step, mean_loss)
+                    raise Diverged(
+                        self.step, mean_loss, self.record.stability.summary(diverged=True)
+                    )
                 elapsed = time.perf_counter() - window_start
                 # Every rank's batches have the same shape: the run's throughput is world x this.
-                tok_s = self.window_tokens * self.dist.world_size / max(elapsed, 1e-9)
+                tok_s = self.window.tokens * self.dist.world_size / max(elapsed, 1e-9)
                 self._log(
                     {
                         "step": self.step,
                         "loss": mean_loss,
                         "lr": self.scheduler.get_last_lr()[0],
                         "tokens_per_s": tok_s,
+                        "grad_norm": grad_norm,  # the window's largest, before clipping
                     }
                 )
                 bar.set_postfix(loss=f"{mean_loss:.3f}")
@@ -353,15 +353,9 @@ class Trainer:
                     and not on_terminal
                     and (self.step % plain_every == 0 or self.step == t.max_steps)
                 ):
-                    log.info(
-                        "step %d/%d: loss %.4f, %.0f tokens/s",
-                        self.step,
-                        t.max_steps,
-                        mean_loss,
-                        tok_s,
-                    )
-                self.window_loss.zero_()
-                self.window_tokens, self.window_steps = 0, 0
+                    msg = "step %d/%d: loss %.4f, %.0f tokens/s"
+                    log.info(msg, self.step, t.max_steps, mean_loss, tok_s)
+                self.window.reset()
                 window_start = time.perf_counter()
             if self.step % t.eval_interval == 0 or self.step == t.max_steps:
                 val_loss = self.evaluate()
@@ -395,4 +389,5 @@ class Trainer:
             self.model.attention_name,
             eval=suite,
             attention_selection=self.model.attention_selection.as_dict(),
+            stability=self.record.stability.summary(diverged=False),
         )

@@ -4,8 +4,8 @@ allow), and the sweeper ``glmlab_basic`` (Hydra's basic one, validating faster).
 
 Hydra loads launchers only from the ``hydra_plugins`` namespace package; glmlab puts this
 directory's parent on ``sys.path`` (:func:`glmlab.cluster.launcher.install`) so that the
-plugin is found however glmlab is installed. The work is in :mod:`glmlab.cluster.submit`, :mod:`glmlab.cluster.local` and
-:mod:`glmlab.cluster.validate`.
+plugin is found however glmlab is installed. The work is in :mod:`glmlab.cluster.submit`,
+:mod:`glmlab.cluster.local` and :mod:`glmlab.cluster.validate`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.utils import JobReturn
-from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+from omegaconf import DictConfig
 
 
 class SubmititSlurmAsyncLauncher(SlurmLauncher):
@@ -29,9 +31,28 @@ class SubmititSlurmAsyncLauncher(SlurmLauncher):
         return submit_sweep(self, job_overrides, initial_job_idx)
 
 
-class LocalParallelLauncher(JoblibLauncher):
-    """hydra-joblib-launcher's launcher with the number of runs at once chosen from the
-    cores and the runs' device and threads; one at a time, the runs go in this process."""
+class LocalParallelLauncher(Launcher):
+    """glmlab's local launcher: the runs side by side in worker processes glmlab starts
+    and watches, as many at once as the cores allow; one at a time, in this process."""
+
+    def __init__(self, n_jobs: int | None = None) -> None:
+        from glmlab.cluster.local import check_n_jobs
+
+        try:
+            check_n_jobs(n_jobs)  # before the sweep writes anything
+        except ValueError as exc:
+            raise SystemExit(f"glmlab: config error: {exc}") from None
+        self.n_jobs = n_jobs
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.task_function = task_function
+        self.hydra_context = hydra_context
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
