@@ -1,16 +1,18 @@
 """Every experiment's sweep as a user runs it: wall time, load and the reference lines.
 
-Runs ``python -m glmlab +experiment=<name> -m`` (nothing else, unless ``--override``) for
+Runs the bare ``python -m glmlab`` (``default``: one run at the machine's scale) and
+``python -m glmlab +experiment=<name> -m`` (nothing else, unless ``--override``) for
 each experiment of conf/experiment/, one after another in a work directory, and prints per
 experiment: the wall time, the load average before and after (the machine may be shared:
 a wall time means little without it), the CPU time of all its processes (on a busy machine,
 CPU time / runs at once estimates the wall time on idle cores), how many runs went at
 once, the sweep's
 reference lines (for every metric with a trivial reference, whether every variant's 95%
-interval is past it: the infilling losses below the unigram level, cloze above chance)
-and, per claim the experiment tests (``report.claims``), its verdict: reproduced, opposite,
-not significant or not testable at this scale, with the reason. These are the numbers of
-README's "Experiments" table, its claim column included.
+interval is past it: the infilling losses below the unigram level, cloze above chance; for
+the single run, its summary's lines, each past its reference or not) and, per claim the
+experiment tests (``report.claims``), its verdict: reproduced, opposite, not significant or
+not testable at this scale, with the reason. These are the numbers of README's "Set up and
+run" and "Experiments" table, its claim column included.
 
     python benchmarks/experiments.py                                  # all, ~30 min on 2 cores
     python benchmarks/experiments.py --experiments norm_ablation sentinel_ablation
@@ -35,10 +37,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-# The reference lines of a sweep's closing summary (glmlab.report.verdict_md.reference_summary):
-# one per metric with a trivial reference (the infilling losses: unigram; cloze: chance).
+BARE = "default"  # the bare command: `python -m glmlab`, one run, scale=auto
+EXPERIMENTS = [BARE, *sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))]
+# The reference lines of a sweep's closing summary (glmlab.report.verdict_md.reference_summary),
+# and of a single run's (glmlab.cli.summary: "<metric> (unigram 5.750): past unigram (...)").
 REFERENCE_MARKS = ("unigram level", "chance level")
+SINGLE_RUN_MARKS = (": past ", ": ⚠ NOT past ")
+# What a single run's pass is judged on: the metrics a sweep report's reference lines judge.
+SINGLE_RUN_JUDGED = ("token infilling loss", "cloze accuracy")
 # A claim's line in it (glmlab.report.claims.claim_summary): "claim 'NAME': VERDICT (...)".
 CLAIM_MARK = "claim '"
 
@@ -89,13 +95,19 @@ def parse_summary(stdout: str) -> tuple[str | None, list[str], list[str], str]:
             claims.append(line)
         elif any(mark in line for mark in REFERENCE_MARKS) and not line.startswith("glmlab: [run"):
             references.append(line)
+        elif any(mark in line for mark in SINGLE_RUN_MARKS):  # glmlab.cli.summary's lines
+            references.append(line)
     last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
     return launched, references, claims, last
 
 
 def past_references(references: list[str]) -> bool:
     """Whether every reference line says every variant is past its reference (its whole
-    95% interval on the better side)."""
+    95% interval on the better side; a single run: whether every line of its summary that a
+    sweep report would judge says past)."""
+    if references and all(any(m in r for m in SINGLE_RUN_MARKS) for r in references):
+        judged = [r for r in references if r.startswith(SINGLE_RUN_JUDGED)]
+        return len(judged) == 2 and all(SINGLE_RUN_MARKS[0] in r for r in judged)
     return bool(references) and all("every variant is past" in r for r in references)
 
 
@@ -104,8 +116,9 @@ def run_experiment(name: str, workdir: Path, overrides: list[str], log: Path) ->
     before = os.getloadavg()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
+    command = [] if name == BARE else [f"+experiment={name}", "-m"]
     proc = subprocess.run(
-        [sys.executable, "-m", "glmlab", f"+experiment={name}", *overrides, "-m"],
+        [sys.executable, "-m", "glmlab", *command, *overrides],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -123,7 +136,7 @@ def run_experiment(name: str, workdir: Path, overrides: list[str], log: Path) ->
         cpu_s=cpu,
         load_before=before,
         load_after=after,
-        launched=launched,
+        launched=launched or ("1 run (a single run, no sweep)" if name == BARE else None),
         references=references,
         claims=claims,
         passed=proc.returncode == 0 and past_references(references),

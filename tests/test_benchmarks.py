@@ -271,3 +271,22 @@ def test_threads_benchmark_finds_one_thread_count_bitwise_equal(tmp_path: Path) 
     same = json.loads(lines["threads 1 twice"])
     assert same["weights_bitwise_equal"] and same["item_scores_equal"]
     assert "max_weight_diff" in json.loads(lines["threads 1 vs 2"])
+
+
+def test_experiments_benchmark_reads_the_bare_commands_summary() -> None:
+    """The bare `python -m glmlab` (``default``) is judged by its summary's lines."""
+    from benchmarks.experiments import BARE, EXPERIMENTS, parse_summary, past_references
+
+    assert EXPERIMENTS[0] == BARE == "default"
+    out = (
+        "glmlab: run completed at step 800 in 40 s: runs/default/defaults\n"
+        "  scale cpu (auto: no CUDA device on this machine; scale=gpu to choose)\n"
+        "    token infilling loss 5.270 (unigram 5.750): past unigram (95% interval 5.2–5.3)\n"
+        "    cloze accuracy 0.410 (chance 0.250): past chance (95% interval 0.35–0.47)\n"
+        "    generation loss 6.080 (unigram 5.727): ⚠ NOT past unigram (95% interval 6.0–6.2)\n"
+    )
+    _, references, _, _ = parse_summary(out)
+    # Judged on the two metrics a sweep report judges; generation is shown, not judged.
+    assert len(references) == 3 and past_references(references)
+    behind = out.replace(": past chance", ": ⚠ NOT past chance")
+    assert not past_references(parse_summary(behind)[1])

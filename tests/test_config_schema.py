@@ -46,9 +46,9 @@ def pinned() -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", sorted(pinned()))
 def test_effective_config_is_pinned(case):
-    """`python -m glmlab [+experiment=X [scale=gpu]] --cfg job` gives the values the
+    """`python -m glmlab [+experiment=X] [scale=gpu] --cfg job` gives the values the
     README's runs and experiments were measured with; a default moved between a schema and
-    a conf/ file must not change them."""
+    a conf/ file must not change them (the bare command's scale is appended: +scale=cpu)."""
     want = pinned()[case]
     assert flatten(composed(*want["overrides"])) == flatten(want["config"])
 
@@ -70,7 +70,7 @@ def test_default_run_is_the_schema_plus_what_its_options_change():
         own = _option_values(CONF / group / f"{option}.yaml")
         from_options |= {f"{group}.{k}" for k in flatten(own)}
     assert changed <= from_options, changed - from_options
-    assert default["train.threads"] == 1 and default["train.max_steps"] == 500
+    assert default["train.threads"] == 1 and default["train.max_steps"] == 800
 
 
 def _option_values(path: Path) -> dict[str, Any]:
@@ -206,7 +206,8 @@ def test_config_read_back_from_a_run_directory_is_checked_without_the_schema():
 
 
 if __name__ == "__main__":  # regenerate the pinned configs (then review the diff)
-    cases: dict[str, list[str]] = {"default": []}
+    # The bare command appends its scale (glmlab/config/scale.py): +scale=cpu without CUDA.
+    cases: dict[str, list[str]] = {"default": ["+scale=cpu"], "default_gpu": ["+scale=gpu"]}
     for experiment in sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")):
         cases[experiment] = [f"+experiment={experiment}"]
         cases[f"{experiment}_gpu"] = [f"+experiment={experiment}", "scale=gpu"]

@@ -4,12 +4,15 @@ checkpoint policy and plain progress lines in a log file."""
 
 from __future__ import annotations
 
+import argparse
 import doctest
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +20,7 @@ import glmlab.objective.sample
 from glmlab.cli import main as cli
 from glmlab.cli.help import app_help, prepare_argv, version_text
 from glmlab.cli.summary import run_summary
+from glmlab.config.scale import ScaleChoice
 from tests.conftest import TINY, run_glmlab
 from tests.test_report import BASE, OFF, TINY_SWEEP, write_run
 
@@ -37,6 +41,35 @@ def test_app_help_explains_multirun_experiments_and_tools():
     assert "objective.shuffle_spans=true,false" in text  # what each experiment sweeps
 
 
+def test_app_help_says_multirun_runs_side_by_side():
+    """The local launcher runs a sweep's runs at once (docs/SCALING.md, "Local sweeps")."""
+    text = " ".join(app_help().split())
+    assert "side by side" in text and "hydra.launcher.n_jobs=N" in text
+    assert "one after the other" not in text
+    assert "scale=auto" in text and "scale=cpu" in text and "scale=gpu" in text
+
+
+def test_app_help_lists_every_command_of_the_glmlab_parser():
+    """The "More" list comes from the console script's parser: a new command is listed."""
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    more = app_help().split("More:")[1]
+    listed = {line.split()[1] for line in more.splitlines() if line.strip().startswith("glmlab ")}
+    assert set(sub.choices) <= listed, set(sub.choices) - listed
+    assert {name for name, _, _ in cli.commands()} == set(sub.choices)
+
+
+def test_tools_help_shows_each_commands_usage_with_optional_flags_in_brackets(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name, usage, about in cli.commands():
+        assert usage.startswith(f"glmlab {name}") and usage in out and about in out
+    assert "glmlab compare [--out OUT] SWEEP_DIR [SWEEP_DIR ...]" in out
+    assert "glmlab results [--format {csv,parquet,json,markdown,latex}] [--out OUT]" in out
+    assert "glmlab infill --checkpoint RUN_DIR --text TEXT [--top-k TOP_K]" in out
+    assert "glmlab submit OVERRIDES..." in out
+
+
 @pytest.mark.slow  # two interpreters that import torch and Hydra
 def test_python_m_glmlab_prints_the_version_and_the_app_help():
     version, help_ = (
@@ -55,7 +88,7 @@ def test_tools_help_has_no_rest_markup(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    assert "glmlab report SWEEP_DIR" in out and "``" not in out and ":func:" not in out
+    assert "glmlab report " in out and "``" not in out and ":func:" not in out
 
 
 def test_multirun_flag_may_stand_anywhere():
@@ -66,7 +99,12 @@ def test_multirun_flag_may_stand_anywhere():
     ):
         out = prepare_argv(argv)
         assert out[1] in ("-m", "--multirun") and out[2:] == ["+experiment=x", "seed=1"]
-    assert prepare_argv(["glmlab", "seed=1"]) == ["glmlab", "seed=1"]
+    assert prepare_argv(["glmlab", "seed=1", "train.device=cpu"]) == [
+        "glmlab",
+        "seed=1",
+        "train.device=cpu",
+        "+scale=cpu",
+    ]
 
 
 @pytest.fixture
@@ -125,10 +163,63 @@ def test_run_summary_names_dir_status_metrics_and_references(tmp_path):
     single = run_summary(result, tmp_path)
     assert single.splitlines()[0] == f"glmlab: run completed at step 500 in 61 s: {tmp_path}"
     assert "token infilling loss 5.200 (unigram 5.700)" in single
-    assert "cloze accuracy 0.410 (chance 0.250)" in single and "validation loss 4.500" in single
+    assert "cloze accuracy 0.410 (chance 0.250)" in single
+    # The run's own objective apart from the evaluation suite, each labelled as such.
+    assert "validation loss (own objective) 4.500" in single and "evaluation suite" in single
     line = run_summary(result, tmp_path, job=3)
     assert line.startswith(f"glmlab: [run 3] {OFF} seed=1: completed at step 500")
-    assert "\n" not in line and str(tmp_path) in line
+    assert "\n" not in line and str(tmp_path) in line and "(own objective) 4.500" in line
+
+
+def _single_run(folder: Path, cloze_rate: float, doc_gen: float) -> dict:
+    """A completed run's result.json and eval_items.json: token infilling clearly past the
+    unigram level 5.7, cloze about ``cloze_rate``, generation about ``doc_gen``."""
+    rng = np.random.default_rng(0)
+    n = rng.integers(10, 20, size=200).astype(float)
+    credit = (rng.random(256) < cloze_rate).astype(float)
+    refs = {"infill_token_loss": 5.7, "doc_gen_loss": 5.7}
+    items = {
+        "reference_metrics": {"unigram": refs, "chance": {"cloze_acc": 0.25}},
+        "tasks": {
+            "infill_token": {"logp": list(-(5.2 + rng.normal(0, 0.3, 200)) * n), "n": list(n)},
+            "doc_gen": {"logp": list(-(doc_gen + rng.normal(0, 0.3, 200)) * n), "n": list(n)},
+            "cloze": {"credit": list(credit)},
+        },
+    }
+    (folder / "eval_items.json").write_text(json.dumps(items))
+    evaluation = {
+        "infill_token_loss": 5.2,
+        "cloze_acc": float(credit.mean()),
+        "doc_gen_loss": doc_gen,
+    }
+    result = {"status": "completed", "step": 500, "seed": 0, "variant": [], "eval": evaluation}
+    result["final_val_loss"] = 4.5
+    (folder / "result.json").write_text(json.dumps(result))
+    return result
+
+
+def test_single_run_summary_says_plainly_which_metric_is_not_past_its_reference(tmp_path):
+    """Tested as the sweep report tests a variant: the whole 95% interval over the items."""
+    result = _single_run(tmp_path, cloze_rate=0.26, doc_gen=5.0)  # cloze about chance
+    text = run_summary(result, tmp_path, scale=ScaleChoice("cpu", False, "no CUDA device"))
+    lines = text.splitlines()
+    assert lines[1] == "  scale cpu (auto: no CUDA device; scale=gpu to choose)"
+    infill = next(ln for ln in lines if "token infilling loss" in ln)
+    cloze = next(ln for ln in lines if "cloze accuracy" in ln)
+    assert ": past unigram (95% interval 5." in infill and "NOT" not in infill
+    assert ": ⚠ NOT past chance (95% interval 0." in cloze
+    assert lines[-1].startswith("  ⚠ not past its trivial reference: cloze accuracy: ")
+
+
+def test_single_run_past_the_reports_references_but_not_on_generation_says_so(tmp_path):
+    result = _single_run(tmp_path, cloze_rate=0.45, doc_gen=6.1)
+    lines = run_summary(result, tmp_path).splitlines()
+    generation = next(ln for ln in lines if "generation loss" in ln)
+    assert ": ⚠ NOT past unigram (95% interval 6." in generation
+    assert lines[-1].startswith(
+        "  ⚠ past the references a sweep report judges (token infilling loss, cloze accuracy), "
+        "not yet on generation loss"
+    )
 
 
 def test_build_glm_sample_docstring_holds_the_worked_example():
@@ -204,3 +295,32 @@ def test_inspect_draws_its_mask_under_runs_by_default():
     parser_default = args.png
     assert parser_default.startswith("runs/")  # /runs/ is in .gitignore
     assert "/runs/" in (Path(__file__).parents[1] / ".gitignore").read_text().split()
+
+
+# The bare command's CPU run: 800 steps are past both references on every seed measured
+# (500 are not past chance on cloze; README, "Set up and run").
+BARE_STEPS = 800
+
+
+@pytest.mark.slow  # one CPU run of the bare command: about a minute on an idle core
+def test_the_bare_command_learns_past_its_references_on_a_cpu(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # on the CPU, as scale=auto picks there
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmlab", f"train.max_steps={BARE_STEPS}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "  scale cpu (auto: no CUDA device on this machine; scale=gpu to choose)" in lines
+    assert any(ln.startswith("  validation loss (own objective) ") for ln in lines)
+    infill = next(ln for ln in lines if ln.startswith("    token infilling loss "))
+    cloze = next(ln for ln in lines if ln.startswith("    cloze accuracy "))
+    assert ": past unigram (95% interval " in infill, proc.stdout
+    assert ": past chance (95% interval " in cloze, proc.stdout
+    (run,) = (tmp_path / "runs" / "default").iterdir()
+    assert run.name == f"train.max_steps={BARE_STEPS}"  # the scale names no directory
+    assert not (run / ".lock").exists() and (run / "weights.pt").exists()

@@ -16,6 +16,7 @@ from glmlab.cli.run import execute_run
 from glmlab.cli.summary import run_summary
 from glmlab.cluster.launcher import install as install_launcher
 from glmlab.cluster.local import unrecorded as unrecorded_in_workers
+from glmlab.config.scale import ScaleChoice
 from glmlab.data.cache import STALE_TEMP_AGE_S
 from glmlab.io import clean_stale_temps
 from glmlab.ladder.plugin import install as install_ladder
@@ -38,6 +39,13 @@ install_ladder()  # hydra/sweeper=glmlab_ladder (the ladder files select it)
 # parallel sweep's worker processes, glmlab.cluster.local).
 _unrecorded: list[dict[str, Any]] = []
 _sweep_exit: list[int] = []
+# The scale the command line chose (glmlab.cli.help.prepare_argv), for a single run's summary.
+_scale: list[ScaleChoice] = []
+
+
+def remember_scale(choice: ScaleChoice | None) -> None:
+    """Keep the scale the command line runs at (None: an experiment's own), for the summary."""
+    _scale[:] = [choice] if choice is not None else []
 
 
 @hydra.main(version_base="1.3", config_path="pkg://glmlab.conf", config_name="config")
@@ -49,12 +57,18 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if result.get("recorded") is False:
         _unrecorded.append(result)
     if sweep or result["status"] in (RunStatus.COMPLETED, RunStatus.STOPPED):
-        print(run_summary(result, run_dir, job=hc.job.num if sweep else None), flush=True)
+        job = hc.job.num if sweep else None
+        print(
+            run_summary(result, run_dir, job=job, scale=_scale[0] if _scale else None), flush=True
+        )
     if not sweep and result["status"] not in (RunStatus.COMPLETED, RunStatus.STOPPED):
         # A single run reports its failure as one clear message and a non-zero exit.
-        raise SystemExit(
-            f"glmlab: run {result['status']}: {result['error']} (run directory: {run_dir})"
+        where = (
+            "nothing was written"
+            if result.get("recorded") is False and not run_dir.exists()
+            else f"run directory: {run_dir}"
         )
+        raise SystemExit(f"glmlab: run {result['status']}: {result['error']} ({where})")
     return result
 
 

@@ -32,7 +32,11 @@ def submit(overrides: Sequence[str]) -> int:
         print(f"glmlab: {NO_CLUSTER}", file=sys.stderr)
         return 2
     from glmlab.cli.app import main
+    from glmlab.config.scale import resolve_scale
 
+    overrides, scale = resolve_scale(overrides)
+    if scale is not None and not scale.given:  # chosen here, not on the nodes that train
+        print(f"glmlab: {scale.line()} on this machine", file=sys.stderr)
     argv = sys.argv
     sys.argv = ["glmlab", "--multirun", *overrides]
     try:

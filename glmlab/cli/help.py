@@ -1,36 +1,20 @@
 """What ``python -m glmlab`` answers before Hydra sees the command line: ``--version``,
-``--help`` (the app, ``-m``, the experiments and the ``glmlab`` tools), and ``-m``
-anywhere among the overrides."""
+``--help`` (the app, ``-m``, the experiments and the ``glmlab`` tools), ``-m`` anywhere
+among the overrides, and the scale made explicit (:func:`glmlab.config.scale.resolve_scale`)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.resources
-import platform
 import sys
 from collections.abc import Sequence
 
+from glmlab.cli.version import version_text
+from glmlab.config.scale import ScaleChoice, resolve_scale
+
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
-
-def versions() -> dict[str, str]:
-    """glmlab's, torch's and Python's versions (recorded in every result.json)."""
-    import torch
-
-    try:
-        glmlab_version = importlib.metadata.version("glmlab")
-    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
-        glmlab_version = "unknown"
-    return {
-        "glmlab": glmlab_version,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def version_text() -> str:
-    v = versions()
-    return f"glmlab {v['glmlab']} (torch {v['torch']}, Python {v['python']})"
+# The scale this process's command line runs at (prepare_argv), for the run's summary.
+_scale: list[ScaleChoice] = []
 
 
 def experiments() -> dict[str, str]:
@@ -49,9 +33,18 @@ def experiments() -> dict[str, str]:
     return out
 
 
+def tool_commands() -> list[tuple[str, str]]:
+    """``(command, what it does)`` for every command of the ``glmlab`` console script, read
+    from its parser (a new command is listed with no edit here)."""
+    from glmlab.cli.main import commands
+
+    return [(name, about) for name, _, about in commands()]
+
+
 def app_help() -> str:
     """The text of ``python -m glmlab --help``."""
     listing = "\n".join(f"  {name:<26}{about}" for name, about in experiments().items())
+    tools = "\n".join(f"    glmlab {name:<11}{about}" for name, about in tool_commands())
     return f"""\
 python -m glmlab: train GLM variants and sweep ablations. {version_text()}
 
@@ -61,10 +54,16 @@ python -m glmlab: train GLM variants and sweep ablations. {version_text()}
 
 OVERRIDES are Hydra's key=value pairs: pick plugins by registry name (positional=rope,
 norm_layout=deepnorm, objective=glm130b) and set any field (train.max_steps=1000).
--m (--multirun) runs every combination of comma-separated values, one after the other,
-into sweeps/NAME/<overrides>/, then writes sweeps/NAME/report.md and report.html; it may
-stand anywhere on the line. A single run goes to runs/NAME/<overrides>/; rerunning the
-same command skips finished runs and resumes unfinished ones.
+-m (--multirun) runs every combination of comma-separated values into
+sweeps/NAME/<overrides>/, side by side: as many runs at once as the cores allow (one torch
+thread each; one at a time on a GPU; hydra.launcher.n_jobs=N to choose), then writes
+sweeps/NAME/report.md and report.html; it may stand anywhere on the line. A single run
+goes to runs/NAME/<overrides>/; rerunning the same command skips finished runs and
+resumes unfinished ones.
+
+scale=auto (the default without an experiment) picks the size for the device the run
+trains on: scale=cpu (a tiny model that learns in minutes on 2 cores) without a CUDA
+device, scale=gpu (GLM-Base, runs/NAME_gpu/) with one; name either to choose.
 
 Experiments (+experiment=NAME: its variants x 3 seeds, first value the baseline; CPU by
 default, scale=gpu for one GPU):
@@ -76,13 +75,16 @@ More:
   python -m glmlab --version        glmlab's and torch's versions
   harness.tasks=[copa,piqa]         lm-evaluation-harness tasks scored at the end of each run
                                     (harness=glm_paper: SuperGLUE + LAMBADA; docs/HARNESS.md)
-  glmlab --help                     the tools: plugins, report, compare, inspect, infill, harness
+  glmlab --help                     the tools, each with its options:
+{tools}
 """
 
 
 def prepare_argv(argv: Sequence[str]) -> list[str] | None:
     """``argv`` with ``-m``/``--multirun`` moved to the front, so that overrides may come
-    on both sides of it; None after printing the version or the help (nothing to run)."""
+    on both sides of it, and the scale made explicit (``scale=auto``, the default without
+    an experiment: cpu or gpu as the device; :func:`scale_choice` says which and why);
+    None after printing the version or the help (nothing to run)."""
     args = list(argv[1:])
     if any(a in ("--version", "-V") for a in args):
         print(version_text())
@@ -91,8 +93,15 @@ def prepare_argv(argv: Sequence[str]) -> list[str] | None:
         print(app_help())
         return None
     flags = [a for a in args if a in MULTIRUN_FLAGS]
-    rest = [a for a in args if a not in MULTIRUN_FLAGS]
+    rest, choice = resolve_scale([a for a in args if a not in MULTIRUN_FLAGS])
+    _scale[:] = [choice] if choice is not None else []
     return [argv[0], *flags[:1], *rest]
+
+
+def scale_choice() -> ScaleChoice | None:
+    """The scale :func:`prepare_argv` chose for this process's command line, if it chose one
+    (an experiment's own default names none)."""
+    return _scale[0] if _scale else None
 
 
 def main_with_prepared_argv() -> None:
@@ -101,9 +110,10 @@ def main_with_prepared_argv() -> None:
     if argv is None:
         return
     sys.argv = argv
-    from glmlab.cli.app import main
+    from glmlab.cli.app import main, remember_scale
     from glmlab.config.errors import one_line_config_errors
 
+    remember_scale(scale_choice())
     try:
         with one_line_config_errors():
             main()

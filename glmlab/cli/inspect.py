@@ -18,6 +18,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from glmlab.assembly import build_batch_sources, build_data, build_sample_parts
+from glmlab.cli.text import printable
+from glmlab.config.scale import resolve_scale
 from glmlab.config.spec import parse_config
 from glmlab.objective.batches import collate_rows
 from glmlab.plugin.registry import get_registry
@@ -37,16 +39,17 @@ class Inspection:
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    """The config ``python -m glmlab OVERRIDES`` would run (without Hydra's own node)."""
+    """The config ``python -m glmlab OVERRIDES`` would run (without Hydra's own node): the
+    same scale (``scale=auto`` by default, :func:`glmlab.config.scale.resolve_scale`)."""
     register_resolvers()
+    overrides, _ = resolve_scale(overrides)
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         return compose("config", overrides=overrides)
 
 
 def token_text(tokenizer: object, token_id: int) -> str:
-    """One token, printable: spaces as ␣, newlines and tabs escaped."""
-    text = tokenizer.decode([int(token_id)])
-    return text.replace(" ", "␣").replace("\n", "\\n").replace("\t", "\\t")
+    """One token, printable: spaces as ␣, control characters escaped (:func:`printable`)."""
+    return printable(tokenizer.decode([int(token_id)])).replace(" ", "␣")
 
 
 def inspect_sample(cfg: DictConfig, *, batch: int = 0, row: int = 0, index: int = 0) -> Inspection:

@@ -1,44 +1,34 @@
-"""The ``glmlab`` console script: tools around runs and sweeps (see DESCRIPTION)."""
+"""The ``glmlab`` console script: tools around runs and sweeps, one sub-command each; its
+``--help`` lists each command's usage as argparse writes it (:func:`commands`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import textwrap
 
 from hydra.errors import HydraException
 
 from glmlab.cli.harness import add_parser as add_harness_parser
-from glmlab.cli.help import version_text
+from glmlab.cli.version import version_text
 from glmlab.plugin.hookspecs import API_VERSION, KINDS
 from glmlab.plugin.registry import PluginError, get_registry
 
-DESCRIPTION = """\
-Tools around glmlab runs and sweeps (training itself is: python -m glmlab --help).
-
-glmlab plugins [--json]        list every registered plugin
-glmlab report SWEEP_DIR        rebuild a sweep's report (report.md, report.html, curves)
-glmlab compare DIR DIR [...] --out OUT   side-by-side report of two or more sweeps
-glmlab inspect [OVERRIDES...]  one training sample of a config: table + attention mask
-glmlab infill --checkpoint RUN_DIR|checkpoint.pt --text "..."   fill [MASK] blanks
-glmlab results SWEEP_DIR [--format csv|parquet|json|markdown|latex] [--out FILE] [--table runs|ladder]
-                               one row per run (latex: mean ± CI per variant); --table ladder:
-                               a ladder's per-rung differences and its prediction check
-glmlab harness RUN_OR_SWEEP_DIR [--tasks T ...] [--limit N]   score finished runs on
-                               lm-evaluation-harness tasks, no retraining (docs/HARNESS.md)
-glmlab submit OVERRIDES...     submit a sweep's jobs to Slurm and return (no waiting)
-glmlab status SWEEP_DIR [--watch]   every run's state: pending, running, completed, timed out...
-glmlab collect SWEEP_DIR       report what has finished, list what has not; exit 0 when all did
-"""
+INTRO = "Tools around glmlab runs and sweeps (training itself is: python -m glmlab --help)."
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    from glmlab.cli.presets import plugin_presets
+
     registry = get_registry()
     clashing = registry.clashes()
+    presets = plugin_presets()
     entries = [
         {
             **e.listing_row(),
             "hook": KINDS[e.kind],
+            "presets": presets.get((e.kind, e.name), []),
             **({"clash": "yes"} if (e.kind, e.name) in clashing else {}),
         }
         for e in registry.entries()
@@ -47,11 +37,16 @@ def _plugins(args: argparse.Namespace) -> int:
         print(json.dumps(entries, indent=2))
         return 0
     print(f"glmlab hook API version {API_VERSION}")
-    cols = ["kind", "name", "distribution", "version", "module", "hook"]
-    widths = [max(len(c), *(len(e[c]) for e in entries)) for c in cols]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    for e in entries:
-        print("  ".join(e[c].ljust(w) for c, w in zip(cols, widths, strict=True)))
+    cols = ["kind", "name", "distribution", "version", "module", "hook", "presets"]
+    rows = [{**e, "presets": ", ".join(e["presets"]) or "-"} for e in entries]
+    widths = [max(len(c), *(len(e[c]) for e in rows)) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    for e in rows:
+        print("  ".join(e[c].ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    print(
+        "presets: the options of conf/ that select the plugin (python -m glmlab GROUP=OPTION); "
+        "any plugin is also chosen by name, e.g. positional.name=NAME"
+    )
     for (kind, name), claimants in clashing.items():  # only runs that use the name fail
         who = ", ".join(f"'{e.distribution}'" for e in claimants)
         print(f"CLASH: {kind} '{name}' is registered by {who}: runs that use it fail")
@@ -133,7 +128,9 @@ def _infill(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         seed=args.seed,
     )
-    print(result.text)
+    from glmlab.cli.text import printable
+
+    print(printable(result.text))  # one line: control characters escaped, as inspect shows them
     for i, fill in enumerate(result.fills):
         print(f"  blank {i}: {fill!r}", file=sys.stderr)
     return 0
@@ -168,17 +165,17 @@ def hydra_error_line(exc: HydraException) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The ``glmlab`` command line: one sub-command per tool."""
     parser = argparse.ArgumentParser(
-        prog="glmlab", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="glmlab", formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--version", action="version", version=version_text(), help="glmlab's and torch's versions"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plugins", help="list registered plugins")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("plugins", help="every registered plugin, and the conf/ presets that use it")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_plugins)
-    p = sub.add_parser("report", help="rebuild the report of a sweep directory")
-    p.add_argument("sweep_dir")
+    p = sub.add_parser("report", help="rebuild a sweep's report (report.md, report.html, curves)")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR")
     p.add_argument(
         "--baseline",
         default=None,
@@ -188,16 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric", nargs="+", default=None, help="verdict metric(s), default report.metric"
     )
     p.set_defaults(func=_report)
-    p = sub.add_parser("compare", help="compare two or more sweep directories side by side")
-    p.add_argument("sweep_dirs", nargs="+")
+    p = sub.add_parser("compare", help="side-by-side report of two or more sweeps")
+    p.add_argument("sweep_dirs", nargs="+", metavar="SWEEP_DIR")
     p.add_argument(
         "--out",
         default=None,
         help="folder for compare.md and compare.html (default sweeps/compare/A_vs_B)",
     )
     p.set_defaults(func=_compare)
-    p = sub.add_parser("results", help="a sweep's runs as a table (csv, parquet, latex, ...)")
-    p.add_argument("sweep_dir")
+    p = sub.add_parser(
+        "results",
+        help="one row per run (latex: mean ± CI per variant); --table ladder: a ladder's "
+        "per-rung differences and its prediction check",
+    )
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR")
     p.add_argument(
         "--format", default="csv", choices=["csv", "parquet", "json", "markdown", "latex"]
     )
@@ -209,8 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs: a row per run; ladder: a ladder's row per metric, variant and rung",
     )
     p.set_defaults(func=_results)
-    p = sub.add_parser("inspect", help="show one training sample of a config")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m glmlab")
+    p = sub.add_parser("inspect", help="one training sample of a config: table + attention mask")
+    p.add_argument(
+        "overrides", nargs="*", metavar="OVERRIDES", help="Hydra overrides, as for python -m glmlab"
+    )
     p.add_argument("--batch", type=int, default=0, help="training batch index")
     p.add_argument("--row", type=int, default=0, help="row of the batch")
     p.add_argument("--sample", type=int, default=0, help="sample of the row (rows are packed)")
@@ -222,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint",
         required=True,
+        metavar="RUN_DIR",
         help="a run directory, or its weights.pt / checkpoint.pt",
     )
     p.add_argument("--text", required=True, help='e.g. "Return the [MASK] of the list."')
@@ -232,20 +236,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=_infill)
     add_harness_parser(sub)
-    p = sub.add_parser("submit", help="submit a sweep to Slurm and return (no waiting)")
-    p.add_argument("overrides", nargs=argparse.REMAINDER, help="as for python -m glmlab -m")
+    p = sub.add_parser(
+        "submit",
+        help="submit a sweep's jobs to Slurm and return (no waiting)",
+        usage="glmlab submit OVERRIDES...",  # argparse writes a remainder as "..."
+    )
+    p.add_argument(
+        "overrides",
+        nargs=argparse.REMAINDER,
+        metavar="OVERRIDES",
+        help="as for python -m glmlab -m",
+    )
     p.set_defaults(func=_submit)
-    p = sub.add_parser("status", help="the state of every run of a (submitted) sweep")
-    p.add_argument("sweep_dir")
+    p = sub.add_parser("status", help="every run's state: pending, running, completed, ...")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR")
     p.add_argument("--watch", action="store_true", help="refresh until every run has ended")
     p.add_argument("--interval", type=float, default=10.0, help="--watch: seconds between")
     p.set_defaults(func=_status)
-    p = sub.add_parser("collect", help="report what has finished; list what has not")
-    p.add_argument("sweep_dir")
+    p = sub.add_parser(
+        "collect", help="report what has finished, list what has not; exit 0 when all did"
+    )
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR")
     p.add_argument("--baseline", default=None, help="as for glmlab report")
     p.add_argument("--metric", nargs="+", default=None, help="as for glmlab report")
     p.set_defaults(func=_collect)
+    parser.description = (
+        INTRO
+        + "\n\n"
+        + "\n".join(
+            textwrap.fill(usage, 96, subsequent_indent="        ") + f"\n    {about}"
+            for _, usage, about in commands(parser)
+        )
+    )
     return parser
+
+
+def commands(parser: argparse.ArgumentParser | None = None) -> list[tuple[str, str, str]]:
+    """``(name, usage, what it does)`` for every sub-command of the ``glmlab`` parser, the
+    usage as argparse writes it (optional flags in brackets)."""
+    parser = parser or build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    about = {a.dest: a.help or "" for a in sub._choices_actions}
+    out = []
+    for name, command in sub.choices.items():
+        usage = command.format_usage().removeprefix("usage: ").replace(" [-h]", "")
+        out.append((name, " ".join(usage.split()), about.get(name, "")))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

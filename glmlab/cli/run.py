@@ -19,6 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from glmlab.config.rules import ConfigError
 from glmlab.config.spec import RunSpec, parse_config
 from glmlab.harness.run import check_tasks, missing_tasks, run_settings, score_at_end, score_run
 from glmlab.io import DiskFullError, clean_stale_temps, write_text_atomic
@@ -148,6 +149,8 @@ def execute_run(
         else:
             result["recorded"] = False  # the directory holds another run: left untouched
 
+    if not sweep and _refused(cfg, run_dir, result, is_main=is_main):
+        return result
     try:
         with RunLock(run_dir) if is_main else contextlib.nullcontext():
             try:
@@ -171,6 +174,23 @@ def execute_run(
             state["trainer"].dist.close()
         run_log.close()
     return result
+
+
+def _refused(cfg: DictConfig, run_dir: Path, result: dict[str, Any], *, is_main: bool) -> bool:
+    """A single run whose config breaks a rule: True after recording the error in
+    ``result`` only (``recorded: False``) and removing the run directory if Hydra's making
+    of it was all it held, so that a refused run leaves nothing behind. A sweep's run
+    records the failure in its directory instead (its report and status list it)."""
+    try:
+        parse_config(cfg)
+    except ConfigError as exc:
+        result.update(error=f"{type(exc).__name__}: {exc}", recorded=False)
+        log.error("run %s refused: %s", run_dir, one_line(result["error"]))
+        if is_main:
+            with contextlib.suppress(OSError):  # not empty: another run's, left untouched
+                run_dir.rmdir()
+        return True
+    return False
 
 
 def _train(

@@ -1,13 +1,18 @@
 """What the console says when a run or a sweep ends: where its output is, how it ended and
-its final numbers (with the reference levels a trained model must beat)."""
+its final numbers: the run's own objective (validation loss) apart from the evaluation
+suite's metrics, each read against the reference level a trained model must beat, with the
+sweep report's test of being past it (:func:`glmlab.report.assess.reference_check`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from glmlab.config.scale import ScaleChoice
 from glmlab.io import read_json
 from glmlab.runs.layout import EVAL_ITEMS
+
+__all__ = ["HEADLINE", "metric_phrases", "reference_notes", "run_summary"]
 
 # (metric, label, digits, the reference it is read against)
 HEADLINE = (
@@ -16,13 +21,23 @@ HEADLINE = (
     ("classify_acc", "classification accuracy", 3, "chance"),
     ("doc_gen_loss", "generation loss", 3, "unigram"),
 )
+# The metrics whose reference lines a sweep report judges (glmlab.report.markdown's
+# reference_summary): past them, a run has learned something.
+LEARNED = ("infill_token_loss", "cloze_acc")
+OWN_OBJECTIVE = "validation loss (own objective)"
+SUITE = "evaluation suite (held-out items, the same for every variant)"
+NOT_PAST = "⚠ NOT past"
+
+
+def _val_phrase(result: dict[str, Any]) -> str | None:
+    value = result.get("final_val_loss")
+    return f"{OWN_OBJECTIVE} {value:.3f}" if isinstance(value, int | float) else None
 
 
 def metric_phrases(result: dict[str, Any], run_dir: Path) -> list[str]:
-    """``validation loss 4.66``, ``token infilling loss 5.20 (unigram 5.73)``, ..."""
+    """The evaluation suite's headline metrics with their reference levels:
+    ``token infilling loss 5.200 (unigram 5.730)``, ..."""
     phrases = []
-    if isinstance(result.get("final_val_loss"), int | float):
-        phrases.append(f"validation loss {result['final_val_loss']:.3f}")
     evaluation = result.get("eval") or {}
     refs: dict[str, Any] = {}
     if (run_dir / EVAL_ITEMS).exists():
@@ -36,16 +51,80 @@ def metric_phrases(result: dict[str, Any], run_dir: Path) -> list[str]:
     return phrases
 
 
-def run_summary(result: dict[str, Any], run_dir: str | Path, *, job: int | None = None) -> str:
-    """One line for a run of a sweep (``job``: its number), or a few for a single run."""
+def reference_notes(run_dir: Path) -> dict[str, str]:
+    """``{metric: note}``: whether each headline metric of the completed run in ``run_dir``
+    is past its trivial reference, tested as a sweep report tests a variant (its whole 95%
+    interval over the evaluation items on the better side); {} without a recorded result."""
+    from glmlab.report.assess import assess_metric, reference_check
+    from glmlab.report.load import Variant, read_run
+    from glmlab.report.metrics import REFERENCES, metric_info
+
+    run = read_run(run_dir)
+    if not run.metrics:
+        return {}
+    variant = Variant("run", [run])
+    notes = {}
+    for metric, _, digits, _ in HEADLINE:
+        if metric not in run.metrics:
+            continue
+        interval = assess_metric([variant], None, metric).intervals.get("run")
+        check = reference_check([run], metric, {"run": interval})
+        if check is None or interval is None:
+            continue
+        ref, level, status = check
+        span = (
+            f"95% interval {interval.low:.{digits}f}–{interval.high:.{digits}f}"
+            if interval.low is not None
+            else "one value, no per-item scores"
+        )
+        higher = metric_info(metric).higher_is_better
+        beyond = interval.estimate > level if higher else interval.estimate < level
+        state = status.get("run")
+        past = state == "past" or (state == "no interval" and beyond)
+        notes[metric] = f"{'past' if past else NOT_PAST} {REFERENCES[ref]} ({span})"
+    return notes
+
+
+def _closing(notes: dict[str, str]) -> list[str]:
+    """The ⚠ line after the metrics: whether the run is past the references a sweep report
+    judges (:data:`LEARNED`), or past them but not yet on another metric."""
+    labels = {metric: label for metric, label, _, _ in HEADLINE}
+    behind = [m for m, note in notes.items() if note.startswith(NOT_PAST)]
+    if not behind:
+        return []
+    if any(m in LEARNED for m in behind):
+        return [
+            f"  ⚠ not past its trivial reference: {', '.join(labels[m] for m in behind)}: this "
+            "run has not learned enough for its numbers to mean much; train longer "
+            "(train.max_steps) or larger"
+        ]
+    return [
+        f"  ⚠ past the references a sweep report judges ({', '.join(labels[m] for m in LEARNED)}), "
+        f"not yet on {', '.join(labels[m] for m in behind)}: a task this objective may train "
+        "little of (docs/EVALUATION.md)"
+    ]
+
+
+def run_summary(
+    result: dict[str, Any],
+    run_dir: str | Path,
+    *,
+    job: int | None = None,
+    scale: ScaleChoice | None = None,
+) -> str:
+    """One line for a run of a sweep (``job``: its number), or a few for a single run:
+    the scale it ran at (``scale``: chosen how), its own objective's validation loss, and
+    the evaluation suite's metrics, each said to be past its reference or not."""
     run_dir = Path(run_dir)
     status = result.get("status", "unknown")
     took = f" in {result['wall_time_s']:.0f} s" if result.get("wall_time_s") else ""
     where = f"at step {result.get('step')}{took}"
-    numbers = metric_phrases(result, run_dir)
-    if result.get("error"):
-        numbers.append(f"error: {result['error']}")
+    val = _val_phrase(result)
+    suite = metric_phrases(result, run_dir)
     if job is not None:
+        numbers = ([val] if val else []) + suite
+        if result.get("error"):
+            numbers.append(f"error: {result['error']}")
         name = " ".join(result.get("variant") or []) or "(defaults)"
         return (
             f"glmlab: [run {job}] {name} seed={result.get('seed')}: {status} {where}"
@@ -53,5 +132,17 @@ def run_summary(result: dict[str, Any], run_dir: str | Path, *, job: int | None 
             + f" ({run_dir})"
         )
     lines = [f"glmlab: run {status} {where}: {run_dir}"]
-    lines += [f"  {p}" for p in numbers]
+    if scale is not None:
+        lines.append(f"  {scale.line()}")
+    if val:
+        lines.append(f"  {val}: the task it trained on, comparable only within one objective")
+    if suite:
+        notes = reference_notes(run_dir) if status == "completed" else {}
+        lines.append(f"  {SUITE}:")
+        shown = [m for m, *_ in HEADLINE if m in (result.get("eval") or {})]
+        for metric, phrase in zip(shown, suite, strict=True):
+            lines.append(f"    {phrase}" + (f": {notes[metric]}" if metric in notes else ""))
+        lines += _closing(notes)
+    if result.get("error"):
+        lines.append(f"  error: {result['error']}")
     return "\n".join(lines)

@@ -311,9 +311,10 @@ def _plugin_node() -> dict[str, Any]:
 
 GLMLabConfig: Any = _with_plugin_groups(_Root, PLUGIN_GROUPS)
 
-# Config groups outside the schema that only set other keys (conf/experiment/*.yaml are
-# ``@package _global_``): the values they set count, the choice itself names no run.
-NAMELESS_CHOICES = ("experiment",)
+# Config groups outside the schema that only set other keys (conf/experiment/*.yaml and
+# conf/scale/*.yaml are ``@package _global_``): the values they set count, the choice itself
+# names no run (scale=gpu writes under runs/<name>_gpu and sweeps/<name>_gpu instead).
+NAMELESS_CHOICES = ("experiment", "scale")
 
 
 def _group_schema(f: dataclasses.Field, kind: Any) -> type | None:

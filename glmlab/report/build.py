@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from glmlab.io import write_text_atomic
+from glmlab.report.header import shared_settings
 from glmlab.report.html import markdown_to_html
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.markdown import render_markdown
@@ -48,7 +49,10 @@ def ladder_section(sweep: Sweep) -> str | None:
     if ladder is None:
         return None
     plot = plot_ladder(ladder, sweep.dir / LADDER_PLOT)
-    lines = [f"# Ladder report: {sweep.name}", "", *render_ladder(ladder, plot=plot)]
+    lines = [f"# Ladder report: {sweep.name}", ""]
+    if settings := shared_settings(sweep):  # what ran: plugins, objective, vocabulary
+        lines += [settings, ""]
+    lines += render_ladder(ladder, plot=plot)
     lines += [
         "## Every configuration of the ladder",
         "",

@@ -6,7 +6,9 @@ self-contained ``compare.html``: each sweep's mean with the 95% interval its rep
 its verdict against its own baseline (the report's: the same test, the same family), and
 the change from the first sweep with the report's test (:func:`glmlab.report.stats.compare_arms`
 over seeds: the sweeps need not share items). A variant whose verdict against its
-baseline differs between sweeps is marked.
+baseline differs between sweeps is marked, as confounded when the sweeps also differ in an
+architecture setting (:data:`glmlab.report.header.ARCHITECTURE`: positional scheme,
+vocabulary, objective, ...). A sweep is never compared with itself.
 """
 
 from __future__ import annotations
@@ -16,18 +18,26 @@ from pathlib import Path
 
 from glmlab.io import write_text_atomic
 from glmlab.report.assess import NONE, arm_of, tests_of
+from glmlab.report.header import architecture_keys, shared_settings
 from glmlab.report.html import markdown_to_html
 from glmlab.report.load import Sweep, Variant, differing_config, load_sweep
-from glmlab.report.markdown import fmt, md_cell, shared_settings
+from glmlab.report.markdown import fmt, md_cell
 from glmlab.report.metrics import metric_info
 from glmlab.report.plots import plot_compare_curves
 from glmlab.report.stats import Arm, compare_arms
 from glmlab.report.sweep_verdicts import assessment
 from glmlab.runs.layout import COMPARE_CURVES, COMPARE_HTML, COMPARE_MD, RunStatus
 
-__all__ = ["DIFFERENT_VERDICT", "compare_sweeps", "default_compare_dir", "render_comparison"]
+__all__ = [
+    "CONFOUNDED",
+    "DIFFERENT_VERDICT",
+    "compare_sweeps",
+    "default_compare_dir",
+    "render_comparison",
+]
 
 DIFFERENT_VERDICT = "⚠ verdict differs"
+CONFOUNDED = "confounded"
 
 
 def sweep_names(sweeps: Sequence[Sweep]) -> list[str]:
@@ -87,6 +97,17 @@ def _change(variant: Variant, first: Variant, metric: str, digits: int) -> str:
     return f"**{text}**" if d.p < 0.05 else text
 
 
+def _differs(differs: bool, confounds: list[str]) -> str:
+    """The last cell of a row: the verdict differs between the sweeps, and whether
+    architecture settings that differ too confound it."""
+    if not differs:
+        return ""
+    if not confounds:
+        return DIFFERENT_VERDICT
+    shown = ", ".join(confounds[:3]) + (", ..." if len(confounds) > 3 else "")
+    return f"{DIFFERENT_VERDICT} ({CONFOUNDED}: {shown} differ too)"
+
+
 def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
     """The comparison as markdown (see the module docstring)."""
     names = sweep_names(sweeps)
@@ -129,6 +150,14 @@ def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
             lines.append(f"| {key} | " + " | ".join(md_cell(row[n]) for n in names) + " |")
     else:
         lines.append("None: the sweeps ran the same settings.")
+    confounds = architecture_keys(list(settings))
+    if confounds:
+        lines += [
+            "",
+            f"⚠ The sweeps differ in what they train, not only in its size or schedule "
+            f"({', '.join(confounds)}): a verdict that differs between them may come from "
+            f"these settings; such lines are marked “{CONFOUNDED}”.",
+        ]
 
     labels = [v.label for v in sweeps[0].variants]
     shared = [lab for lab in labels if all(lab in {v.label for v in s.variants} for s in sweeps)]
@@ -167,7 +196,7 @@ def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
                 if i:
                     row.append(_change(v, variants[0], metric, info.digits))
             keys = {_verdict_key(s, v, metric) for s, v in zip(sweeps, variants, strict=True)}
-            row.append(DIFFERENT_VERDICT if len(keys) > 1 else "")
+            row.append(_differs(len(keys) > 1, confounds))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
 
@@ -194,6 +223,14 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for compare.md and compare.html")
+    seen: dict[Path, str] = {}
+    for d in sweep_dirs:
+        if (key := Path(d).resolve()) in seen:
+            raise ValueError(
+                f"{d} and {seen[key]} are the same sweep directory: compare puts different "
+                "sweeps side by side (one sweep's report: glmlab report " + str(d) + ")"
+            )
+        seen[key] = str(d)
     sweeps = [load_sweep(d) for d in sweep_dirs]
     out.mkdir(parents=True, exist_ok=True)
     curves = plot_compare_curves(sweeps, sweep_names(sweeps), out / COMPARE_CURVES)

@@ -184,6 +184,11 @@ class Sweep:
 
     @property
     def name(self) -> str:
+        """The experiment's name (the runs' ``name``, which named ``sweeps/<name>``), else
+        the directory's: a report rebuilt from a copied or renamed folder keeps its title."""
+        names = {r.config.get("name") for r in self.runs if r.config}
+        if len(names) == 1 and isinstance(named := names.pop(), str) and named:
+            return named
         return self.dir.resolve().name
 
     @property

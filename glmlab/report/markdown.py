@@ -6,9 +6,7 @@ backend, loss curves, a table per metric, provenance and the problem runs (docs/
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from typing import Any
 
 from glmlab.report.assess import (
     EXACT,
@@ -19,8 +17,10 @@ from glmlab.report.assess import (
     tests_of,
 )
 from glmlab.report.claims import claim_lines, judge_claims
+from glmlab.report.header import shared_settings
 from glmlab.report.load import Sweep, differing_config
 from glmlab.report.metrics import REFERENCES, Metric, metric_info
+from glmlab.report.plots import loss_caveat
 from glmlab.report.provenance import render_provenance
 from glmlab.report.rates import RateDiff
 from glmlab.report.stats import Diff, summary_stats
@@ -200,41 +200,6 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
     return [*lines, ""]
 
 
-def shared_settings(sweep: Sweep) -> str:
-    """One line with the settings every run shares: steps, batch, model, corpus, versions."""
-    runs = [r for r in sweep.runs if r.config]
-    if not runs:
-        return ""
-
-    def same(key: str, source: str = "config") -> Any:
-        values = {
-            json.dumps(r.config.get(key) if source == "config" else _dig(r.result.to_dict(), key))
-            for r in runs
-        }
-        return json.loads(values.pop()) if len(values) == 1 else None
-
-    parts = []
-    steps, batch, seq = same("train.max_steps"), same("train.batch_size"), same("data.seq_len")
-    if steps is not None:
-        parts.append(f"{steps} steps" + (f" × {batch} × {seq} tokens" if batch and seq else ""))
-    layers, dim, params = same("model.n_layers"), same("model.dim"), same("n_params", "result")
-    if layers and dim:
-        parts.append(
-            f"model {layers} × {dim}" + (f" ({params / 1e6:.2f}M parameters)" if params else "")
-        )
-    corpus, python = same("data.corpus"), same("provenance.python", "result")
-    if corpus:
-        parts.append(f"corpus {corpus}" + (f" (Python {python})" if python else ""))
-    for pkg in ("glmlab", "torch"):
-        if version := same(f"provenance.{pkg}.version", "result"):
-            parts.append(f"{pkg} {version}")
-    return "Shared settings: " + ", ".join(parts) + "." if parts else ""
-
-
-def _dig(node: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def render_markdown(sweep: Sweep, *, curves: bool) -> str:
@@ -306,6 +271,8 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
             "",
             f"![loss curves]({LOSS_CURVES})",
         ]
+        if caveat := loss_caveat({v.label: v.runs for v in sweep.variants}):
+            lines += ["", f"⚠ {caveat}."]
     else:
         lines.append(
             "matplotlib is not installed, so there are no plots: `pip install matplotlib`."

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from glmlab.io import atomic_write
-from glmlab.report.load import Sweep
+from glmlab.report.load import Run, Sweep, differing_config
 from glmlab.runs.layout import RunStatus
 
-__all__ = ["plot_compare_curves", "plot_curves"]
+__all__ = ["loss_caveat", "plot_compare_curves", "plot_curves"]
 
 PANELS = (("loss", "training loss"), ("val_loss", "validation loss"))
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -30,6 +30,29 @@ def _figure() -> tuple[Any, Any, Any] | None:
     fig = Figure(figsize=(12, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     return fig, fig.subplots(1, 2), colormaps["tab10"]
+
+
+# Settings that change what a loss measures: the task it is computed on, and the tokens it
+# is counted in (nats per token of another vocabulary are other units).
+_LOSS_UNITS = ("objective.", "data.vocab_size", "data.tokenizer_file")
+
+
+def loss_caveat(groups: dict[str, list[Run]]) -> str | None:
+    """The caveat a loss figure carries when its curves differ in objective or vocabulary
+    (the report does not test these losses against each other), else None."""
+    keys = [k for k in differing_config(groups) if k.startswith(_LOSS_UNITS)]
+    if not keys:
+        return None
+    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+    return (
+        f"Not comparable between these curves: each loss is on its own objective and "
+        f"vocabulary ({shown} differ); compare the evaluation suite's metrics instead"
+    )
+
+
+def _caveat(fig: Any, text: str | None) -> None:
+    if text:
+        fig.suptitle(f"⚠ {text}", fontsize=9, color="darkred")
 
 
 def _finish(ax: Any, title: str, legend_size: int) -> None:
@@ -72,6 +95,7 @@ def plot_curves(sweep: Sweep, path: Path) -> bool:
             # A loss that explodes would flatten every other curve: clip above the start.
             ax.set_ylim(top=max(firsts) + 0.1 * (max(firsts) - lowest))
         _finish(ax, title, 8)
+    _caveat(fig, loss_caveat({v.label: v.runs for v in sweep.variants}))
     fig.tight_layout()
     # Atomic: a killed or full-disk write never leaves half a picture (glmlab.io).
     atomic_write(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:] or "png"))
@@ -108,6 +132,10 @@ def plot_compare_curves(sweeps: Sequence[Sweep], names: Sequence[str], path: Pat
         _finish(ax, title, 7)
     if not drawn:
         return False
+    by_curve = {
+        f"{n}: {v.label}": v.runs for s, n in zip(sweeps, names, strict=True) for v in s.variants
+    }
+    _caveat(fig, loss_caveat(by_curve))
     fig.tight_layout()
     # Atomic: a killed or full-disk write never leaves half a picture (glmlab.io).
     atomic_write(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:] or "png"))

@@ -26,6 +26,7 @@ import yaml
 from glmlab.io import write_text_atomic
 from glmlab.report.assess import tests_of
 from glmlab.report.family import METHOD_NAME
+from glmlab.report.header import settings_text
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.metrics import metric_info
 from glmlab.report.stats import ALPHA
@@ -217,8 +218,11 @@ def latex_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> str:
         latex_escape(metric_info(m).label) + arrows[metric_info(m).higher_is_better]
         for m in metrics
     ]
+    what = settings_text(sweep.runs, varying_note=" (the variants)").replace("×", "x")
     lines = [
         r"% glmlab results --format latex; needs \usepackage{booktabs}",
+        # What ran (glmlab.report.header), ready to be the caption of the table's float.
+        rf"% \caption{{{latex_escape(sweep.name)}: {latex_escape(what)}.}}",
         r"\begin{tabular}{l" + "c" * len(metrics) + "}",
         r"\toprule",
         "Variant & " + " & ".join(head) + r" \\",

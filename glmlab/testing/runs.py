@@ -30,6 +30,10 @@ TINY_OVERRIDES: tuple[str, ...] = (
     "train.progress=false",
     # Tensors this small run fastest on one thread; more only spin on a busy machine.
     "train.threads=1",
+    # On the CPU on any machine: python -m glmlab's scale=auto then picks scale=cpu too
+    # (glmlab/config/scale.py), so a GPU machine runs the same tiny runs into the same
+    # folders (scale=gpu would write under runs/<name>_gpu and sweeps/<name>_gpu).
+    "train.device=cpu",
 )
 
 

@@ -31,6 +31,7 @@ from glmlab.objective.batches import make_loader
 from glmlab.runs.device_memory import reset_peak_memory
 from glmlab.runs.layout import CHECKPOINT, EVAL_ITEMS, METRICS, WEIGHTS, RunStatus
 from glmlab.runs.metrics import repair_metrics
+from glmlab.runs.run_log import ON_CONSOLE
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from glmlab.train.distributed import ParallelModel, PreemptionGuard, init_distributed, shard
@@ -189,7 +190,7 @@ class Trainer:
             torch.set_rng_state(state["rng_cpu"].cpu())
             if "rng_cuda" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-            log.info("resumed from %s at step %d", path, self.step)
+            log.info("resumed from %s at step %d", path, self.step, extra=ON_CONSOLE)
         self.saved_step = self.step
         # metrics.jsonl agrees with the checkpoint (step 0 without one): rows logged after it
         # would be logged again, a torn line would be glued to the next row.
