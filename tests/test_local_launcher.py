@@ -197,6 +197,9 @@ def test_side_by_side_console_keeps_warnings_and_marks_the_run():
     file_like = logging.FileHandler(os.devnull)
     root.addHandler(console)
     root.addHandler(file_like)
+    # quiet_console changes every console handler of the root logger: pytest's own capture
+    # handlers too, which live for the whole session. Put theirs back afterwards.
+    kept = {h: (list(h.filters), h.formatter) for h in root.handlers}
     try:
         quiet_console(3)
         record = logging.LogRecord("glmlab", logging.WARNING, "", 0, "disk slow", None, None)
@@ -206,6 +209,9 @@ def test_side_by_side_console_keeps_warnings_and_marks_the_run():
         assert file_like.filter(info)
         assert console.format(record) == "[run 3] WARNING disk slow"
     finally:
+        for handler, (filters, formatter) in kept.items():
+            handler.filters[:] = filters
+            handler.setFormatter(formatter)
         root.removeHandler(console)
         root.removeHandler(file_like)
         file_like.close()
