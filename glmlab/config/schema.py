@@ -142,9 +142,7 @@ class TrainConfig:
     checkpoint_interval: int = rule(100, ge=1)
     # end this invocation after N steps (resumable), for preemption tests
     stop_after: int | None = rule(None, ge=1, identity=False)
-    device: str = rule(
-        "auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", text="auto, cpu, mps, cuda, cuda:N"
-    )
+    device: str = rule("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", text="auto, cpu, mps, cuda:N")
     compile: bool | None = None  # None: on for CUDA, off on CPU
     # Another stream of initialisation and data order for the same seed (the A/A control
     # arm, report.control; glmlab/assembly/seeds.py); null: the seed's own.

@@ -200,8 +200,6 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
     return [*lines, ""]
 
 
-
-
 def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     """The report as markdown; ``curves`` says whether the loss curves were written."""
     completed = sum(r.status == RunStatus.COMPLETED for r in sweep.runs)
