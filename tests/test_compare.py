@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from scipy import stats as sps
 
 from glmlab.report.compare import DIFFERENT_VERDICT, compare_sweeps
 from tests.browser import CHROMIUM, page_layout
@@ -26,31 +28,36 @@ def synthetic(sweep: Path, off_values: list[float], dim: int, extra: str | None 
     for run in sweep.iterdir():
         config = yaml.safe_load((run / "config.yaml").read_text())
         (run / "config.yaml").write_text(yaml.safe_dump({**config, "model": {"dim": dim}}))
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"report": {"baseline": BASE}}))
+    report = {"baseline": BASE, "metric": ["final_val_loss", "infill_token_loss"]}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"report": report}))
     return sweep
 
 
 def test_compare_marks_changes_and_differing_verdicts(tmp_path):
-    cpu = synthetic(tmp_path / "cpu" / "abl", [5.1, 5.3, 5.5], dim=128)
+    cpu = synthetic(tmp_path / "cpu" / "abl", [5.1, 5.15, 5.55], dim=128)
     # On the "GPU" the variant is much worse: a significant change and a different verdict.
     gpu = synthetic(tmp_path / "gpu" / "abl", [7.0, 7.1, 7.2], dim=768, extra="objective.x=1")
     md = compare_sweeps([cpu, gpu], tmp_path / "out").read_text()
     assert "# Comparison: cpu/abl vs gpu/abl" in md  # same folder name: parents added
     assert "| model.dim | 128 | 768 |" in md
     assert "objective.shuffle_spans |" not in md  # the swept key is not a setting difference
-    # The token infilling loss (validation loss + 1 in these runs): the validation loss is
-    # not tested against the baseline (span shuffling changes the objective).
-    row = next(line for line in md.splitlines() if line.startswith(f"| {OFF} | 6.3000"))
+    # The token infilling loss (validation loss + 1 in these runs), a verdict metric: each
+    # sweep's cell is its report's interval and verdict, the change is paired by seed.
+    row = next(line for line in md.splitlines() if line.startswith(f"| {OFF} | 6.2667"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # variant, cpu, cpu vs baseline, gpu, gpu vs baseline, change gpu - cpu, marker
-    assert (
-        cells[1] == "6.3000 ± 0.2000 (n=3)" and cells[2] == "+0.1000 ± 0.1633"
-    )  # sqrt(0.2²/3 + 0.2²/3)
-    assert cells[3] == "8.1000 ± 0.1000 (n=3)" and cells[4].startswith("**+1.9000")
-    assert cells[5] == "**+1.8000 ± 0.1291**" and cells[6] == DIFFERENT_VERDICT
-    val_row = next(line for line in md.splitlines() if line.startswith(f"| {OFF} | 5.3000"))
-    assert val_row.split("|")[3].strip() == "–"  # not tested between objectives
-    base_row = next(line for line in md.splitlines() if line.startswith(f"| {BASE} | 5.2000"))
+    cpu_off, gpu_off = [6.1, 6.15, 6.55], [8.0, 8.1, 8.2]
+    low, high = sps.t.interval(0.95, 2, loc=np.mean(cpu_off), scale=sps.sem(cpu_off))
+    assert cells[1] == f"6.2667 [{low:.4f}, {high:.4f}] (n=3)"
+    assert cells[2].startswith("inconclusive: +0.0667 [")
+    assert cells[3].startswith("8.1000 [") and cells[4].startswith("worse: +1.9000 [")
+    change = sps.ttest_rel(gpu_off, cpu_off)
+    assert cells[5].startswith("**+1.8333 [") and cells[5].endswith(f"p = {change.pvalue:.3g}**")
+    assert cells[6] == DIFFERENT_VERDICT
+    val_row = next(line for line in md.splitlines() if line.startswith(f"| {OFF} | 5.2667"))
+    # Not tested between objectives: the report says so.
+    assert val_row.split("|")[3].strip().startswith("not tested: the variants train different")
+    base_row = next(line for line in md.splitlines() if line.startswith(f"| {BASE} | 5.2000 ["))
     assert "baseline" in base_row and DIFFERENT_VERDICT not in base_row
     assert "- objective.x=1: only in gpu/abl" in md
     assert "<table>" in (tmp_path / "out" / "compare.html").read_text()
@@ -69,7 +76,7 @@ def test_compare_without_shared_variants_says_so(tmp_path):
 
 
 def test_compare_overlays_curves_and_states_settings(tmp_path):
-    cpu = synthetic(tmp_path / "cpu" / "abl", [5.1, 5.3, 5.5], dim=128)
+    cpu = synthetic(tmp_path / "cpu" / "abl", [5.1, 5.15, 5.55], dim=128)
     gpu = synthetic(tmp_path / "gpu" / "abl", [7.0, 7.1, 7.2], dim=768)
     md = compare_sweeps([cpu, gpu], tmp_path / "out").read_text()
     assert "![loss curves](compare_curves.png)" in md

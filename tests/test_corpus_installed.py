@@ -100,11 +100,12 @@ def test_a_distribution_not_installed_is_one_clear_error(site):
 
 
 def test_the_default_set_is_glmlabs_requirement_closure():
-    """torch and what it pulls in (sympy), numpy, scipy: what a fresh install has; the
-    test-only extras (pandas, via glmlab[results]) are not part of it."""
+    """torch and what it pulls in (sympy), numpy, scipy, statsmodels (and its pandas): what
+    a fresh install has; the optional extras (pyarrow via glmlab[results], lm-eval via
+    glmlab[harness], mlflow) are not part of it."""
     names = docstrings.requirement_closure()
-    assert {"torch", "numpy", "scipy", "sympy", "hydra-core"} <= set(names)
-    assert "pandas" not in names and "glmlab" not in names
+    assert {"torch", "numpy", "scipy", "sympy", "hydra-core", "statsmodels"} <= set(names)
+    assert not {"pyarrow", "lm-eval", "mlflow-skinny", "glmlab"} & set(names)
     assert names == sorted(names)
 
 

@@ -74,8 +74,12 @@ def test_an_experiment_runs_end_to_end(tmp_path):
     sweep = tmp_path / "sweeps" / "sentinel_ablation"
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     swept = [next(o for o in r["variant"] if o.startswith("objective.sentinels=")) for r in results]
-    assert sorted(zip(swept, (r["seed"] for r in results), strict=True)) == [
-        (f"objective.sentinels={v}", s) for v in ("false", "true") for s in (0, 1, 2)
+    streams = ["train.stream=1" in r["variant"] for r in results]
+    # 3 seeds x 2 variants, and the A/A control arm: the baseline under another stream.
+    assert sorted(zip(swept, streams, (r["seed"] for r in results), strict=True)) == [
+        (f"objective.sentinels={v}", c, s)
+        for v, c in (("false", False), ("false", True), ("true", False))
+        for s in (0, 1, 2)
     ]
     assert all(r["status"] == "completed" for r in results)
     for path in sweep.glob("*/result.json"):  # each run's suite: TINY's 8 cloze items, scored
@@ -89,9 +93,13 @@ def test_an_experiment_runs_end_to_end(tmp_path):
     header = "| variant | classification accuracy | cloze accuracy | single-span infilling loss |"
     assert header + " token infilling loss |" in md
     verdicts = md.split("## Verdicts")[1].split("## Runs per variant")[0]
-    (row,) = [line for line in verdicts.splitlines() if line.startswith("| objective.sentinels")]
-    assert row.startswith("| objective.sentinels=true | ") and row.count("p = ") == 4
-    assert "| objective.sentinels | false | true |" in md
+    rows = [line for line in verdicts.splitlines() if line.startswith("| objective.sentinels")]
+    assert len(rows) == 2 and rows[0].startswith("| objective.sentinels=true | ")
+    assert rows[0].count("p = ") == 4  # one verdict per verdict metric
+    assert rows[1].startswith("| objective.sentinels=false, train.stream=1 *(A/A control)* | ")
+    assert "A/A control (`objective.sentinels=false, train.stream=1`" in verdicts
+    assert "| objective.sentinels | false | false | true |" in md
+    assert "| train.stream | null | 1 | null |" in md
     # The claim it tests, with its verdict (or why it cannot be judged at this size).
     claims = md.split("## Claims")[1].split("**Method.**")[0]
     assert "- **sentinel tokens hurt** (GLM paper (ACL 2022), Table 6" in claims

@@ -12,7 +12,7 @@ import pytest
 from glmlab.config.ladder import ladder_settings
 from glmlab.config.rules import ConfigError
 from glmlab.ladder.compute import ModelShape, non_embedding_params, training_compute
-from glmlab.ladder.fit import RungDiff, fit_power_laws, verdict
+from glmlab.ladder.fit import crossover, fit_power_laws
 from glmlab.ladder.lr import GridPoint, choose_lr
 from glmlab.ladder.predict import gap_estimate
 from glmlab.ladder.spec import build_plan
@@ -260,14 +260,30 @@ def test_gap_interval_covers_the_true_gap():
     assert gap.covers(true_gap)
 
 
-def rung_diffs(cells, base, variant):
-    from glmlab.report.stats import welch_test
+def ladder_verdict(cells, base, variant, *, higher_is_better, fit=None):
+    """The report's verdict across scale (glmlab/report/verdicts.py) on seed-level cells:
+    each rung's difference over seeds, one Holm family, then the categories."""
+    from glmlab.report.family import Family
+    from glmlab.report.stability import RunCount
+    from glmlab.report.stats import Arm, compare_arms
+    from glmlab.report.verdicts import Rung, judge, register
 
-    out = []
+    rungs = []
     for c in sorted(cells[base]):
-        w = welch_test(cells[variant][c], cells[base][c])
-        out.append(RungDiff(f"{c:.0e}", c, w.diff, None, None, w.significant))
-    return out
+        v, b = cells[variant][c], cells[base][c]
+        d = compare_arms(Arm(tuple(v), tuple(range(len(v)))), Arm(tuple(b), tuple(range(len(b)))))
+        n = RunCount(len(v), len(v), 0)
+        rungs.append(Rung(f"{c:.0e}", c, d, n, RunCount(len(b), len(b), 0)))
+    family = Family()
+    register(family, variant, "loss", rungs, 0.01)
+    family.adjust()
+
+    def meet(lo, hi):
+        return crossover(fit, variant, base, lo, hi) if fit else None
+
+    return judge(
+        family, variant, "loss", rungs, higher_is_better=higher_is_better, margin=0.01, meet=meet
+    )
 
 
 def test_crossover_recovered():
@@ -278,26 +294,24 @@ def test_crossover_recovered():
     computes = [c_star / 30, c_star / 5, c_star * 5, c_star * 30]
     cells = synthetic({"base": base, "v": var}, computes, noise=0.002, seeds=5)
     fit = fit_power_laws(points(cells), "own_e")
-    v = verdict(
-        rung_diffs(cells, "base", "v"),
-        higher_is_better=False,
-        fit=fit,
-        variant="v",
-        baseline="base",
-    )
+    v = ladder_verdict(cells, "base", "v", higher_is_better=False, fit=fit)
     assert v.kind == "crosses", v.text
     assert v.crossover == pytest.approx(c_star, rel=0.5)
-    assert "better below, worse above" in v.text
+    assert "(where the fitted curves meet): better at " in v.text and ", the opposite at " in v.text
 
 
-def test_verdict_better_worse_and_not_significant():
+def test_verdict_better_worse_and_inconclusive():
     base = (2.0, 3.0e3, 0.3)
     cells = synthetic({"base": base, "v": (2.0, 2.0e3, 0.3)}, COMPUTES, noise=0.002)
-    assert verdict(rung_diffs(cells, "base", "v"), higher_is_better=False).kind == "better"
-    assert verdict(rung_diffs(cells, "base", "v"), higher_is_better=True).kind == "worse"
+    better = ladder_verdict(cells, "base", "v", higher_is_better=False)
+    assert better.kind == "better" and better.text.startswith("better at every size")
+    assert ladder_verdict(cells, "base", "v", higher_is_better=True).kind == "worse"
     same = synthetic({"base": base, "v": base}, COMPUTES, noise=0.01, seeds=3, seed=3)
-    out = verdict(rung_diffs(same, "base", "v"), higher_is_better=False)
-    assert out.kind == "not significant"
+    out = ladder_verdict(same, "base", "v", higher_is_better=False)
+    assert (
+        out.kind == "inconclusive"
+        and "detectable at 80% power (level 0.05/7) pooled over the rungs" in out.text
+    )
 
 
 def test_accuracies_are_fitted_as_error_rates():

@@ -233,10 +233,11 @@ def test_parallel_sweep_equals_the_sequential_one(tmp_path, monkeypatch):
     sequential = run_glmlab([*args, "hydra.launcher.n_jobs=1"], cwd=tmp_path / "s")
     assert parallel.returncode == 0, parallel.stderr
     assert sequential.returncode == 0, sequential.stderr
-    assert "6 runs, 2 at once, in " in parallel.stdout
-    assert "6 runs, one at a time, in " in sequential.stdout
+    # 2 variants x 3 seeds and the A/A control arm (the baseline under train.stream=1).
+    assert "9 runs, 2 at once, in " in parallel.stdout
+    assert "9 runs, one at a time, in " in sequential.stdout
     # Every run printed its closing line, from whichever process ran it.
-    assert parallel.stdout.count("glmlab: [run ") == 6
+    assert parallel.stdout.count("glmlab: [run ") == 9
 
     def results(root: Path) -> dict[str, dict]:
         sweep = root / "sweeps" / "span_shuffle_ablation"
@@ -245,7 +246,7 @@ def test_parallel_sweep_equals_the_sequential_one(tmp_path, monkeypatch):
         }
 
     par, seq = results(tmp_path / "p"), results(tmp_path / "s")
-    assert len(par) == 6 and par.keys() == seq.keys()
+    assert len(par) == 9 and par.keys() == seq.keys()
     for name in par:
         a, b = par[name], seq[name]
         assert a["status"] == b["status"] == "completed"

@@ -56,7 +56,10 @@ def sweep_with_config(folder: Path, off_values: list[float], **changes: dict) ->
         result = read_result(run)
         result.attention = "sdpa"
         write_result(run, result)
-    (folder / "multirun.yaml").write_text(yaml.safe_dump({"report": {"baseline": BASE}}))
+    # The verdict metric is the suite's: the variants train different objectives, so their
+    # validation losses are not tested against each other.
+    report = {"baseline": BASE, "metric": "infill_token_loss"}
+    (folder / "multirun.yaml").write_text(yaml.safe_dump({"report": report}))
     return folder
 
 
@@ -90,8 +93,13 @@ def test_latex_output_carries_the_settings_as_its_caption(tmp_path):
     assert "positional rope" in caption and "vocab 1024" in caption
 
 
+# The CPU sweep's variant differs from its baseline by +0.3, -0.1, +0.1 by seed: not
+# significant; the GPU sweep's by about +1.9 on every seed: worse. The verdicts differ.
+CPU_OFF = [5.3, 5.1, 5.5]
+
+
 def test_compare_marks_a_differing_verdict_confounded_by_the_architecture(tmp_path):
-    cpu = sweep_with_config(tmp_path / "cpu" / "abl", [5.1, 5.3, 5.5])
+    cpu = sweep_with_config(tmp_path / "cpu" / "abl", CPU_OFF)
     gpu = sweep_with_config(
         tmp_path / "gpu" / "abl",
         [7.0, 7.1, 7.2],
@@ -109,7 +117,7 @@ def test_compare_marks_a_differing_verdict_confounded_by_the_architecture(tmp_pa
 
 
 def test_compare_of_two_scales_of_one_architecture_is_not_confounded(tmp_path):
-    cpu = sweep_with_config(tmp_path / "cpu" / "abl", [5.1, 5.3, 5.5])
+    cpu = sweep_with_config(tmp_path / "cpu" / "abl", CPU_OFF)
     gpu = sweep_with_config(
         tmp_path / "gpu" / "abl", [7.0, 7.1, 7.2], model={"n_layers": 12, "dim": 768}
     )

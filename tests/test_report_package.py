@@ -16,7 +16,7 @@ from scipy import stats as sps
 import glmlab.report
 from glmlab.cli.callback import SweepReportCallback
 from glmlab.report import Sweep, load_sweep
-from glmlab.report.stats import welch_test
+from glmlab.report.stats import SEEDS_WELCH, Arm, compare_arms
 from glmlab.runs import layout
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.result import RunResult
@@ -24,19 +24,23 @@ from glmlab.runs.result import RunResult
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_welch_test_is_scipy_welch_with_its_standard_error() -> None:
+def test_unpaired_seeds_are_scipy_welch_with_its_standard_error() -> None:
     rng = np.random.default_rng(0)
     for n_a, n_b in ((3, 3), (4, 7), (12, 5)):
         a, b = list(rng.normal(1.0, 0.3, n_a)), list(rng.normal(1.2, 0.8, n_b))
-        got = welch_test(a, b)
+        # Different seeds: nothing to pair, Welch's test over seeds.
+        got = compare_arms(
+            Arm(tuple(a), tuple(range(n_a))), Arm(tuple(b), tuple(range(50, 50 + n_b)))
+        )
         want = sps.ttest_ind(a, b, equal_var=False)
+        assert got.method == SEEDS_WELCH
         assert got.t == pytest.approx(want.statistic) and got.p == pytest.approx(want.pvalue)
         assert got.df == pytest.approx(want.df)
         assert got.diff == pytest.approx(np.mean(a) - np.mean(b))
-        assert got.diff / got.se == pytest.approx(got.t)  # the SE the report prints
-    # A constant sample against a varying one is a test (no warning); two constants are not.
-    assert welch_test([0.3, 0.3, 0.3], [0.30, 0.31, 0.32]).p < 1.0
-    assert welch_test([0.3, 0.3], [0.5, 0.5]) is None
+        assert got.diff / got.se == pytest.approx(got.t)  # the SE the interval is built on
+    # A constant sample against a varying one is a test; two constants are not.
+    assert compare_arms(Arm((0.3, 0.3, 0.3), (0, 1, 2)), Arm((0.30, 0.31, 0.32), (3, 4, 5))).p < 1.0
+    assert compare_arms(Arm((0.3, 0.3), (0, 1)), Arm((0.5, 0.5), (2, 3))) is None
 
 
 def test_run_result_is_one_typed_record_of_result_json() -> None:
@@ -135,7 +139,7 @@ def test_callback_writes_the_report_and_prints_the_closing_lines(
 
     monkeypatch.setattr(glmlab.cli.app, "_sweep_exit", [])  # the exit status it would set
     sweep = tmp_path / "sweep"
-    values = {"positional=rope": (5.0, 5.1, 5.2), "positional=alibi": (5.6, 5.7, 5.8)}
+    values = {"positional=rope": (5.0, 5.1, 5.2), "positional=alibi": (5.6, 5.75, 5.8)}
     for variant, losses in values.items():
         for seed, val in enumerate(losses):
             _run(
@@ -156,8 +160,10 @@ def test_callback_writes_the_report_and_prints_the_closing_lines(
         assert (sweep / name).stat().st_size > 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "glmlab: sweep sweep: verdicts"
-    assert out[1].startswith("  positional=alibi vs positional=rope: validation loss +0.6000")
-    assert "significant, worse" in out[1] and "**" not in out[1]
+    assert out[1].startswith(
+        "  positional=alibi vs positional=rope: validation loss worse: +0.6167 ["
+    )
+    assert "judged on 3 of 4 seeds (1 failed or unfinished)" in out[1] and "**" not in out[1]
     assert out[-2] == f"  report: {sweep / layout.REPORT_MD} (and {layout.REPORT_HTML})"
     assert out[-1] == f"glmlab: sweep {sweep}: 7 runs: 6 completed, 0 diverged, 1 failed"
     assert glmlab.cli.app._sweep_exit == [1]

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
+from glmlab.assembly.seeds import stream_seed
 from glmlab.config.spec import RunSpec
 from glmlab.data.examples import ExampleSet
 from glmlab.data.pipeline import PreparedData, prepare_data
@@ -163,6 +164,6 @@ def build_batch_sources(
         prepare_host=prepare_host,
     )
     return BatchSources(
-        train=BatchSource(data.train, seed=spec.seed, **common),
+        train=BatchSource(data.train, seed=stream_seed(spec), **common),
         validation=BatchSource(data.validation, seed=VALIDATION_SEED, shuffle=False, **common),
     )

@@ -10,6 +10,7 @@ import dataclasses
 
 import torch
 
+from glmlab.assembly.seeds import stream_seed
 from glmlab.config.rules import ConfigError
 from glmlab.config.spec import RunSpec
 from glmlab.model.attention_select import MeasureOn
@@ -65,8 +66,8 @@ def build_glm_model(
 def initial_model(
     spec: RunSpec, vocab_size: int, device: torch.device, *, attention: str | None = None
 ) -> GLMModel:
-    """The weights a run of ``spec`` starts from (seeded by ``spec.seed``), built without
+    """The weights a run of ``spec`` starts from (seeded by ``spec.seed`` on its ``train.stream``), built without
     touching torch's global generator."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
+        torch.manual_seed(stream_seed(spec))
         return build_glm_model(spec, vocab_size, device, attention=attention)

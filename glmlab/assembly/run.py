@@ -33,6 +33,7 @@ from glmlab.assembly.data import (
     build_sample_parts,
 )
 from glmlab.assembly.model import build_glm_model, initial_model
+from glmlab.assembly.seeds import stream_seed
 from glmlab.config.spec import RunSpec
 from glmlab.data.pipeline import PreparedData, check_splits
 from glmlab.eval.classify import label_sets
@@ -111,13 +112,13 @@ def build_run(
     """The parts of a run of ``spec`` on ``device`` (see the module docstring). In a run of
     several processes, ``is_main`` and ``broadcast`` (rank 0's value on every rank) let
     rank 0 time ``auto``'s candidates and share its choice. Seeds torch's generator with
-    ``spec.seed`` before the model's parameters are drawn."""
+    ``spec.seed`` (on its ``train.stream``) before the model's parameters are drawn."""
     registry = get_registry()
     data = build_data(spec)
     check_splits(data, min_tokens=spec.data.min_tokens)
     samples = build_sample_parts(spec, data, registry)
 
-    torch.manual_seed(spec.seed)
+    torch.manual_seed(stream_seed(spec))
     measure_on = MeasureOn(
         sample=lambda: build_batch_sources(spec, data, samples).train.batch(0),
         is_main=is_main,

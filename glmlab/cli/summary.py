@@ -56,7 +56,7 @@ def reference_notes(run_dir: Path) -> dict[str, str]:
     """``{metric: note}``: whether each headline metric of the completed run in ``run_dir``
     is past its trivial reference, tested as a sweep report tests a variant (its whole 95%
     interval over the evaluation items on the better side); {} without a recorded result."""
-    from glmlab.report.assess import assess_metric, reference_check
+    from glmlab.report.assess import arm_of, assess_metric, reference_check
     from glmlab.report.load import Variant, read_run
     from glmlab.report.metrics import REFERENCES, metric_info
 
@@ -69,6 +69,8 @@ def reference_notes(run_dir: Path) -> dict[str, str]:
         if metric not in run.metrics:
             continue
         interval = assess_metric([variant], None, metric).intervals.get("run")
+        if interval is not None and interval.low is None:
+            interval = _over_items(arm_of(variant, metric)) or interval
         check = reference_check([run], metric, {"run": interval})
         if check is None or interval is None:
             continue
@@ -84,6 +86,19 @@ def reference_notes(run_dir: Path) -> dict[str, str]:
         past = state == "past" or (state == "no interval" and beyond)
         notes[metric] = f"{'past' if past else NOT_PAST} {REFERENCES[ref]} ({span})"
     return notes
+
+
+def _over_items(arm: Any) -> Any:
+    """One run's mean with a t interval over its evaluation items: the item part of a
+    sweep's interval (one seed has no seed part; :func:`glmlab.report.stats.arm_estimate`
+    gives none). None without per-item scores."""
+    from glmlab.report.stats import Estimate, t_interval
+
+    if arm.items is None or arm.n != 1 or arm.items.n_items < 2:
+        return None
+    z = arm.items.linearised()[0]
+    mean, se, df = float(z.mean()), float(z.std(ddof=1)) / len(z) ** 0.5, len(z) - 1
+    return Estimate(mean, *t_interval(mean, se, df), se=se, df=df)
 
 
 def _closing(notes: dict[str, str]) -> list[str]:

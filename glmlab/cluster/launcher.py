@@ -38,6 +38,13 @@ class RepresentativeSweeperConf(BasicSweeperConf):
     _target_: str = SWEEPER_TARGET
 
 
+def store_sweeper() -> None:
+    """Store ``hydra/sweeper/glmlab_basic`` (conf/config.yaml's sweeper) in the ConfigStore."""
+    ConfigStore.instance().store(
+        group="hydra/sweeper", name=SWEEPER, node=RepresentativeSweeperConf, provider="glmlab"
+    )
+
+
 def install() -> None:
     """Register the launcher's config and make its plugin class findable by Hydra (also
     when Hydra scanned its plugins before this ran)."""
@@ -46,9 +53,7 @@ def install() -> None:
     store = ConfigStore.instance()
     register_local_config()
     store.store(group="hydra/launcher", name=LAUNCHER, node=SlurmAsyncQueueConf, provider="glmlab")
-    store.store(
-        group="hydra/sweeper", name=SWEEPER, node=RepresentativeSweeperConf, provider="glmlab"
-    )
+    store_sweeper()
     from hydra.core.plugins import Plugins
 
     plugins = Plugins.instance()

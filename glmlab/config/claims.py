@@ -15,7 +15,13 @@ from omegaconf import MISSING
 
 from glmlab.config.rules import ConfigError, checked_dataclass, plain_container, rule, show_value
 
-__all__ = ["EXPECTATIONS", "REFERENCE_LEVELS", "ClaimConfig", "parse_claims"]
+__all__ = [
+    "EXPECTATIONS",
+    "REFERENCE_LEVELS",
+    "ClaimConfig",
+    "margins_are_positive",
+    "parse_claims",
+]
 
 # The variant compared with ``against``: its metric is expected better, worse, or the same
 # within a margin.
@@ -91,3 +97,17 @@ def parse_claims(node: Any) -> list[ClaimConfig]:
     if problems:
         raise ConfigError("; ".join(problems))
     return claims
+
+
+def margins_are_positive(report: Any, group: str) -> list[str]:
+    """``report.margin``: a number > 0 for every verdict metric, or ``{metric: number > 0}``."""
+    margin = report.margin
+    values = margin.values() if isinstance(margin, dict) else [margin]
+    if margin is None or all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        return []
+    return [
+        f"{group}.margin={margin}: must be a number > 0 or a mapping {{metric: number > 0}}, "
+        "e.g. report.margin=0.02 or +report.margin.cloze_acc=0.01"
+    ]

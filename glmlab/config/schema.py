@@ -24,6 +24,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from glmlab.config.claims import margins_are_positive
 from glmlab.config.rules import IDENTITY, checks, rule
 from glmlab.plugin.hookspecs import MODEL_GROUP_KINDS as PLUGIN_GROUPS
 
@@ -141,10 +142,11 @@ class TrainConfig:
     checkpoint_interval: int = rule(100, ge=1)
     # end this invocation after N steps (resumable), for preemption tests
     stop_after: int | None = rule(None, ge=1, identity=False)
-    device: str = rule(
-        "auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", text="auto, cpu, mps, cuda, cuda:N"
-    )
+    device: str = rule("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", text="auto, cpu, mps, cuda:N")
     compile: bool | None = None  # None: on for CUDA, off on CPU
+    # Another stream of initialisation and data order for the same seed (the A/A control
+    # arm, report.control; glmlab/assembly/seeds.py); null: the seed's own.
+    stream: int | None = rule(None, ge=1, lt=2**31)
     # torch intra-op threads on CPU; None: torch's default
     threads: int | None = rule(None, ge=1, identity=False)
     # a progress bar on a terminal; plain log lines otherwise
@@ -193,12 +195,18 @@ class PluginConfig:
     name: str = MISSING
 
 
+@checks(margins_are_positive)
 @dataclass
 class ReportConfig:
-    """``report``: what a sweep's report compares (docs/REPORTS.md)."""
+    """``report``: what a sweep's report compares and how (docs/REPORTS.md)."""
 
     baseline: str | None = None  # the baseline variant's overrides: "objective.sentinels=false"
     metric: Any = "final_val_loss"  # the verdict metric: one name or a list of names
+    # The equivalence margin of the verdict metrics: one number, {metric: number}, or None
+    # for each metric's default (0.02 nats per token for a loss, 0.01 for an accuracy).
+    margin: Any = None
+    # An A/A control arm: the sweeper adds the baseline again under train.stream=1.
+    control: bool = False
     # what the experiment claims to test (glmlab/config/claims.py, docs/EVALUATION.md)
     claims: list[Any] = field(default_factory=list)
 

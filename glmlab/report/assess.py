@@ -1,17 +1,17 @@
-"""What a sweep report tests for each metric, and how (docs/REPORTS.md).
+"""What a sweep report tests for each metric, and how (docs/REPORTS.md, "Statistics").
 
-- Metrics of the evaluation suite with per-item scores in every run (``eval_items.json``):
-  each variant against the baseline paired by item, with a hierarchical bootstrap over
-  seeds and items (:func:`glmlab.report.stats.paired_bootstrap`).
-- Without per-item scores (the validation loss; run directories written before
-  ``eval_items.json`` existed): Welch's t-test over seeds (:func:`glmlab.report.stats.welch_test`).
-- Throughput and memory: shown, never tested (they measure the machine and its load).
-- The validation loss between variants that train different objectives: shown, not
-  tested (each variant is scored on its own task).
+- Per metric (:func:`assess_metric`): each variant's mean with its 95% interval and its
+  difference to the baseline (:func:`glmlab.report.stats.compare_arms`: paired by seed
+  when both arms completed the same seeds, over seeds and items when every run saved
+  per-item scores, else over seeds only); a 0/1 outcome per run (diverged, stalled) as a
+  rate with Boschloo's exact test (glmlab/report/rates.py). Throughput, memory and the
+  counted cost are shown, never tested; the validation loss is not tested between variants
+  that train different objectives.
+- Past the reference (:func:`reference_check`): an arm's whole 95% interval is on the
+  better side of the metric's trivial reference (chance for cloze, the unigram model for
+  losses), for every metric that has one.
 
-With several variants against one baseline, the p-values of one metric are adjusted with
-Holm's method. The reference levels (chance, unigram, untrained model) come from the runs'
-``eval_items.json``.
+The family, the verdicts and the A/A control of a sweep: glmlab/report/sweep_verdicts.py.
 """
 
 from __future__ import annotations
@@ -27,19 +27,24 @@ from glmlab.eval.metrics import item_fractions
 from glmlab.report.load import Sweep, differing_config
 from glmlab.report.metrics import NOT_TESTED, REFERENCES, TASK_OF_METRIC, TRIVIAL, metric_info
 from glmlab.report.rates import RATE_METRICS, RateDiff, rate_test
-from glmlab.report.stats import (
-    Interval,
-    PairedDiff,
-    RunItems,
-    Welch,
-    bootstrap_mean,
-    holm,
-    paired_bootstrap,
-    summary_stats,
-    welch_test,
-)
+from glmlab.report.stability import RunCount, count_runs
+from glmlab.report.stats import Arm, Diff, Estimate, RunItems, arm_estimate, compare_arms
 
-PAIRED, WELCH, EXACT, NONE = "paired", "welch", "exact", "none"
+__all__ = [
+    "EXACT",
+    "ITEMS",
+    "NONE",
+    "SEEDS",
+    "MetricTests",
+    "arm_of",
+    "assess_metric",
+    "reference_check",
+    "reference_levels",
+    "tests_of",
+    "variant_items",
+]
+
+ITEMS, SEEDS, EXACT, NONE = "items", "seeds", "exact", "none"
 
 
 class RunLike(Protocol):
@@ -48,6 +53,12 @@ class RunLike(Protocol):
 
     @property
     def eval_items(self) -> dict[str, Any]: ...
+
+    @property
+    def seed(self) -> Any: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 class VariantLike(Protocol):
@@ -61,14 +72,16 @@ class VariantLike(Protocol):
 
 @dataclass
 class MetricTests:
-    """One metric across a sweep: per variant its 95% interval and its difference to the
-    baseline (``None`` for the baseline and where nothing can be tested)."""
+    """One metric across a sweep: per variant its mean with a 95% interval, its
+    difference to the baseline (``None`` for the baseline and where nothing can be
+    tested) and its runs; ``method`` is ITEMS, SEEDS or NONE (``reason``: why not ITEMS)."""
 
     metric: str
-    method: str  # PAIRED, WELCH, EXACT (a rate over runs: glmlab/report/rates.py) or NONE
-    reason: str  # why NONE (or why WELCH instead of PAIRED); empty otherwise
-    intervals: dict[str, Interval | None] = field(default_factory=dict)
-    diffs: dict[str, PairedDiff | Welch | RateDiff | None] = field(default_factory=dict)
+    method: str
+    reason: str
+    intervals: dict[str, Estimate | None] = field(default_factory=dict)
+    diffs: dict[str, Diff | RateDiff | None] = field(default_factory=dict)
+    counts: dict[str, RunCount] = field(default_factory=dict)
 
 
 def run_items(run: RunLike, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -80,14 +93,15 @@ def run_items(run: RunLike, metric: str) -> tuple[np.ndarray, np.ndarray] | None
     return item_fractions(task, scores)
 
 
-def variant_items(variant: VariantLike, metric: str) -> RunItems | None:
-    """The per-item scores of every run of ``variant`` that reports ``metric``; None if
-    any of them lacks them or they disagree on the number of items."""
+def arm_of(variant: VariantLike, metric: str, *, items: bool = True) -> Arm:
+    """The completed runs of ``variant`` that report ``metric``: values, seeds, and the
+    per-item scores when every one of them saved them (and ``items``)."""
     runs = [r for r in variant.runs if metric in r.metrics]
-    pairs = [run_items(r, metric) for r in runs]
-    if not pairs or any(p is None for p in pairs) or len({p[0].shape for p in pairs}) != 1:
-        return None
-    return RunItems.from_runs(pairs)
+    values = tuple(r.metrics[metric] for r in runs)
+    seeds = tuple(r.seed for r in runs)
+    pairs = [run_items(r, metric) for r in runs] if items else []
+    ok = bool(pairs) and all(p is not None for p in pairs) and len({p[0].shape for p in pairs}) == 1
+    return Arm(values, seeds, RunItems.from_runs(pairs) if ok else None)
 
 
 def assess_metric(
@@ -97,8 +111,8 @@ def assess_metric(
     *,
     untestable: str = "",
 ) -> MetricTests:
-    """The intervals and baseline differences of ``metric`` (see the module docstring);
-    ``untestable`` is a reason to show the metric without testing it."""
+    """The intervals and baseline differences of ``metric`` (module docstring);
+    ``untestable``: a reason to show the metric without testing it."""
     if metric in NOT_TESTED:
         untestable = (
             "not tested: the objective's supervision and cost, counted, not a result"
@@ -106,90 +120,79 @@ def assess_metric(
             else "not tested: throughput and memory measure the machine and its load"
         )
     if metric in RATE_METRICS and not untestable:
-        return _holm(_rate_tests(variants, baseline, metric))
-    items = {v.label: variant_items(v, metric) for v in variants if v.values(metric)}
-    paired = bool(items) and all(i is not None for i in items.values())
-    if paired and len({i.n_items for i in items.values()}) > 1:
-        paired = False
+        return _rate_tests(variants, baseline, metric)
+    arms = {v.label: arm_of(v, metric) for v in variants}
+    with_values = [a for a in arms.values() if a.n]
+    by_items = bool(with_values) and all(a.items is not None for a in with_values)
+    if by_items and len({a.items.n_items for a in with_values}) > 1:
+        by_items = False
+        arms = {v.label: arm_of(v, metric, items=False) for v in variants}
+    if not by_items:
+        arms = {label: Arm(a.values, a.seeds) for label, a in arms.items()}
     if untestable:
         out = MetricTests(metric, NONE, untestable)
-    elif paired:
-        out = MetricTests(metric, PAIRED, "")
+    elif by_items:
+        out = MetricTests(metric, ITEMS, "")
     else:
         reason = (
             "seeds only: no per-item scores"
             if metric in TASK_OF_METRIC
             else "seeds only: scored per run, not per item"
         )
-        out = MetricTests(metric, WELCH, reason)
-    base_items = items.get(baseline.label) if baseline else None
+        out = MetricTests(metric, SEEDS, reason)
+    base = arms.get(baseline.label) if baseline is not None else None
     for v in variants:
-        values = v.values(metric)
-        if not values:
-            out.intervals[v.label] = None
-            continue
-        if out.method == PAIRED:
-            out.intervals[v.label] = bootstrap_mean(items[v.label])
-        else:
-            s = summary_stats(values)
-            ci = s.ci if s else None
-            out.intervals[v.label] = Interval(s.mean, *(ci or (None, None)))
-        if out.method == NONE or baseline is None or v is baseline:
-            out.diffs[v.label] = None
-        elif out.method == PAIRED and base_items is not None:
-            out.diffs[v.label] = paired_bootstrap(items[v.label], base_items)
-        elif out.method == WELCH:
-            out.diffs[v.label] = welch_test(values, baseline.values(metric))
-        else:
-            out.diffs[v.label] = None
-    return _holm(out)
-
-
-def _holm(out: MetricTests) -> MetricTests:
-    """``out`` with its p-values Holm-adjusted across the variants tested."""
-    tested = [k for k, d in out.diffs.items() if d is not None]
-    if len(tested) > 1:
-        for k, p in zip(tested, holm([out.diffs[k].p for k in tested]), strict=True):
-            d = out.diffs[k]
-            out.diffs[k] = type(d)(**{**d.__dict__, "p_adjusted": p})
+        out.counts[v.label] = count_runs(r.status for r in v.runs)
+        arm = arms[v.label]
+        out.intervals[v.label] = arm_estimate(arm)
+        tested = out.method != NONE and base is not None and v is not baseline
+        out.diffs[v.label] = compare_arms(arm, base) if tested else None
     return out
 
 
 def _rate_tests(
     variants: Sequence[VariantLike], baseline: VariantLike | None, metric: str
 ) -> MetricTests:
-    """A 0/1 outcome per run (:data:`RATE_METRICS`): each variant's rate with its
-    Clopper-Pearson 95% interval, and Boschloo's exact test against the baseline."""
+    """A 0/1 outcome per run (:data:`~glmlab.report.rates.RATE_METRICS`: diverged runs
+    count): each variant's rate with its Clopper-Pearson 95% interval, and Boschloo's exact
+    test against the baseline (glmlab/report/rates.py)."""
     out = MetricTests(metric, EXACT, "")
     base = baseline.values(metric) if baseline is not None else []
     for v in variants:
+        out.counts[v.label] = count_runs(r.status for r in v.runs)
         values = v.values(metric)
         if not values:
             out.intervals[v.label], out.diffs[v.label] = None, None
             continue
         ci = binomtest(round(sum(values)), len(values)).proportion_ci()
-        out.intervals[v.label] = Interval(sum(values) / len(values), ci.low, ci.high)
+        out.intervals[v.label] = Estimate(sum(values) / len(values), ci.low, ci.high)
         out.diffs[v.label] = None if v is baseline else rate_test(values, base)
     return out
+
+
+def variant_items(variant: VariantLike, metric: str) -> RunItems | None:
+    """The per-item scores of every completed run of ``variant`` on ``metric`` (None when
+    one of them lacks them)."""
+    return arm_of(variant, metric).items
 
 
 def reference_levels(runs: Iterable[RunLike], metric: str) -> dict[str, float]:
     """``{reference: mean level over the runs}`` for ``metric`` from the runs'
     eval_items.json (chance only for cloze; the untrained model differs by seed)."""
     out: dict[str, float] = {}
-    for key in REFERENCES:
+    for ref in REFERENCES:
         values = [
-            r.eval_items["reference_metrics"][key][metric]
+            r.eval_items["reference_metrics"][ref][metric]
             for r in runs
-            if metric in ((r.eval_items.get("reference_metrics") or {}).get(key) or {})
+            if metric in ((r.eval_items.get("reference_metrics") or {}).get(ref) or {})
         ]
         if values:
-            out[key] = float(np.mean(values))
+            out[ref] = float(np.mean(values))
     return out
 
 
 def reference_check(
-    runs: Iterable[RunLike], metric: str, intervals: dict[str, Interval | None]
+    runs: Iterable[RunLike], metric: str, intervals: dict[str, Estimate | None]
 ) -> tuple[str, float, dict[str, str]] | None:
     """(reference name, level, ``{label: past | not past | no interval}``) for the
     metric's trivial reference, or None when the runs recorded none. Past: the whole

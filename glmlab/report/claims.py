@@ -17,15 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as sps
-
 from glmlab.config.claims import ClaimConfig, parse_claims
-from glmlab.report.assess import reference_levels, tests_of, variant_items
-from glmlab.report.load import Sweep, Variant, variant_label
+from glmlab.report.assess import reference_levels, tests_of
+from glmlab.report.load import Sweep, Variant, find_variant
 from glmlab.report.metrics import metric_info
-from glmlab.report.rates import RATE_METRICS, RateDiff, rate_test
-from glmlab.report.stats import ALPHA, Interval, PairedDiff, Welch, paired_bootstrap, welch_test
-from glmlab.runs.naming import variant_overrides
+from glmlab.report.rates import RateDiff
+from glmlab.report.stats import ALPHA, Diff, Estimate
+from glmlab.report.sweep_verdicts import assessment
 
 __all__ = [
     "OUTCOMES",
@@ -108,45 +106,32 @@ def judge(
     return Outcome(OPPOSITE, f"{shown}: significantly {observed}; the claim says {expect}")
 
 
-def tested_difference(d: PairedDiff | Welch | RateDiff | None) -> Difference | None:
-    """The plain record of one of the report's test results (the only reader of them)."""
+def tested_difference(d: Diff | RateDiff | None, p: float | None) -> Difference | None:
+    """The plain record of one of the report's test results (the only reader of them),
+    with ``p`` adjusted in the report's family (glmlab/report/sweep_verdicts.py)."""
     if d is None:
         return None
-    p = d.p if d.p_adjusted is None else d.p_adjusted
-    if isinstance(d, PairedDiff):
-        return Difference(d.diff, d.low, d.high, p, d.significant)
-    if isinstance(d, Welch):
-        half = float(sps.t.ppf(1 - ALPHA / 2, d.df)) * d.se
-        return Difference(d.diff, d.diff - half, d.diff + half, p, d.significant)
-    return Difference(d.diff, None, None, p, d.significant)
+    p = d.p if p is None else p
+    if isinstance(d, Diff):
+        return Difference(d.diff, d.low, d.high, p, p < ALPHA)
+    return Difference(d.diff, None, None, p, p < ALPHA)
 
 
 def _find(sweep: Sweep, spelled: str | None) -> Variant | None:
-    if spelled is None:
-        return sweep.baseline
-    wanted = variant_label(variant_overrides([w.strip() for w in spelled.split(",")]))
-    want = set(wanted.split(", "))
-    return next((v for v in sweep.variants if set(v.label.split(", ")) == want), None)
+    return find_variant(sweep, spelled)
 
 
 def _pair(sweep: Sweep, variant: Variant, other: Variant, metric: str) -> Difference | None:
-    """The difference on ``metric``: the report's own test when ``other`` is the baseline,
-    else the same kind of test between the two arms (not Holm-adjusted: one comparison)."""
-    if other is sweep.baseline:
-        return tested_difference(tests_of(sweep, metric).diffs.get(variant.label))
-    a, b = variant.values(metric), other.values(metric)
-    if metric in RATE_METRICS:
-        return tested_difference(rate_test(a, b))
-    items_a, items_b = variant_items(variant, metric), variant_items(other, metric)
-    if items_a is not None and items_b is not None and items_a.n_items == items_b.n_items:
-        return tested_difference(paired_bootstrap(items_a, items_b))
-    return tested_difference(welch_test(a, b))
+    """The difference on ``metric`` as the report tests it, with its p adjusted in the
+    report's one family (every claim's comparison is in it)."""
+    d, p = assessment(sweep).claim_difference(variant.label, other.label, metric)
+    return tested_difference(d, p)
 
 
 def _not_past(sweep: Sweep, arm: Variant, metric: str, reference: str) -> str:
     """Why ``arm`` is not clearly past ``reference`` on ``metric``, or ''."""
     m = metric_info(metric)
-    iv: Interval | None = tests_of(sweep, metric).intervals.get(arm.label)
+    iv: Estimate | None = tests_of(sweep, metric).intervals.get(arm.label)
     level = reference_levels(arm.runs, metric).get(reference)
     if iv is None or level is None:
         return f"`{arm.label}` has no {m.label} or no {reference} level to check it against"

@@ -2,12 +2,13 @@
 
 For the variants and metrics the sweeps share (e.g. the CPU and the GPU sweep of one
 experiment, or one sweep before and after a plugin change) it writes ``compare.md`` and a
-self-contained ``compare.html``: each sweep's mean ± std, its difference to its own
-baseline, and the change from the first sweep tested with Welch's t-test. Significant
-changes are bold, and a variant whose verdict against its baseline differs between sweeps
-is marked, as confounded when the sweeps also differ in an architecture setting
-(:data:`glmlab.report.header.ARCHITECTURE`: positional scheme, vocabulary, objective, ...).
-A sweep is never compared with itself.
+self-contained ``compare.html``: each sweep's mean with the 95% interval its report shows,
+its verdict against its own baseline (the report's: the same test, the same family), and
+the change from the first sweep with the report's test (:func:`glmlab.report.stats.compare_arms`
+over seeds: the sweeps need not share items). A variant whose verdict against its
+baseline differs between sweeps is marked, as confounded when the sweeps also differ in an
+architecture setting (:data:`glmlab.report.header.ARCHITECTURE`: positional scheme,
+vocabulary, objective, ...). A sweep is never compared with itself.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glmlab.io import write_text_atomic
-from glmlab.report.assess import tests_of
+from glmlab.report.assess import NONE, arm_of, tests_of
 from glmlab.report.header import architecture_keys, shared_settings
 from glmlab.report.html import markdown_to_html
 from glmlab.report.load import Sweep, Variant, differing_config, load_sweep
-from glmlab.report.markdown import fmt, fmt_delta, md_cell
+from glmlab.report.markdown import fmt, md_cell
 from glmlab.report.metrics import metric_info
 from glmlab.report.plots import plot_compare_curves
-from glmlab.report.stats import summary_stats, welch_test
+from glmlab.report.stats import Arm, compare_arms
+from glmlab.report.sweep_verdicts import assessment
 from glmlab.runs.layout import COMPARE_CURVES, COMPARE_HTML, COMPARE_MD, RunStatus
 
 __all__ = [
@@ -49,20 +51,20 @@ def sweep_names(sweeps: Sequence[Sweep]) -> list[str]:
 
 
 def _verdict_key(sweep: Sweep, variant: Variant, metric: str) -> str:
-    """``+`` / ``-`` for a significant difference to the baseline, ``=`` otherwise."""
+    """The verdict's category against the baseline (``=`` for the baseline itself)."""
     if sweep.baseline is None or variant.label == sweep.baseline.label:
         return "="
-    test = tests_of(sweep, metric).diffs.get(variant.label)
-    if test is None or not test.significant:
-        return "="
-    return "+" if test.diff > 0 else "-"
+    found = assessment(sweep).verdicts.get((variant.label, metric))
+    return found.kind if found is not None else "="
 
 
-def _summary(values: list[float], digits: int) -> str:
-    s = summary_stats(values)
-    if s is None:
+def _summary(sweep: Sweep, label: str, metric: str, digits: int) -> str:
+    iv = tests_of(sweep, metric).intervals.get(label)
+    if iv is None:
         return "–"
-    return f"{fmt(s.mean, digits)} ± {fmt(s.std, digits)} (n={s.n})"
+    n = len(next(v for v in sweep.variants if v.label == label).values(metric))
+    ci = f" [{fmt(iv.low, digits)}, {fmt(iv.high, digits)}]" if iv.low is not None else ""
+    return f"{fmt(iv.estimate, digits)}{ci} (n={n})"
 
 
 def _vs_baseline(sweep: Sweep, label: str, metric: str, digits: int) -> str:
@@ -70,8 +72,29 @@ def _vs_baseline(sweep: Sweep, label: str, metric: str, digits: int) -> str:
         return "–"
     if label == sweep.baseline.label:
         return "baseline"
-    test = tests_of(sweep, metric).diffs.get(label)
-    return fmt_delta(test, digits) if test else "–"
+    found = assessment(sweep).verdicts.get((label, metric))
+    if found is not None:
+        return md_cell(found.text)
+    tests = tests_of(sweep, metric)
+    if tests.method == NONE:
+        return md_cell(tests.reason)
+    d = tests.diffs.get(label)
+    return (
+        f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}] (not tested)"
+        if d
+        else "–"
+    )
+
+
+def _change(variant: Variant, first: Variant, metric: str, digits: int) -> str:
+    """This sweep's variant minus the first sweep's, over seeds (paired when both ran the
+    same seeds), with its 95% interval and p: one test per cell, not adjusted."""
+    now, then = arm_of(variant, metric, items=False), arm_of(first, metric, items=False)
+    d = compare_arms(Arm(now.values, now.seeds), Arm(then.values, then.seeds))
+    if d is None:
+        return "–"
+    text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}], p = {d.p:.3g}"
+    return f"**{text}**" if d.p < 0.05 else text
 
 
 def _differs(differs: bool, confounds: list[str]) -> str:
@@ -102,13 +125,14 @@ def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
         lines.append(f"| {name} | `{s.dir.resolve()}` | {len(s.runs)} | {done} | {div} | {base} |")
     lines += [
         "",
-        "Cells: mean ± sample std over seeds (n completed runs). “vs baseline”: the variant's "
-        "difference to its own sweep's baseline, as its report tests it (paired by item with "
-        "a 95% interval where the runs saved per-item scores, else ± standard error with "
-        f"Welch's t-test); “change”: this sweep minus {first} ± standard error, Welch's "
-        "t-test over seeds (the sweeps need not share items). **bold** = significant at 5%. "
-        f"{DIFFERENT_VERDICT}: the variant beats, loses to or ties its baseline in one sweep "
-        "but not in another.",
+        "Cells: mean with the 95% interval its sweep's report shows (n completed runs). "
+        "“vs baseline”: the variant's verdict against its own sweep's baseline, as that "
+        "report states it (same test, same family, adjusted p); “change”: this sweep minus "
+        f"{first} with its 95% interval and p, over seeds (paired by seed when both sweeps "
+        "ran the same seeds; the sweeps need not share items), one test per cell, not "
+        "adjusted: **bold** = p < 0.05. "
+        f"{DIFFERENT_VERDICT}: the variant's verdict category (better, worse, equivalent, "
+        "inconclusive, ...) differs between the sweeps.",
         "",
     ]
     for name, s in zip(names, sweeps, strict=True):
@@ -166,12 +190,11 @@ def render_comparison(sweeps: Sequence[Sweep], *, curves: bool = False) -> str:
             row = [md_cell(label)]
             for i, (s, v) in enumerate(zip(sweeps, variants, strict=True)):
                 row += [
-                    _summary(v.values(metric), info.digits),
+                    _summary(s, label, metric, info.digits),
                     _vs_baseline(s, label, metric, info.digits),
                 ]
                 if i:
-                    test = welch_test(v.values(metric), variants[0].values(metric))
-                    row.append(fmt_delta(test, info.digits) if test else "–")
+                    row.append(_change(v, variants[0], metric, info.digits))
             keys = {_verdict_key(s, v, metric) for s, v in zip(sweeps, variants, strict=True)}
             row.append(_differs(len(keys) > 1, confounds))
             lines.append("| " + " | ".join(row) + " |")

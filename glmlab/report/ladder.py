@@ -5,7 +5,8 @@ it and as its seed runs used it, and per metric the trend across scale
 ladder_plot.py plots it, ladder_export.py tabulates it for ``glmlab results``.
 
 Everything is read from the run directories and ``ladder.json`` (the plan the sweeper
-saved). Only verdict runs enter a verdict: tuning runs feed the lr choice (and the lr
+saved). Only verdict runs enter a verdict (every one of them, diverged and failed ones
+counted: glmlab/report/ladder_verdicts.py): tuning runs feed the lr choice (and the lr
 sensitivity rows), superseded runs are listed and left out.
 """
 
@@ -22,7 +23,9 @@ from glmlab.ladder.compute import MAX_EPOCHS
 from glmlab.ladder.lr import GridPoint, LrChoice, choose_lr
 from glmlab.ladder.roles import LADDER_FILE, idents, place, read_plan
 from glmlab.ladder.spec import LadderPlan, Rung, show_lr
+from glmlab.report.family import Family
 from glmlab.report.load import Run, Sweep, _is_baseline
+from glmlab.report.stability import Stability
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.naming import variant_overrides
 
@@ -110,6 +113,9 @@ class Ladder:
     arms: dict[tuple[str, str], Arm]  # (variant label, rung name) -> arm
     unmatched: list[Run]
     trends: dict[str, Any] = field(default_factory=dict)  # metric -> MetricTrend
+    family: Family = field(default_factory=lambda: Family("the ladder's verdicts"))
+    stability: dict[str, Stability] = field(default_factory=dict)  # variant -> divergence
+    control: bool = False  # report.control is set (the ladder's sweeper adds no A/A arm yet)
 
     def rung(self, name: str) -> Rung:
         return next(r for r in self.plan.rungs if r.name == name)
@@ -177,6 +183,7 @@ def load_ladder(sweep: Sweep) -> Ladder | None:
     """The ladder of a loaded sweep, or None when the sweep is no ladder (no ladder.json);
     computed once per loaded sweep (the report and the console lines share it)."""
     from glmlab.report.ladder_trend import build_trend
+    from glmlab.report.ladder_verdicts import judge_ladder
     from glmlab.report.load import report_settings
 
     if "ladder" in sweep.cache:
@@ -188,7 +195,8 @@ def load_ladder(sweep: Sweep) -> Ladder | None:
         return None
     labels = _labels(plan.variants)
     known = idents(plan)
-    wanted = report_settings(Path(sweep.dir)).get("baseline")
+    settings = report_settings(Path(sweep.dir))
+    wanted = settings.get("baseline")
     baseline = next((lab for lab in labels if _is_baseline(lab, wanted)), None)
     found: dict[tuple[str, str], dict[str, list[Run]]] = {}
     unmatched = []
@@ -215,7 +223,9 @@ def load_ladder(sweep: Sweep) -> Ladder | None:
                 roles.get("tuning", []),
             )
     ladder = Ladder(plan, labels, baseline, arms, unmatched)
+    ladder.control = bool(settings.get("control"))
     for metric in sweep.primary:
         ladder.trends[metric] = build_trend(ladder, metric)
+    judge_ladder(ladder, settings.get("margin"))
     sweep.cache["ladder"] = ladder
     return ladder

@@ -15,6 +15,7 @@ from glmlab.report.ladder import Ladder, load_ladder
 from glmlab.report.load import load_sweep
 from glmlab.report.metrics import metric_info
 from glmlab.report.table import FORMATS, emit, latex_escape
+from glmlab.report.verdicts import key
 
 __all__ = ["LADDER_COLUMNS", "ladder_latex", "ladder_rows", "render_ladder_table"]
 
@@ -64,7 +65,6 @@ def ladder_rows(ladder: Ladder) -> list[dict[str, Any]]:
                 base = ladder.arms.get((ladder.baseline, rung.name))
                 tests = trend.tests.get(rung.name)
                 d = next((x for x in trend.diffs.get(label, []) if x.rung == rung.name), None)
-                raw = tests.diffs.get(label) if tests else None
                 iv = tests.intervals.get(label) if tests else None
                 ib = tests.intervals.get(ladder.baseline) if tests else None
                 row: dict[str, Any] = dict.fromkeys(LADDER_COLUMNS)
@@ -88,7 +88,8 @@ def ladder_rows(ladder: Ladder) -> list[dict[str, Any]]:
                         diff=d.diff,
                         diff_low=d.low,
                         diff_high=d.high,
-                        p=getattr(raw, "p_adjusted", None) or getattr(raw, "p", None),
+                        # adjusted in the ladder's family (glmlab/report/ladder_verdicts.py)
+                        p=ladder.family.p(key(label, metric, rung.name, "difference")),
                         significant=d.significant,
                     )
                 if gap is not None and row["role"] == "held out" and gap.predicted is not None:

@@ -9,11 +9,21 @@ import math
 
 from glmlab.ladder.spec import show_lr
 from glmlab.report import ladder_tables as tables
+from glmlab.report.assess import reference_check
 from glmlab.report.ladder import LADDER_PLOT, Ladder
 from glmlab.report.ladder_trend import MetricTrend, target_of
-from glmlab.report.metrics import metric_info
+from glmlab.report.metrics import REFERENCES, metric_info
+from glmlab.report.verdicts import key
 
-__all__ = ["holdout_lines", "holdout_section", "ladder_summary", "render_ladder", "verdict_lines"]
+__all__ = [
+    "holdout_lines",
+    "holdout_section",
+    "ladder_summary",
+    "reference_lines",
+    "render_ladder",
+    "stability_lines",
+    "verdict_lines",
+]
 
 FORM = {
     "own_e": "E per variant",
@@ -221,6 +231,68 @@ def _intro(ladder: Ladder) -> str:
     )
 
 
+def reference_lines(ladder: Ladder) -> list[str]:
+    """Per metric: whether every arm's verdict runs are past the trivial reference, by the
+    sweep report's rule (the arm's whole 95% interval on the better side of it)."""
+    out = []
+    for metric, trend in ladder.trends.items():
+        info = metric_info(metric)
+        bad, unknown, checked = [], [], 0
+        for rung in ladder.plan.ladder_rungs():
+            tests = trend.tests.get(rung.name)
+            runs = [r for lab in ladder.labels for r in ladder.arms[(lab, rung.name)].runs]
+            check = reference_check(runs, metric, tests.intervals) if tests else None
+            if check is None:
+                continue
+            ref, level, status = check
+            for label, state in status.items():
+                checked += 1
+                iv = tests.intervals[label]
+                if state == "not past":
+                    bad.append(
+                        f"{label} @ {rung.name} ({_g(iv.estimate)} [{_g(iv.low)}, "
+                        f"{_g(iv.high)}] vs {REFERENCES[ref]} {_g(level)})"
+                    )
+                elif state == "no interval":
+                    unknown.append(f"{label} @ {rung.name}")
+        if bad:
+            out.append(
+                f"- ⚠ {info.label}: not clearly past the trivial reference (95% interval) at "
+                + "; ".join(bad)
+            )
+        elif unknown:
+            out.append(f"- {info.label}: one seed run, no interval, at " + ", ".join(unknown))
+        elif checked:
+            out.append(
+                f"- {info.label}: every arm at every rung is past the trivial reference "
+                "(unigram or chance; 95% intervals clear of it)."
+            )
+    return out
+
+
+def stability_lines(ladder: Ladder) -> list[str]:
+    """Each variant's divergence over its seed runs, when any run diverged; and the A/A
+    control that a ladder does not add yet."""
+    lines = []
+    for label, s in ladder.stability.items():
+        if s.variant.diverged or s.baseline.diverged:
+            p = ladder.family.p(key(label, "", "", "stability"))
+            test = (
+                f"Boschloo's exact test p = {p:.3g} (adjusted)"
+                if p is not None
+                else f"Boschloo's exact test p = {s.p:.3g}, outside the family"
+                if s.p is not None
+                else "no test"
+            )
+            lines.append(f"- Stability, {label} (seed runs over all rungs): {s.phrase()}; {test}.")
+    if ladder.control:
+        lines.append(
+            "- No A/A control arm: `report.control` is set, but the ladder's sweeper adds "
+            'none yet (docs/REPORTS.md, "The A/A control arm").'
+        )
+    return lines
+
+
 def render_ladder(ladder: Ladder, *, plot: bool) -> list[str]:
     """The ladder section of report.md (report.html is made from it)."""
     plan = ladder.plan
@@ -233,12 +305,18 @@ def render_ladder(ladder: Ladder, *, plot: bool) -> list[str]:
         "",
         *(f"- {line}" for line in verdict_lines(ladder)),
         "",
-        "A verdict needs a significant difference at every rung (paired per rung, below) and "
-        "names each rung without a comparison; the gap at the target is read off the fitted "
-        "curves (an extrapolation past the largest rung), with a 95% t interval from the "
-        "fit's parameter covariance (delta method).",
+        'Categories (docs/REPORTS.md, "Verdicts"): *better/worse at every size* '
+        "(significant at every rung, one sign; a rung without a comparison is named), "
+        "*crosses over*, *pooled* (the gap averaged over the rungs is significant; with its "
+        "trend per decade of compute: is the gap shrinking?), *equivalent within ±margin* at "
+        "every size, *trade-off* (a call for the arm that diverged more often), "
+        f"*inconclusive* (with what it could have detected). The tests: {ladder.family.describe()} "
+        "The gap at the target is read off the fitted curves (an extrapolation past the "
+        "largest rung), with a 95% t interval from the fit's parameter covariance (delta "
+        "method).",
         "",
-        *tables.reference_lines(ladder),
+        *stability_lines(ladder),
+        *reference_lines(ladder),
         *tables.integrity_lines(ladder),
         "",
     ]

@@ -13,10 +13,10 @@ import numpy as np
 
 from glmlab.ladder.compute import MAX_EPOCHS
 from glmlab.ladder.predict import Estimate
-from glmlab.report.assess import reference_levels
 from glmlab.report.ladder import Ladder
 from glmlab.report.ladder_trend import MetricTrend
 from glmlab.report.metrics import metric_info
+from glmlab.report.verdicts import key
 
 __all__ = [
     "ci",
@@ -26,7 +26,6 @@ __all__ = [
     "grid_table",
     "integrity_lines",
     "multiplier_section",
-    "reference_lines",
     "rung_table",
     "sensitive_rungs",
     "sensitivity_section",
@@ -41,31 +40,6 @@ def ci(e: Estimate | None, digits: int = 4) -> str:
     if e is None:
         return "–"
     return f"{_g(e.value, digits)} [{_g(e.low, digits)}, {_g(e.high, digits)}]"
-
-
-def reference_lines(ladder: Ladder) -> list[str]:
-    """Per metric: whether every arm's verdict runs are past the trivial reference."""
-    out = []
-    for metric in ladder.trends:
-        info = metric_info(metric)
-        bad, checked = [], 0
-        for arm in ladder.arms.values():
-            done = [r for r in arm.completed() if metric in r.metrics]
-            refs = reference_levels(done, metric)
-            level = refs.get("unigram", refs.get("chance"))
-            if level is None or not done:
-                continue
-            checked += 1
-            mean = statistics.fmean(r.metrics[metric] for r in done)
-            if not (mean > level if info.higher_is_better else mean < level):
-                bad.append(f"{arm.label} @ {arm.rung.name} ({_g(mean)} vs {_g(level)})")
-        if bad:
-            out.append(f"- ⚠ {info.label}: not past the trivial reference at " + "; ".join(bad))
-        elif checked:
-            out.append(
-                f"- {info.label}: every arm at every rung is past the trivial reference (mean; unigram or chance)."
-            )
-    return out
 
 
 def integrity_lines(ladder: Ladder) -> list[str]:
@@ -222,7 +196,7 @@ def diff_table(ladder: Ladder, trend: MetricTrend) -> list[str]:
         f"**{info.label}** (variant − baseline; 95% interval; "
         f"{'higher' if info.higher_is_better else 'lower'} is better)",
         "",
-        "| variant | rung | C | lr (variant / baseline) | baseline mean | variant mean | difference [95% CI] | p | significant |",
+        "| variant | rung | C | lr (variant / baseline) | baseline mean | variant mean | difference [95% CI] | p (adjusted) | significant |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for rung in ladder.plan.ladder_rungs():
@@ -243,13 +217,27 @@ def diff_table(ladder: Ladder, trend: MetricTrend) -> list[str]:
             base_i = tests.intervals.get(ladder.baseline) if tests else None
             var_i = tests.intervals.get(label) if tests else None
             raw = tests.diffs.get(label) if tests else None
+            p = ladder.family.p(key(label, trend.metric, rung.name, "difference"))
+            ps = f"{_g(p, 3)} (raw {_g(raw.p, 3)})" if raw is not None and p is not None else "–"
             lines.append(
                 f"| {label} | {rung.name} | {d.compute:.3g} | {lrs} | {_g(base_i.estimate if base_i else None)} | "
                 f"{_g(var_i.estimate if var_i else None)} | {_g(d.diff)} [{_g(d.low)}, {_g(d.high)}] | "
-                f"{_g(getattr(raw, 'p', None), 3)} | {'yes' if d.significant else 'no'} |"
+                f"{ps} | {'yes' if d.significant else 'no'} |"
             )
-    method = next((t.method for t in trend.tests.values()), "")
-    return [*lines, "", f"Method per rung: {method or 'none'} (glmlab/report/assess.py)."]
+    methods = sorted(
+        {
+            getattr(d, "method", "exact (Boschloo)")
+            for t in trend.tests.values()
+            for d in t.diffs.values()
+            if d is not None
+        }
+    )
+    return [
+        *lines,
+        "",
+        f"Method per rung: {', '.join(methods) or 'none'} (glmlab/report/stats.py); p adjusted in "
+        "the ladder's one family (Holm).",
+    ]
 
 
 def fit_intro(ladder: Ladder) -> list[str]:

@@ -9,9 +9,10 @@ runs record a loss of the evaluation suite: loss against compute, then accuracy 
 loss (glmlab/ladder/link.py); otherwise as an error rate ``1 - y`` against compute, and
 the trend says why.
 
-The significance of a rung's difference and the verdict's wording come from
-:func:`_rung_tests` and :func:`_verdict` only (the report's statistics and
-glmlab/ladder/fit.py's ``verdict``), so that they can be re-pointed in one place.
+A rung's difference comes from :func:`_rung_tests` (the report's statistics,
+glmlab/report/assess.py); its significance and the verdict across scale from the report's
+one verdict path, once every trend is built (glmlab/report/ladder_verdicts.py: one family
+for the ladder, Holm-adjusted).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from glmlab.ladder.fit import RungDiff, Verdict, crossings, verdict
+from glmlab.ladder.fit import RungDiff, crossings
 from glmlab.ladder.holdout import HoldoutCheck, check_holdout
 from glmlab.ladder.link import LinkFit, TwoStep, fit_link
 from glmlab.ladder.predict import (
@@ -32,16 +33,19 @@ from glmlab.ladder.predict import (
     select_fit,
 )
 from glmlab.ladder.spec import Rung, show_lr
-from glmlab.report.assess import assess_metric, reference_levels
+from glmlab.report.assess import assess_metric, reference_check, reference_levels
 from glmlab.report.load import Variant
-from glmlab.report.metrics import METRICS, metric_info
-from glmlab.report.stats import PairedDiff, Welch
+from glmlab.report.metrics import METRICS, REFERENCES, metric_info
+from glmlab.report.rates import RateDiff
+from glmlab.report.stats import Diff
+from glmlab.report.verdicts import Rung as VerdictRung
+from glmlab.report.verdicts import Verdict
 from glmlab.runs.layout import RunStatus
 
 if TYPE_CHECKING:
     from glmlab.report.ladder import Ladder
 
-__all__ = ["MetricTrend", "Target", "build_trend", "target_of"]
+__all__ = ["MetricTrend", "Target", "build_trend", "holdout_check", "target_of"]
 
 Cells = dict[str, dict[float, list[float]]]
 
@@ -71,6 +75,8 @@ class MetricTrend:
     metric: str
     diffs: dict[str, list[RungDiff]] = field(default_factory=dict)  # variant -> per rung
     missing: dict[str, dict[str, str]] = field(default_factory=dict)  # variant -> rung -> why
+    # variant -> every rung of the plan, as the verdict path reads it (counts, references)
+    rungs: dict[str, list[VerdictRung]] = field(default_factory=dict)
     tests: dict[str, Any] = field(default_factory=dict)  # rung -> MetricTests
     cells: Cells = field(default_factory=dict)  # the ladder's rungs, measured C
     selection: Selection | None = None
@@ -120,53 +126,60 @@ def _rung_tests(variants: list[Variant], base: Variant | None, metric: str) -> A
     return assess_metric(variants, base, metric)
 
 
-def _interval(d: PairedDiff | Welch) -> tuple[float | None, float | None]:
-    if isinstance(d, PairedDiff):
-        return d.low, d.high
-    from scipy import stats as sps
-
-    half = float(sps.t.ppf(0.975, d.df)) * d.se
-    return d.diff - half, d.diff + half
-
-
-def _verdict(trend: MetricTrend, label: str, baseline: str | None) -> Verdict:
-    """The verdict across scale (glmlab/ladder/fit.py's ``verdict``)."""
-    return verdict(
-        trend.diffs.get(label, []),
-        higher_is_better=bool(metric_info(trend.metric).higher_is_better),
-        fit=trend.predictor,
-        variant=label,
-        baseline=baseline,
-        missing=trend.missing.get(label),
-    )
+def _interval(d: Diff | RateDiff) -> tuple[float | None, float | None]:
+    return (d.low, d.high) if isinstance(d, Diff) else (None, None)
 
 
 def _per_rung(ladder: Ladder, trend: MetricTrend, rungs: list[Rung]) -> None:
+    """Each rung's tests on every verdict run of each arm (diverged and failed ones
+    counted, never dropped), the measured differences (significance follows once the
+    ladder's family is adjusted) and the rung records the verdict path reads."""
     metric = trend.metric
     for rung in rungs:
         arms = {label: ladder.arms[(label, rung.name)] for label in ladder.labels}
-        variants = [Variant(label, a.completed()) for label, a in arms.items()]
-        variants = [v for v in variants if v.values(metric)]
+        variants = [Variant(label, list(a.runs)) for label, a in arms.items()]
         base = next((v for v in variants if v.label == ladder.baseline), None)
         tests = _rung_tests(variants, base, metric)
         trend.tests[rung.name] = tests
         for v in variants:
-            trend.cells.setdefault(v.label, {})[arms[v.label].compute()] = v.values(metric)
+            if v.values(metric):
+                trend.cells.setdefault(v.label, {})[arms[v.label].compute()] = v.values(metric)
+        check = reference_check([r for v in variants for r in v.runs], metric, tests.intervals)
         for label, arm in arms.items():
             if label == ladder.baseline:
                 continue
             d = tests.diffs.get(label)
+            why = ""
             if d is not None:
                 low, high = _interval(d)
-                diff = RungDiff(rung.name, arm.compute(), d.diff, low, high, d.significant)
+                diff = RungDiff(rung.name, arm.compute(), d.diff, low, high, False)
                 trend.diffs.setdefault(label, []).append(diff)
-                continue
-            why = arm.why_missing() or (
-                f"baseline: {ladder.arms[(ladder.baseline, rung.name)].why_missing()}"
-                if ladder.baseline and not base
-                else "no test"
+            else:
+                why = arm.why_missing() or (
+                    f"baseline: {ladder.arms[(ladder.baseline, rung.name)].why_missing()}"
+                    if ladder.baseline and not (base and base.values(metric))
+                    else "no test"
+                )
+                trend.missing.setdefault(label, {})[rung.name] = why
+            behind = ()
+            if check is not None and base is not None:
+                behind = tuple(
+                    f"{lab} ({REFERENCES[check[0]]})"
+                    for lab in (label, base.label)
+                    if check[2].get(lab) == "not past"
+                )
+            own = tests.counts[label]
+            trend.rungs.setdefault(label, []).append(
+                VerdictRung(
+                    rung.name,
+                    arm.compute(),
+                    d,
+                    own,
+                    tests.counts[base.label] if base is not None else own,
+                    behind,
+                    why,
+                )
             )
-            trend.missing.setdefault(label, {})[rung.name] = why
 
 
 def _sensitivity(ladder: Ladder, trend: MetricTrend) -> None:
@@ -287,7 +300,6 @@ def build_trend(ladder: Ladder, metric: str) -> MetricTrend:
     for label in ladder.labels:
         if label == base:
             continue
-        trend.verdicts[label] = _verdict(trend, label, base)
         pred = trend.predictor
         if pred is None or base is None or label not in trend.cells or base not in trend.cells:
             continue
@@ -298,7 +310,7 @@ def build_trend(ladder: Ladder, metric: str) -> MetricTrend:
         trend.contradicts[label] = bool(measured) and all(gap * m < 0 for m in measured)
         trend.multipliers[label] = _multipliers(ladder, trend, label, pred, top)
     if plan.held_out() is not None:
-        _holdout(ladder, trend)
+        holdout_check(ladder, trend)
     return trend
 
 
@@ -331,7 +343,8 @@ def _multipliers(
     return out
 
 
-def _holdout(ladder: Ladder, trend: MetricTrend) -> None:
+def holdout_check(ladder: Ladder, trend: MetricTrend) -> None:
+    """The prediction check on the held-out rung (``trend.holdout``)."""
     plan = ladder.plan
     held, fit_rungs = plan.held_out(), plan.fit_rungs()
     held_c = {lab: ladder.arms[(lab, held.name)].compute() for lab in ladder.labels}

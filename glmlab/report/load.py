@@ -42,6 +42,7 @@ __all__ = [
     "Variant",
     "differing_config",
     "differing_overrides",
+    "find_variant",
     "load_sweep",
     "read_run",
     "show_value",
@@ -217,6 +218,16 @@ def _compute_metrics(compute: dict[str, Any]) -> dict[str, float]:
 def variant_label(variant: list[str]) -> str:
     """How a report names a variant: its differing overrides."""
     return ", ".join(variant) if variant else "(defaults)"
+
+
+def find_variant(sweep: Sweep, spelled: str | None) -> Variant | None:
+    """The variant whose label is ``spelled`` (overrides as report.baseline spells them,
+    comma-separated); the baseline for None."""
+    if spelled is None:
+        return sweep.baseline
+    wanted = variant_label(variant_overrides([w.strip() for w in str(spelled).split(",")]))
+    want = set(wanted.split(", "))
+    return next((v for v in sweep.variants if set(v.label.split(", ")) == want), None)
 
 
 def differing_overrides(

@@ -5,27 +5,36 @@ backend, loss curves, a table per metric, provenance and the problem runs (docs/
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import statistics
-from collections.abc import Iterable
 
 from glmlab.report.assess import (
     EXACT,
     NONE,
-    PAIRED,
-    WELCH,
+    SEEDS,
     reference_check,
     reference_levels,
     tests_of,
 )
 from glmlab.report.claims import claim_lines, judge_claims
 from glmlab.report.header import shared_settings
-from glmlab.report.load import Run, Sweep, Variant, differing_config
-from glmlab.report.metrics import OUTCOME_METRICS, REFERENCES, TASK_OF_METRIC, Metric, metric_info
+from glmlab.report.load import Sweep, differing_config
+from glmlab.report.metrics import REFERENCES, Metric, metric_info
 from glmlab.report.plots import loss_caveat
 from glmlab.report.provenance import render_provenance
 from glmlab.report.rates import RateDiff
-from glmlab.report.stats import N_BOOT, PairedDiff, Welch, summary_stats
+from glmlab.report.stats import Diff, summary_stats
+from glmlab.report.sweep_verdicts import assessment
+from glmlab.report.verdict_md import (
+    METHOD,
+    control_lines,
+    fallback_note,
+    family_line,
+    md_cell,
+    reference_summary,
+    render_verdicts,
+    verdict,
+)
 from glmlab.runs.layout import LOSS_CURVES, RunStatus
 
 __all__ = [
@@ -46,66 +55,34 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
-def fmt_delta(d: PairedDiff | Welch | RateDiff, digits: int) -> str:
-    """A difference to the baseline: ``+d [low, high]`` (paired bootstrap) or ``+d ± se``
-    (Welch), bold when significant (after Holm's adjustment where there is one)."""
-    if isinstance(d, PairedDiff):
-        text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
-    elif isinstance(d, RateDiff):
+def fmt_delta(d: Diff | RateDiff, digits: int) -> str:
+    """A difference to the baseline, ``+d [low, high]`` (95%; a rate: ``+d (a/n vs b/m
+    runs)``), bold when significant after the family adjustment (only differences in a
+    family can be)."""
+    if isinstance(d, RateDiff):
         text = d.describe(digits)
     else:
-        text = f"{d.diff:+.{digits}f} ± {d.se:.{digits}f}"
-    return f"**{text}**" if d.significant else text
+        text = f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
+    return f"**{text}**" if d.p_adjusted is not None and d.significant else text
 
 
-def fmt_p(d: PairedDiff | Welch) -> str:
-    """The p-value a verdict rests on: Holm-adjusted where several variants were tested."""
-    return f"{d.p:.3g}" if d.p_adjusted is None else f"{d.p_adjusted:.3g} (raw {d.p:.3g})"
+def fmt_p(d: Diff | RateDiff) -> str:
+    """The adjusted p-value of a difference in the report's family, with the raw one."""
+    if d.p_adjusted is None:
+        return "–"
+    if abs(d.p_adjusted - d.p) < 1e-12:
+        return f"{d.p_adjusted:.3g}"
+    return f"{d.p_adjusted:.3g} (raw {d.p:.3g})"
 
 
-def md_cell(text: str) -> str:
-    """``text`` made safe for a markdown table cell."""
-    return text.replace("|", "\\|")
-
-
-def _direction(metric: Metric, diff: float) -> str:
-    if metric.higher_is_better is None or diff == 0:
-        return "higher" if diff > 0 else "lower"
-    return "better" if (diff > 0) == metric.higher_is_better else "worse"
-
-
-def _steps(runs: Iterable[Run]) -> str:
-    return ", ".join(str(r.result.step) for r in runs)
-
-
-def verdict(sweep: Sweep, variant: Variant, metric_name: str) -> str:
-    """A short phrase: the variant's difference to the baseline on one metric."""
-    m = metric_info(metric_name)
-    diverged = variant.with_status(RunStatus.DIVERGED)
-    n_runs = len(variant.runs)
-    values = variant.values(metric_name)
-    if not values:
-        if variant.with_status(RunStatus.COMPLETED):
-            return f"no completed run reports {m.label}"
-        if diverged:
-            return f"diverged in {len(diverged)} of {n_runs} runs (at steps {_steps(diverged)}): nothing to compare"
-        return "no completed run: nothing to compare"
-    note = (
-        f"; {len(diverged)} of {n_runs} runs diverged (at steps {_steps(diverged)}) and are excluded"
-        if diverged and metric_name not in OUTCOME_METRICS
-        else ""
-    )
-    tests = tests_of(sweep, metric_name)
-    base_values = sweep.baseline.values(metric_name) if sweep.baseline else []
-    if not base_values:
-        return f"{fmt(statistics.fmean(values), m.digits)} (no baseline value to compare){note}"
-    d = tests.diffs.get(variant.label)
+def _with_family(
+    sweep: Sweep, label: str, metric: str, d: Diff | RateDiff | None
+) -> Diff | RateDiff | None:
+    """``d`` with its adjusted p when it is in one of the report's families."""
     if d is None:
-        diff = statistics.fmean(values) - statistics.fmean(base_values)
-        why = tests.reason if tests.method == NONE else "too few runs or no variance for a test"
-        return f"{diff:+.{m.digits}f} ({why}){note}"
-    sig = f"significant, {_direction(m, d.diff)}" if d.significant else "not significant"
-    return f"{fmt_delta(d, m.digits)}, p = {fmt_p(d)}: {sig}{note}"
+        return None
+    p = assessment(sweep).p_adjusted(label, metric)
+    return dataclasses.replace(d, p_adjusted=p) if p is not None else d
 
 
 def render_problem_runs(sweep: Sweep) -> list[str]:
@@ -146,32 +123,52 @@ def render_attention(sweep: Sweep) -> list[str]:
     return lines
 
 
+def _how(sweep: Sweep, name: str, m: Metric) -> str:
+    tests = tests_of(sweep, name)
+    if tests.method == NONE:
+        extra = (
+            ": each variant is scored on its own task; compare the evaluation suite's metrics"
+            if name == "final_val_loss"
+            else ""
+        )
+        return tests.reason + extra
+    over = {
+        SEEDS: f"95% intervals over seeds ({tests.reason})",
+        EXACT: "the share of runs with its Clopper-Pearson 95% interval; Δ with Boschloo's "
+        "exact test",
+    }.get(
+        tests.method,
+        "95% intervals over seeds and items (paired by seed where the arms share their seeds)",
+    )
+    tested = (
+        "tested in the report's family, p Holm-adjusted"
+        if name in sweep.primary
+        else "Δ with its 95% interval, not tested (not a verdict metric: add it to "
+        "report.metric to test it)"
+    )
+    return f"{over}; {tested}"
+
+
 def _metric_table(sweep: Sweep, name: str) -> list[str]:
     m = metric_info(name)
     direction = {True: "higher is better", False: "lower is better", None: ""}[m.higher_is_better]
     is_loss = name.endswith("_loss")
     tests = tests_of(sweep, name)
     lines = [f"### {m.label}" + (f" ({direction})" if direction else ""), ""]
-    how = {
-        PAIRED: "95% CI and Δ from the paired bootstrap over seeds and items",
-        WELCH: f"95% CI over seeds (t); Δ ± SE with Welch's t-test ({tests.reason})",
-        EXACT: "the share of runs, Clopper-Pearson 95% CI; Δ with Boschloo's exact test",
-        NONE: tests.reason
-        + (
-            ": each variant is scored on its own task; compare the evaluation suite's metrics"
-            if name == "final_val_loss"
-            else ""
-        ),
-    }[tests.method]
-    lines += [f"`{name}`: {m.note + '. ' if m.note else ''}{how}.", ""]
-    header = "| variant | mean ± std over seeds | 95% CI | n | Δ vs baseline | p |"
+    lines += [f"`{name}`: {m.note + '. ' if m.note else ''}{_how(sweep, name, m)}.", ""]
+    header = (
+        "| variant | mean ± std over seeds | 95% CI | n | Δ vs baseline [95% CI] | p (adjusted) |"
+    )
     sep = "|---|---|---|---|---|---|"
     if is_loss:
         header, sep = header + " ppl at mean |", sep + "---|"
     lines += [header, sep]
+    check = reference_check(sweep.runs, name, tests.intervals)
+    control = assessment(sweep).control
     for v in sweep.variants:
         s = summary_stats(v.values(name))
         label = md_cell(v.label) + (" **(baseline)**" if v is sweep.baseline else "")
+        label += " *(A/A control)*" if v.label == control else ""
         if s is None:
             row = [label, "–", "–", "0", "–", "–"]
         else:
@@ -181,7 +178,9 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
                 if iv and iv.low is not None
                 else "–"
             )
-            d = tests.diffs.get(v.label)
+            if check is not None and check[2].get(v.label) == "not past":
+                ci += f" ⚠ not past {REFERENCES[check[0]]}"
+            d = _with_family(sweep, v.label, name, tests.diffs.get(v.label))
             row = [
                 label,
                 f"{fmt(s.mean, m.digits)} ± {fmt(s.std, m.digits)}",
@@ -199,91 +198,6 @@ def _metric_table(sweep: Sweep, name: str) -> list[str]:
             row.append(fmt(math.exp(min(level, 700.0)), 2))
         lines.append("| " + " | ".join(row) + " |")
     return [*lines, ""]
-
-
-METHOD = (
-    "**Method.** Every run scores the same evaluation items, so each variant is compared "
-    "with the baseline *paired by item*: the difference Δ (variant mean − baseline mean) "
-    "gets a 95% interval from a hierarchical bootstrap ({n_boot} replicates, fixed seed) "
-    "that resamples each variant's seeds and then the items, one item resample shared by "
-    "both sides; the seed part is rescaled to the seed variance alone (run-to-run spread "
-    "less its item noise) and the p-value is twice the share of replicates on the far side "
-    "of zero. With several variants, p-values are Holm-adjusted per metric; **bold** = "
-    "significant at 5% after adjustment. Metrics without per-item scores (the validation "
-    "loss, older run directories) fall back to Welch's t-test over seeds; throughput and "
-    "memory are shown, not tested; the validation loss is not tested between different "
-    "objectives. Reference rows: chance (cloze), a unigram model of the training split's "
-    "tokens and the untrained model, scored on the same items. Diverged and failed runs are "
-    "left out and listed at the end."
-)
-
-
-def reference_summary(sweep: Sweep) -> list[str]:
-    """Verdict lines on whether the variants trained past the trivial references
-    (:func:`~glmlab.report.assess.reference_check`)."""
-    lines = []
-    for metric in ("infill_token_loss", "cloze_acc"):
-        tests = tests_of(sweep, metric)
-        check = reference_check(sweep.runs, metric, tests.intervals)
-        if check is None:
-            continue
-        reference, level, status = check
-        m = metric_info(metric)
-        behind = [
-            label
-            for label, s in status.items()
-            if s != "past" and not _beyond(m, tests.intervals[label].estimate, level, s)
-        ]
-        means = [iv.estimate for iv in tests.intervals.values() if iv is not None]
-        span = f"{fmt(min(means), m.digits)}–{fmt(max(means), m.digits)}" if means else "–"
-        if behind:
-            lines.append(
-                f"- ⚠ {m.label}: {', '.join(f'`{b}`' for b in behind)} not clearly past "
-                f"the {REFERENCES[reference]} level {fmt(level, m.digits)} (variants {span}): "
-                "the differences between variants mean little; train longer or larger."
-            )
-        else:
-            lines.append(
-                f"- {m.label}: every variant is past the {REFERENCES[reference]} level "
-                f"{fmt(level, m.digits)} (variants {span}; 95% intervals clear of it)."
-            )
-    return lines
-
-
-def _beyond(m: Metric, estimate: float, level: float, status: str) -> bool:
-    """A variant with no interval counts as past on its estimate alone."""
-    if status != "no interval":
-        return False
-    return estimate < level if m.higher_is_better is False else estimate > level
-
-
-def fallback_note(sweep: Sweep) -> list[str]:
-    """A line naming the suite metrics tested over seeds only (no per-item scores)."""
-    fallen = [
-        metric_info(m).label
-        for m in sweep.metrics()
-        if m in TASK_OF_METRIC and tests_of(sweep, m).method == WELCH
-    ]
-    if not fallen:
-        return []
-    return [
-        f"- Over seeds only (Welch's t-test): {', '.join(fallen)}: these run directories "
-        "hold no per-item scores (eval_items.json), so items cannot be paired; rerun "
-        "the sweep in a fresh directory to get them."
-    ]
-
-
-def render_verdicts(sweep: Sweep) -> list[str]:
-    """The verdicts: one table row per variant, one column per verdict metric."""
-    others = [v for v in sweep.variants if v is not sweep.baseline]
-    if sweep.baseline is None or not others:
-        return ["- No baseline to compare against."]
-    header = ["variant", *(metric_info(m).label for m in sweep.primary)]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for v in others:
-        cells = [verdict(sweep, v, m) for m in sweep.primary]
-        lines.append("| " + " | ".join([md_cell(v.label), *map(md_cell, cells)]) + " |")
-    return lines
 
 
 def render_markdown(sweep: Sweep, *, curves: bool) -> str:
@@ -306,6 +220,8 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
         "",
         *render_verdicts(sweep),
         "",
+        *family_line(sweep),
+        *control_lines(sweep),
         *reference_summary(sweep),
         *fallback_note(sweep),
         "",
@@ -313,7 +229,7 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
         "",
         *claim_lines(judge_claims(sweep, sweep.claims)),
         "",
-        METHOD.format(n_boot=N_BOOT),
+        METHOD,
         "",
         "## Runs per variant",
         "",

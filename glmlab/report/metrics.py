@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.stability import EXCURSION_FACTOR, SPIKE_NATS, STABILITY_METRICS
@@ -15,7 +16,9 @@ __all__ = [
     "TASK_OF_METRIC",
     "TRIVIAL",
     "Metric",
+    "declared_margin",
     "is_harness_metric",
+    "margin_of",
     "metric_info",
 ]
 
@@ -23,8 +26,9 @@ __all__ = [
 @dataclass(frozen=True)
 class Metric:
     """How a report shows one metric: a label, which direction is better, digits, a note,
-    the evaluation task whose per-item scores it aggregates (None: scored per run), and
-    whether it is tested at all (throughput and memory measure the machine, not the variant).
+    the evaluation task whose per-item scores it aggregates (None: scored per run),
+    whether it is tested at all (throughput and memory measure the machine, not the variant),
+    and the default equivalence margin (``report.margin`` overrides it; None: no test).
     """
 
     label: str
@@ -33,6 +37,12 @@ class Metric:
     note: str = ""
     task: str | None = None
     tested: bool = True
+    margin: float | None = None
+
+
+# Default equivalence margins: 0.02 nats per token for a loss (a 2% perplexity change),
+# one point of accuracy; an experiment declares its own with report.margin.
+LOSS_MARGIN, ACCURACY_MARGIN = 0.02, 0.01
 
 
 # The names glmlab.eval.suite writes (plus the trainer's final_val_loss), in report order.
@@ -40,46 +50,57 @@ METRICS: dict[str, Metric] = {
     "final_val_loss": Metric(
         "validation loss",
         False,
+        margin=LOSS_MARGIN,
         note="the run's own training objective on the held-out split: comparable only "
         "between variants trained with the same objective",
     ),
     "infill_token_loss": Metric(
         "token infilling loss",
         False,
+        margin=LOSS_MARGIN,
         note="NLU proxy: nats per span token (15% token spans)",
         task="infill_token",
     ),
     "infill_sentence_loss": Metric(
         "sentence infilling loss",
         False,
+        margin=LOSS_MARGIN,
         note="nats per token of masked whole sentences",
         task="infill_sentence",
     ),
     "doc_gen_loss": Metric(
         "document generation loss",
         False,
+        margin=LOSS_MARGIN,
         note="NLG proxy: nats per token of the last 50%",
         task="doc_gen",
     ),
     "infill_single_loss": Metric(
         "single-span infilling loss",
         False,
+        margin=LOSS_MARGIN,
         note="one token-level span per item: no Part B order, neutral to span shuffling",
         task="infill_single",
     ),
     "infill_shuffled_loss": Metric(
         "shuffled-order infilling loss",
         False,
+        margin=LOSS_MARGIN,
         note="the token infilling items with Part B in 4 random orders (averaged): favours "
         "models trained with span shuffling, as text order favours those trained without",
         task="infill_shuffled",
     ),
     "cloze_acc": Metric(
-        "cloze accuracy", True, note="multiple choice by summed span log-probability", task="cloze"
+        "cloze accuracy",
+        True,
+        note="multiple choice by summed span log-probability",
+        task="cloze",
+        margin=ACCURACY_MARGIN,
     ),
     "classify_acc": Metric(
         "classification accuracy",
         True,
+        margin=ACCURACY_MARGIN,
         note="NLU proxy: closed-class words (is/are, a/an/the, and/or, prepositions) as "
         "classes, chosen by blank infilling; balanced, so chance is the majority level",
         task="classify",
@@ -210,3 +231,24 @@ def metric_info(name: str) -> Metric:
     if name in METRICS:
         return METRICS[name]
     return _harness_info(name) if is_harness_metric(name) else Metric(name, None)
+
+
+def margin_of(metric: str, setting: Any = None) -> float | None:
+    """The equivalence margin of ``metric``: ``report.margin`` (one number for every
+    metric, or ``{metric: number}``) or the metric's default."""
+    if isinstance(setting, dict) and setting.get(metric) is not None:
+        return float(setting[metric])
+    if isinstance(setting, int | float) and not isinstance(setting, bool):
+        return float(setting)
+    return metric_info(metric).margin
+
+
+def declared_margin(metric: str, setting: Any = None) -> float | None:
+    """The margin the experiment declared for ``metric`` (``report.margin``), or None: an
+    equivalence test joins a report's family only for a declared margin."""
+    if isinstance(setting, dict):
+        value = setting.get(metric)
+        return None if value is None else float(value)
+    if isinstance(setting, int | float) and not isinstance(setting, bool):
+        return float(setting)
+    return None

@@ -6,7 +6,7 @@ writes them as ``results.csv``); :func:`sweep_rows` reads a sweep directory into
 :func:`sweep_frame` wraps them in a pandas DataFrame (pandas is the optional extra
 ``glmlab[results]``; ``glmlab.results.load_sweep`` is its public name); :func:`render`
 writes csv, json, parquet, markdown or a LaTeX (booktabs) table of mean ± 95% CI per
-variant and metric. ``glmlab results SWEEP_DIR`` is the command line. docs/REPORTS.md
+variant and metric: the report's interval and the report's test (:func:`variant_stats`). ``glmlab results SWEEP_DIR`` is the command line. docs/REPORTS.md
 describes the columns.
 """
 
@@ -24,10 +24,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from glmlab.io import write_text_atomic
+from glmlab.report.assess import tests_of
+from glmlab.report.family import METHOD_NAME
 from glmlab.report.header import settings_text
 from glmlab.report.load import Sweep, load_sweep
 from glmlab.report.metrics import metric_info
-from glmlab.report.stats import summary_stats, welch_test
+from glmlab.report.stats import ALPHA
+from glmlab.report.sweep_verdicts import assessment
 
 if TYPE_CHECKING:
     import pandas
@@ -151,8 +154,9 @@ def sweep_frame(sweep_dir: str | Path) -> pandas.DataFrame:
 
 @dataclass(frozen=True)
 class VariantStats:
-    """One variant's metric for a table: mean, half-width of its 95% CI (None for n < 2),
-    n, and its test against the baseline (None when there is no test)."""
+    """One variant's metric for a table, as the report shows it: mean, half-width of its
+    95% interval (None: one run), n, and its difference to the baseline with the
+    family-adjusted p (None when the report does not test it)."""
 
     n: int
     mean: float
@@ -162,17 +166,20 @@ class VariantStats:
     significant: bool = False
 
 
-def variant_stats(values: Sequence[float], baseline: Sequence[float] | None) -> VariantStats | None:
-    """Summarise ``values`` and test them against ``baseline`` (None: this is the baseline
-    or there is none) with the report's statistics (``summary_stats``, ``welch_test``)."""
-    s = summary_stats(values)
-    if s is None:
+def variant_stats(sweep: Sweep, label: str, metric: str) -> VariantStats | None:
+    """The report's numbers for one variant and metric (:func:`glmlab.report.assess.tests_of`
+    and the report's family): the same interval and test as report.md."""
+    tests = tests_of(sweep, metric)
+    iv = tests.intervals.get(label)
+    if iv is None:
         return None
-    half = (s.ci[1] - s.ci[0]) / 2.0 if s.ci else None
-    test = welch_test(values, baseline) if baseline else None
-    if test is None:
-        return VariantStats(s.n, s.mean, half)
-    return VariantStats(s.n, s.mean, half, test.diff, test.p, test.significant)
+    n = tests.counts[label].completed if label in tests.counts else 0
+    half = (iv.high - iv.low) / 2.0 if iv.low is not None else None
+    d = tests.diffs.get(label)
+    p = assessment(sweep).p_adjusted(label, metric)
+    if d is None or p is None or label == assessment(sweep).control:
+        return VariantStats(n, iv.estimate, half, d.diff if d else None)
+    return VariantStats(n, iv.estimate, half, d.diff, p, p < ALPHA)
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -222,12 +229,13 @@ def latex_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> str:
         "Variant & " + " & ".join(head) + r" \\",
         r"\midrule",
     ]
+    control = assessment(sweep).control
     for v in sweep.variants:
-        cells = [latex_escape(v.label) + (" (baseline)" if v is base else "")]
+        role = " (baseline)" if v is base else " (A/A control)" if v.label == control else ""
+        cells = [latex_escape(v.label) + role]
         for m in metrics:
             digits = metric_info(m).digits
-            ref = base.values(m) if base is not None and v is not base else None
-            st = variant_stats(v.values(m), ref)
+            st = variant_stats(sweep, v.label, m)
             if st is None:
                 cells.append("--")
                 continue
@@ -237,11 +245,14 @@ def latex_table(sweep: Sweep, metrics: Sequence[str] | None = None) -> str:
             cells.append(rf"\textbf{{{text}}}$^\dagger$" if st.significant else text)
         lines.append(" & ".join(cells) + r" \\")
     n = sorted({len(v.values(metrics[0])) for v in sweep.variants}) if metrics else []
+    tested = ", ".join(latex_escape(metric_info(m).label) for m in metrics if m in sweep.primary)
     lines += [
         r"\bottomrule",
         r"\end{tabular}",
-        f"% mean $\\pm$ half-width of the 95% CI over seeds (n = {', '.join(map(str, n))});",
-        "% bold with a dagger: differs from the baseline at p < 0.05 (Welch's t-test).",
+        f"% mean $\\pm$ half-width of the report's 95% interval over seeds and items "
+        f"(n = {', '.join(map(str, n))});",
+        f"% bold with a dagger: differs from the baseline (report.md's test; tested: "
+        f"{tested or 'none'}), p < 0.05 after {METHOD_NAME} over the report's family.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -47,6 +47,9 @@ __all__ = [
 
 # Named whenever it is overridden, swept or not: adding seeds to a sweep finds the old runs.
 ALWAYS_NAMED = "seed"
+# Also named whenever overridden: the A/A control arm's stream (the sweeper adds those jobs
+# without sweeping the key), so that they never share a directory with the baseline's.
+NAMED_WHEN_SET = frozenset({ALWAYS_NAMED, "train.stream"})
 
 
 def excluded(key: str, exclude_keys: Collection[str]) -> bool:
@@ -150,7 +153,7 @@ def sweep_subdir(override_dirname: str) -> str:
     keys = swept_keys(
         OmegaConf.select(sweep_cfg, "hydra.overrides.task", default=None) or [],
         OmegaConf.select(sweep_cfg, "hydra.sweeper.params", default=None),
-    ) | ({ALWAYS_NAMED} & {o.key_or_group for o in job})
+    ) | (NAMED_WHEN_SET & {o.key_or_group for o in job})
     keys = {k for k in keys if not excluded(k, skip)}
     if not keys:
         return dirname(job)

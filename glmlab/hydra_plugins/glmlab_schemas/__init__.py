@@ -12,8 +12,10 @@ from glmlab.ladder.plugin import store_config
 register_schemas()
 store_config()  # hydra/sweeper/glmlab_ladder, which the ladder files (conf/ladder/) select
 
-# conf/config.yaml picks glmlab's local launcher (hydra/launcher=glmlab_local): its config
-# must be in the store however conf/ is reached, too.
+# conf/config.yaml picks glmlab's local launcher (hydra/launcher=glmlab_local) and sweeper
+# (hydra/sweeper=glmlab_basic): their configs must be in the store however conf/ is reached.
+from glmlab.cluster.launcher import store_sweeper  # noqa: E402
 from glmlab.cluster.local import register_config as register_local_launcher  # noqa: E402
 
 register_local_launcher()
+store_sweeper()

@@ -64,7 +64,14 @@ class LocalParallelLauncher(Launcher):
 
 class RepresentativeSweeper(BasicSweeper):
     """Hydra's basic sweeper, composing one job's config of each kind before launching
-    and checking the other jobs' values on it (:mod:`glmlab.cluster.validate`)."""
+    and checking the other jobs' values on it (:mod:`glmlab.cluster.validate`), and adding
+    the A/A control arm's jobs when ``report.control`` is set (:mod:`glmlab.cluster.control`)."""
+
+    def get_job_batch(self) -> Sequence[Sequence[str]]:
+        from glmlab.cluster.control import control_jobs
+
+        batch = list(super().get_job_batch())
+        return batch + control_jobs(batch, self.config)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         from glmlab.cluster.validate import check_batch
