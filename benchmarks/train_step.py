@@ -45,9 +45,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks.attention import allowed_pairs
 from benchmarks.collate import make_source
 from benchmarks.common import append_jsonl, emit, environment
-from glmlab.config.spec import PluginChoice
 from glmlab.model.attention_select import MeasureOn
-from glmlab.model.build import assemble_model, build_positional, choose_attention
+from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig
 from glmlab.objective.batches import BatchSource, PrepareHost
 from glmlab.structures import Batch
@@ -273,24 +272,19 @@ def run_shape(shape: str, args: argparse.Namespace, device: torch.device) -> lis
     record("causal_baseline", baseline, make_step(loss_fn, baseline, ids, device), flops)
     del baseline, loss_fn
 
-    # The run's assembly order (glmlab/assembly/run.py): the positional scheme, then the
-    # attention backend (``auto`` on CUDA timed on a batch of this shape), then the batches
-    # with its prepare_host, then the model.
+    # The run's assembly order (glmlab/assembly/run.py): the model, whose attention backend
+    # ``auto`` on CUDA times on a batch of this shape, then the batches with its prepare_host.
     config = GLMConfig(vocab_size=vocab, n_layers=layers, dim=dim, n_heads=heads, max_positions=L)
-    scheme = build_positional(config, PluginChoice("learned_2d", {}))
     measure_on = MeasureOn(sample=lambda: glm_source(None, args).batch(0))
-    attention = choose_attention(
-        config, scheme, PluginChoice(args.attention, {}), device=device, measure_on=measure_on
-    )
-    batches = glm_batches(attention.backend.prepare_host, args, device)
-    glm = assemble_model(
+    glm = build_model(
         config,
-        positional=scheme,
-        positional_name="learned_2d",
-        attention=attention,
-        norm_layout=PluginChoice("pre_ln", {}),
+        positional="learned_2d",
+        norm_layout="pre_ln",
+        attention=args.attention,
         device=device,
+        measure_on=measure_on,
     )
+    batches = glm_batches(glm.attention.prepare_host, args, device)
     loss_fn = torch.compile(glm.loss) if compile_ else glm.loss
     on_device = mark_dynamic(varying_dims(batches)) if compile_ else lambda batch: None
     head = sum(b.n_loss_tokens for b in batches) / len(batches)

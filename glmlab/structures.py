@@ -9,7 +9,6 @@ Everything here is backend-neutral: samples are numpy arrays, batches are CPU te
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -109,8 +108,7 @@ class AttentionLayout:
 
     ``host_prepared`` holds what an attention backend's ``prepare_host(layout)`` built on
     the CPU in the data collator (index tensors, block offsets, flags): its tensors are
-    pinned and moved with the layout, so the forward finds them on the device. (``host``
-    is its former name, kept as a deprecated alias.)
+    pinned and moved with the layout, so the forward finds them on the device.
     """
 
     batch_size: int
@@ -120,21 +118,6 @@ class AttentionLayout:
     prefix_end: torch.Tensor
     host_prepared: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def host(self) -> dict[str, Any]:
-        """Deprecated alias of :attr:`host_prepared`."""
-        warnings.warn(
-            "AttentionLayout.host is deprecated: use host_prepared", DeprecationWarning, 2
-        )
-        return self.host_prepared
-
-    @host.setter
-    def host(self, value: dict[str, Any]) -> None:
-        warnings.warn(
-            "AttentionLayout.host is deprecated: use host_prepared", DeprecationWarning, 2
-        )
-        self.host_prepared = value
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AttentionLayout:
         """A copy with ``fn`` applied to every tensor (device caches are not carried)."""

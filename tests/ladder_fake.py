@@ -20,7 +20,7 @@ from glmlab.ladder.compute import ModelShape, non_embedding_params
 from glmlab.ladder.sweep import sweep_ladder
 from glmlab.runs.layout import EVAL_ITEMS, HYDRA_OVERRIDES
 from glmlab.runs.naming import variant_overrides
-from glmlab.runs.result import write_result
+from glmlab.runs.result import RunResult, write_result
 
 LADDER = {
     "rungs": [
@@ -94,26 +94,26 @@ def finish(sweep_dir: Path, job: list[str], world: Callable, fail: Callable) -> 
     w = world(values)
     status = fail(values) or "completed"
     steps = int(values["train.max_steps"])
-    result: dict[str, Any] = {
-        "status": status,
-        "overrides": sorted(job),
-        "variant": variant_overrides(list(job)),
-        "seed": int(values["seed"]),
-        "step": steps,
-        "compute": {
+    result = RunResult(
+        status=status,
+        overrides=sorted(job),
+        variant=variant_overrides(list(job)),
+        seed=int(values["seed"]),
+        step=steps,
+        compute={
             "flops": w["flops"],
             "total_params": 50_000 + 100 * int(values["model.dim"]),
             "tokens_per_param": 3.0,
             "data": {"unique_tokens": 10_000_000, "examples": 80_000, "epochs": 0.4},
         },
-    }
+    )
     if status == "completed":
-        result["final_val_loss"] = w["final_val_loss"]
-        result["eval"] = {k: w[k] for k in ("infill_token_loss", "cloze_acc")}
+        result.final_val_loss = w["final_val_loss"]
+        result.eval = {k: w[k] for k in ("infill_token_loss", "cloze_acc")}
         references = {"chance": {"cloze_acc": 0.25}, "unigram": {"infill_token_loss": 9.0}}
         write_json_atomic(run_dir / EVAL_ITEMS, {"reference_metrics": references})
     else:
-        result["error"] = "out of memory (fake)"
+        result.error = "out of memory (fake)"
     write_result(run_dir, result)
 
 

@@ -1,6 +1,7 @@
-"""build_run: one downward pass. The attention backend is chosen first (``auto`` timed on
-the run's first training batch), and the batch sources, the model and the evaluation
-suite are built with it; the model's weights come from the run's seed."""
+"""build_run: one downward pass. The model is built first through the one model builder
+(its attention backend ``auto`` timed on the run's first training batch), then the batch
+sources and the evaluation suite with the backend's host work; the model's weights come
+from the run's seed."""
 
 from __future__ import annotations
 
@@ -35,10 +36,9 @@ def test_auto_is_chosen_on_the_first_batch_then_handed_to_every_part(monkeypatch
     spec = spec_of("attention=auto")
     parts = build_run(spec, torch.device("cpu"))
 
-    assert parts.attention.name == parts.model.attention_name == "eager"
+    assert parts.model.attention_name == "eager"
     assert parts.model.attention_selection.method == "measured"
     backend = parts.model.attention
-    assert backend is parts.attention.backend
     for source in (parts.batches.train, parts.batches.validation):
         assert source.prepare_host == backend.prepare_host
     assert parts.eval_suite is not None and parts.eval_suite.prepare_host == backend.prepare_host

@@ -265,15 +265,6 @@ def test_xformers_prepare_reads_the_host_plan_or_builds_it(monkeypatch) -> None:
         assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
 
 
-def test_layout_host_is_a_deprecated_alias_of_host_prepared() -> None:
-    layout = random_layout(np.random.default_rng(0), 2, 8)
-    with pytest.warns(DeprecationWarning, match="host_prepared"):
-        layout.host = {"k": 1}
-    assert layout.host_prepared == {"k": 1}
-    with pytest.warns(DeprecationWarning, match="host_prepared"):
-        assert layout.host is layout.host_prepared
-
-
 def test_batch_source_runs_prepare_host_and_batches_carry_it() -> None:
     specials = SpecialTokens(0, 1, 2, 3, 4, 5, (), ())
     sampler = get_registry().create("span_sampler", "token")

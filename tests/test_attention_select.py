@@ -28,6 +28,7 @@ from glmlab.model.attention_select import (
     should_measure,
 )
 from glmlab.model.build import build_model
+from glmlab.plugin.base import AttentionBackendBase
 from glmlab.plugin.registry import PluginRegistry, get_registry
 from tests.test_model import glm_batch, tiny_config
 
@@ -183,19 +184,19 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(
 # -- candidates, the timer, and the run-level entry point --------------------------------
 
 
-class Biasless:
+class Biasless(AttentionBackendBase):
     supports_bias = False
 
     def is_available(self, device: torch.device) -> bool:
         return True
 
 
-class NeedsOptions:
+class NeedsOptions(AttentionBackendBase):
     def __init__(self, *, window: int) -> None:
         self.window = window
 
 
-class BrokenCheck:
+class BrokenCheck(AttentionBackendBase):
     def is_available(self, device: torch.device) -> bool:
         raise RuntimeError("driver query failed")
 

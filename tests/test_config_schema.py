@@ -251,16 +251,13 @@ def test_code_takes_its_defaults_from_the_schema():
     from glmlab.config.schema import ObjectiveConfig
     from glmlab.data.pipeline import prepare_data
     from glmlab.data.tokenizer import GLMTokenizer, load_or_train
-    from glmlab.model.build import assemble_model, build_model, build_positional, choose_attention
+    from glmlab.model.build import build_model
     from glmlab.model.glm import GLMConfig
     from glmlab.objective.baselines import MLMObjective
     from glmlab.objective.glm import GLMObjective
 
     required = {
         build_model: ("positional", "norm_layout", "attention"),
-        build_positional: ("choice",),
-        choose_attention: ("choice",),
-        assemble_model: ("norm_layout",),
         prepare_data: ("vocab_size", "n_sentinels", "chunk_len", "packing", "min_tokens"),
         GLMTokenizer.train: ("vocab_size", "n_sentinels"),
         load_or_train: ("vocab_size", "n_sentinels"),

@@ -15,7 +15,14 @@ from glmlab import hookimpl
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMModel
 from glmlab.objective.glm import GLMObjective
-from glmlab.plugin.base import PositionalSchemeBase, TrackerRun
+from glmlab.plugin.base import (
+    AttentionBackendBase,
+    MaskBuilderBase,
+    NormLayoutBase,
+    PositionalSchemeBase,
+    SpanSamplerBase,
+    TrackerRun,
+)
 from glmlab.plugin.guards import PluginContractError, SamplerInvariantError, checked_mask_builder
 from glmlab.plugin.registry import PluginRegistry, get_registry
 from glmlab.plugins.trackers import installed
@@ -207,7 +214,7 @@ def test_every_builtin_has_a_conformance_class() -> None:
 # -- the kit catches broken plugins ----------------------------------------------------
 
 
-class GlobalRandomSampler:
+class GlobalRandomSampler(SpanSamplerBase):
     """Draws from Python's global generator instead of the one it is given."""
 
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
@@ -216,7 +223,7 @@ class GlobalRandomSampler:
         return SpanSet(((start, start + 1),) if keep > 1 else (), max(keep, 1))
 
 
-class ColumnPositions(nn.Module):
+class ColumnPositions(PositionalSchemeBase):
     """Embeds the column index instead of ``position_ids``: packing changes its output."""
 
     def __init__(self, *, dim: int, n_heads: int, head_dim: int, max_positions: int) -> None:
@@ -298,7 +305,7 @@ class BadBias(Biased):
         return torch.zeros(3, 3, dtype=torch.long)
 
 
-class NoBiasAttention:
+class NoBiasAttention(AttentionBackendBase):
     """sdpa without ``supports_bias``: a backend written before the bias existed."""
 
     def __init__(self) -> None:
@@ -323,7 +330,7 @@ class HeadMergingAttention(NoBiasAttention):
         return super().attend(q, k, v, prepared).sum(dim=1)
 
 
-class NotAModuleLayout:
+class NotAModuleLayout(NormLayoutBase):
     def __init__(self, *, n_layers: int) -> None:
         pass
 
@@ -334,7 +341,7 @@ class NotAModuleLayout:
         return nn.Identity()
 
 
-class Int64Layouts:
+class Int64Layouts(MaskBuilderBase):
     def __init__(self) -> None:
         self.inner = get_registry().create("mask_builder", "glm")
 
@@ -455,7 +462,7 @@ def test_mask_builder_layouts_are_checked_where_built(broken_registry) -> None:
 
 
 def test_sampler_guard_names_the_distribution() -> None:
-    class Overlapping:
+    class Overlapping(SpanSamplerBase):
         def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
             return SpanSet(((0, 2), (1, 3)), keep=4)
 
@@ -472,9 +479,9 @@ def test_sampler_guard_names_the_distribution() -> None:
 # -- the kit's model-side checks can fail ------------------------------------------------
 
 
-class FixedTable(nn.Module):
-    """A duck-typed scheme with a fixed (frozen) sinusoid-like table, as docs allowed before
-    the bases: the model used to overwrite it with a random frozen table."""
+class FixedTable(PositionalSchemeBase):
+    """A scheme with a fixed (frozen) sinusoid-like table and a trainable scale: a model that
+    re-initialised a scheme's tables would overwrite it."""
 
     def __init__(self, *, dim: int, max_positions: int, **_: int) -> None:
         super().__init__()
@@ -522,18 +529,8 @@ def test_model_construction_keeps_a_frozen_table() -> None:
     config = tiny_config()
     scheme = FixedTable(dim=config.dim, max_positions=config.max_positions)
     table = scheme.table.weight.detach().clone()
-    model = build_model_around(scheme, config)
+    model = build_model(config, positional=scheme, norm_layout="pre_ln", attention="eager")
     torch.testing.assert_close(model.positional.table.weight, table, rtol=0, atol=0)
-
-
-def build_model_around(scheme: nn.Module, config: Any) -> GLMModel:
-    registry = get_registry()
-    return GLMModel(
-        config,
-        positional=scheme,
-        norm_layout=registry.create("norm_layout", "pre_ln", n_layers=config.n_layers),
-        attention=registry.create("attention", "eager"),
-    )
 
 
 def test_kit_catches_a_model_that_overwrites_a_fixed_table(monkeypatch) -> None:
@@ -564,7 +561,7 @@ def test_kit_catches_a_scheme_that_is_not_a_module() -> None:
     class TestBroken(PositionalSchemeContract):
         factory = NotAModuleScheme
 
-    with pytest.raises(AssertionError, match="not an nn.Module"):
+    with pytest.raises(PluginContractError, match="does not derive from .*PositionalSchemeBase"):
         TestBroken().test_builds_a_module()
 
 
@@ -600,7 +597,7 @@ class DeadGate(nn.Module):
         return x + torch.relu(self.gate) * self.sublayer(self.norm(x), **kwargs)
 
 
-class DeadGateLayout:
+class DeadGateLayout(NormLayoutBase):
     def __init__(self, *, n_layers: int) -> None:
         pass
 

@@ -140,7 +140,7 @@ def one_line_naming(error: str, path: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("reference") / "run"
-    assert execute_run(config(), run, [])["status"] == "completed"
+    assert execute_run(config(), run, []).status == "completed"
     return run
 
 
@@ -188,12 +188,12 @@ def test_full_disk_in_a_checkpoint_write_records_the_step_on_disk(tmp_path, monk
     disk.fail("checkpoint.pt", nth=2, leave=4096)  # the step-6 checkpoint; step 3's is kept
     result = execute_run(config(), run, [])
     assert disk.failed == ["checkpoint.pt"]
-    assert result["status"] == "failed" and result["error"].startswith("DiskFullError: ")
-    one_line_naming(result["error"], run / "checkpoint.pt")
-    assert result["step"] == 3 and read_result(run).step == 3  # not 6: the disk holds 3
+    assert result.status == "failed" and result.error.startswith("DiskFullError: ")
+    one_line_naming(result.error, run / "checkpoint.pt")
+    assert result.step == 3 and read_result(run).step == 3  # not 6: the disk holds 3
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 3 and temps(tmp_path) == []
     monkeypatch.undo()
-    assert execute_run(config(), run, [])["status"] == "completed"
+    assert execute_run(config(), run, []).status == "completed"
     assert steps_of(run) == steps_of(reference)
 
 
@@ -203,12 +203,12 @@ def test_full_disk_in_a_metrics_row_is_repaired_on_rerun(tmp_path, monkeypatch, 
     disk.fail("metrics.jsonl", nth=3, leave=10)  # step 4's loss row, torn after 10 bytes
     result = execute_run(config(), run, [])
     assert disk.failed == ["metrics.jsonl"]
-    one_line_naming(result["error"], run / "metrics.jsonl")
-    assert result["step"] == 3 and load_checkpoint(run / "checkpoint.pt")["step"] == 3
+    one_line_naming(result.error, run / "metrics.jsonl")
+    assert result.step == 3 and load_checkpoint(run / "checkpoint.pt")["step"] == 3
     torn = (run / "metrics.jsonl").read_text().splitlines()[-1]
     assert len(torn) == 10 and torn.startswith("{")  # the torn line, not valid JSON
     monkeypatch.undo()
-    assert execute_run(config(), run, [])["status"] == "completed"
+    assert execute_run(config(), run, []).status == "completed"
     assert steps_of(run) == steps_of(reference)
 
 
@@ -218,12 +218,12 @@ def test_full_disk_in_eval_items_keeps_the_final_checkpoint(tmp_path, monkeypatc
     disk.fail("eval_items.json", leave=100)
     result = execute_run(config("train.eval_suite=true"), run, [])
     assert disk.failed == ["eval_items.json"]
-    one_line_naming(result["error"], run / "eval_items.json")
-    assert result["step"] == 6 and read_result(run).status == "failed"
+    one_line_naming(result.error, run / "eval_items.json")
+    assert result.step == 6 and read_result(run).status == "failed"
     assert not (run / "eval_items.json").exists() and temps(tmp_path) == []
     monkeypatch.undo()
     result = execute_run(config("train.eval_suite=true"), run, [])
-    assert result["status"] == "completed" and (run / "eval_items.json").exists()
+    assert result.status == "completed" and (run / "eval_items.json").exists()
 
 
 def test_full_disk_in_result_json_never_claims_a_finished_run(tmp_path, monkeypatch):
@@ -231,15 +231,15 @@ def test_full_disk_in_result_json_never_claims_a_finished_run(tmp_path, monkeypa
     disk = FakeDisk(tmp_path, monkeypatch)
     disk.fail("result.json", leave=50)
     result = execute_run(config("train.keep_checkpoint=final"), run, [])
-    assert disk.failed == ["result.json"] and result["recorded"] is False
-    assert result["status"] == "failed" and "rerun to record it" in result["error"]
-    one_line_naming(result["error"], run / "result.json")
+    assert disk.failed == ["result.json"] and result.recorded is False
+    assert result.status == "failed" and "rerun to record it" in result.error
+    one_line_naming(result.error, run / "result.json")
     assert not (run / "result.json").exists()
     # The run's resumable state is kept (keep_checkpoint=final removes it only once the
     # result is on disk), so the rerun records the run without training it again.
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 6
     monkeypatch.undo()
-    assert execute_run(config("train.keep_checkpoint=final"), run, [])["status"] == "completed"
+    assert execute_run(config("train.keep_checkpoint=final"), run, []).status == "completed"
     assert read_result(run).status == "completed" and not (run / "checkpoint.pt").exists()
 
 
@@ -251,7 +251,7 @@ def test_full_disk_in_the_log_is_one_warning_and_the_run_goes_on(
     disk = FakeDisk(tmp_path, monkeypatch)
     disk.fail("app.log", leave=100)
     result = execute_run(config(), run, [])  # the log's close never raises
-    assert result["status"] == "completed" and disk.failed == ["app.log"]
+    assert result.status == "completed" and disk.failed == ["app.log"]
     err = capfd.readouterr().err
     warnings = [line for line in err.splitlines() if "app.log" in line]
     assert len(warnings) == 1 and warnings[0].startswith("glmlab: warning: ")
@@ -265,7 +265,7 @@ def test_full_disk_at_run_start_is_one_line_and_a_result_if_it_fits(tmp_path, mo
     disk = FakeDisk(tmp_path, monkeypatch)
     disk.fail("config.yaml")
     result = execute_run(config(), run, [])
-    one_line_naming(result["error"], run / "config.yaml")
+    one_line_naming(result.error, run / "config.yaml")
     recorded = json.loads((run / "result.json").read_text())  # the result still fits
     assert recorded["status"] == "failed" and recorded["step"] == 0
     assert not (run / "metrics.jsonl").exists() and temps(tmp_path) == []
@@ -275,9 +275,9 @@ def test_full_disk_everywhere_at_run_start_raises_nothing(tmp_path, monkeypatch,
     run = tmp_path / "run"
     FakeDisk(tmp_path, monkeypatch).fill()
     result = execute_run(config(), run, [])
-    assert result["status"] == "failed" and result["recorded"] is False
-    one_line_naming(result["error"], run / "config.yaml")
-    assert result["error"].endswith("; and result.json could not be written either")
+    assert result.status == "failed" and result.recorded is False
+    one_line_naming(result.error, run / "config.yaml")
+    assert result.error.endswith("; and result.json could not be written either")
     assert sorted(p.name for p in run.iterdir()) == []  # the lock goes with the run
     assert "Traceback" not in capfd.readouterr().err
 
@@ -312,12 +312,12 @@ def test_a_full_disk_under_the_sweep_report_is_one_line(tmp_path, monkeypatch, c
 
     import glmlab.cli.app
     from glmlab.cli.callback import SweepReportCallback
-    from glmlab.runs.result import write_result
+    from glmlab.runs.result import RunResult, write_result
 
     monkeypatch.setattr(glmlab.cli.app, "_sweep_exit", [])
     sweep = tmp_path / "sweep"
     for seed in range(2):
-        write_result(sweep / f"r{seed}", {"status": "completed", "step": 6, "seed": seed})
+        write_result(sweep / f"r{seed}", RunResult(status="completed", step=6, seed=seed))
         append_line(sweep / f"r{seed}" / "metrics.jsonl", '{"step": 6, "loss": 5.0}')
     FakeDisk(tmp_path, monkeypatch).fill()
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})

@@ -288,7 +288,7 @@ def test_run_writes_suite_to_metrics_and_result(tmp_path):
             "config", overrides=[*TINY, "train.eval_suite_interval=4", "train.max_steps=8"]
         )
     result = execute_run(cfg, tmp_path, [])
-    assert result["status"] == "completed"
+    assert result.status == "completed"
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     suite_rows = [r for r in rows if "eval" in r]
     assert [r["step"] for r in suite_rows] == [4, 8]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import random
 import signal
@@ -38,6 +39,7 @@ from glmlab.runs.identity import config_identity, identity_changes
 from glmlab.runs.lock import RunLock, RunLocked
 from glmlab.runs.metrics import repair_metrics
 from glmlab.runs.result import (
+    RunResult,
     outcome_counts,
     outcome_line,
     read_result,
@@ -108,8 +110,8 @@ def test_bad_value_is_refused_before_any_data_is_loaded(override, message, tmp_p
 
     monkeypatch.setattr("glmlab.assembly.data.prepare_data", no_data)
     result = execute_run(config(override), tmp_path, [override])
-    assert result["status"] == "failed"
-    assert "ConfigError" in result["error"]
+    assert result.status == "failed"
+    assert "ConfigError" in result.error
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoint.pt").exists()
 
 
@@ -162,13 +164,54 @@ def test_every_bounded_field_declares_its_rule():
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b'{"status": "compl', b"[1, 2]", b'{"step": 3}', b"\xff\xfe"]
+    "content",
+    [
+        b"",
+        b'{"status": "compl',
+        b"[1, 2]",
+        b'{"step": 3}',
+        b"\xff\xfe",
+        b'{"status": 5, "step": 3}',
+    ],
 )
 def test_unreadable_result_reads_as_failed_naming_the_file(content, tmp_path):
     (tmp_path / "result.json").write_bytes(content)
     result = read_result(tmp_path)
     assert result is not None and result.status == "failed"
+    assert result.unreadable == str(tmp_path / "result.json")
     assert str(tmp_path / "result.json") in result.error and "\n" not in result.error
+
+
+def test_a_field_of_the_wrong_type_reads_as_absent_naming_file_and_field(tmp_path, caplog):
+    """The run's own word (its status) stands; a field that is not what glmlab writes
+    (a hand edit, another tool) reads as its default, and the log says which."""
+    (tmp_path / "result.json").write_text(
+        json.dumps({"status": "completed", "step": 6.0, "eval": [0.5], "job_logs": 7, "error": 3})
+    )
+    with caplog.at_level(logging.WARNING, logger="glmlab"):
+        result = read_result(tmp_path)
+    assert (result.status, result.step, result.error) == ("completed", 6, "3")
+    assert result.eval is None and result.job_logs is None and result.unreadable is None
+    said = caplog.text
+    assert f"{tmp_path / 'result.json'}: field 'eval' is [0.5], not an object" in said
+    assert "field 'job_logs' is 7, not an object: read as absent" in said
+
+
+def test_an_older_result_reads_with_defaults_and_keeps_unknown_keys(tmp_path):
+    """A result.json from before a field existed reads with that field's default; a key
+    this version does not know survives a read and a write (nothing is dropped)."""
+    (tmp_path / "result.json").write_text(
+        json.dumps({"status": "completed", "step": 4, "final_val_loss": 5, "future": {"x": 1}})
+    )
+    result = read_result(tmp_path)
+    assert (result.status, result.step, result.final_val_loss) == ("completed", 4, 5.0)
+    assert result.eval is None and result.compute is None and result.provenance == {}
+    assert result.overrides == [] and result.extra == {"future": {"x": 1}}
+    write_result(tmp_path, result)
+    written = json.loads((tmp_path / "result.json").read_text())
+    assert written["future"] == {"x": 1} and written["tokens_per_s"] is None
+    assert "recorded" not in written and "unreadable" not in written
+    assert read_result(tmp_path) == result
 
 
 def test_unreadable_result_never_stops_the_report(tmp_path):
@@ -179,7 +222,7 @@ def test_unreadable_result_never_stops_the_report(tmp_path):
         run = sweep / name
         run.mkdir(parents=True)
         write_result(
-            run, {"status": status, "step": 4, "final_val_loss": 5.0, "variant": [f"x={name}"]}
+            run, RunResult(status=status, step=4, final_val_loss=5.0, variant=[f"x={name}"])
         )
         (run / "metrics.jsonl").write_text('{"step": 2, "loss": 6.0}\n{"step": 4, "lo')  # torn
     (sweep / "b" / "result.json").write_text('{"status": "comp')
@@ -189,7 +232,7 @@ def test_unreadable_result_never_stops_the_report(tmp_path):
 
 
 def test_multiline_error_is_one_line_in_result_and_report(tmp_path):
-    write_result(tmp_path, {"status": "failed", "error": "ValueError: one\ntwo\n\nthree"})
+    write_result(tmp_path, RunResult(status="failed", error="ValueError: one\ntwo\n\nthree"))
     assert (
         json.loads((tmp_path / "result.json").read_text())["error"] == "ValueError: one two three"
     )
@@ -234,7 +277,7 @@ def test_rows_after_the_checkpoint_are_dropped_and_none_without_one(tmp_path):
 def test_run_killed_before_its_first_checkpoint_restarts_clean(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 2, "loss": 9.0}\n{"step": 4, "lo')
     result = execute_run(config("train.checkpoint_interval=100"), tmp_path, [])
-    assert result["status"] == "completed"
+    assert result.status == "completed"
     steps = [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl") if "loss" in r]
     assert steps == [2, 4, 6]  # each once, from this run
 
@@ -292,12 +335,12 @@ def test_disk_full_while_training_is_a_failed_run_and_resumes(tmp_path, monkeypa
 
     monkeypatch.setattr(glmlab.io.os, "fsync", full_disk_fsync)
     result = execute_run(config(), tmp_path / "run", [])
-    assert result["status"] == "failed" and "no space left on device" in result["error"]
-    assert "checkpoint.pt" in result["error"] and result["step"] == 3  # the step on disk
+    assert result.status == "failed" and "no space left on device" in result.error
+    assert "checkpoint.pt" in result.error and result.step == 3  # the step on disk
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 3  # the previous one
     assert temps(tmp_path) == []
     monkeypatch.setattr(glmlab.io.os, "fsync", real_fsync)
-    assert execute_run(config(), tmp_path / "run", [])["status"] == "completed"
+    assert execute_run(config(), tmp_path / "run", []).status == "completed"
     reference = tmp_path / "reference"
     execute_run(config(), reference, [])
     assert steps_of(tmp_path / "run") == steps_of(reference)
@@ -319,8 +362,8 @@ def test_unwritable_run_directory_is_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setattr("glmlab.cli.run.write_text_atomic", read_only)
     monkeypatch.setattr("glmlab.cli.run.write_result", read_only)
     result = execute_run(config("norm_layout.name=nope"), tmp_path, [])
-    assert result["status"] == "failed" and result["recorded"] is False
-    assert "could not be written" in result["error"] and "Read-only" in result["error"]
+    assert result.status == "failed" and result.recorded is False
+    assert "could not be written" in result.error and "Read-only" in result.error
 
 
 # ----------------------------------------------------------------------- checkpoints
@@ -358,11 +401,11 @@ def test_damaged_checkpoint_names_the_file_and_what_to_do(kind, tmp_path):
 
 def test_damaged_checkpoint_fails_the_run_with_the_step_on_disk(tmp_path):
     run = tmp_path / "run"
-    assert execute_run(config("train.stop_after=3"), run, [])["status"] == "stopped"
+    assert execute_run(config("train.stop_after=3"), run, []).status == "stopped"
     _damaged("truncated", run / "checkpoint.pt")
     result = execute_run(config(), run, [])
-    assert result["status"] == "failed" and "cannot load checkpoint" in result["error"]
-    assert result["step"] == 3  # what the run directory holds, not 0
+    assert result.status == "failed" and "cannot load checkpoint" in result.error
+    assert result.step == 3  # what the run directory holds, not 0
     assert read_result(run).status == "failed"
 
 
@@ -380,7 +423,7 @@ RUN_FILES = [
 @pytest.fixture(scope="module")
 def in_process_reference(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("reference") / "run"
-    assert execute_run(config(), run, [])["status"] == "completed"
+    assert execute_run(config(), run, []).status == "completed"
     return run
 
 
@@ -389,12 +432,12 @@ def in_process_reference(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", RUN_FILES)
 def test_damaged_run_file_never_blocks_the_rerun(name, damage, tmp_path, in_process_reference):
     run = tmp_path / "run"
-    assert execute_run(config("train.stop_after=3"), run, [])["status"] == "stopped"
+    assert execute_run(config("train.stop_after=3"), run, []).status == "stopped"
     path = run / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"" if damage == "empty" else b"\x00\xff{not: [valid\n" + os.urandom(64))
     result = execute_run(config(), run, [])
-    assert result["status"] == "completed", result["error"]
+    assert result.status == "completed", result.error
     rows, expected = steps_of(run), steps_of(in_process_reference)
     if name == "metrics.jsonl":  # what the damage destroyed is gone; the rest is whole
         expected = [r for r in expected if r["step"] > 3]
@@ -404,12 +447,12 @@ def test_damaged_run_file_never_blocks_the_rerun(name, damage, tmp_path, in_proc
 
 def test_damaged_config_without_identity_is_refused_with_a_way_on(tmp_path):
     run = tmp_path / "run"
-    assert execute_run(config("train.stop_after=3"), run, [])["status"] == "stopped"
+    assert execute_run(config("train.stop_after=3"), run, []).status == "stopped"
     (run / "identity.json").unlink()
     (run / "config.yaml").write_text("{{{ not yaml")
     refused = execute_run(config(), run, [])
-    assert "config.yaml: unreadable" in refused["error"] and "run.on_change=" in refused["error"]
-    assert execute_run(config("run.on_change=resume"), run, [])["status"] == "completed"
+    assert "config.yaml: unreadable" in refused.error and "run.on_change=" in refused.error
+    assert execute_run(config("run.on_change=resume"), run, []).status == "completed"
 
 
 # ------------------------------------------------------------------------- the cache
@@ -524,7 +567,7 @@ def test_corpus_too_small_for_the_suite_fails_before_training(tmp_path):
     cfg.data.seq_len = MIN_PASSAGE_TOKENS
     cfg.data.part_b_reserve = 0.5
     result = execute_run(cfg, tmp_path / "run", [])
-    assert result["status"] == "failed" and "the test split" in result["error"]
+    assert result.status == "failed" and "the test split" in result.error
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # not a step was trained
 
 
@@ -555,26 +598,24 @@ def test_second_process_on_a_locked_directory_is_told_who_holds_it(tmp_path):
 
 def test_changed_config_is_refused_restarted_or_resumed(tmp_path):
     run = tmp_path / "run"
-    assert execute_run(config(), run, [])["status"] == "completed"
+    assert execute_run(config(), run, []).status == "completed"
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
 
     refused = execute_run(config("train.lr=0.01"), run, ["train.lr=0.01"])
-    assert refused["status"] == "failed" and refused["recorded"] is False
-    assert "train.lr: 0.003 -> 0.01" in refused["error"]
-    assert (
-        "run.on_change=restart" in refused["error"] and "run.on_change=resume" in refused["error"]
-    )
+    assert refused.status == "failed" and refused.recorded is False
+    assert "train.lr: 0.003 -> 0.01" in refused.error
+    assert "run.on_change=restart" in refused.error and "run.on_change=resume" in refused.error
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # untouched
 
     # Unchanged but for keys that do not change results: still the same finished run.
     same = execute_run(config("train.threads=2", "train.progress=true"), run, [])
     assert (
-        same["status"] == "completed"
+        same.status == "completed"
         and (run / "metrics.jsonl").read_bytes() == before["metrics.jsonl"]
     )
 
     restarted = execute_run(config("train.lr=0.01", "run.on_change=restart"), run, [])
-    assert restarted["status"] == "completed"
+    assert restarted.status == "completed"
     stale = list((run / ".stale").iterdir())
     assert len(stale) == 1 and (stale[0] / "checkpoint.pt").read_bytes() == before["checkpoint.pt"]
     assert "lr: 0.01" in (run / "config.yaml").read_text()
@@ -582,7 +623,7 @@ def test_changed_config_is_refused_restarted_or_resumed(tmp_path):
     resumed = execute_run(
         config("train.lr=0.01", "train.max_steps=8", "run.on_change=resume"), run, []
     )
-    assert resumed["status"] == "completed" and resumed["step"] == 8
+    assert resumed.status == "completed" and resumed.step == 8
     history = json.loads((run / "identity.json").read_text())["history"]
     assert history[-1]["changes"] == ["train.max_steps: 6 -> 8"] and history[-1]["at_step"] == 6
 
@@ -591,12 +632,12 @@ def test_resume_of_a_finished_run_without_its_checkpoint_is_refused(tmp_path):
     """keep_checkpoint=final removes checkpoint.pt: extending that run would silently train
     from scratch, so it is refused and the finished run is left as it was."""
     run, final = tmp_path / "run", "train.keep_checkpoint=final"
-    assert execute_run(config(final), run, [])["status"] == "completed"
+    assert execute_run(config(final), run, []).status == "completed"
     assert not (run / "checkpoint.pt").exists() and (run / "weights.pt").exists()
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     more = execute_run(config(final, "train.max_steps=8", "run.on_change=resume"), run, [])
-    assert more["status"] == "failed" and more["recorded"] is False
-    assert "run.on_change=restart" in more["error"] and "keep_checkpoint=last" in more["error"]
+    assert more.status == "failed" and more.recorded is False
+    assert "run.on_change=restart" in more.error and "keep_checkpoint=last" in more.error
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
@@ -604,9 +645,9 @@ def test_sweep_reruns_a_changed_run_and_skips_an_unchanged_one(tmp_path):
     run = tmp_path / "run"
     execute_run(config(), run, [], sweep=True)
     first = (run / "metrics.jsonl").read_bytes()
-    assert execute_run(config(), run, [], sweep=True)["status"] == "completed"
+    assert execute_run(config(), run, [], sweep=True).status == "completed"
     assert (run / "metrics.jsonl").read_bytes() == first  # skipped
-    assert execute_run(config("train.lr=0.01"), run, [], sweep=True)["status"] == "completed"
+    assert execute_run(config("train.lr=0.01"), run, [], sweep=True).status == "completed"
     assert (run / "metrics.jsonl").read_bytes() != first  # rerun, the old one moved aside
     assert len(list((run / ".stale").iterdir())) == 1
 
@@ -971,12 +1012,12 @@ def test_a_name_outside_its_root_writes_nothing_anywhere(tmp_path):
 def test_restart_moves_everything_of_the_old_run_together(tmp_path):
     run = tmp_path / "run"
     suite = ["train.eval_suite=true", "train.keep_checkpoint=final"]
-    assert execute_run(config(*suite), run, [])["status"] == "completed"
+    assert execute_run(config(*suite), run, []).status == "completed"
     old = files_of(run)
     assert {"weights.pt", "eval_items.json", "result.json", "config.yaml", "app.log"} <= set(old)
 
     restarted = execute_run(config(*suite, "train.lr=0.01", "run.on_change=restart"), run, [])
-    assert restarted["status"] == "completed"
+    assert restarted.status == "completed"
     (stale,) = (run / ".stale").iterdir()
     # Every file of the old run is in .stale/, unchanged; nothing of it stayed beside the new one.
     assert files_of(stale) == old
@@ -989,19 +1030,19 @@ def test_restart_moves_everything_of_the_old_run_together(tmp_path):
 def test_incompatible_resume_is_refused_before_anything_is_written(tmp_path):
     run = tmp_path / "run"
     last = "train.keep_checkpoint=last"
-    assert execute_run(config(last), run, [])["status"] == "completed"
+    assert execute_run(config(last), run, []).status == "completed"
     before = files_of(run)
 
     wider = execute_run(config(last, "model.dim=64", "run.on_change=resume"), run, [])
-    assert wider["status"] == "failed" and wider["recorded"] is False
-    error = wider["error"]
+    assert wider.status == "failed" and wider.recorded is False
+    error = wider.error
     assert "\n" not in error and "model.dim: 32 -> 64" in error and "nothing was written" in error
     assert "run.on_change=restart" in error and "size mismatch" not in error
     assert files_of(run) == before  # config, identity history, metrics, checkpoint: as they were
 
     # The original config is still this run's: no false "made with another config".
     again = execute_run(config(last), run, [])
-    assert again["status"] == "completed" and again["error"] is None
+    assert again.status == "completed" and again.error is None
     assert files_of(run) == before
 
 
@@ -1057,10 +1098,8 @@ def test_tracker_that_cannot_write_fails_the_run_in_one_line(tmp_path, monkeypat
 
     monkeypatch.setattr(tempfile_module, "TemporaryFile", denied)
     result = execute_run(config("tracker=tensorboard"), tmp_path / "run", [])
-    assert result["status"] == "failed" and "\n" not in result["error"]
-    assert (
-        "tensorboard: cannot write to" in result["error"] and "Permission denied" in result["error"]
-    )
+    assert result.status == "failed" and "\n" not in result.error
+    assert "tensorboard: cannot write to" in result.error and "Permission denied" in result.error
 
 
 def test_results_of_a_sweep_without_metrics_is_an_error_not_invalid_latex(tmp_path, capsys):

@@ -16,7 +16,7 @@ from glmlab.cli.main import main as cli_main
 from glmlab.cluster.status import render_status, sweep_runs
 from glmlab.config.errors import composition_error_line
 from glmlab.data.corpus import load_corpus
-from glmlab.runs.result import write_result
+from glmlab.runs.result import RunResult, write_result
 
 # ---------------------------------------------------------------- text_files encoding
 
@@ -141,7 +141,7 @@ def _sweep_with_odd_results(root: Path) -> Path:
         run = sweep / name
         run.mkdir(parents=True)
         write_result(
-            run, {"status": "completed", "step": 4, "final_val_loss": 5.0, "variant": [f"x={name}"]}
+            run, RunResult(status="completed", step=4, final_val_loss=5.0, variant=[f"x={name}"])
         )
         (run / "metrics.jsonl").write_text('{"step": 4, "loss": 6.0}\n')
     for name, content in ODD_RESULTS.items():

@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from glmlab.config.spec import PluginChoice
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.objective.batches import BatchSource
@@ -29,6 +30,7 @@ from glmlab.objective.fidelity import (
 )
 from glmlab.objective.glm import GLMObjective
 from glmlab.objective.sample import build_glm_sample
+from glmlab.plugin.base import AttentionBackendBase, SpanSamplerBase
 from glmlab.plugin.registry import get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 from glmlab.testing.samples import collate, pack, random_glm_samples
@@ -201,7 +203,7 @@ def test_sentinels_follow_part_b_order() -> None:
     Part B's first position row is max_seq_length."""
     spans = SpanSet(((1, 2), (4, 6), (8, 9)), 12)
 
-    class Fixed:
+    class Fixed(SpanSamplerBase):
         def sample(self, text, *, max_len, rng):
             return spans
 
@@ -326,8 +328,7 @@ def test_deepnorm_is_the_papers_stack(constants, alpha, beta, input_norm) -> Non
     model = build_model(
         config,
         positional="learned_2d",
-        norm_layout="deepnorm",
-        norm_options={"constants": constants},
+        norm_layout=PluginChoice("deepnorm", {"constants": constants}),
         attention="eager",
     )
     # Init: Xavier-normal, gain beta on v, out, ffn_in, ffn_out; gain 1 on q and k.
@@ -387,7 +388,7 @@ def test_attention_dropout_reaches_the_backend_only_while_training() -> None:
     seen: list[dict] = []
     eager = get_registry().create("attention", "eager")
 
-    class Spy:
+    class Spy(AttentionBackendBase):
         supports_bias = supports_dropout = True
 
         def is_available(self, device):

@@ -21,6 +21,7 @@ from glmlab.cli import main as cli
 from glmlab.cli.help import app_help, prepare_argv, version_text
 from glmlab.cli.summary import run_summary
 from glmlab.config.scale import ScaleChoice
+from glmlab.runs.result import RunResult, write_result
 from tests.conftest import TINY, run_glmlab
 from tests.test_report import BASE, OFF, TINY_SWEEP, write_run
 
@@ -151,15 +152,15 @@ def test_run_summary_names_dir_status_metrics_and_references(tmp_path):
             }
         )
     )
-    result = {
-        "status": "completed",
-        "step": 500,
-        "wall_time_s": 61.2,
-        "seed": 1,
-        "variant": [OFF],
-        "final_val_loss": 4.5,
-        "eval": {"infill_token_loss": 5.2, "cloze_acc": 0.41},
-    }
+    result = RunResult(
+        status="completed",
+        step=500,
+        wall_time_s=61.2,
+        seed=1,
+        variant=[OFF],
+        final_val_loss=4.5,
+        eval={"infill_token_loss": 5.2, "cloze_acc": 0.41},
+    )
     single = run_summary(result, tmp_path)
     assert single.splitlines()[0] == f"glmlab: run completed at step 500 in 61 s: {tmp_path}"
     assert "token infilling loss 5.200 (unigram 5.700)" in single
@@ -171,7 +172,7 @@ def test_run_summary_names_dir_status_metrics_and_references(tmp_path):
     assert "\n" not in line and str(tmp_path) in line and "(own objective) 4.500" in line
 
 
-def _single_run(folder: Path, cloze_rate: float, doc_gen: float) -> dict:
+def _single_run(folder: Path, cloze_rate: float, doc_gen: float) -> RunResult:
     """A completed run's result.json and eval_items.json: token infilling clearly past the
     unigram level 5.7, cloze about ``cloze_rate``, generation about ``doc_gen``."""
     rng = np.random.default_rng(0)
@@ -192,9 +193,8 @@ def _single_run(folder: Path, cloze_rate: float, doc_gen: float) -> dict:
         "cloze_acc": float(credit.mean()),
         "doc_gen_loss": doc_gen,
     }
-    result = {"status": "completed", "step": 500, "seed": 0, "variant": [], "eval": evaluation}
-    result["final_val_loss"] = 4.5
-    (folder / "result.json").write_text(json.dumps(result))
+    result = RunResult(status="completed", step=500, seed=0, final_val_loss=4.5, eval=evaluation)
+    write_result(folder, result)
     return result
 
 

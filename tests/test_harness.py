@@ -60,7 +60,7 @@ def glm_run(tmp_path_factory: pytest.TempPathFactory, tasks: Path) -> Path:
         f"harness.include_path={tasks}",
     )
     result = execute_run(cfg, run_dir, [])
-    assert result["status"] == "completed" and "harness_error" not in result, result
+    assert result.status == "completed" and result.harness_error is None, result
     return run_dir
 
 
@@ -346,6 +346,6 @@ def test_harness_tasks_without_kept_weights_are_refused_before_training(tmp_path
         "train.keep_checkpoint=none", "harness.tasks=[tiny_mc]", f"harness.include_path={tasks}"
     )
     result = execute_run(cfg, tmp_path / "run", [])
-    assert result["status"] == "failed" and result["step"] == 0
-    assert "train.keep_checkpoint=none" in result["error"]
+    assert result.status == "failed" and result.step == 0
+    assert "train.keep_checkpoint=none" in result.error
     assert not (tmp_path / "run" / "metrics.jsonl").exists()

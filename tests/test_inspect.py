@@ -72,7 +72,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory):
     run_dir = tmp_path_factory.mktemp("run")
     with initialize_config_module("glmlab.conf", version_base="1.3"):
         cfg = compose("config", overrides=[*TINY, "train.eval_suite=false"])
-    assert execute_run(cfg, run_dir, [])["status"] == "completed"
+    assert execute_run(cfg, run_dir, []).status == "completed"
     return run_dir
 
 

@@ -16,6 +16,7 @@ from glmlab.ladder.fit import crossover, fit_power_laws
 from glmlab.ladder.lr import GridPoint, choose_lr
 from glmlab.ladder.predict import gap_estimate
 from glmlab.ladder.spec import build_plan
+from glmlab.runs.result import RunResult
 
 BASE = {
     "train.batch_size": 16,
@@ -144,7 +145,7 @@ def test_a_variant_may_not_set_a_ladder_key():
 
 def grid_results(losses, evals):
     return [
-        {"status": "completed", "final_val_loss": loss, "eval": {"cloze_acc": acc}}
+        RunResult(status="completed", final_val_loss=loss, eval={"cloze_acc": acc})
         for loss, acc in zip(losses, evals, strict=True)
     ]
 

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from glmlab.cluster.launcher import TARGET as ASYNC_TARGET
 from glmlab.ladder.sweep import sweep_ladder
 from glmlab.runs.layout import HYDRA_OVERRIDES
-from glmlab.runs.result import write_result
+from glmlab.runs.result import RunResult, write_result
 
 LADDER = {
     "rungs": [
@@ -63,13 +63,13 @@ def finish(sweep_dir: Path, job: list[str]) -> None:
     lr = float(values["train.lr"])
     write_result(
         run_dir,
-        {
-            "status": "completed",
-            "final_val_loss": val_loss(values),
-            "eval": {"cloze_acc": 1.0 if lr == 1e-3 else 0.0},  # must not matter
-            "overrides": sorted(job),
-            "seed": int(values["seed"]),
-        },
+        RunResult(
+            status="completed",
+            final_val_loss=val_loss(values),
+            eval={"cloze_acc": 1.0 if lr == 1e-3 else 0.0},  # must not matter
+            overrides=sorted(job),
+            seed=int(values["seed"]),
+        ),
     )
 
 

@@ -103,7 +103,7 @@ def test_tiny_ladder_end_to_end(tmp_path, capsys):
             grid.setdefault(arm, {})[float(values["train.lr"])] = res.final_val_loss
         else:
             seeds.setdefault(arm, set()).add(float(values["train.lr"]))
-        assert res.get("compute")["flops"] > 0
+        assert res.compute["flops"] > 0
     from glmlab.ladder.lr import GridPoint, choose_lr
 
     assert len(grid) == 8 and all(len(g) == 3 for g in grid.values())

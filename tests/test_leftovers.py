@@ -57,8 +57,8 @@ def test_a_single_run_refused_at_config_time_leaves_nothing(tmp_path):
     run = tmp_path / "runs" / "default" / "train.max_steps=0"
     run.mkdir(parents=True)  # as Hydra makes it before the job starts
     result = execute_run(_config("train.max_steps=0"), run, ["train.max_steps=0"])
-    assert result["status"] == "failed" and result["recorded"] is False
-    assert "train.max_steps=0: must be" in result["error"]
+    assert result.status == "failed" and result.recorded is False
+    assert "train.max_steps=0: must be" in result.error
     assert not run.exists()
 
 

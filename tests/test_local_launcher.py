@@ -25,6 +25,7 @@ from glmlab.cluster.launcher import TARGET as SLURM_TARGET
 from glmlab.cluster.launcher import install
 from glmlab.cluster.worker import quiet_console
 from glmlab.runs.naming import register_resolvers
+from glmlab.runs.result import RunResult
 from glmlab.runs.run_log import ON_CONSOLE
 from tests.conftest import TINY, run_glmlab
 from tests.test_report import BASE, write_run
@@ -134,7 +135,7 @@ def test_last_line_counts_each_run_directory_once(tmp_path, monkeypatch, capsys)
     the other run that directory holds; an interrupted sweep's unstarted runs count too."""
     for seed in (0, 1):
         write_run(tmp_path, f"s{seed}", BASE, seed, val=5.0)
-    refused = {"run_dir": str(tmp_path / "s1"), "error": "ConfigChanged: ...", "status": "failed"}
+    refused = RunResult("failed", run_dir=str(tmp_path / "s1"), error="ConfigChanged: ...")
     monkeypatch.setattr(app, "_unrecorded", [refused])
     monkeypatch.setattr(local, "_unrecorded", [])
     assert app.finish_sweep(tmp_path, planned=[tmp_path / "s1", tmp_path / "s2"]) == 1
@@ -169,7 +170,7 @@ def test_a_sweep_that_could_not_record_its_runs_keeps_its_report(tmp_path, monke
     callback = SweepReportCallback()
     callback.on_multirun_start(config)
     (tmp_path / "multirun.yaml").write_text("new: sweep\n")  # as the sweeper does
-    refused = {"run_dir": str(tmp_path / "s0"), "error": "ConfigChanged: x", "status": "failed"}
+    refused = RunResult("failed", run_dir=str(tmp_path / "s0"), error="ConfigChanged: x")
     monkeypatch.setattr(app, "_unrecorded", [refused])
     monkeypatch.setattr(local, "_unrecorded", [])
     callback.on_multirun_end(config)
@@ -197,9 +198,10 @@ def test_side_by_side_console_keeps_warnings_and_marks_the_run():
     file_like = logging.FileHandler(os.devnull)
     root.addHandler(console)
     root.addHandler(file_like)
-    # quiet_console changes every console handler of the root logger: pytest's own capture
-    # handlers too, which live for the whole session. Put theirs back afterwards.
-    kept = {h: (list(h.filters), h.formatter) for h in root.handlers}
+    # quiet_console changes every console handler of the root logger, pytest's own capture
+    # handlers included: they are put back as they were, or later tests' caplog sees only
+    # warnings.
+    saved = [(h, list(h.filters), h.formatter) for h in root.handlers]
     try:
         quiet_console(3)
         record = logging.LogRecord("glmlab", logging.WARNING, "", 0, "disk slow", None, None)
@@ -209,7 +211,7 @@ def test_side_by_side_console_keeps_warnings_and_marks_the_run():
         assert file_like.filter(info)
         assert console.format(record) == "[run 3] WARNING disk slow"
     finally:
-        for handler, (filters, formatter) in kept.items():
+        for handler, filters, formatter in saved:
             handler.filters[:] = filters
             handler.setFormatter(formatter)
         root.removeHandler(console)

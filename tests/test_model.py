@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from glmlab import hookimpl
+from glmlab.config.spec import PluginChoice
 from glmlab.model import loss as chunked
 from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
+from glmlab.plugin.base import AttentionBackendBase
 from glmlab.plugin.registry import PluginRegistry, UnknownPluginError, get_registry
 from glmlab.structures import Batch, Segment
 from glmlab.testing.syncs import HostSyncs
@@ -25,7 +27,10 @@ def tiny_config(**overrides) -> GLMConfig:
 
 
 def tiny_model(
-    positional: str = "learned_2d", norm_layout: str = "pre_ln", seed: int = 0, **kwargs
+    positional: str = "learned_2d",
+    norm_layout: str | PluginChoice = "pre_ln",
+    seed: int = 0,
+    **kwargs,
 ) -> GLMModel:
     torch.manual_seed(seed)
     config = tiny_config(**kwargs.pop("config", {}))
@@ -71,12 +76,12 @@ TRAIN_CASES = [
     *[(p, "pre_ln", {}) for p in ["learned_2d", "learned_1d", "rope", "rope_2d"]],
     *[("learned_2d", n, {}) for n in ["post_ln", "deepnorm"]],
     # GLM-130B's choices.
-    ("rope", "deepnorm", {"norm_options": {"constants": "glm130b"}, "config": {"ffn": "geglu"}}),
+    ("rope", PluginChoice("deepnorm", {"constants": "glm130b"}), {"config": {"ffn": "geglu"}}),
 ]
 
 
 @pytest.mark.parametrize(("positional", "norm_layout", "kwargs"), TRAIN_CASES)
-def test_loss_falls(positional: str, norm_layout: str, kwargs: dict) -> None:
+def test_loss_falls(positional: str, norm_layout: str | PluginChoice, kwargs: dict) -> None:
     model = tiny_model(positional, norm_layout, **dict(kwargs))
     batch = glm_batch()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -412,7 +417,7 @@ def test_loss_without_loss_positions_is_zero_with_grad() -> None:
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-class NeverAvailable:
+class NeverAvailable(AttentionBackendBase):
     def is_available(self, device: torch.device) -> bool:
         return False
 

@@ -6,6 +6,7 @@ import pytest
 from glmlab.objective.baselines import CLMObjective, MLMObjective
 from glmlab.objective.glm import GLMObjective
 from glmlab.objective.sample import build_glm_sample
+from glmlab.plugin.base import SpanSamplerBase
 from glmlab.plugin.guards import SamplerInvariantError
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
 
@@ -103,7 +104,7 @@ SPECIALS = SpecialTokens(
 )
 
 
-class FixedSampler:
+class FixedSampler(SpanSamplerBase):
     def __init__(self, spans: SpanSet) -> None:
         self.spans = spans
 

@@ -1,5 +1,5 @@
-"""The typed plugin contract: base classes and the adaptation of duck-typed plugins, model
-settings handed to factories, plugin-owned parameter init."""
+"""The typed plugin contract: base classes (a duck-typed plugin is refused, naming the
+base), model settings handed to factories, plugin-owned parameter init."""
 
 from __future__ import annotations
 
@@ -12,16 +12,9 @@ from torch import nn
 
 from glmlab import hookimpl
 from glmlab.model.build import build_model, norm_settings, positional_settings
-from glmlab.model.glm import GLMModel
 from glmlab.objective.glm import GLMObjective
-from glmlab.plugin.base import (
-    BASES,
-    AttentionBackendBase,
-    NormLayoutBase,
-    PositionalSchemeBase,
-    SpanSamplerBase,
-    adapt,
-)
+from glmlab.plugin.base import BASES, NormLayoutBase, PositionalSchemeBase
+from glmlab.plugin.guards import PluginContractError
 from glmlab.plugin.helpers import positions_1d
 from glmlab.plugin.registry import PluginRegistry, factory_arguments, get_registry
 from glmlab.structures import SpanSet, SpecialTokens, TokenizedText
@@ -51,7 +44,7 @@ def test_builtins_derive_from_their_kinds_base() -> None:
 
 
 class DuckSampler:
-    """Written against the protocol only: no mask_kind, for_batch or sample_row."""
+    """Written against the protocol only (as glmlab 0.1 allowed): no base class."""
 
     def sample(self, text: TokenizedText, *, max_len: int, rng: np.random.Generator) -> SpanSet:
         keep = min(len(text), max_len - 2)
@@ -83,59 +76,34 @@ class DuckAttention:
         return get_registry().create("attention", "eager").attend(q, k, v, prepared)
 
 
-def test_a_duck_typed_plugin_gets_the_base_defaults_once() -> None:
-    sampler = DuckSampler()
-    adapted = adapt("span_sampler", sampler)
-    assert adapted is sampler and isinstance(sampler, SpanSamplerBase)
-    assert sampler.mask_kind == "MASK"
-    rng = np.random.default_rng(0)
-    assert sampler.for_batch([], rng=rng) is sampler
-    assert sampler.sample_row([], max_len=8, rng=rng) is None
-    assert rng.random() == np.random.default_rng(0).random()  # the defaults draw nothing
-    assert adapt("span_sampler", sampler) is sampler  # idempotent
-
-    backend = adapt("attention", DuckAttention())
-    assert isinstance(backend, AttentionBackendBase)
-    assert (backend.supports_bias, backend.supports_dropout) == (False, False)
-    assert backend.prepare_host(None) == {}
-
-
-def test_adapting_a_duck_typed_scheme_keeps_its_state_dict() -> None:
-    scheme = DuckPositions()
-    keys = list(scheme.state_dict())
-    adapt("positional", scheme)
-    assert isinstance(scheme, PositionalSchemeBase)
-    assert list(scheme.state_dict()) == keys == ["table.weight"]
-    assert scheme.attention_bias(torch.zeros(1, 2, 4, dtype=torch.long)) is None
-
-
-def test_objective_runs_a_duck_typed_sampler_per_piece() -> None:
-    specials = SpecialTokens(0, 1, 2, 3, 4, 5, (), ())
-    objective = GLMObjective([("token", DuckSampler(), 1.0)], specials)
-    texts = [TokenizedText(np.arange(6, 14), np.array([6])) for _ in range(2)]
-    rng = np.random.default_rng(0)
-    rows = objective.build_rows([texts], seq_len=32, rng=rng, row_rngs=[rng])
-    assert len(rows[0]) == 2  # sample_row's default (None): each piece sampled on its own
-    assert [(len(s), s.sep) for s in rows[0]] == [(10, 8), (10, 8)]  # 8 kept + [sop] + 1
-
-
-def test_a_duck_typed_model_uses_the_adapted_members() -> None:
-    config = tiny_config()
-    model = build_model_with(config, DuckPositions(), DuckAttention())
-    assert isinstance(model.positional, PositionalSchemeBase)
-    assert isinstance(model.attention, AttentionBackendBase)
-    ids = torch.zeros(1, 4, dtype=torch.long)
-    layout = get_registry().create("mask_builder", "glm").build([], batch_size=1, seq_len=4)
-    assert model(ids, torch.zeros(1, 2, 4, dtype=torch.long), layout).shape == (1, 4, 32)
-
-
-def build_model_with(config: Any, scheme: nn.Module, backend: Any) -> GLMModel:
-    return GLMModel(
-        config,
-        positional=scheme,
-        norm_layout=get_registry().create("norm_layout", "pre_ln", n_layers=config.n_layers),
-        attention=backend,
+def test_a_duck_typed_plugin_is_refused_when_built_naming_its_base() -> None:
+    """glmlab 0.2.0 removed the adaptation of duck-typed plugins: the registry refuses
+    what a factory built unless it derives from its kind's base, naming plugin and base."""
+    registry = registry_with(
+        glmlab_span_samplers={"duck": DuckSampler},
+        glmlab_positional_schemes={"duck": DuckPositions},
+        glmlab_attention_backends={"duck": DuckAttention},
     )
+    for kind, base in [
+        ("span_sampler", "SpanSamplerBase"),
+        ("positional", "PositionalSchemeBase"),
+        ("attention", "AttentionBackendBase"),
+    ]:
+        with pytest.raises(PluginContractError) as refused:
+            registry.create(kind, "duck")
+        message = str(refused.value)
+        assert f"{kind} plugin 'duck' (distribution 'glmlab-extra')" in message
+        assert f"does not derive from glmlab.plugin.base.{base}: derive from it" in message
+
+
+def test_the_model_and_objective_refuse_a_duck_typed_plugin_handed_to_them() -> None:
+    with pytest.raises(PluginContractError, match="does not derive from .*PositionalSchemeBase"):
+        build_model(
+            tiny_config(), positional=DuckPositions(), norm_layout="pre_ln", attention="eager"
+        )
+    specials = SpecialTokens(0, 1, 2, 3, 4, 5, (), ())
+    with pytest.raises(PluginContractError, match="does not derive from .*SpanSamplerBase"):
+        GLMObjective([("token", DuckSampler(), 1.0)], specials)
 
 
 def registry_with(**hooks: Any) -> PluginRegistry:
@@ -203,15 +171,6 @@ def test_builtin_tables_are_initialised_by_the_scheme_with_init_std(name: str) -
         assert p.std().item() == pytest.approx(0.5, rel=0.1), pname
 
 
-def test_a_duck_typed_scheme_still_gets_the_models_init_on_trainable_tables() -> None:
-    """API-1 schemes relied on the model's N(0, init_std); they keep it (frozen ones aside)."""
-    torch.manual_seed(0)
-    config = tiny_config(init_std=0.02)
-    scheme = DuckPositions()  # nn.Embedding's own init is N(0, 1)
-    model = build_model_with(config, scheme, DuckAttention())
-    assert model.positional.table.weight.std().item() == pytest.approx(0.02, rel=0.2)
-
-
 def test_positional_factory_gets_init_std() -> None:
     seen = {}
 
@@ -242,20 +201,6 @@ def test_positions_1d_helper() -> None:
     suffix = positions_1d(rows, pin_part_b=True, suffix_counts_on=True)
     assert suffix.tolist() == [[0, 1, 2, 3, 2, 2, 0, 1, 2, 3, 4]]
     assert positions_1d(rows, max_positions=3).max().item() == 3
-
-
-def test_an_adapted_plugin_pickles_and_copies() -> None:
-    import copy
-    import pickle
-
-    sampler = adapt("span_sampler", DuckSampler())
-    loaded = pickle.loads(pickle.dumps(sampler))
-    assert type(loaded) is type(sampler) and loaded.mask_kind == "MASK"
-    scheme = adapt("positional", DuckPositions())
-    clone = copy.deepcopy(scheme)
-    assert isinstance(clone, PositionalSchemeBase) and clone.table is not scheme.table
-    torch.testing.assert_close(clone.table.weight, scheme.table.weight)
-    assert list(pickle.loads(pickle.dumps(scheme)).state_dict()) == ["table.weight"]
 
 
 def test_model_norm_eps_reaches_every_layer_norm_from_the_config() -> None:

@@ -15,6 +15,7 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
+import glmlab
 from glmlab.report import build_report
 from glmlab.runs import provenance
 
@@ -34,18 +35,17 @@ def test_collect_records_code_plugins_libraries_machine_and_time(
         }
     )
     prov = provenance.collect(cfg)
-    assert prov["glmlab"]["version"] == "0.1.0"
+    assert prov["glmlab"]["version"] == glmlab.__version__ == "0.2.0"
     assert prov["torch"]["version"] == torch.__version__
     assert prov["torch"]["cuda"] == torch.version.cuda
     assert prov["slurm_job_id"] == "4242"
     assert prov["host"] and prov["device"]["cpu"]
     assert dt.datetime.fromisoformat(prov["started_at"]).tzinfo is not None
     rope = prov["plugins"]["positional"]
-    assert rope == {"name": "rope", "distribution": "glmlab", "version": "0.1.0"}
+    assert rope == {"name": "rope", "distribution": "glmlab", "version": glmlab.__version__}
     assert prov["plugins"]["span_sampler.token"]["distribution"] == "glmlab"
     assert prov["plugins"]["attention"]["distribution"] is None  # 'auto' resolves at run time
-    result = {"attention": "sdpa", "provenance": prov}
-    provenance.at_end(result)
+    provenance.at_end(prov, "sdpa")
     assert prov["plugins"]["attention"]["name"] == "sdpa"
     assert prov["plugins"]["attention"]["configured"] == "auto"
     assert prov["ended_at"] >= prov["started_at"]
@@ -58,11 +58,11 @@ def test_end_with_a_backend_the_registry_lacks_keeps_the_record_and_says_why(
     """A run never fails for its provenance: a backend name the registry cannot resolve
     leaves the configured entry (the run's ``attention`` says what ran) and logs why."""
     configured = {"name": "auto", "distribution": None, "version": None}
-    result = {"attention": "no_such_backend", "provenance": {"plugins": {"attention": configured}}}
+    prov = {"plugins": {"attention": configured}}
     with caplog.at_level(logging.DEBUG, logger="glmlab"):
-        provenance.at_end(result)
-    assert result["provenance"]["plugins"]["attention"] == configured
-    assert result["provenance"]["ended_at"]
+        provenance.at_end(prov, "no_such_backend")
+    assert prov["plugins"]["attention"] == configured
+    assert prov["ended_at"]
     (record,) = [r for r in caplog.records if "no_such_backend" in r.getMessage()]
     assert record.levelno == logging.DEBUG and "no attention plugin named" in record.getMessage()
 

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from glmlab import API_VERSION, hookimpl
+from glmlab.plugin.base import SpanSamplerBase
 from glmlab.plugin.hookspecs import KINDS
 from glmlab.plugin.registry import (
     DuplicatePluginError,
@@ -67,8 +68,9 @@ def make_distribution(tmp_path, monkeypatch, dist: str, modules: dict[str, str])
 
 SAMPLER_PLUGIN = """
 from glmlab import hookimpl
+from glmlab.plugin.base import SpanSamplerBase
 
-class Everything:
+class Everything(SpanSamplerBase):
     def __init__(self, **opts):
         self.opts = opts
     def sample(self, text, *, max_len, rng):
@@ -197,8 +199,8 @@ def test_an_exception_inside_the_factory_is_the_plugins_failure_with_traceback()
     assert isinstance(info.value.__cause__, TypeError)  # the plugin's own traceback, chained
 
 
-class Built:
-    """What the test factories build: a plain object (adapted to the kind's base)."""
+class Built(SpanSamplerBase):
+    """What the test factories build: a span sampler that is never asked for spans."""
 
 
 def test_settings_reach_only_factories_that_declare_them():
@@ -278,3 +280,25 @@ def test_glmlab_plugins_shows_a_clash(tmp_path, monkeypatch, capsys):
     token = [e for e in listed if e["kind"] == "span_sampler" and e["name"] == "token"]
     assert sorted(e["distribution"] for e in token) == ["glmlab", "glmlab-clash"]
     assert all(e["clash"] == "yes" for e in token)
+
+
+def test_kinds_are_derived_from_the_hookspecs() -> None:
+    from glmlab.plugin import base, hookspecs
+
+    specs = {
+        name
+        for name in dir(hookspecs)
+        if name.startswith("glmlab_") and hasattr(getattr(hookspecs, name), "glmlab_spec")
+    }
+    assert set(hookspecs.KINDS.values()) == specs
+    assert list(hookspecs.KINDS) == [
+        "span_sampler",
+        "positional",
+        "norm_layout",
+        "mask_builder",
+        "attention",
+        "tracker",
+    ]
+    assert hookspecs.MODEL_GROUP_KINDS == ["positional", "norm_layout", "mask_builder", "attention"]
+    # Every kind with a base class has it in BASES; trackers are a protocol, used as built.
+    assert set(base.BASES) == set(hookspecs.KINDS) - {"tracker"}

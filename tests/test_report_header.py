@@ -21,6 +21,7 @@ from glmlab.report.header import architecture_keys, shared_settings
 from glmlab.report.load import load_sweep
 from glmlab.report.plots import loss_caveat
 from glmlab.report.table import latex_table
+from glmlab.runs.result import read_result, write_result
 from tests.test_report import BASE, OFF, write_run
 
 CONFIG = {
@@ -52,8 +53,9 @@ def sweep_with_config(folder: Path, off_values: list[float], **changes: dict) ->
         config = {**CONFIG, **changes, "seed": own["seed"]}
         config["objective"] = {**config["objective"], **own["objective"]}
         (run / "config.yaml").write_text(yaml.safe_dump(config))
-        result = json.loads((run / "result.json").read_text())
-        (run / "result.json").write_text(json.dumps({**result, "attention": "sdpa"}))
+        result = read_result(run)
+        result.attention = "sdpa"
+        write_result(run, result)
     # The verdict metric is the suite's: the variants train different objectives, so their
     # validation losses are not tested against each other.
     report = {"baseline": BASE, "metric": "infill_token_loss"}

@@ -43,10 +43,21 @@ def test_unpaired_seeds_are_scipy_welch_with_its_standard_error() -> None:
     assert compare_arms(Arm((0.3, 0.3), (0, 1)), Arm((0.5, 0.5), (2, 3))) is None
 
 
-def test_run_result_get_reads_fields_then_extra() -> None:
-    result = RunResult(status="completed", step=7, extra={"eval": {"cloze_acc": 0.5}})
-    assert result.get("step") == 7 and result.get("eval") == {"cloze_acc": 0.5}
-    assert result.get("n_params") is None and result.get("n_params", 3) == 3
+def test_run_result_is_one_typed_record_of_result_json() -> None:
+    """Every key a run writes is a typed field, read back as written (ints taken as
+    floats where the field is a float); nothing is read from result.json by name."""
+    result = RunResult(
+        status="completed",
+        step=7,
+        tokens_per_s=1200,
+        n_params=10,
+        attention="sdpa",
+        eval={"cloze_acc": 0.5},
+        compute={"flops": 1e12},
+    )
+    again = RunResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again == result and isinstance(again.tokens_per_s, float)
+    assert not hasattr(result, "get") and again.extra == {}
 
 
 def _run(sweep: Path, name: str, **result: object) -> Path:

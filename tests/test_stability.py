@@ -66,12 +66,12 @@ def test_a_run_records_its_gradient_norms_and_stability(tmp_path):
     per_step = saved["compute"]["tokens_per_step"]
     assert 0.05 * per_step < metrics["loss_tokens_per_step"] < 0.4 * per_step
     assert metrics["train_flops"] == saved["compute"]["flops"]
-    assert result["stability"]["diverged"] == 0.0
+    assert result.stability["diverged"] == 0.0
 
 
 def test_a_diverged_run_is_counted_with_its_stability(tmp_path):
     result = run(tmp_path / "nan", "train.lr=1e9", "train.grad_clip=1e30")
-    assert result["status"] == "diverged"
+    assert result.status == "diverged"
     saved = json.loads((tmp_path / "nan" / "result.json").read_text())
     assert saved["stability"]["diverged"] == 1.0
     # The report reads a diverged run's stability (and nothing else) as its metrics.
@@ -84,4 +84,4 @@ def test_a_resumed_run_counts_what_an_uninterrupted_one_does(tmp_path):
     whole = run(tmp_path / "whole", "train.max_steps=8", "train.eval_suite=false")
     run(tmp_path / "cut", "train.max_steps=8", "train.eval_suite=false", "train.stop_after=3")
     resumed = run(tmp_path / "cut", "train.max_steps=8", "train.eval_suite=false")
-    assert resumed["stability"] == whole["stability"]
+    assert resumed.stability == whole.stability

@@ -41,7 +41,7 @@ from glmlab.cluster.validate import check_batch
 from glmlab.io import write_json_atomic
 from glmlab.runs.layout import RunStatus
 from glmlab.runs.naming import register_resolvers, run_dir_name
-from glmlab.runs.result import sweep_exit_status
+from glmlab.runs.result import RunResult, sweep_exit_status
 from tests.conftest import TINY, run_glmlab
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slurm"
@@ -158,7 +158,8 @@ def test_query_merges_sources_freshest_last(monkeypatch):
     ],
 )
 def test_infer_state(result, slurm_job_, log, state, said):
-    got, detail = infer_state(result, slurm_job_, log)
+    recorded = RunResult.from_dict(result) if result is not None else None
+    got, detail = infer_state(recorded, slurm_job_, log)
     assert got == state
     assert said in detail
 

@@ -15,6 +15,7 @@ from glmlab.io import read_jsonl
 from glmlab.plugin.base import TrackerRun, TrackerUnavailable
 from glmlab.plugin.registry import UnknownPluginError, get_registry
 from glmlab.plugins.trackers import installed
+from glmlab.runs.result import RunResult, read_result
 from glmlab.runs.trackers import Trackers, row_metrics, tracker_choices
 from tests import tracker_readers as readers
 from tests.conftest import TINY, run_glmlab
@@ -100,7 +101,7 @@ def test_missing_tracker_fails_the_run_before_any_data(
     run_dir = tmp_path / "run"
     with caplog.at_level("INFO", logger="glmlab"):
         result = execute_run(cfg, run_dir, ["tracker=[mlflow]"])
-    assert result["status"] == "failed" and "glmlab[mlflow]" in result["error"]
+    assert result.status == "failed" and "glmlab[mlflow]" in result.error
     assert not any("data " in r.getMessage() for r in caplog.records)  # no corpus prepared
     assert not (run_dir / "metrics.jsonl").exists()
 
@@ -129,7 +130,7 @@ def test_a_tracker_failing_mid_run_is_switched_off_not_fatal(tmp_path: Path) -> 
     assert json.loads((run.run_dir / "trackers.json").read_text()) == {"failing": "x"}
     trackers.log_row({"step": 1, "loss": 2.0})
     trackers.log_row({"step": 2, "loss": 1.0})
-    trackers.finish({"status": "completed"})
+    trackers.finish(RunResult(status="completed"))
     assert failing.calls == 1
 
 
@@ -151,11 +152,11 @@ def test_stopped_and_resumed_run_continues_the_same_tracker_run(
     tracker: str, tmp_path: Path
 ) -> None:
     run_dir = _train(tmp_path, tracker, "train.stop_after=3")
-    assert json.loads((run_dir / "result.json").read_text())["status"] == "stopped"
+    assert read_result(run_dir).status == "stopped"
     first_id = json.loads((run_dir / "trackers.json").read_text())[tracker]
     _train(tmp_path, tracker)
-    result = json.loads((run_dir / "result.json").read_text())
-    assert result["status"] == "completed" and result["step"] == 6
+    result = read_result(run_dir)
+    assert result.status == "completed" and result.step == 6
     run_id = json.loads((run_dir / "trackers.json").read_text())[tracker]
     assert run_id == first_id
     rows = read_jsonl(run_dir / "metrics.jsonl")
@@ -170,12 +171,12 @@ def test_stopped_and_resumed_run_continues_the_same_tracker_run(
         run, series = readers.mlflow_run(f"sqlite:///{(run_dir.parent / 'mlflow.db')}", run_id)
         assert run.info.status == "FINISHED" and run.info.run_name == "seed=0"
         assert run.data.params["model.dim"] == "32"
-        assert series["final/final_val_loss"][0][1] == pytest.approx(result["final_val_loss"])
+        assert series["final/final_val_loss"][0][1] == pytest.approx(result.final_val_loss)
     else:
         runs, series, summary = readers.wandb_offline(run_dir, run_id)
         assert len(runs) == 2 and {r.run_id for r in runs} == {run_id}
         assert runs[0].project == "tracked" and runs[0].run_group == "tracked"
-        assert summary["final_val_loss"] == pytest.approx(result["final_val_loss"])
+        assert summary["final_val_loss"] == pytest.approx(result.final_val_loss)
     approx = [(s, pytest.approx(v, rel=1e-5)) for s, v in want_loss]
     assert series["train/loss"] == approx  # one continuous series over both attempts
     assert series["val/loss"] == [(s, pytest.approx(v, rel=1e-5)) for s, v in want_val]

@@ -73,15 +73,15 @@ def test_divergence_is_recorded_not_raised(tmp_path):
         tmp_path,
         ["train.lr=1e30"],
     )
-    assert result["status"] == "diverged"
-    assert result["step"] > 0 and "loss is" in result["error"]
+    assert result.status == "diverged"
+    assert result.step > 0 and "loss is" in result.error
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
 
 
 def test_failure_is_recorded_with_its_error(tmp_path):
     result = execute_run(config("norm_layout.name=no_such_layout"), tmp_path, [])
-    assert result["status"] == "failed"
-    assert "no norm_layout plugin named 'no_such_layout'" in result["error"]
+    assert result.status == "failed"
+    assert "no norm_layout plugin named 'no_such_layout'" in result.error
     assert "Traceback" in (tmp_path / "error.log").read_text()
 
 
@@ -114,7 +114,7 @@ def test_lr_schedule_warmup_then_cosine():
 
 def test_result_records_how_the_attention_backend_was_chosen(tmp_path):
     result = execute_run(config("train.max_steps=2", "attention=auto"), tmp_path, [])
-    assert result["status"] == "completed"
+    assert result.status == "completed"
     written = json.loads((tmp_path / "result.json").read_text())["attention_selection"]
     # The CPU: auto stays sdpa, untimed (CUDA times the candidates: test_attention_select.py).
     assert written == {

@@ -1,8 +1,8 @@
-"""The model side of a run's assembly: the device, the model config and the model on its
-own (:func:`build_glm_model`, :func:`initial_model`). The builders take the config's plugin
-choices directly (:mod:`glmlab.model.build`); the run's pass (:mod:`glmlab.assembly.run`)
-calls them in turn, choosing the attention backend before the batch sources exist so that
-they get its ``prepare_host``."""
+"""The model side of a run's assembly: the device, the model config and the run's model
+(:func:`build_glm_model`, :func:`initial_model`): a :class:`~glmlab.config.spec.RunSpec`'s
+choices handed to the one model builder, :func:`glmlab.model.build.build_model`. The run's
+pass (:mod:`glmlab.assembly.run`) builds the model before the batch sources, so that they
+get its attention backend's ``prepare_host``."""
 
 from __future__ import annotations
 
@@ -13,11 +13,8 @@ import torch
 from glmlab.assembly.seeds import stream_seed
 from glmlab.config.rules import ConfigError
 from glmlab.config.spec import RunSpec
-from glmlab.model.build import (
-    assemble_model,
-    build_positional,
-    choose_attention,
-)
+from glmlab.model.attention_select import MeasureOn
+from glmlab.model.build import build_model
 from glmlab.model.glm import GLMConfig, GLMModel
 from glmlab.plugin.registry import PluginRegistry, get_registry
 
@@ -49,22 +46,20 @@ def build_glm_model(
     *,
     attention: str | None = None,
     registry: PluginRegistry | None = None,
+    measure_on: MeasureOn | None = None,
 ) -> GLMModel:
-    """The run's model on its own (no batches: nothing is timed), e.g. to load weights
-    into; ``attention`` overrides the configured backend name (a resolved ``auto``)."""
-    registry = registry or get_registry()
-    config = model_config(spec, vocab_size)
-    scheme = build_positional(config, spec.positional, registry)
+    """The model of a run of ``spec`` (:func:`glmlab.model.build.build_model` with the
+    spec's plugin choices). ``attention`` overrides the configured backend name (a resolved
+    ``auto``); ``measure_on`` lets ``auto`` on CUDA time the candidates on a sample batch."""
     choice = spec.attention._replace(name=attention) if attention else spec.attention
-    chosen = choose_attention(config, scheme, choice, device=device, registry=registry)
-    return assemble_model(
-        config,
-        positional=scheme,
-        positional_name=spec.positional.name,
-        attention=chosen,
+    return build_model(
+        model_config(spec, vocab_size),
+        positional=spec.positional,
         norm_layout=spec.norm_layout,
+        attention=choice,
         device=device,
-        registry=registry,
+        registry=registry or get_registry(),
+        measure_on=measure_on,
     )
 
 

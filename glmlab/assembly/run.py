@@ -3,12 +3,12 @@ of a run, each handed what it needs when it is built (torchtitan's ``build()`` p
 
 1. data (corpus, tokenizer, example sets) and its split check;
 2. sample parts: the tokenizer's special tokens, the objective, the checked mask builder;
-3. the model's positional scheme (seeded by ``spec.seed``) and the attention backend:
-   ``auto`` on CUDA times the candidates on the run's first training batch, built by a
-   batch source without any backend's host work;
-4. the batch sources (train, validation) with the chosen backend's ``prepare_host``;
-5. the model, from the scheme and the chosen backend;
-6. the evaluation suite (when ``train.eval_suite``), on the GLM-chunked test split.
+3. the model (seeded by ``spec.seed``; :func:`glmlab.model.build.build_model`, the one
+   model builder), whose attention backend ``auto`` on CUDA chooses by timing the
+   candidates on the run's first training batch, built by a batch source without any
+   backend's host work;
+4. the batch sources (train, validation) with the model's backend's ``prepare_host``;
+5. the evaluation suite (when ``train.eval_suite``), on the GLM-chunked test split.
 
 Nothing built later reaches back into something built earlier. The finer builders
 (:mod:`glmlab.assembly.data`, :mod:`glmlab.assembly.model`) serve what needs only some of
@@ -32,7 +32,7 @@ from glmlab.assembly.data import (
     build_eval_examples,
     build_sample_parts,
 )
-from glmlab.assembly.model import initial_model, model_config
+from glmlab.assembly.model import build_glm_model, initial_model
 from glmlab.assembly.seeds import stream_seed
 from glmlab.config.spec import RunSpec
 from glmlab.data.pipeline import PreparedData, check_splits
@@ -40,12 +40,6 @@ from glmlab.eval.classify import label_sets
 from glmlab.eval.formats import item_format
 from glmlab.eval.suite import EvalSuite, SuiteSettings
 from glmlab.model.attention_select import MeasureOn
-from glmlab.model.build import (
-    ChosenAttention,
-    assemble_model,
-    build_positional,
-    choose_attention,
-)
 from glmlab.model.glm import GLMModel
 from glmlab.objective.batches import PrepareHost
 from glmlab.plugin.registry import get_registry
@@ -63,7 +57,6 @@ class RunParts:
     device: torch.device
     data: PreparedData
     samples: SampleParts
-    attention: ChosenAttention
     batches: BatchSources
     model: GLMModel
     eval_suite: EvalSuite | None
@@ -74,7 +67,7 @@ class RunParts:
             self.spec,
             self.data.tokenizer.padded_vocab_size,
             self.device,
-            attention=self.attention.name,
+            attention=self.model.attention_name,
         )
 
 
@@ -126,30 +119,18 @@ def build_run(
     samples = build_sample_parts(spec, data, registry)
 
     torch.manual_seed(stream_seed(spec))
-    config = model_config(spec, data.tokenizer.padded_vocab_size)
-    scheme = build_positional(config, spec.positional, registry)
     measure_on = MeasureOn(
         sample=lambda: build_batch_sources(spec, data, samples).train.batch(0),
         is_main=is_main,
         broadcast=broadcast,
     )
-    attention = choose_attention(
-        config, scheme, spec.attention, device=device, registry=registry, measure_on=measure_on
-    )
-    prepare_host = attention.backend.prepare_host
+    vocab_size = data.tokenizer.padded_vocab_size
+    model = build_glm_model(spec, vocab_size, device, registry=registry, measure_on=measure_on)
+    prepare_host = model.attention.prepare_host
     batches = build_batch_sources(spec, data, samples, prepare_host=prepare_host)
-    model = assemble_model(
-        config,
-        positional=scheme,
-        positional_name=spec.positional.name,
-        attention=attention,
-        norm_layout=spec.norm_layout,
-        device=device,
-        registry=registry,
-    )
     suite = (
         build_eval_suite(spec, data, samples, device, prepare_host=prepare_host)
         if spec.train.eval_suite
         else None
     )
-    return RunParts(spec, device, data, samples, attention, batches, model, suite)
+    return RunParts(spec, device, data, samples, batches, model, suite)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,6 +22,7 @@ from glmlab.ladder.plugin import install as install_ladder
 from glmlab.runs.layout import RunStatus, checkpoint_step
 from glmlab.runs.naming import register_resolvers
 from glmlab.runs.result import (
+    RunResult,
     outcome_counts,
     outcome_line,
     read_result,
@@ -37,7 +37,7 @@ install_ladder()  # hydra/sweeper=glmlab_ladder (the ladder files select it)
 # Runs of this process whose failure could not be written to their directory (a refused
 # config change, a read-only directory): the sweep's count adds them (and those of a
 # parallel sweep's worker processes, glmlab.cluster.local).
-_unrecorded: list[dict[str, Any]] = []
+_unrecorded: list[RunResult] = []
 _sweep_exit: list[int] = []
 # The scale the command line chose (glmlab.cli.help.prepare_argv), for a single run's summary.
 _scale: list[ScaleChoice] = []
@@ -49,26 +49,26 @@ def remember_scale(choice: ScaleChoice | None) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://glmlab.conf", config_name="config")
-def main(cfg: DictConfig) -> dict[str, Any]:
+def main(cfg: DictConfig) -> RunResult:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     sweep = hc.mode == RunMode.MULTIRUN
     result = execute_run(cfg, run_dir, list(hc.overrides.task), sweep=sweep)
-    if result.get("recorded") is False:
+    if not result.recorded:
         _unrecorded.append(result)
-    if sweep or result["status"] in (RunStatus.COMPLETED, RunStatus.STOPPED):
+    if sweep or result.status in (RunStatus.COMPLETED, RunStatus.STOPPED):
         job = hc.job.num if sweep else None
         print(
             run_summary(result, run_dir, job=job, scale=_scale[0] if _scale else None), flush=True
         )
-    if not sweep and result["status"] not in (RunStatus.COMPLETED, RunStatus.STOPPED):
+    if not sweep and result.status not in (RunStatus.COMPLETED, RunStatus.STOPPED):
         # A single run reports its failure as one clear message and a non-zero exit.
         where = (
             "nothing was written"
-            if result.get("recorded") is False and not run_dir.exists()
+            if not result.recorded and not run_dir.exists()
             else f"run directory: {run_dir}"
         )
-        raise SystemExit(f"glmlab: run {result['status']}: {result['error']} ({where})")
+        raise SystemExit(f"glmlab: run {result.status}: {result.error} ({where})")
     return result
 
 
@@ -76,7 +76,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 NOT_STARTED = "not started"
 
 
-def not_recorded() -> list[dict[str, Any]]:
+def not_recorded() -> list[RunResult]:
     """This sweep's runs whose outcome could not be written to their directory (another
     config's run is there and was refused, or the directory cannot be written), from this
     process and the side-by-side workers: the directory does not show what this sweep did."""
@@ -96,8 +96,8 @@ def finish_sweep(sweep_dir: str | Path, planned: Sequence[str | Path] = ()) -> i
     for run_dir in planned:
         statuses.setdefault(os.path.abspath(run_dir), NOT_STARTED)
     for result in not_recorded():
-        statuses[os.path.abspath(result["run_dir"])] = RunStatus.FAILED.value
-        print(f"glmlab: run {result['run_dir']} failed (not recorded there): {result['error']}")
+        statuses[os.path.abspath(str(result.run_dir))] = RunStatus.FAILED.value
+        print(f"glmlab: run {result.run_dir} failed (not recorded there): {result.error}")
     code = sweep_exit_status(statuses.values())
     counts = outcome_counts(statuses.values())
     _sweep_exit.append(code)

@@ -42,9 +42,11 @@ def _amend(views: list[RunView]) -> Callable[[Sweep], None]:
             if view is None or view.state == run.status:
                 continue
             requeued = f" (requeued {view.requeues}x)" if view.requeues else ""
-            extra = {**run.result.extra, "job_logs": run.result.get("job_logs") or view.logs}
             run.result = replace(
-                run.result, status=view.state, error=view.detail + requeued, extra=extra
+                run.result,
+                status=view.state,
+                error=view.detail + requeued,
+                job_logs=run.result.job_logs or view.logs,
             )
 
     return amend

@@ -46,7 +46,7 @@ from glmlab.runs.layout import (
 from glmlab.runs.lock import RunLock
 from glmlab.runs.metrics import last_step
 from glmlab.runs.naming import job_swept_overrides, variant_overrides
-from glmlab.runs.result import one_line, read_result, write_result
+from glmlab.runs.result import RunResult, one_line, read_result, write_result
 from glmlab.runs.run_log import ON_CONSOLE, RunLog, write_hydra_records
 from glmlab.runs.trackers import Trackers
 from glmlab.train.checkpoint import checkpoint_mismatch
@@ -99,7 +99,7 @@ def tracker_variant(overrides: list[str]) -> list[str]:
 
 def execute_run(
     cfg: DictConfig, run_dir: str | Path, overrides: list[str], *, sweep: bool = False
-) -> dict[str, Any]:
+) -> RunResult:
     """Train the composed config in ``run_dir`` and return (and write) its result. In a
     run of several processes every rank trains and only rank 0 writes files.
 
@@ -113,19 +113,16 @@ def execute_run(
 
     run_dir = Path(run_dir)
     is_main = process_ranks()[0] == 0
-    result: dict[str, Any] = {
-        "overrides": sorted(overrides),
-        "variant": variant_overrides(overrides),
-        "seed": cfg.get("seed"),
-        "run_dir": str(run_dir),
-        "status": RunStatus.FAILED.value,
-        "step": 0,
-        "final_val_loss": None,
-        "error": None,
-        "job_logs": job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
-        "slurm_job": slurm_job(),  # {job_id, restarts}: the same run directory across requeues
-        "provenance": provenance.at_start(cfg),  # code, plugins, libraries, machine, times
-    }
+    result = RunResult(
+        status=RunStatus.FAILED.value,
+        seed=cfg.get("seed"),
+        overrides=sorted(overrides),
+        variant=variant_overrides(overrides),
+        run_dir=str(run_dir),
+        job_logs=job_logs(),  # submitit's stdout/stderr files of this job, if it ran one
+        slurm_job=slurm_job(),  # {job_id, restarts}: the same run directory across requeues
+        provenance=provenance.at_start(cfg),  # code, plugins, libraries, machine, times
+    )
     started = time.perf_counter()
     # claimed: may write run_dir; trackers: closed whatever happens (preempted: as stopped)
     # log: the run's app.log, written once the directory is claimed (RunLog)
@@ -137,17 +134,15 @@ def execute_run(
         # written one (a checkpoint write that failed never counts), else the last logged
         # step (a failed resume never records step 0).
         saved = getattr(state["trainer"], "saved_step", None)
-        result.update(
-            status=failure_status(exc).value,  # submitit's "timed-out too many times"
-            error=f"{type(exc).__name__}: {exc}",
-            step=saved if saved is not None else last_step(run_dir),
-        )
-        result["wall_time_s"] = round(time.perf_counter() - started, 2)
-        log.error("run %s failed: %s", run_dir, one_line(result["error"]))
+        result.status = failure_status(exc).value  # submitit's "timed-out too many times"
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.step = saved if saved is not None else last_step(run_dir)
+        result.wall_time_s = round(time.perf_counter() - started, 2)
+        log.error("run %s failed: %s", run_dir, one_line(result.error))
         if is_main and state["claimed"]:
             _record(run_dir, result, traceback.format_exc())
         else:
-            result["recorded"] = False  # the directory holds another run: left untouched
+            result.recorded = False  # the directory holds another run: left untouched
 
     if not sweep and _refused(cfg, run_dir, result, is_main=is_main):
         return result
@@ -160,7 +155,9 @@ def execute_run(
                 trainer = state["trainer"]
                 received = getattr(getattr(trainer, "preemption", None), "received", None)
                 if is_main and received is not None:
-                    result.update(interruption(received), step=trainer.step)
+                    said = interruption(received)
+                    result.status, result.error = said["status"], said["error"]
+                    result.step = trainer.step
                     _record(run_dir, result, None)
                 raise
             except Exception as exc:
@@ -176,7 +173,7 @@ def execute_run(
     return result
 
 
-def _refused(cfg: DictConfig, run_dir: Path, result: dict[str, Any], *, is_main: bool) -> bool:
+def _refused(cfg: DictConfig, run_dir: Path, result: RunResult, *, is_main: bool) -> bool:
     """A single run whose config breaks a rule: True after recording the error in
     ``result`` only (``recorded: False``) and removing the run directory if Hydra's making
     of it was all it held, so that a refused run leaves nothing behind. A sweep's run
@@ -184,8 +181,8 @@ def _refused(cfg: DictConfig, run_dir: Path, result: dict[str, Any], *, is_main:
     try:
         parse_config(cfg)
     except ConfigError as exc:
-        result.update(error=f"{type(exc).__name__}: {exc}", recorded=False)
-        log.error("run %s refused: %s", run_dir, one_line(result["error"]))
+        result.error, result.recorded = f"{type(exc).__name__}: {exc}", False
+        log.error("run %s refused: %s", run_dir, one_line(result.error))
         if is_main:
             with contextlib.suppress(OSError):  # not empty: another run's, left untouched
                 run_dir.rmdir()
@@ -196,12 +193,12 @@ def _refused(cfg: DictConfig, run_dir: Path, result: dict[str, Any], *, is_main:
 def _train(
     cfg: DictConfig,
     run_dir: Path,
-    result: dict[str, Any],
+    result: RunResult,
     state: dict[str, Any],
     *,
     sweep: bool,
     is_main: bool,
-) -> dict[str, Any]:
+) -> RunResult:
     """:func:`execute_run`'s work under the lock: check, settle the identity, train, record."""
     from glmlab.train.distributed import process_ranks
     from glmlab.train.trainer import Diverged, Trainer
@@ -239,12 +236,12 @@ def _train(
             check_tasks(more)
             score_run(run_dir, more, progress=spec.train.progress)
         log.info("run %s already %s: skipped", run_dir, previous.status, extra=ON_CONSOLE)
-        return previous.to_dict()
+        return previous
     if harness:
         check_tasks(harness)
     # Before any data: a missing tracker library is an error now, not at step 5,000.
     trackers = Trackers.from_config(
-        cfg, run_dir, tracker_variant(result["overrides"]), enabled=is_main
+        cfg, run_dir, tracker_variant(result.overrides), enabled=is_main
     )
     state["trackers"] = trackers
 
@@ -252,7 +249,7 @@ def _train(
         state["claimed"] = True
         if is_main:
             clean_stale_temps(run_dir)  # left by a process killed mid-write; we hold the lock
-            header = f"# overrides: {' '.join(result['overrides'])}\n"  # all, fixed ones too
+            header = f"# overrides: {' '.join(result.overrides)}\n"  # all, fixed ones too
             write_text_atomic(run_dir / CONFIG, header + OmegaConf.to_yaml(cfg, resolve=True))
             write_identity(run_dir, identity, accepted=accepted)
             write_hydra_records(run_dir, cfg)
@@ -270,29 +267,27 @@ def _train(
         claim()
     try:
         outcome = trainer.fit()
-        result.update(
-            status=outcome.status,
-            step=outcome.step,
-            final_val_loss=outcome.final_val_loss,
-            tokens_per_s=outcome.tokens_per_s,
-            n_params=outcome.n_params,
-            attention=outcome.attention,
-            attention_selection=outcome.attention_selection,
-            eval=outcome.eval,  # the evaluation suite's final metrics, or None
-            # N, D, FLOPs, epochs (glmlab/ladder/compute.py)
-            compute=_compute(spec, trainer, outcome.step),
-            stability=outcome.stability,  # loss spikes, gradient norms (glmlab/runs/stability.py)
-        )
+        result.status = str(outcome.status)
+        result.step = outcome.step
+        result.final_val_loss = outcome.final_val_loss
+        result.tokens_per_s = outcome.tokens_per_s
+        result.n_params = outcome.n_params
+        result.attention = outcome.attention
+        result.attention_selection = outcome.attention_selection
+        result.eval = outcome.eval  # the evaluation suite's final metrics, or None
+        # N, D, FLOPs, epochs (glmlab/ladder/compute.py)
+        result.compute = _compute(spec, trainer, outcome.step)
+        result.stability = outcome.stability  # loss spikes, gradient norms (runs/stability.py)
     except Diverged as exc:
-        result.update(status=RunStatus.DIVERGED.value, step=exc.step, error=str(exc))
-        result.update(stability=exc.stability)  # a diverged run is counted, never dropped
+        result.status, result.step, result.error = RunStatus.DIVERGED.value, exc.step, str(exc)
+        result.stability = exc.stability  # a diverged run is counted, never dropped
         log.warning("run %s diverged: %s", run_dir, exc)
-    if harness and result["status"] == RunStatus.COMPLETED:
-        result.update(score_at_end(run_dir, harness, progress=spec.train.progress))
-    result["wall_time_s"] = round(time.perf_counter() - started, 2)
+    if harness and result.status == RunStatus.COMPLETED:
+        result.harness_error = score_at_end(run_dir, harness, progress=spec.train.progress)
+    result.wall_time_s = round(time.perf_counter() - started, 2)
     if is_main:
         _record(run_dir, result, None)  # a result it could not write is failed (see there)
-        if result["status"] == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
+        if result.status == RunStatus.COMPLETED and spec.train.keep_checkpoint != "last":
             # The outcome is on disk: the resumable state is no longer needed (weights.pt
             # keeps the final weights unless keep_checkpoint=none).
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
@@ -355,12 +350,12 @@ def _check_resumable(trainer: Any, run_dir: Path, changes: list[str]) -> None:
     )
 
 
-def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:
+def _record(run_dir: Path, result: RunResult, trace: str | None) -> None:
     """Write error.log and result.json; a directory that cannot take the result (read-only,
-    full) is reported in the log and the returned result (``recorded: False``), never raised
+    full) is reported in the log and the returned result (``recorded`` False), never raised
     from here. A result that claimed a finished run is then a failure: nothing on disk says
     the run finished, and a rerun resumes from its checkpoint (kept) and records it."""
-    provenance.at_end(result)
+    provenance.at_end(result.provenance, result.attention)  # the end time, the backend that ran
     if trace is not None:
         try:
             write_text_atomic(run_dir / ERROR_LOG, trace)
@@ -369,16 +364,14 @@ def _record(run_dir: Path, result: dict[str, Any], trace: str | None) -> None:
     try:
         write_result(run_dir, result)
     except OSError as exc:
-        result["recorded"] = False
+        result.recorded = False
         note = f"{type(exc).__name__}: {exc}"
-        if result["status"] in FINISHED:
-            result.update(
-                status=RunStatus.FAILED.value,
-                error=f"{note}; the run trained to step {result['step']}: rerun to record it",
-            )
-        elif isinstance(exc, DiskFullError) and "DiskFullError" in (result["error"] or ""):
-            result["error"] = f"{result['error']}; and {RESULT} could not be written either"
+        if result.status in FINISHED:
+            result.status = RunStatus.FAILED.value
+            result.error = f"{note}; the run trained to step {result.step}: rerun to record it"
+        elif isinstance(exc, DiskFullError) and "DiskFullError" in (result.error or ""):
+            result.error = f"{result.error}; and {RESULT} could not be written either"
         else:
-            prior = f"{result['error']}; and its" if result["error"] else "its"
-            result["error"] = f"{prior} {RESULT} could not be written: {note}"
+            prior = f"{result.error}; and its" if result.error else "its"
+            result.error = f"{prior} {RESULT} could not be written: {note}"
         log.error("could not write the result of run %s: %s", run_dir, note)

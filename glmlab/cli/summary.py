@@ -11,6 +11,7 @@ from typing import Any
 from glmlab.config.scale import ScaleChoice
 from glmlab.io import read_json
 from glmlab.runs.layout import EVAL_ITEMS
+from glmlab.runs.result import RunResult
 
 __all__ = ["HEADLINE", "metric_phrases", "reference_notes", "run_summary"]
 
@@ -29,16 +30,16 @@ SUITE = "evaluation suite (held-out items, the same for every variant)"
 NOT_PAST = "⚠ NOT past"
 
 
-def _val_phrase(result: dict[str, Any]) -> str | None:
-    value = result.get("final_val_loss")
-    return f"{OWN_OBJECTIVE} {value:.3f}" if isinstance(value, int | float) else None
+def _val_phrase(result: RunResult) -> str | None:
+    value = result.final_val_loss
+    return f"{OWN_OBJECTIVE} {value:.3f}" if value is not None else None
 
 
-def metric_phrases(result: dict[str, Any], run_dir: Path) -> list[str]:
+def metric_phrases(result: RunResult, run_dir: Path) -> list[str]:
     """The evaluation suite's headline metrics with their reference levels:
     ``token infilling loss 5.200 (unigram 5.730)``, ..."""
     phrases = []
-    evaluation = result.get("eval") or {}
+    evaluation = result.eval or {}
     refs: dict[str, Any] = {}
     if (run_dir / EVAL_ITEMS).exists():
         refs = read_json(run_dir / EVAL_ITEMS).get("reference_metrics") or {}
@@ -121,7 +122,7 @@ def _closing(notes: dict[str, str]) -> list[str]:
 
 
 def run_summary(
-    result: dict[str, Any],
+    result: RunResult,
     run_dir: str | Path,
     *,
     job: int | None = None,
@@ -131,18 +132,18 @@ def run_summary(
     the scale it ran at (``scale``: chosen how), its own objective's validation loss, and
     the evaluation suite's metrics, each said to be past its reference or not."""
     run_dir = Path(run_dir)
-    status = result.get("status", "unknown")
-    took = f" in {result['wall_time_s']:.0f} s" if result.get("wall_time_s") else ""
-    where = f"at step {result.get('step')}{took}"
+    status = result.status
+    took = f" in {result.wall_time_s:.0f} s" if result.wall_time_s else ""
+    where = f"at step {result.step}{took}"
     val = _val_phrase(result)
     suite = metric_phrases(result, run_dir)
     if job is not None:
         numbers = ([val] if val else []) + suite
-        if result.get("error"):
-            numbers.append(f"error: {result['error']}")
-        name = " ".join(result.get("variant") or []) or "(defaults)"
+        if result.error:
+            numbers.append(f"error: {result.error}")
+        name = " ".join(result.variant) or "(defaults)"
         return (
-            f"glmlab: [run {job}] {name} seed={result.get('seed')}: {status} {where}"
+            f"glmlab: [run {job}] {name} seed={result.seed}: {status} {where}"
             + (f"; {', '.join(numbers)}" if numbers else "")
             + f" ({run_dir})"
         )
@@ -154,10 +155,10 @@ def run_summary(
     if suite:
         notes = reference_notes(run_dir) if status == "completed" else {}
         lines.append(f"  {SUITE}:")
-        shown = [m for m, *_ in HEADLINE if m in (result.get("eval") or {})]
+        shown = [m for m, *_ in HEADLINE if m in (result.eval or {})]
         for metric, phrase in zip(shown, suite, strict=True):
             lines.append(f"    {phrase}" + (f": {notes[metric]}" if metric in notes else ""))
         lines += _closing(notes)
-    if result.get("error"):
-        lines.append(f"  error: {result['error']}")
+    if result.error:
+        lines.append(f"  error: {result.error}")
     return "\n".join(lines)

@@ -46,6 +46,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from glmlab.cluster.jobs import SweepInterrupted, planned_runs
+from glmlab.runs.result import RunResult
 
 __all__ = [
     "LAUNCHER",
@@ -94,7 +95,7 @@ class Launch:
 # The local launches of this process, by sweep directory (a sweep's closing summary).
 _launches: dict[str, Launch] = {}
 # Runs of the worker processes whose failure could not be written to their directory.
-_unrecorded: list[dict[str, Any]] = []
+_unrecorded: list[RunResult] = []
 
 
 @dataclass
@@ -257,12 +258,12 @@ def _collect_unrecorded(runs: Sequence[Any]) -> None:
     from hydra.core.utils import JobStatus
 
     for run in runs:
-        if run.status == JobStatus.COMPLETED and isinstance(run._return_value, dict):
-            if run._return_value.get("recorded") is False:
+        if run.status == JobStatus.COMPLETED and isinstance(run._return_value, RunResult):
+            if not run._return_value.recorded:
                 _unrecorded.append(run._return_value)
 
 
-def unrecorded() -> list[dict[str, Any]]:
+def unrecorded() -> list[RunResult]:
     """The results, returned by worker processes, of runs whose failure could not be
     written to their directory (a refused config change, a read-only directory)."""
     return list(_unrecorded)

@@ -36,7 +36,7 @@ from glmlab.io import clean_stale_temps
 from glmlab.runs.layout import IDENTITY, RunStatus, checkpoint_step
 from glmlab.runs.lock import RunLock, RunLocked
 from glmlab.runs.naming import variant_overrides
-from glmlab.runs.result import one_line, read_result, write_result
+from glmlab.runs.result import RunResult, one_line, read_result, write_result
 
 __all__ = ["run_side_by_side"]
 
@@ -189,27 +189,18 @@ def _dead(worker: _Worker) -> JobReturn:
     )
     if worker.message is not None and worker.message[0] == "error":
         cause += f" ({one_line(str(worker.message[1]).strip().splitlines()[-1], 200)})"
-    result: dict[str, Any] = {
-        "overrides": sorted(run.overrides),
-        "variant": variant_overrides(run.overrides),
-        "seed": run.seed,
-        "run_dir": str(run.run_dir),
-        "status": RunStatus.FAILED.value,
-        "step": 0,
-        "final_val_loss": None,
-        "error": cause,
-    }
+    result = _result_of(run, RunStatus.FAILED.value, 0, cause)
     recorded = False
     if _identity_stamp(run.run_dir) not in (None, worker.identity_before):  # claimed
         try:
             with RunLock(run.run_dir, wait=False):
                 finished = read_result(run.run_dir)
                 if finished is not None and finished.finished:  # it ended after all
-                    return _job_return(worker, finished.to_dict())
+                    return _job_return(worker, finished)
                 clean_stale_temps(run.run_dir)  # of the write it was killed in
                 step = checkpoint_step(run.run_dir)
-                result["step"] = step or 0
-                result["error"] += (
+                result.step = step or 0
+                result.error += (
                     f"; the checkpoint holds step {step}: a rerun resumes from it"
                     if step
                     else "; no checkpoint: a rerun starts it afresh"
@@ -217,15 +208,26 @@ def _dead(worker: _Worker) -> JobReturn:
                 write_result(run.run_dir, result)
                 recorded = True
         except (RunLocked, OSError) as exc:
-            result["error"] += f"; and its result could not be written: {exc}"
+            result.error += f"; and its result could not be written: {exc}"
     print(
-        f"glmlab: {run.label}: failed at step {result['step']}; error: {result['error']} "
-        f"({run.run_dir})",
+        f"glmlab: {run.label}: failed at step {result.step}; error: {result.error} ({run.run_dir})",
         flush=True,
     )
-    if not recorded:
-        result["recorded"] = False
+    result.recorded = recorded
     return _job_return(worker, result)
+
+
+def _result_of(run: PlannedRun, status: str, step: int, error: str) -> RunResult:
+    """The result this process records for a run its worker could not record itself."""
+    return RunResult(
+        status=status,
+        step=step,
+        error=error,
+        seed=run.seed,
+        overrides=sorted(run.overrides),
+        variant=variant_overrides(run.overrides),
+        run_dir=str(run.run_dir),
+    )
 
 
 def _stopped(worker: _Worker, signum: int | None) -> JobReturn:
@@ -234,24 +236,15 @@ def _stopped(worker: _Worker, signum: int | None) -> JobReturn:
     run = worker.run
     on_disk = read_result(run.run_dir)
     name = signal.Signals(signum).name if signum else "a signal"
-    if on_disk is not None:
-        result = on_disk.to_dict()
-    else:
-        step = checkpoint_step(run.run_dir) or 0
-        result = {
-            "overrides": sorted(run.overrides),
-            "variant": variant_overrides(run.overrides),
-            "seed": run.seed,
-            "run_dir": str(run.run_dir),
-            "status": RunStatus.STOPPED.value,
-            "step": step,
-            "final_val_loss": None,
-            "error": f"{name} before training or between runs",
-        }
-    finished = result["status"] in (RunStatus.COMPLETED, RunStatus.DIVERGED)
-    after = "; a rerun resumes it" if not finished else ""
+    result = on_disk or _result_of(
+        run,
+        RunStatus.STOPPED.value,
+        checkpoint_step(run.run_dir) or 0,
+        f"{name} before training or between runs",
+    )
+    after = "; a rerun resumes it" if not result.finished else ""
     print(
-        f"glmlab: {run.label}: {result['status']} at step {result['step']} by {name}{after} "
+        f"glmlab: {run.label}: {result.status} at step {result.step} by {name}{after} "
         f"({run.run_dir})",
         flush=True,
     )

@@ -20,13 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from glmlab.cluster.exit_reason import SLURM_END_STATUS, log_reason
 from glmlab.cluster.slurm import SlurmJob, query_jobs
 from glmlab.cluster.submission import SubmittedJob, read_submission
 from glmlab.runs.layout import CONFIG, FINISHED, HYDRA_DIR, METRICS, RESULT, RunStatus
-from glmlab.runs.result import read_result
+from glmlab.runs.result import RunResult, read_result
 
 
 class LiveState(StrEnum):
@@ -98,15 +97,15 @@ def _requeue_note(requeues: int) -> str:
 
 
 def infer_state(
-    result: dict[str, Any] | None,
+    result: RunResult | None,
     job: SlurmJob | None,
     log_text: str | None,
 ) -> tuple[str, str]:
     """``(state, detail)`` of one run from its ``result.json`` (or None), Slurm's record
     of its job (or None) and its job's log (or None). See the module docstring."""
-    status = result.get("status") if result else None
-    if status in FINISHED:
-        return status, result.get("error") or ""
+    status = result.status if result else None
+    if result is not None and result.finished:
+        return result.status, result.error or ""
     if job is not None and job.live:
         state = LiveState.RUNNING if job.running else LiveState.PENDING
         why = f"Slurm: {job.state}" + (f" ({job.reason})" if job.reason not in ("", "None") else "")
@@ -115,7 +114,7 @@ def infer_state(
         return state.value, why
     ended = SLURM_END_STATUS.get(job.state) if job is not None else None
     if status is not None:
-        said = result.get("error") or ""
+        said = result.error or ""
         if status in _SIGNALLED and ended not in (None, RunStatus.FAILED):
             return ended.value, f"{said}; Slurm: {job.state}"
         found = log_reason(log_text) if status in _SIGNALLED and log_text else None
@@ -134,23 +133,18 @@ def infer_state(
     return LiveState.UNKNOWN.value, "no result.json, and Slurm and the job's log say nothing"
 
 
-def _record(result: dict | None, key: str) -> dict[str, Any]:
-    """The mapping a result records under ``key`` ({} when absent or not a mapping)."""
-    value = (result or {}).get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _job_for(name: str, result: dict | None, submitted: SubmittedJob | None) -> str | None:
+def _job_for(name: str, result: RunResult | None, submitted: SubmittedJob | None) -> str | None:
     if submitted is not None:
         return submitted.job_id
-    job_id = _record(result, "slurm_job").get("job_id")
+    job_id = ((result.slurm_job if result else None) or {}).get("job_id")
     return str(job_id) if job_id else None
 
 
-def _job_logs(result: dict | None, submitted: SubmittedJob | None) -> dict[str, str] | None:
+def _job_logs(result: RunResult | None, submitted: SubmittedJob | None) -> dict[str, str] | None:
     if submitted is not None and submitted.stderr:
         return {"stdout": submitted.stdout, "stderr": submitted.stderr}
-    logs = {k: v for k, v in _record(result, "job_logs").items() if isinstance(v, str)}
+    recorded = (result.job_logs if result else None) or {}
+    logs = {k: v for k, v in recorded.items() if isinstance(v, str)}
     return logs or None
 
 
@@ -185,11 +179,8 @@ def sweep_runs(
         raise FileNotFoundError(f"no sweep directory {sweep_dir}")
     submission = read_submission(sweep_dir)
     names = run_names(sweep_dir, submission)
-    results: dict[str, dict[str, Any] | None] = {}
-    for name in names:
-        # As the report reads it: a torn or odd result.json is a failed run naming the file.
-        found = read_result(sweep_dir / name)
-        results[name] = None if found is None else found.to_dict()
+    # As the report reads them: a torn or odd result.json is a failed run naming the file.
+    results = {name: read_result(sweep_dir / name) for name in names}
     job_ids = {n: _job_for(n, results[n], submission.get(n)) for n in names}
     jobs = (query or query_jobs)(sorted({j for j in job_ids.values() if j}))
     views = []
@@ -197,12 +188,12 @@ def sweep_runs(
         result, submitted, job_id = results[name], submission.get(name), job_ids[name]
         job = jobs.get(job_id) if job_id else None
         logs = _job_logs(result, submitted)
-        status = (result or {}).get("status")
+        status = result.status if result else None
         # The log is read only where the result and Slurm leave the cause open.
         generic = job is None or SLURM_END_STATUS.get(job.state) == RunStatus.FAILED
         needs_log = (status is None or status in _SIGNALLED) and generic
         state, detail = infer_state(result, job, _read_logs(logs) if needs_log else None)
-        restarts = _record(result, "slurm_job").get("restarts", 0)
+        restarts = ((result.slurm_job if result else None) or {}).get("restarts", 0)
         requeues = max(job.restarts if job else 0, restarts if isinstance(restarts, int) else 0)
         views.append(
             RunView(

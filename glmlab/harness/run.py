@@ -111,10 +111,10 @@ def run_settings(spec: Any) -> HarnessSettings | None:
     return HarnessSettings.from_config(spec.harness, device=spec.train.device)
 
 
-def score_at_end(run_dir: str | Path, settings: HarnessSettings, *, progress: bool) -> dict:
-    """The harness tasks on a run that has just completed: what result.json records, {}
-    when they were scored. A failure never fails the trained run: it is logged, recorded
-    as ``harness_error`` and left to ``glmlab harness`` to retry."""
+def score_at_end(run_dir: str | Path, settings: HarnessSettings, *, progress: bool) -> str | None:
+    """The harness tasks on a run that has just completed; returns their error on one line,
+    None when they were scored. A failure never fails the trained run: it is logged,
+    recorded as result.json's ``harness_error`` and left to ``glmlab harness`` to retry."""
     try:
         score_run(run_dir, settings, progress=progress)
     except Exception as exc:  # the run's training result stands whatever the harness does
@@ -122,8 +122,8 @@ def score_at_end(run_dir: str | Path, settings: HarnessSettings, *, progress: bo
         log.error(
             "harness tasks of %s failed (%s); retry: glmlab harness %s", run_dir, error, run_dir
         )
-        return {"harness_error": error}
-    return {}
+        return error
+    return None
 
 
 def _task_manager(settings: HarnessSettings) -> Any:

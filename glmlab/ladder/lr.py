@@ -19,15 +19,16 @@ Two ways to read the lr off the grid (``ladder.lr_choice``):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from glmlab.runs.result import RunResult
+
 __all__ = ["SELECTION_METRIC", "GridPoint", "LrChoice", "choose_lr"]
 
-SELECTION_METRIC = "final_val_loss"
+SELECTION_METRIC = "final_val_loss"  # RunResult.final_val_loss
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,14 @@ class GridPoint:
     seeds: int = 1  # tuning-seed runs it stands for
 
     @classmethod
-    def from_result(cls, lr: float, result: Mapping[str, Any] | None) -> GridPoint:
-        """From a run's result.json values (None: not run or not finished yet). Only the
-        selection metric is read."""
+    def from_result(cls, lr: float, result: RunResult | None) -> GridPoint:
+        """From a run's result (None: not run yet). Only the selection metric (the
+        validation loss) of a finished run is read."""
         if result is None:
             return cls(lr, "missing", None)
-        value = result.get(SELECTION_METRIC)
-        ok = isinstance(value, int | float) and math.isfinite(value)
-        return cls(lr, str(result.get("status")), float(value) if ok else None)
+        value = result.final_val_loss if result.finished else None
+        ok = value is not None and math.isfinite(value)
+        return cls(lr, result.status, value if ok else None)
 
     @classmethod
     def combine(cls, lr: float, points: Sequence[GridPoint]) -> GridPoint:

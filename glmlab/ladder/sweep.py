@@ -39,7 +39,7 @@ from glmlab.ladder.roles import LADDER_FILE
 from glmlab.ladder.spec import LADDER_KEYS, LadderPlan, build_plan
 from glmlab.runs.layout import MULTIRUN
 from glmlab.runs.naming import existing_run, run_address
-from glmlab.runs.result import read_result
+from glmlab.runs.result import RunResult, read_result
 
 __all__ = ["LADDER_FILE", "finished_result", "plan_from_sweeper", "sweep_ladder"]
 
@@ -90,20 +90,18 @@ def plan_from_sweeper(config: Any, ladder: Any, jobs: Sequence[Sequence[str]]) -
 
 def finished_result(
     sweep_dir: Path, overrides: Sequence[str], excluded: set[str]
-) -> dict[str, Any] | None:
-    """The result.json values of the run of ``overrides`` in ``sweep_dir`` if it finished
-    (completed or diverged); None otherwise."""
+) -> RunResult | None:
+    """The result of the run of ``overrides`` in ``sweep_dir`` if it finished (completed
+    or diverged); None otherwise."""
     return _finished(sweep_dir, run_address(overrides, excluded), excluded)
 
 
-def _finished(
-    sweep_dir: Path, address: frozenset[str], excluded: set[str]
-) -> dict[str, Any] | None:
+def _finished(sweep_dir: Path, address: frozenset[str], excluded: set[str]) -> RunResult | None:
     name = existing_run(sweep_dir, address, excluded)
     if name is None:
         return None
     result = read_result(sweep_dir / name)
-    return result.to_dict() if result is not None and result.finished else None
+    return result if result is not None and result.finished else None
 
 
 def _naming_config(config: Any, params: dict[str, str], plan: LadderPlan) -> Any:

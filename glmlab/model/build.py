@@ -1,13 +1,19 @@
-"""Build a :class:`GLMModel` (and a checked mask builder) from plugin names, through the
-registry, in the steps a run's assembly takes one by one (glmlab/assembly/run.py):
-:func:`build_positional`, :func:`choose_attention` (which the batch sources need before the
-model exists: its ``prepare_host``), :func:`assemble_model`; :func:`build_model` does all
-three."""
+"""The one model builder: :func:`build_model`, a :class:`GLMModel` from the config's plugin
+choices, looked up in the registry. A run's assembly (:func:`glmlab.assembly.build_glm_model`,
+which hands it a :class:`~glmlab.config.spec.RunSpec`'s choices), ``glmlab infill``, the
+benchmarks, the tests and plugin packages' tests all build models through it.
+
+The steps, in order: the positional scheme (offered :func:`positional_settings`; it
+initialises its own parameters), the attention backend (``auto`` resolved, or timed on CUDA
+on ``measure_on``'s sample; it must take the scheme's bias), the norm layout (offered
+:func:`norm_settings`), then the model. The chosen backend is ``model.attention``: its
+``prepare_host`` is what a run's batch sources run in the collator, so a run builds its
+model before its batch sources."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -26,9 +32,19 @@ from glmlab.model.attention_select import (
     should_measure,
 )
 from glmlab.model.glm import GLMConfig, GLMModel
-from glmlab.plugin.base import AttentionBackendBase, PositionalSchemeBase
+from glmlab.plugin.base import (
+    AttentionBackendBase,
+    NormLayoutBase,
+    PositionalSchemeBase,
+    check_base,
+)
 from glmlab.plugin.guards import plugin_label
 from glmlab.plugin.registry import PluginRegistry, get_registry
+
+__all__ = ["build_model", "norm_settings", "positional_settings", "resolve_attention"]
+
+Choice = str | PluginChoice
+"""A plugin choice: a registry name, or a name with the factory's options."""
 
 log = logging.getLogger("glmlab")
 
@@ -98,53 +114,43 @@ def norm_settings(config: GLMConfig) -> dict[str, Any]:
     return {"n_layers": config.n_layers, "dim": config.dim, "eps": config.norm_eps}
 
 
-def build_positional(
-    config: GLMConfig, choice: PluginChoice, registry: PluginRegistry | None = None
-) -> PositionalSchemeBase:
-    """The positional scheme ``choice`` (the config's ``positional``: name and options),
-    offered the model settings (:func:`positional_settings`); it initialises its own
-    parameters."""
-    registry = registry or get_registry()
-    return registry.create(
-        "positional", choice.name, settings=positional_settings(config), **choice.options
-    )
-
-
 def _probe_positions() -> torch.Tensor:
     return torch.stack([torch.arange(4), torch.zeros(4, dtype=torch.long)])[None]  # (1, 2, 4)
 
 
-@dataclass(frozen=True)
-class ChosenAttention:
-    """The attention backend a run uses: its registry name (``auto`` resolved), the built
-    backend and how it was chosen. The backend's ``prepare_host`` is what the run's batch
-    sources run in the collator."""
-
-    name: str
-    backend: AttentionBackendBase
-    selection: AttentionSelection
+def _choice(choice: Choice) -> PluginChoice:
+    return choice if isinstance(choice, PluginChoice) else PluginChoice(str(choice), {})
 
 
-def choose_attention(
+def _plugin(
+    kind: str,
+    choice: Choice | Any,
+    settings: dict[str, Any],
+    registry: PluginRegistry,
+    labels: dict[str, str],
+) -> Any:
+    """The plugin of ``kind`` that ``choice`` names, built by the registry (offered
+    ``settings``; its guard label recorded in ``labels``), or ``choice`` itself when it is
+    a plugin already built (named by its class)."""
+    if not isinstance(choice, str | PluginChoice):
+        check_base(kind, choice, labels.get(kind, f"{kind} plugin {type(choice).__qualname__}"))
+        return choice
+    chosen = _choice(choice)
+    built = registry.create(kind, chosen.name, settings=settings, **chosen.options)
+    labels[kind] = plugin_label(registry.get(kind, chosen.name))
+    return built
+
+
+def _attention(
     config: GLMConfig,
     scheme: PositionalSchemeBase,
     choice: PluginChoice,
-    *,
-    device: torch.device | str = "cpu",
-    registry: PluginRegistry | None = None,
-    measure_on: MeasureOn | None = None,
-) -> ChosenAttention:
-    """The attention backend ``choice`` (the config's ``attention``: a registry name or
-    ``auto``, and options) for a model of ``config`` with positional ``scheme`` on
-    ``device``.
-
-    A scheme that adds an attention bias needs a backend with ``supports_bias``, and
-    ``attention_dropout > 0`` one with ``supports_dropout``. With ``measure_on``, ``auto``
-    on CUDA times the candidate backends on its sample batch and takes the fastest
-    (:mod:`glmlab.model.attention_select`); otherwise :func:`resolve_attention` decides.
-    """
-    registry = registry or get_registry()
-    device = torch.device(device)
+    device: torch.device,
+    registry: PluginRegistry,
+    measure_on: MeasureOn | None,
+) -> tuple[str, AttentionBackendBase, AttentionSelection]:
+    """The attention backend ``choice`` for a model of ``config`` with ``scheme`` on
+    ``device``: timed on ``measure_on`` (``auto`` on CUDA), else :func:`resolve_attention`."""
     requested, options = choice.name, dict(choice.options)
     make_bias = scheme.attention_bias
     with torch.no_grad():
@@ -171,87 +177,51 @@ def choose_attention(
         method = "default" if requested == "auto" else "explicit"
         selection = AttentionSelection(name, method, requested)
     log.info("attention backend: %s (requested %r) on %s", name, requested, device)
-    return ChosenAttention(name, backend, selection)
-
-
-def assemble_model(
-    config: GLMConfig,
-    *,
-    positional: PositionalSchemeBase,
-    positional_name: str,
-    attention: ChosenAttention,
-    norm_layout: PluginChoice,
-    device: torch.device | str = "cpu",
-    registry: PluginRegistry | None = None,
-) -> GLMModel:
-    """A :class:`GLMModel` on ``device`` from a built positional scheme (registered as
-    ``positional_name``), a chosen attention backend and the norm layout ``norm_layout``
-    (the config's choice: name and options; offered ``n_layers``, ``dim`` and ``eps``: :func:`norm_settings`). Refuses a scheme
-    whose attention bias the backend cannot take, naming both plugins."""
-    registry = registry or get_registry()
-    model = GLMModel(
-        config,
-        positional=positional,
-        norm_layout=registry.create(
-            "norm_layout", norm_layout.name, settings=norm_settings(config), **norm_layout.options
-        ),
-        attention=attention.backend,
-        labels={
-            kind: plugin_label(registry.get(kind, name))
-            for kind, name in [
-                ("positional", positional_name),
-                ("norm_layout", norm_layout.name),
-                ("attention", attention.name),
-            ]
-        },
-    )
-    model.attention_name = attention.name
-    model.attention_selection = attention.selection
-    # Checks the bias and refuses a backend that cannot take it (naming both plugins) here,
-    # not at the first training step.
-    with torch.no_grad():
-        model.attention_bias(_probe_positions())
-    return model.to(torch.device(device))
+    return name, backend, selection
 
 
 def build_model(
     config: GLMConfig,
     *,
-    positional: str,
-    positional_options: dict[str, Any] | None = None,
-    norm_layout: str,
-    norm_options: dict[str, Any] | None = None,
-    attention: str,
-    attention_options: dict[str, Any] | None = None,
+    positional: Choice | PositionalSchemeBase,
+    norm_layout: Choice | NormLayoutBase,
+    attention: Choice,
     device: torch.device | str = "cpu",
     registry: PluginRegistry | None = None,
     measure_on: MeasureOn | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> GLMModel:
-    """A :class:`GLMModel` on ``device`` from the named plugins (GLM's own are
-    ``learned_2d`` and ``pre_ln``; the config's choices come from conf/config.yaml):
-    :func:`build_positional`, :func:`choose_attention`, :func:`assemble_model` in turn.
+    """A :class:`GLMModel` of ``config`` on ``device`` with the plugins chosen by registry
+    name or by :class:`~glmlab.config.spec.PluginChoice` (name and factory options):
+    ``build_model(config, positional="alibi", norm_layout="pre_ln", attention="auto")``.
+    A positional scheme or norm layout already built (the conformance kit's plugin under
+    test) is used as it is, named in guard messages by ``labels[kind]`` (else its class).
 
-    Each factory receives the model settings its signature declares
-    (:func:`glmlab.plugin.registry.factory_arguments`), plus its options. ``model.attention_name``
-    is the resolved backend name (``auto`` resolved); ``model.attention_selection`` says
-    what was chosen and how.
+    Each factory receives its options plus the model settings its signature declares
+    (:func:`glmlab.plugin.registry.factory_arguments`). ``attention`` may be ``auto``: with
+    ``measure_on`` it is timed on CUDA (:mod:`glmlab.model.attention_select`), otherwise
+    :func:`resolve_attention` decides; a scheme that adds an attention bias needs a backend
+    with ``supports_bias`` and ``attention_dropout > 0`` one with ``supports_dropout``.
+    Refuses a scheme whose bias the backend cannot take, naming both plugins. The built
+    model's ``attention_name`` is the backend that runs (``auto`` resolved) and
+    ``attention_selection`` how it was chosen.
     """
     registry = registry or get_registry()
-    scheme = build_positional(config, PluginChoice(positional, positional_options or {}), registry)
-    chosen = choose_attention(
-        config,
-        scheme,
-        PluginChoice(attention, attention_options or {}),
-        device=device,
-        registry=registry,
-        measure_on=measure_on,
+    device = torch.device(device)
+    labels = dict(labels or {})
+    scheme = _plugin("positional", positional, positional_settings(config), registry, labels)
+    name, backend, selection = _attention(
+        config, scheme, _choice(attention), device, registry, measure_on
     )
-    return assemble_model(
-        config,
-        positional=scheme,
-        positional_name=positional,
-        attention=chosen,
-        norm_layout=PluginChoice(norm_layout, norm_options or {}),
-        device=device,
-        registry=registry,
+    labels["attention"] = plugin_label(registry.get("attention", name))
+    layout = _plugin("norm_layout", norm_layout, norm_settings(config), registry, labels)
+    model = GLMModel(
+        config, positional=scheme, norm_layout=layout, attention=backend, labels=labels
     )
+    model.attention_name = name
+    model.attention_selection = selection
+    # Checks the bias and refuses a backend that cannot take it (naming both plugins) here,
+    # not at the first training step.
+    with torch.no_grad():
+        model.attention_bias(_probe_positions())
+    return model.to(device)

@@ -26,14 +26,14 @@ from einops import rearrange
 from torch import nn
 
 from glmlab.config.schema import ModelConfig
+from glmlab.model.attention_select import AttentionSelection
 from glmlab.model.loss import linear_cross_entropy, linear_token_scores, n_chunks
 from glmlab.plugin.base import (
     AttentionBackendBase,
     NormLayoutBase,
     PositionalSchemeBase,
-    adapt,
+    check_base,
 )
-from glmlab.plugin.compat import owns_its_init
 from glmlab.plugin.guards import (
     check_attend,
     check_attention_bias,
@@ -183,8 +183,9 @@ class GLMModel(nn.Module):
     """GLM: token embedding (+ positional embedding), blocks, final norm, tied head.
 
     ``labels`` maps a plugin kind (``positional``, ``norm_layout``, ``attention``) to how
-    guard messages name that plugin (:func:`~glmlab.plugin.guards.plugin_label`); :func:`~glmlab.model.build.build_model`
-    fills it from the registry, and a missing kind is named by its class.
+    guard messages name that plugin (:func:`~glmlab.plugin.guards.plugin_label`);
+    :func:`~glmlab.model.build.build_model` fills it from the registry, and a missing kind
+    is named by its class.
     """
 
     def __init__(
@@ -204,11 +205,13 @@ class GLMModel(nn.Module):
             **(labels or {}),
         }
         check_module(positional, "the factory built", self.labels["positional"])
-        # Duck-typed plugins get their kind's defaults once, here (idempotent for plugins
-        # built by the registry): past this point every member is called directly.
-        positional = adapt("positional", positional, self.labels["positional"])
-        norm_layout = adapt("norm_layout", norm_layout, self.labels["norm_layout"])
-        attention = adapt("attention", attention, self.labels["attention"])
+        # Every member of a plugin's base is called directly from here on.
+        for kind, plugin in [
+            ("positional", positional),
+            ("norm_layout", norm_layout),
+            ("attention", attention),
+        ]:
+            check_base(kind, plugin, self.labels[kind])
         self.config = config
         self.tok = nn.Embedding(config.vocab_size, config.dim)
         self.positional = positional
@@ -229,14 +232,15 @@ class GLMModel(nn.Module):
             None if config.tie_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
         )
         self.attention = attention
-        self.attention_name: str | None = None  # set by build_model
+        # Set by glmlab.model.build.build_model: the backend's registry name (``auto``
+        # resolved) and how it was chosen (an AttentionSelection).
+        self.attention_name: str | None = None
+        self.attention_selection: AttentionSelection | None = None
         # Blocks initialise themselves (before the norm layout's rescaling); the token
         # embedding and an untied head get N(0, init_std) here. The positional scheme owns
-        # its parameters (it got ``init_std``); only a duck-typed scheme written before it
-        # did gets the old N(0, init_std) on its trainable tables, never on frozen ones.
-        legacy = [] if owns_its_init(positional) else list(positional.modules())
-        for m in [self.tok, self.head, *legacy]:
-            if isinstance(m, nn.Embedding | nn.Linear) and m.weight.requires_grad:
+        # its parameters (it got ``init_std``): the model never touches them.
+        for m in [self.tok, self.head]:
+            if m is not None:
                 nn.init.normal_(m.weight, std=config.init_std)
 
     def forward(

@@ -13,7 +13,7 @@ import numpy as np
 from glmlab.config.schema import ObjectiveConfig
 from glmlab.objective.base import Objective
 from glmlab.objective.sample import fill_row, sample_from_spans
-from glmlab.plugin.base import SpanSamplerBase, adapt
+from glmlab.plugin.base import SpanSamplerBase, check_base
 from glmlab.plugin.guards import SamplerInvariantError, check_span_set, sampler_label
 from glmlab.structures import GLMSample, SpanSet, SpecialTokens, TokenizedText
 
@@ -70,11 +70,9 @@ class GLMObjective(Objective):
             raise ValueError(
                 f"objective.task_sampling must be one of {list(TASK_SAMPLING)}, got {task_sampling!r}"
             )
-        # Duck-typed samplers get the base's defaults (for_batch, sample_row, mask_kind) once.
-        self.samplers: list[tuple[str, SpanSamplerBase, float]] = [
-            (name, adapt("span_sampler", sampler, sampler_label(name)), w)
-            for name, sampler, w in samplers
-        ]
+        for name, sampler, _ in samplers:  # every member of the base is called directly
+            check_base("span_sampler", sampler, sampler_label(name))
+        self.samplers: list[tuple[str, SpanSamplerBase, float]] = list(samplers)
         self.probs = weights / weights.sum()
         # The draws of rng.choice(len(samplers), p=probs), without its per-call checks of p.
         self.cdf = self.probs.cumsum()
@@ -110,9 +108,8 @@ class GLMObjective(Objective):
         bound = {}
         for k in tasks:  # what a sampler draws once per batch
             name, sampler, _ = self.samplers[k]
-            bound[k] = adapt(
-                "span_sampler", sampler.for_batch(pieces, rng=rng), sampler_label(name)
-            )
+            bound[k] = sampler.for_batch(pieces, rng=rng)
+            check_base("span_sampler", bound[k], sampler_label(name))
         out = []
         for row, g in zip(rows, row_rngs, strict=True):
             if self.task_sampling == "batch":

@@ -1,6 +1,5 @@
 """One base class per plugin kind, every optional member explicit and defaulted: the one
-source of what a plugin factory builds (``glmlab.plugin.compat`` keeps the former protocol
-names as aliases of these classes).
+source of what a plugin factory builds.
 
 Every factory is called with keyword arguments only: the options from the plugin's config
 group (``conf/<kind>/<name>.yaml`` minus ``name``), plus the model settings its signature
@@ -9,10 +8,9 @@ declares (:func:`glmlab.plugin.registry.factory_arguments`): positional schemes 
 ``dim``, ``eps``.
 
 A plugin derives from its kind's base and overrides what it needs; the core then calls
-every member directly. A plugin written against the protocols alone (duck-typed, as
-docs/PLUGINS.md allowed before these bases existed) keeps working: :func:`adapt` gives it
-the base's defaults once, when it is built (:meth:`glmlab.plugin.registry.PluginRegistry.create`),
-so no code past construction looks members up with ``getattr``.
+every member directly, so no code looks members up with ``getattr``. What a factory builds
+is checked to derive from its kind's base when it is built
+(:func:`check_base`; a duck-typed plugin is refused, naming the base).
 
 - :class:`SpanSamplerBase`: ``sample`` (required); ``mask_kind``, ``for_batch``,
   ``sample_row``.
@@ -30,7 +28,6 @@ so no code past construction looks members up with ``getattr``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +38,7 @@ import torch
 from torch import nn
 
 from glmlab.io import flatten
-from glmlab.plugin import compat
-from glmlab.plugin.errors import PluginError
+from glmlab.plugin.errors import PluginContractError, PluginError
 from glmlab.structures import AttentionLayout, MaskKind, Segment, SpanSet, TokenizedText
 
 SublayerKind = Literal["attention", "mlp"]
@@ -242,70 +238,18 @@ BASES: dict[str, type] = {
     "mask_builder": MaskBuilderBase,
     "attention": AttentionBackendBase,
 }
-"""Plugin kind -> its base class. A kind not listed here is used as built."""
+"""Plugin kind -> the base class its plugins derive from (:func:`check_base`). A kind not
+listed here (``tracker``, a protocol) is used as built."""
 
 
-class PluginShapeError(TypeError):
-    """A duck-typed plugin whose class cannot take its base's defaults."""
-
-
-@functools.cache
-def _adapted_class(cls: type, base: type) -> type:
-    """``cls`` with ``base``'s defaults behind it: the plugin's own members win. Pickles
-    (and deep-copies) as an instance of ``cls``, re-adapted when loaded, since the adapted
-    class itself cannot be imported by name."""
-    namespace = {
-        "__module__": cls.__module__,
-        "__qualname__": cls.__qualname__,
-        "__reduce_ex__": _reduce_adapted,
-    }
-    return type(cls.__name__, (cls, base), namespace)
-
-
-def _reduce_adapted(self: Any, protocol: int) -> tuple[Any, ...]:
-    adapted = type(self)
-    original, base = adapted.__bases__
-    object.__setattr__(self, "__class__", original)  # reduce as the plugin's own class
-    try:
-        reduced = self.__reduce_ex__(protocol)
-    finally:
-        object.__setattr__(self, "__class__", adapted)
-    return (_rebuild_adapted, (base, *reduced[:3]))
-
-
-def _rebuild_adapted(base: type, make: Any, args: tuple[Any, ...], state: Any = None) -> Any:
-    obj = make(*args)
-    if state is not None:
-        if hasattr(obj, "__setstate__"):
-            obj.__setstate__(state)
-        else:
-            obj.__dict__.update(state)
-    kind = next(k for k, b in BASES.items() if b is base)
-    return adapt(kind, obj)
-
-
-def adapt(kind: str, plugin: Any, label: str = "") -> Any:
-    """``plugin`` as an instance of ``kind``'s base class.
-
-    A plugin deriving from the base is returned as is. A duck-typed one gets the base's
-    defaults for the members it lacks by becoming an instance of a subclass of its own class
-    and the base (same object, same state, same ``state_dict`` keys); a required member it
-    lacks raises NotImplementedError, naming its class, when called. Raises
-    :class:`PluginShapeError`, naming ``label``, when its class cannot be re-based.
-    """
+def check_base(kind: str, plugin: object, label: str) -> None:
+    """What a factory of ``kind`` built derives from the kind's base class (:data:`BASES`;
+    a kind without one passes): the core calls every member of the base directly. Raises
+    :class:`~glmlab.plugin.errors.PluginContractError` naming ``label`` and the base."""
     base = BASES.get(kind)
-    if base is None or isinstance(plugin, base):
-        return plugin
-    who = label or f"{kind} plugin {type(plugin).__qualname__}"
-    if base is PositionalSchemeBase and not isinstance(plugin, nn.Module):
-        return plugin  # not a module: the model refuses it, naming the plugin
-    try:
-        plugin.__class__ = _adapted_class(type(plugin), base)
-    except TypeError as exc:  # a class that cannot be re-based (slots, builtins)
-        raise PluginShapeError(
-            f"{who} built a {type(plugin).__qualname__}, which cannot take the defaults of "
-            f"glmlab.plugin.base.{base.__name__} ({exc}); derive from it instead"
-        ) from exc
-    if base is PositionalSchemeBase:
-        compat.mark_legacy_init(plugin)
-    return plugin
+    if base is not None and not isinstance(plugin, base):
+        raise PluginContractError(
+            f"{label} broke an invariant: it built a {type(plugin).__qualname__}, which does "
+            f"not derive from glmlab.plugin.base.{base.__name__}: derive from it (glmlab "
+            "0.2.0 removed the adaptation of duck-typed plugins; docs/PLUGINS.md)"
+        )

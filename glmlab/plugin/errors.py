@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = [
     "DuplicatePluginError",
     "IncompatiblePluginError",
+    "PluginContractError",
     "PluginError",
     "PluginFactoryError",
     "PluginLoadError",
@@ -48,3 +49,9 @@ class PluginLoadError(PluginError):
 
 class IncompatiblePluginError(PluginError):
     pass
+
+
+class PluginContractError(PluginError):
+    """A plugin handed back something that breaks its contract; the message names the
+    plugin, its distribution and the broken invariant (raised by the guards,
+    :mod:`glmlab.plugin.guards`, and :func:`glmlab.plugin.base.check_base`)."""

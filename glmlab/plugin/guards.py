@@ -2,6 +2,8 @@
 place. Each raises an error naming the plugin, its distribution and version and the broken
 invariant, where the output is produced, instead of a failure deep inside a later layer.
 
+- What a factory builds derives from its kind's base: :func:`glmlab.plugin.base.check_base`
+  (when the registry builds a plugin, and in the model and the objective).
 - The model's forward (:mod:`glmlab.model.glm`): :func:`check_embed`, :func:`check_block`,
   :func:`check_attention_bias`, :func:`check_rotate`, :func:`check_attend` (shapes and
   dtypes only, no host sync; a passing check formats no string) raise
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from glmlab.plugin.base import MaskBuilderBase
-from glmlab.plugin.errors import PluginError
+from glmlab.plugin.errors import PluginContractError, PluginError
 from glmlab.plugin.registry import PluginEntry, PluginRegistry, get_registry
 from glmlab.structures import AttentionLayout, Segment, SpanSet
 
@@ -43,11 +45,6 @@ __all__ = [
     "plugin_label",
     "sampler_label",
 ]
-
-
-class PluginContractError(PluginError):
-    """A plugin handed back something that breaks its contract; the message names the
-    plugin, its distribution and the broken invariant."""
 
 
 def plugin_label(entry: PluginEntry) -> str:

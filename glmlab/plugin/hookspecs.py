@@ -23,10 +23,9 @@ factory receives only the model settings its signature declares
 
 A plugin module may set ``GLMLAB_API_VERSION = <int>``; a value outside
 :data:`SUPPORTED_API_VERSIONS` is refused at registration. The version changes when a change
-breaks existing plugins, or when their import paths move (version 2: the contract moved
-into :mod:`glmlab.plugin`; a version-1 plugin still loads, its old imports re-exported with
-a ``DeprecationWarning`` until :data:`glmlab.plugin.compat.REMOVED_IN`); optional additions
-(such as ``attention_bias``) keep it.
+breaks existing plugins, or when their import paths move (version 2: the contract in
+:mod:`glmlab.plugin`, every plugin deriving from its kind's base); optional additions (such
+as ``attention_bias``) keep it.
 
 Each hook below is declared with :func:`kind_hook`, which names the plugin kind it provides
 and how a config selects it: :data:`KINDS` and :data:`MODEL_GROUP_KINDS` are derived from
@@ -54,9 +53,9 @@ if TYPE_CHECKING:  # torch stays unimported until a plugin is built
 
 PROJECT = "glmlab"
 API_VERSION = 2
-SUPPORTED_API_VERSIONS: frozenset[int] = frozenset({1, API_VERSION})
-"""Versions a plugin may declare: 1 (the import paths before :mod:`glmlab.plugin`, re-exported until
-:data:`glmlab.plugin.compat.REMOVED_IN`) and the current one."""
+SUPPORTED_API_VERSIONS: frozenset[int] = frozenset({API_VERSION})
+"""Versions a plugin may declare: the current one only (glmlab 0.2.0 removed version 1's
+import paths; docs/PLUGINS.md has the migration table)."""
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

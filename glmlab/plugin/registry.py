@@ -100,7 +100,13 @@ class PluginRegistry:
                 f"plugin '{module}' of distribution '{distribution}' declares "
                 f"GLMLAB_API_VERSION = {declared!r}, but this glmlab provides hook API version "
                 f"{API_VERSION}. Install a version of '{distribution}' built for glmlab's API "
-                f"{API_VERSION}, or uninstall it."
+                f"{API_VERSION}, or uninstall it"
+                + (
+                    " (its author: docs/PLUGINS.md, 'Migrating from glmlab 0.1', lists the "
+                    "new import paths)."
+                    if declared == 1
+                    else "."
+                )
             )
         plugin_name = f"{distribution}:{entry_point or module}"
         if self._pm.is_registered(plugin) or self._pm.has_plugin(plugin_name):
@@ -208,9 +214,10 @@ class PluginRegistry:
                 f"{entry.module}) failed while building with options {options}: "
                 f"{type(exc).__name__}: {exc}. The plugin's traceback is above."
             ) from exc
-        from glmlab.plugin.base import adapt  # imports torch: only once a plugin is built
+        from glmlab.plugin.base import check_base  # imports torch: once a plugin is built
 
-        return adapt(kind, built, label)
+        check_base(kind, built, label)
+        return built
 
     def names(self, kind: str) -> list[str]:
         """The usable names of ``kind`` (a name two plugins claim is left out)."""

@@ -11,11 +11,12 @@ scale (``glmlab compare`` marks their differing verdicts as confounded)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from glmlab.config.schema import PLUGIN_GROUPS
 from glmlab.report.load import Run, Sweep
+from glmlab.runs.result import RunResult
 
 __all__ = ["ARCHITECTURE", "architecture_keys", "setting_parts", "settings_text", "shared_settings"]
 
@@ -48,6 +49,11 @@ def _dig(node: Any, dotted: str) -> Any:
     return node
 
 
+def _provenance(dotted: str) -> Callable[[RunResult], Any]:
+    """A reader of one value of a result's provenance record (``torch.version``)."""
+    return lambda result: _dig(result.provenance, dotted)
+
+
 def _value(text: Any) -> str:
     """A config value as the command line spells it (flattened values may be JSON text)."""
     if isinstance(text, str):
@@ -69,13 +75,18 @@ class _Runs:
         self.runs = [r for r in runs if r.config]
         self.varying: list[str] = []
 
-    def same(self, key: str, source: str = "config") -> Any:
-        """The one value of ``key`` in every run, else None."""
-        values = {
-            json.dumps(r.config.get(key) if source == "config" else _dig(r.result.to_dict(), key))
-            for r in self.runs
-        }
-        return json.loads(values.pop()) if len(values) == 1 else None
+    def same(self, key: str) -> Any:
+        """The one value of config ``key`` in every run, else None."""
+        return self._one(json.dumps(r.config.get(key)) for r in self.runs)
+
+    def recorded(self, read: Callable[[RunResult], Any]) -> Any:
+        """The one value ``read`` finds in every run's result record, else None."""
+        return self._one(json.dumps(read(r.result)) for r in self.runs)
+
+    @staticmethod
+    def _one(values: Any) -> Any:
+        distinct = set(values)
+        return json.loads(distinct.pop()) if len(distinct) == 1 else None
 
     def group(self, prefix: str) -> dict[str, str]:
         """``{subkey: value}`` of the keys under ``prefix`` on which the runs agree; the
@@ -100,9 +111,7 @@ def _plugin(runs: _Runs, group: str) -> str | None:
     options = ", ".join(f"{k}={v}" for k, v in node.items() if k != "name")
     text = f"{group} {node['name']}" + (f" ({options})" if options else "")
     if group == "attention":
-        ran = sorted(
-            {str(r.result.get("attention")) for r in runs.runs if r.result.get("attention")}
-        )
+        ran = sorted({str(r.result.attention) for r in runs.runs if r.result.attention})
         if ran and ran != [node["name"]]:
             text += f" (ran {', '.join(ran)})"
     return text
@@ -158,7 +167,7 @@ def setting_parts(runs: Sequence[Run]) -> tuple[list[str], list[str]]:
     if steps is not None:
         parts.append(f"{steps} steps" + (f" × {batch} × {seq} tokens" if batch and seq else ""))
     layers, dim, heads = r.same("model.n_layers"), r.same("model.dim"), r.same("model.n_heads")
-    params = r.same("n_params", "result")
+    params = r.recorded(lambda result: result.n_params)
     if layers and dim:
         parts.append(
             f"model {layers} × {dim}"
@@ -172,13 +181,13 @@ def setting_parts(runs: Sequence[Run]) -> tuple[list[str], list[str]]:
     parts += [p for g in PLUGIN_GROUPS if (p := _plugin(r, g))]
     if objective := _objective(r):
         parts.append(objective)
-    corpus, python = r.same("data.corpus"), r.same("provenance.python", "result")
+    corpus, python = r.same("data.corpus"), r.recorded(_provenance("python"))
     if corpus:
         parts.append(f"corpus {corpus}" + (f" (Python {python})" if python else ""))
     if vocabulary := _vocabulary(r):
         parts.append(vocabulary)
     for pkg in ("glmlab", "torch"):
-        if version := r.same(f"provenance.{pkg}.version", "result"):
+        if version := r.recorded(_provenance(f"{pkg}.version")):
             parts.append(f"{pkg} {version}")
     return parts, _collapsed(list(dict.fromkeys(r.varying)))
 

@@ -69,7 +69,7 @@ class Arm:
         """The arm's training FLOPs as its runs measured them (result.json's ``compute``,
         the head at the scored positions), else the plan's upper bound."""
         for runs in (self.completed(), self.runs, self.grid_runs):
-            flops = [float((r.result.get("compute") or {}).get("flops") or 0.0) for r in runs]
+            flops = [float((r.result.compute or {}).get("flops") or 0.0) for r in runs]
             flops = [f for f in flops if f > 0 and math.isfinite(f)]
             if flops:
                 return statistics.fmean(flops)
@@ -79,7 +79,7 @@ class Arm:
         """What a run of the arm read of its data (``compute.data``) and its tokens per
         total parameter; {} for runs recorded without them."""
         for r in [*self.runs, *self.grid_runs]:
-            compute = r.result.get("compute") or {}
+            compute = r.result.compute or {}
             data = compute.get("data") or {}
             if data:
                 return {**data, "tokens_per_param": compute.get("tokens_per_param")}
@@ -170,8 +170,7 @@ def _grid_choice(plan: LadderPlan, runs: list[Run]) -> LrChoice:
     by_lr: dict[str, list[GridPoint]] = {}
     for run in runs:
         lr = float(dict(o.split("=", 1) for o in run.result.overrides if "=" in o)["train.lr"])
-        values = run.result.to_dict() if run.result.finished else {"status": run.status}
-        by_lr.setdefault(show_lr(lr), []).append(GridPoint.from_result(lr, values))
+        by_lr.setdefault(show_lr(lr), []).append(GridPoint.from_result(lr, run.result))
     points = []
     for lr in plan.lr_grid:
         have = by_lr.get(show_lr(lr), [])

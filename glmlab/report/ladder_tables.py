@@ -75,9 +75,9 @@ def rung_table(ladder: Ladder) -> list[str]:
         data = arm.data()
         total = next(
             (
-                (run.result.get("compute") or {}).get("total_params")
+                (run.result.compute or {}).get("total_params")
                 for run in [*arm.runs, *arm.grid_runs]
-                if (run.result.get("compute") or {}).get("total_params")
+                if (run.result.compute or {}).get("total_params")
             ),
             None,
         )

@@ -78,14 +78,14 @@ class Run:
         token infilling loss is not below the unigram level of the same items); of a
         diverged run, its stability alone and ``stalled`` 1: a report counts it
         (:data:`OUTCOME_METRICS`)."""
-        stability = self.result.get("stability") or {}
+        stability = self.result.stability or {}
         if self.status == RunStatus.DIVERGED:
             values = {k: v for k, v in stability.items() if k in OUTCOME_METRICS}
             values = {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
             return {**values, "stalled": 1.0}
         if self.status != RunStatus.COMPLETED:
             return {}
-        evaluation = self.result.get("eval") or {}
+        evaluation = self.result.eval or {}
         unigram = ((self.eval_items.get("reference_metrics") or {}).get("unigram") or {}).get(
             "infill_token_loss"
         )
@@ -96,7 +96,7 @@ class Run:
             "final_val_loss": self.result.final_val_loss,
             **evaluation,
             **(self._harness.get("metrics") or {}),
-            **_compute_metrics(self.result.get("compute") or {}),
+            **_compute_metrics(self.result.compute or {}),
             **stability,
             **stalled,
         }
@@ -254,7 +254,7 @@ def read_run(run_dir: Path) -> Run:
     (killed, out of time) reads as ``unfinished``, and one with a damaged result.json as
     ``failed`` naming the file; both get their overrides from Hydra's record."""
     result = read_result(run_dir)
-    if result is not None and "unreadable" not in result.extra:
+    if result is not None and result.unreadable is None:
         return Run(run_dir, result)
     if result is None:
         result = RunResult(

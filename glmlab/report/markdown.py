@@ -98,7 +98,7 @@ def render_problem_runs(sweep: Sweep) -> list[str]:
                 f"- {r.status}: {v.label}, seed {r.seed} at step {res.step}: "
                 f"{res.error or 'stopped before max_steps; rerun to resume'} (`{r.dir}`)"
             )
-            if logs := res.get("job_logs"):  # the Slurm/submitit job's own output files
+            if logs := res.job_logs:  # the Slurm/submitit job's own output files
                 lines.append(f"  - job logs: stdout `{logs['stdout']}`, stderr `{logs['stderr']}`")
     return lines or ["None: every run completed."]
 
@@ -110,7 +110,7 @@ def render_attention(sweep: Sweep) -> list[str]:
     for v in sweep.variants:
         chosen: dict[str, int] = {}
         for r in v.runs:
-            s = r.result.get("attention_selection")
+            s = r.result.attention_selection
             if not s:
                 continue
             timed = ", ".join(
@@ -279,7 +279,7 @@ def render_markdown(sweep: Sweep, *, curves: bool) -> str:
     for name in sweep.metrics():
         lines += _metric_table(sweep, name)
     lines += render_provenance(
-        [r.result.to_dict() for r in sweep.runs], [r.dir.name for r in sweep.runs]
+        [r.result.provenance for r in sweep.runs], [r.dir.name for r in sweep.runs]
     )
     lines += ["## Failed, diverged and unfinished runs", "", *render_problem_runs(sweep)]
     return "\n".join(lines) + "\n"

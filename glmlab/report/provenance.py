@@ -48,10 +48,11 @@ def _differs(key: str, values: Sequence[str]) -> bool:
     return _is_version_key(key)
 
 
-def render_provenance(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
-    """The report's provenance section for the runs' results (``names`` label the runs):
-    shared values once, ⚠ for each version that differs, with the runs per value."""
-    flat = [_for_report(r.get("provenance") or {}) for r in results]
+def render_provenance(provenances: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
+    """The report's provenance section for the runs' provenance records
+    (``RunResult.provenance``; ``names`` label the runs): shared values once, ⚠ for each
+    version that differs, with the runs per value."""
+    flat = [_for_report(p) for p in provenances]
     lines = ["## Provenance", ""]
     missing = [n for n, f in zip(names, flat, strict=True) if not f]
     have = [(n, f) for n, f in zip(names, flat, strict=True) if f]

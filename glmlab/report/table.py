@@ -54,6 +54,7 @@ FORMATS = ("csv", "parquet", "json", "markdown", "latex")
 # ``step``, provenance (``prov.*``) comes last.
 LEADING = ("run", "variant")
 MIDDLE = ("seed", "status", "step", "size", "lr", "params", "flops")
+# Trailing columns: RunResult fields (glmlab/runs/result.py), in this order.
 TRAILING = ("tokens_per_s", "attention", "n_params", "wall_time_s", "error", "run_dir")
 
 
@@ -80,7 +81,7 @@ def size_columns(run: Any) -> dict[str, Any]:
     """A run's size and training compute: ``size`` (n_layers x dim), ``lr``, ``params``
     (non-embedding) and ``flops`` (glmlab/ladder/compute.py; None for runs recorded
     before result.json had ``compute``)."""
-    compute = run.result.get("compute") or {}
+    compute = run.result.compute or {}
     cfg = run.config
     layers, dim = cfg.get("model.n_layers"), cfg.get("model.dim")
     return {
@@ -115,9 +116,9 @@ def rows_of(sweep: Sweep) -> list[dict[str, Any]]:
             row.update(status=r.status, step=res.step)
             row.update(size_columns(r))
             row.update({m: r.metrics.get(m) for m in metric_names})
-            row.update({c: res.get(c) for c in TRAILING})
+            row.update({c: getattr(res, c) for c in TRAILING})  # RunResult fields
             row["run_dir"] = str(r.dir)
-            row.update(_flat("prov", res.get("provenance") or {}))
+            row.update(_flat("prov", res.provenance))
             rows.append(row)
     columns = list(dict.fromkeys(c for row in rows for c in row))
     return [{c: row.get(c) for c in columns} for row in rows]

@@ -139,12 +139,10 @@ def at_start(cfg: DictConfig | None) -> dict[str, Any]:
         return {"started_at": _now(), "ended_at": None, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def at_end(result: dict[str, Any]) -> None:
-    """Complete ``result['provenance']``: the end time and the attention backend that ran
-    (``auto`` resolves at run time)."""
-    prov = result.setdefault("provenance", {})
+def at_end(prov: dict[str, Any], ran: str | None) -> None:
+    """Complete a run's provenance ``prov`` (:func:`at_start`'s) in place: the end time and
+    the attention backend that ran, ``ran`` (``auto`` resolves at run time)."""
     prov["ended_at"] = _now()
-    ran = result.get("attention")
     plugins = prov.get("plugins")
     if ran and isinstance(plugins, dict) and plugins.get("attention", {}).get("name") != ran:
         from glmlab.plugin.registry import get_registry

@@ -1,9 +1,15 @@
-"""A run's outcome: ``result.json`` (:class:`RunResult`, read and written here only), the
-statuses of a sweep's runs and the one exit-status rule for a sweep."""
+"""A run's outcome: ``result.json`` (:class:`RunResult`, its one typed record, read and
+written here only), the statuses of a sweep's runs and the one exit-status rule for a
+sweep."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import logging
+import types
+import typing
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,8 +20,11 @@ from glmlab.io import read_json, write_json_atomic
 from glmlab.runs.layout import FINISHED, RESULT, UNFINISHED, RunStatus, iter_run_dirs
 from glmlab.runs.metrics import last_step
 
+log = logging.getLogger("glmlab")
+
+_NOT_WRITTEN = {"written": False}  # field metadata: kept in memory, never in result.json
+
 __all__ = [
-    "NOT_RESULT_KEYS",
     "RunResult",
     "one_line",
     "outcome_counts",
@@ -74,60 +83,132 @@ def sweep_statuses(sweep_dir: str | Path) -> list[str]:
 
 @dataclass
 class RunResult:
-    """A run's ``result.json``: the fields every tool relies on, plus whatever else the run
-    recorded (``extra``: throughput, the evaluation suite, provenance, ...)."""
+    """A run's ``result.json``: every field it holds, typed, written and read only here.
 
-    status: str
-    step: int = 0
-    error: str | None = None
+    A run writes every field (None where it has no value: a failed run has no
+    ``tokens_per_s``); a file written by an older glmlab reads with the missing fields at
+    their defaults, a field of the wrong type reads as absent (logged), and keys this
+    version does not know are kept in ``extra`` and written back. ``recorded`` and
+    ``unreadable`` live in memory only.
+    """
+
+    status: str  # a RunStatus value (glmlab/runs/layout.py)
+    step: int = 0  # optimizer steps done
+    error: str | None = None  # on one line (error.log has the traceback)
     final_val_loss: float | None = None
-    seed: Any = None
-    overrides: list[str] = field(default_factory=list)
-    variant: list[str] = field(default_factory=list)
+    seed: Any = None  # the config's seed as composed (an int, or a string)
+    overrides: list[str] = field(default_factory=list)  # every override of the run, sorted
+    variant: list[str] = field(default_factory=list)  # its variant's overrides
     run_dir: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: float | None = None  # this process's time on the run
+    tokens_per_s: float | None = None  # training throughput
+    n_params: int | None = None
+    attention: str | None = None  # the attention backend that ran (``auto`` resolved)
+    # How it was chosen: AttentionSelection.as_dict() (glmlab/model/attention_select.py).
+    attention_selection: dict[str, Any] | None = None
+    eval: dict[str, Any] | None = None  # the evaluation suite's final metrics
+    # N, D, FLOPs: TrainingCompute.to_dict() (glmlab/ladder/compute.py).
+    compute: dict[str, Any] | None = None
+    # Loss spikes, gradient norms, of a completed or diverged run (glmlab/runs/stability.py).
+    stability: dict[str, Any] | None = None
+    # Code, plugins, libraries, machine, times (glmlab/runs/provenance.py).
+    provenance: dict[str, Any] = field(default_factory=dict)
+    job_logs: dict[str, str] | None = None  # the submitit job's stdout and stderr files
+    slurm_job: dict[str, Any] | None = None  # {job_id, restarts}: the same run across requeues
+    harness_error: str | None = None  # lm-eval tasks that failed after training (HARNESS.md)
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+    # In memory only: False when the run's failure could not be written to its directory.
+    recorded: bool = field(default=True, metadata=_NOT_WRITTEN)
+    # In memory only: the damaged result.json this failed result stands for (read_result).
+    unreadable: str | None = field(default=None, metadata=_NOT_WRITTEN)
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key``: a field, else an ``extra`` entry, else ``default``."""
-        if key != "extra" and key in _RESULT_FIELDS:
-            return getattr(self, key)
-        return self.extra.get(key, default)
-
     def to_dict(self) -> dict[str, Any]:
-        known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        extra = known.pop("extra")
-        return {**extra, **known}
+        """The JSON object ``result.json`` holds: every written field, then ``extra``."""
+        values = {f.name: getattr(self, f.name) for f in _WRITTEN}
+        return {**values, **{k: v for k, v in self.extra.items() if k not in values}}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RunResult:
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in values.items() if k in names}
-        extra = {k: v for k, v in values.items() if k not in names}
+    def from_dict(cls, values: dict[str, Any], *, source: str = RESULT) -> RunResult:
+        """The record of a ``result.json`` object (from ``source``, named in warnings).
+        Raises ValueError without a string ``status``. Missing fields take their defaults
+        (older files); a field of the wrong JSON type reads as absent, with a warning (a
+        number where text is expected reads as its text, an integer as a float)."""
+        if not isinstance(values.get("status"), str):
+            raise ValueError("not a glmlab result (no 'status')")
+        hints = _hints()
+        known = {}
+        for f in _WRITTEN:
+            if values.get(f.name) is None:
+                continue
+            try:
+                known[f.name] = _typed(values[f.name], hints[f.name])
+            except ValueError as exc:
+                log.warning("%s: field '%s' %s: read as absent", source, f.name, exc)
+        extra = {k: v for k, v in values.items() if k not in _WRITTEN_NAMES}
         return cls(**known, extra=extra)
 
 
-_RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(RunResult))
+_WRITTEN = tuple(f for f in dataclasses.fields(RunResult) if f.name != "extra" and not f.metadata)
+_WRITTEN_NAMES = frozenset(f.name for f in _WRITTEN)
 
-NOT_RESULT_KEYS = ("recorded",)  # keys execute_run returns but never writes
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(RunResult)
+
+
+def _typed(value: Any, hint: Any) -> Any:
+    """``value`` read from JSON as a field of type ``hint`` (None is handled by the caller:
+    it means the default). Raises ValueError for a value of another JSON type."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if isinstance(hint, types.UnionType):
+        hint = args[0]  # every optional field has one type besides None
+        args = list(typing.get_args(hint))
+    origin = typing.get_origin(hint) or hint
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is Any:
+        return value
+    if origin is float and number:
+        return float(value)
+    if origin is str and number:
+        return str(value)  # an error recorded as a number (hand-edited files)
+    if origin is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    ok = isinstance(value, origin) and not (isinstance(value, bool) and origin is int)
+    if ok and origin is list:
+        ok = all(isinstance(v, args[0]) for v in value)
+    if not ok:
+        raise ValueError(f"is {json.dumps(value)[:80]}, not {_JSON_NAMES[origin]}")
+    return value
+
+
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    list: "a list of strings",
+    dict: "an object",
+}
 
 
 def read_result(run_dir: str | Path) -> RunResult | None:
     """The run's result, or None when it has none. An unreadable or malformed result.json
-    is returned as a failed result whose error names the file (never raised): one damaged
-    run never stops a sweep or its report."""
+    (torn, not JSON, not an object, no string ``status``) is returned as a failed result
+    whose error names the file and whose ``unreadable`` is its path (never raised): one
+    damaged run never stops a sweep or its report. A field of the wrong type reads as
+    absent (:meth:`RunResult.from_dict`)."""
     path = Path(run_dir) / RESULT
     if not path.exists():
         return None
     try:
         values = read_json(path)
-        if not isinstance(values, dict) or not isinstance(values.get("status"), str):
-            raise ValueError("not a glmlab result (no 'status')")
-        result = RunResult.from_dict(values)
-        result.step = int(result.step or 0)
+        if not isinstance(values, dict):
+            raise ValueError("not a glmlab result (not a JSON object)")
+        result = RunResult.from_dict(values, source=str(path))
         result.error = one_line(result.error)
         return result
     except (OSError, ValueError, TypeError) as exc:
@@ -136,14 +217,12 @@ def read_result(run_dir: str | Path) -> RunResult | None:
             step=last_step(run_dir),
             error=one_line(f"unreadable {path}: {type(exc).__name__}: {exc}"),
             run_dir=str(run_dir),
-            extra={"unreadable": str(path)},
+            unreadable=str(path),
         )
 
 
-def write_result(run_dir: str | Path, result: RunResult | dict[str, Any]) -> Path:
+def write_result(run_dir: str | Path, result: RunResult) -> Path:
     """Write ``result.json`` atomically (the error on one line)."""
-    values = result.to_dict() if isinstance(result, RunResult) else dict(result)
-    for key in NOT_RESULT_KEYS:
-        values.pop(key, None)
-    values["error"] = one_line(values.get("error"))
+    values = result.to_dict()
+    values["error"] = one_line(result.error)
     return write_json_atomic(Path(run_dir) / RESULT, values)

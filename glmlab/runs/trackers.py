@@ -32,6 +32,7 @@ from glmlab.io import read_json, write_json_atomic
 from glmlab.plugin.base import TrackerBase, TrackerRun
 from glmlab.plugin.registry import get_registry
 from glmlab.runs.layout import TRACKERS, RunStatus
+from glmlab.runs.result import RunResult
 
 log = logging.getLogger("glmlab")
 
@@ -147,21 +148,21 @@ class Trackers:
         if metrics and self._started:
             self._each("log", int(row["step"]), metrics)
 
-    def finish(self, result: Mapping[str, Any]) -> None:
+    def finish(self, result: RunResult) -> None:
         """Close every tracker run with the run's ``result`` (status, final metrics). A run
         interrupted without an error (preemption, SIGTERM) closes as ``stopped``."""
         if not self._started:
             return
-        status = str(result.get("status"))
-        if status == RunStatus.FAILED and not result.get("error"):
+        status = result.status
+        if status == RunStatus.FAILED and not result.error:
             status = RunStatus.STOPPED.value
         summary: dict[str, float] = {}
         for key, value in (
             {}
             if status == RunStatus.STOPPED
             else {  # a stopped run has no final values
-                "final_val_loss": result.get("final_val_loss"),
-                **(result.get("eval") or {}),
+                "final_val_loss": result.final_val_loss,
+                **(result.eval or {}),
             }.items()
         ):
             if _number(value) is not None:

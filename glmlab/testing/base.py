@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from glmlab.plugin.base import adapt
+from glmlab.plugin.base import check_base
 from glmlab.plugin.guards import plugin_label
 from glmlab.plugin.registry import factory_arguments, get_registry
 
@@ -58,8 +58,10 @@ class PluginContract:
     def make(self, **settings: Any) -> Any:
         """Build the plugin as a run does: ``options``, plus the model ``settings`` of its
         kind that the factory declares (checked by signature first,
-        :func:`glmlab.plugin.registry.factory_arguments`); a duck-typed result gets its kind's
-        base-class defaults (:func:`glmlab.plugin.base.adapt`)."""
+        :func:`glmlab.plugin.registry.factory_arguments`); what it builds must derive from
+        its kind's base (:func:`glmlab.plugin.base.check_base`)."""
         factory, label = self.plugin()
         kwargs = factory_arguments(factory, settings, self.options, label=label)
-        return adapt(self.kind, factory(**kwargs), label)
+        built = factory(**kwargs)
+        check_base(self.kind, built, label)
+        return built

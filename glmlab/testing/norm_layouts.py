@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from glmlab.model.build import norm_settings, positional_settings
+from glmlab.model.build import build_model, norm_settings
 from glmlab.model.glm import MLP, Attention, GLMModel
 from glmlab.plugin.guards import type_and_shape
 from glmlab.plugin.registry import get_registry
@@ -32,14 +32,11 @@ class NormLayoutContract(PluginContract):
     def model(self, n_layers: int = 2) -> GLMModel:
         torch.manual_seed(0)
         config = tiny_config(n_layers=n_layers)
-        registry = get_registry()
-        return GLMModel(
+        return build_model(
             config,
-            positional=registry.create(
-                "positional", "learned_2d", settings=positional_settings(config)
-            ),
+            positional="learned_2d",
             norm_layout=self.make(**norm_settings(config)),
-            attention=registry.create("attention", "eager"),
+            attention="eager",
             labels={"norm_layout": self.label},
         )
 
