@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # `python benchmarks/experiments.py`
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.session_cpu import run_counting_cpu  # noqa: E402
+
 BARE = "default"  # the bare command: `python -m glmlab`, one run, scale=auto
 EXPERIMENTS = [BARE, *sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))]
 # The reference lines of a sweep's closing summary (glmlab.report.verdict_md.reference_summary),
@@ -114,19 +117,13 @@ def past_references(references: list[str]) -> bool:
 def run_experiment(name: str, workdir: Path, overrides: list[str], log: Path) -> ExperimentTiming:
     """Run one experiment's sweep in ``workdir`` and time it (its output goes to ``log``)."""
     before = os.getloadavg()
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     command = [] if name == BARE else [f"+experiment={name}", "-m"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "glmlab", *command, *overrides],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
+    # The runs are forkserver workers the sweep never reaps: their CPU time is read from
+    # /proc (benchmarks/session_cpu.py), not from this process's children's usage.
+    proc, cpu = run_counting_cpu([sys.executable, "-m", "glmlab", *command, *overrides], workdir)
     wall = time.perf_counter() - start
     after = os.getloadavg()
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (used.ru_utime - usage.ru_utime) + (used.ru_stime - usage.ru_stime)
     log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     launched, references, claims, last = parse_summary(proc.stdout)
     return ExperimentTiming(

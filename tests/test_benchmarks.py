@@ -290,3 +290,31 @@ def test_experiments_benchmark_reads_the_bare_commands_summary() -> None:
     assert len(references) == 3 and past_references(references)
     behind = out.replace(": past chance", ": ⚠ NOT past chance")
     assert not past_references(parse_summary(behind)[1])
+
+
+WORKERS = """
+import multiprocessing as mp, time
+def burn(_):
+    start = time.process_time()
+    while time.process_time() - start < 1.0:
+        pass
+    used = time.process_time() - start
+    time.sleep(0.7)  # idle: the sampler (every 0.5 s) reads the final CPU time
+    return used
+if __name__ == "__main__":
+    with mp.get_context("forkserver").Pool(2) as pool:
+        print(sum(pool.map(burn, range(2))))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_session_cpu_counts_workers_nobody_reaps(tmp_path: Path) -> None:
+    """A sweep's runs are forkserver workers: their CPU time is counted, which the command's
+    own children's usage (RUSAGE_CHILDREN) misses."""
+    from benchmarks.session_cpu import run_counting_cpu
+
+    (tmp_path / "w.py").write_text(WORKERS)
+    proc, cpu = run_counting_cpu([sys.executable, "w.py"], tmp_path)
+    workers = float(proc.stdout)
+    assert proc.returncode == 0 and workers >= 2.0
+    assert workers - 0.2 <= cpu <= workers + 2.0
