@@ -95,7 +95,11 @@ def test_an_experiment_runs_end_to_end(tmp_path):
     verdicts = md.split("## Verdicts")[1].split("## Runs per variant")[0]
     rows = [line for line in verdicts.splitlines() if line.startswith("| objective.sentinels")]
     assert len(rows) == 2 and rows[0].startswith("| objective.sentinels=true | ")
-    assert rows[0].count("p = ") == 4  # one verdict per verdict metric
+    # One verdict per verdict metric: a test, or why there is none (a tiny run's metric
+    # may not vary between runs at all).
+    cells = rows[0].rstrip(" |").split(" | ")[1:]
+    assert len(cells) == 4 and all("p = " in c or c.startswith("no comparison") for c in cells)
+    assert sum("p = " in c for c in cells) >= 2
     assert rows[1].startswith("| objective.sentinels=false, train.stream=1 *(A/A control)* | ")
     assert "A/A control (`objective.sentinels=false, train.stream=1`" in verdicts
     assert "| objective.sentinels | false | false | true |" in md

@@ -56,7 +56,7 @@ def test_harness_metrics_in_a_sweep_and_added_after_the_fact(tmp_path, capsys):
     sweep = tmp_path / "sweeps" / "hs"
     report = (sweep / "report.md").read_text()
     prob = section(report, "tiny_mc correct-answer probability (higher is better)")
-    assert "95% CI and Δ from the paired bootstrap over seeds and items" in prob
+    assert "95% intervals over seeds and items (paired by seed" in prob
     assert "| model.tie_embeddings=false |" in prob and "*reference: chance*" in prob
     assert "tiny_mc accuracy" in report
 
@@ -73,7 +73,7 @@ def test_harness_metrics_in_a_sweep_and_added_after_the_fact(tmp_path, capsys):
         scored = json.loads(items.read_text())["scored"]
         assert set(scored) == {"tiny_mc", "tiny_cloze"}
     report = (sweep / "report.md").read_text()
-    assert "95% CI and Δ from the paired bootstrap" in section(
+    assert "95% intervals over seeds and items" in section(
         report, "tiny_cloze correct-answer probability (higher is better)"
     )
     assert "tiny_cloze/answer_loss" in (sweep / "results.csv").read_text().splitlines()[0]

@@ -88,7 +88,7 @@ def test_a_model_trained_in_text_order_scores_single_spans_the_same_in_any_order
             ],
         )
     result = execute_run(cfg, tmp_path, [])
-    assert result["status"] == "completed"
+    assert result.status == "completed"
     spec = parse_config(cfg)
     data = build_data(spec)
     suite = build_eval_suite(spec, data, build_sample_parts(spec, data), CPU)
@@ -108,7 +108,7 @@ def test_a_model_trained_in_text_order_scores_single_spans_the_same_in_any_order
     assert loss(many, text) != loss(many, backwards)
     single = suite.infill["infill_single"]
     assert loss(single, text) == loss(single, backwards)
-    assert loss(single, text) == pytest.approx(result["eval"]["infill_single_loss"], rel=1e-6)
+    assert loss(single, text) == pytest.approx(result.eval["infill_single_loss"], rel=1e-6)
 
 
 def test_classification_items_are_balanced_one_token_classes():

@@ -24,6 +24,7 @@ from glmlab.report.load import Sweep, Variant, differing_config, load_sweep
 from glmlab.report.markdown import fmt, md_cell
 from glmlab.report.metrics import metric_info
 from glmlab.report.plots import plot_compare_curves
+from glmlab.report.rates import RateDiff
 from glmlab.report.stats import Arm, compare_arms
 from glmlab.report.sweep_verdicts import assessment
 from glmlab.runs.layout import COMPARE_CURVES, COMPARE_HTML, COMPARE_MD, RunStatus
@@ -79,11 +80,11 @@ def _vs_baseline(sweep: Sweep, label: str, metric: str, digits: int) -> str:
     if tests.method == NONE:
         return md_cell(tests.reason)
     d = tests.diffs.get(label)
-    return (
-        f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}] (not tested)"
-        if d
-        else "–"
-    )
+    if d is None:
+        return "–"
+    if isinstance(d, RateDiff):  # a rate over runs (diverged, failed): its counts
+        return f"{d.describe(digits)}, p = {d.p:.3g} (not a verdict metric)"
+    return f"{d.diff:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}] (not tested)"
 
 
 def _change(variant: Variant, first: Variant, metric: str, digits: int) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from glmlab.report.claims import claim_summary, judge_claims
 from glmlab.report.load import Sweep
 from glmlab.report.metrics import metric_info
-from glmlab.report.verdict_md import control_lines, family_line, reference_summary, verdict
+from glmlab.report.verdict_md import control_lines, family_line, reference_console, verdict
 from glmlab.runs.layout import REPORT_HTML
 
 __all__ = ["sweep_summary"]
@@ -34,7 +34,7 @@ def sweep_summary(sweep: Sweep, report: Path, launched: str | None = None) -> st
             if v is not sweep.baseline:
                 cells = [f"{metric_info(m).label} {verdict(sweep, v, m)}" for m in sweep.primary]
                 lines.append(f"  {v.label} vs {sweep.baseline.label}: " + "; ".join(cells))
-    notes = [*family_line(sweep), *control_lines(sweep), *reference_summary(sweep)]
+    notes = [*family_line(sweep), *control_lines(sweep), *reference_console(sweep)]
     lines += [f"  {line.lstrip('- ')}" for line in notes]
     lines += [f"  {claim_summary(v)}" for v in judge_claims(sweep, sweep.claims)]
     if launched is not None:

@@ -5,6 +5,8 @@ the reference lines and the method paragraph, all from :func:`glmlab.report.swee
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from glmlab.report.assess import NONE, SEEDS, reference_check, tests_of
 from glmlab.report.load import Sweep, Variant, report_settings
 from glmlab.report.metrics import REFERENCES, TASK_OF_METRIC, metric_info
@@ -14,10 +16,13 @@ from glmlab.runs.layout import RunStatus
 
 __all__ = [
     "METHOD",
+    "ReferenceState",
     "control_lines",
     "fallback_note",
     "family_line",
     "md_cell",
+    "reference_console",
+    "reference_states",
     "reference_summary",
     "render_verdicts",
     "verdict",
@@ -146,10 +151,23 @@ def control_lines(sweep: Sweep) -> list[str]:
     ]
 
 
-def reference_summary(sweep: Sweep) -> list[str]:
+@dataclass(frozen=True)
+class ReferenceState:
+    """One metric against its trivial reference: the arms behind it, those without an
+    interval, the level and the arms' span of means, formatted."""
+
+    label: str
+    name: str  # "the unigram level 5.7500"
+    short: str  # "unigram 5.7500"
+    span: str
+    behind: list[str]
+    unknown: bool  # one run per arm: no interval anywhere
+
+
+def reference_states(sweep: Sweep) -> list[ReferenceState]:
     """For every metric with a trivial reference (chance, unigram): whether each arm's
     whole 95% interval is past it."""
-    lines = []
+    states = []
     for metric in sweep.metrics():
         tests = tests_of(sweep, metric)
         check = reference_check(sweep.runs, metric, tests.intervals)
@@ -161,23 +179,70 @@ def reference_summary(sweep: Sweep) -> list[str]:
         span = f"{min(means):.{m.digits}f}–{max(means):.{m.digits}f}" if means else "–"
         behind = [lab for lab, s in status.items() if s == "not past"]
         unknown = [lab for lab, s in status.items() if s == "no interval"]
-        name = f"the {REFERENCES[ref]} level {level:.{m.digits}f}"
-        if behind:
-            lines.append(
-                f"- ⚠ {m.label}: {', '.join(f'`{b}`' for b in behind)} not clearly past {name} "
-                f"(variants {span}): differences on this metric mean little; train longer "
-                "or larger."
+        states.append(
+            ReferenceState(
+                m.label,
+                f"the {REFERENCES[ref]} level {level:.{m.digits}f}",
+                f"{REFERENCES[ref]} {level:.{m.digits}f}",
+                span,
+                behind,
+                bool(unknown) and len(unknown) == len(status),
             )
-        elif unknown and len(unknown) == len(status):
+        )
+    return states
+
+
+def reference_summary(sweep: Sweep) -> list[str]:
+    """A line per metric with a trivial reference: every arm past it, or a ⚠ naming the
+    arms whose 95% interval is not clear of it (report.md)."""
+    lines = []
+    for r in reference_states(sweep):
+        if r.behind:
             lines.append(
-                f"- {m.label}: one run per variant, no interval: whether the variants are past "
-                f"{name} is not known (variants {span})."
+                f"- ⚠ {r.label}: {', '.join(f'`{b}`' for b in r.behind)} not clearly past "
+                f"{r.name} (variants {r.span}): differences on this metric mean little; train "
+                "longer or larger."
+            )
+        elif r.unknown:
+            lines.append(
+                f"- {r.label}: one run per variant, no interval: whether the variants are past "
+                f"{r.name} is not known (variants {r.span})."
             )
         else:
             lines.append(
-                f"- {m.label}: every variant is past {name} (variants {span}; 95% intervals "
+                f"- {r.label}: every variant is past {r.name} (variants {r.span}; 95% intervals "
                 "clear of it)."
             )
+    return lines
+
+
+def reference_console(sweep: Sweep) -> list[str]:
+    """The same, in at most three lines for a terminal: the metrics every arm is past, the
+    ones some arm is not (⚠), the ones with no interval."""
+    states = reference_states(sweep)
+    past = [r for r in states if not r.behind and not r.unknown]
+    behind = [r for r in states if r.behind]
+    unknown = [r for r in states if r.unknown and not r.behind]
+    lines = []
+    if past:
+        lines.append(
+            "every variant is past its trivial reference (95% intervals clear of it) on "
+            + ", ".join(f"{r.label} ({r.short})" for r in past)
+        )
+    if behind:
+        cells = "; ".join(
+            f"{r.label} ({r.short}, variants {r.span}: {', '.join(f'`{b}`' for b in r.behind)})"
+            for r in behind
+        )
+        lines.append(
+            f"⚠ not clearly past the trivial reference: {cells}: differences on these metrics "
+            "mean little; train longer or larger"
+        )
+    if unknown:
+        lines.append(
+            "one run per variant, no interval: past the trivial reference or not is unknown on "
+            + ", ".join(f"{r.label} ({r.short})" for r in unknown)
+        )
     return lines
 
 
