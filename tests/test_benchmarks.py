@@ -17,17 +17,24 @@ from benchmarks.collate import make_source
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow  # runs the benchmark end to end
-def test_collate_prints_one_json_object_per_mode() -> None:
-    # A subprocess: the benchmark pins its process to one core and one thread.
-    out = subprocess.run(
-        [sys.executable, "benchmarks/collate.py", "--seconds", "0.1", "--texts", "64", "--json"],
+def run_benchmark(script: str, *args: str, timeout: int = 600) -> str:
+    """A benchmark script's stdout, run as a user runs it (``python benchmarks/x.py``)."""
+    return subprocess.run(
+        [sys.executable, script, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
-        timeout=120,
+        timeout=timeout,
     ).stdout
+
+
+@pytest.mark.slow  # runs the benchmark end to end
+def test_collate_prints_one_json_object_per_mode() -> None:
+    # A subprocess: the benchmark pins its process to one core and one thread.
+    out = run_benchmark(
+        "benchmarks/collate.py", "--seconds", "0.1", "--texts", "64", "--json", timeout=120
+    )
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["mode"] for r in rows] == ["token", "sentence", "document", "mix"]
     for r in rows:
@@ -181,14 +188,7 @@ def test_data_benchmark_prepares_a_generated_corpus(tmp_path: Path) -> None:
     pytest.importorskip("datasets", reason="datasets is the glmlab[hf] extra")
     args = ["--sizes", "0.2", "--num-proc", "1", "--json", "--warn-only"]
     args += ["--workdir", str(tmp_path)]
-    out = subprocess.run(
-        [sys.executable, "benchmarks/data.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    ).stdout
+    out = run_benchmark("benchmarks/data.py", *args)
     (row,) = [json.loads(line) for line in out.splitlines()]
     assert row["size_mb"] == pytest.approx(0.2, abs=0.05) and row["tokens"] > 10_000
     assert row["prepare_mb_per_s"] > 0 and row["tokenizer_batch_mb_per_s"] > 0
@@ -203,14 +203,7 @@ def test_experiments_benchmark_prints_wall_time_and_reference_lines(tmp_path: Pa
     out_json = tmp_path / "experiments.json"
     args = ["--experiments", "sentinel_ablation", "--workdir", str(tmp_path / "work")]
     args += ["--json", str(out_json), "--override", *TINY_OVERRIDES]
-    out = subprocess.run(
-        [sys.executable, "benchmarks/experiments.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    ).stdout
+    out = run_benchmark("benchmarks/experiments.py", *args)
     lines = out.splitlines()
     (head,) = [ln for ln in lines if ln.startswith("sentinel_ablation: ")]
     assert " min wall, " in head and " min CPU (exit 0); load average before " in head
@@ -237,14 +230,7 @@ def test_experiments_benchmark_prints_wall_time_and_reference_lines(tmp_path: Pa
 def test_calibration_prints_its_table_and_writes_its_rows(tmp_path: Path) -> None:
     out_json = tmp_path / "calibration.json"
     args = ["--sims", "40", "--seeds", "3", "--no-legacy", "--json", str(out_json)]
-    out = subprocess.run(
-        [sys.executable, "benchmarks/calibration.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    ).stdout
+    out = run_benchmark("benchmarks/calibration.py", *args, timeout=900)
     assert "| regime | seeds | path | FPR at 0.05 | 95% coverage |" in out
     assert "plain Satterthwaite (no seed guard)" in out and "one Holm family" in out
     rows = json.loads(out_json.read_text())
@@ -257,14 +243,7 @@ def test_calibration_prints_its_table_and_writes_its_rows(tmp_path: Path) -> Non
 
 @pytest.mark.slow  # four tiny runs
 def test_threads_benchmark_finds_one_thread_count_bitwise_equal(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "benchmarks/threads.py", "--steps", "12", "--threads", "1", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    ).stdout
+    out = run_benchmark("benchmarks/threads.py", "--steps", "12", "--threads", "1", "2")
     lines = dict(line.split(": ", 1) for line in out.splitlines())
     same = json.loads(lines["threads 1 twice"])
     assert same["weights_bitwise_equal"] and same["item_scores_equal"]
