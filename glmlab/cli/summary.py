@@ -6,12 +6,15 @@ sweep report's test of being past it (:func:`glmlab.report.assess.reference_chec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glmlab.config.scale import ScaleChoice
 from glmlab.io import read_json
 from glmlab.runs.layout import EVAL_ITEMS
 from glmlab.runs.result import RunResult
+
+if TYPE_CHECKING:
+    from glmlab.report.stats import Arm, Estimate
 
 __all__ = ["HEADLINE", "metric_phrases", "reference_notes", "run_summary"]
 
@@ -88,7 +91,7 @@ def reference_notes(run_dir: Path) -> dict[str, str]:
     return notes
 
 
-def _over_items(arm: Any) -> Any:
+def _over_items(arm: Arm) -> Estimate | None:
     """One run's mean with a t interval over its evaluation items: the item part of a
     sweep's interval (one seed has no seed part; :func:`glmlab.report.stats.arm_estimate`
     gives none). None without per-item scores."""
